@@ -1,0 +1,31 @@
+# The README's two commands: `make run` and `make test`.
+CARGO ?= cargo
+
+.PHONY: run test build release lint fmt bench
+
+## Serve with the embedded PostgreSQL in ./frontdesk-data (or $FRONTDESK_DATA_DIR).
+run:
+	$(CARGO) run --release -p frontdesk -- serve
+
+## Lint, then every test against real PostgreSQL clusters the harness starts itself.
+test:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+	@if command -v cargo-nextest >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace; \
+	fi
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release -p frontdesk
+
+fmt:
+	$(CARGO) fmt --all
+
+## Load test (see docs/BENCHMARKS.md): needs wrk and pgbench.
+bench: release
+	bench/run.sh

@@ -1,0 +1,14 @@
+//! Frontdesk's domain: input types parsed at the edge (with field errors), the resources'
+//! queries, and the mapping from database errors to domain errors. Every query runs in a
+//! request transaction (`frontdesk_pg::Tx`) that carries the RLS context.
+
+pub mod api_keys;
+pub mod error;
+pub mod input;
+pub mod members;
+pub mod page;
+pub mod tenants;
+pub mod users;
+
+pub use error::{CoreError, FieldError};
+pub use frontdesk_pg::{KeyScope, MemberRole, Principal, RequestContext, Tx};

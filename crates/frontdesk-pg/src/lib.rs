@@ -1,0 +1,13 @@
+//! PostgreSQL plumbing for Frontdesk: the embedded cluster, database roles, the migration
+//! runner and its catalog checks, the connection pool, and the request transaction that
+//! carries the row-level-security context.
+
+pub mod embedded;
+pub mod migrate;
+pub mod pool;
+pub mod roles;
+pub mod tx;
+pub mod verify;
+
+pub use tx::{DbError, KeyScope, MemberRole, Principal, RequestContext, Tx};
+pub mod setup;

@@ -1,0 +1,325 @@
+//! Authentication: user JWTs (HS256 with our secret, RS256/ES256 from an identity
+//! provider's JWKS), tenant API keys, and the operator token; and the short-lived caches
+//! of the request path. Caches only save lookups: the database checks every request's
+//! context (`app.assert_principal`), and a refusal clears them and retries the request.
+
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use deadpool_postgres::Pool;
+use frontdesk_core::{KeyScope, MemberRole, api_keys};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// A secret that must never reach logs or `Debug` output.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How tokens are checked.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// HS256 secret for user JWTs.
+    pub jwt_secret: Secret,
+    /// RS256/ES256 keys of an identity provider.
+    pub jwks_url: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub operator_token: Secret,
+    /// Clock skew tolerated on `exp`/`nbf`.
+    pub leeway: Duration,
+}
+
+/// Who is calling, once their credentials are checked.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    User { id: Uuid, email: Option<String>, name: Option<String> },
+    Key { tenant: Uuid, id: Uuid, scope: KeyScope },
+    Operator,
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Namespace for users whose `sub` is not a UUID (Auth0's `auth0|…`, Keycloak's names):
+/// their id is the UUIDv5 of `sub` in it, stable across sign-ins.
+const SUB_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_0e37_52d4_4c4b_9a2e_7d1b_f0c3_8e55);
+
+/// The user id for a JWT `sub`.
+pub fn user_id_for_sub(sub: &str) -> Uuid {
+    sub.parse().unwrap_or_else(|_| Uuid::new_v5(&SUB_NAMESPACE, sub.as_bytes()))
+}
+
+/// A small map whose entries expire.
+pub struct TtlCache<K, V> {
+    entries: Mutex<HashMap<K, (V, Instant)>>,
+    capacity: usize,
+}
+
+impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
+    pub fn new(capacity: usize) -> Self {
+        Self { entries: Mutex::new(HashMap::new()), capacity }
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        let entries = self.entries.lock().expect("cache lock");
+        entries.get(key).filter(|(_, until)| *until > Instant::now()).map(|(v, _)| v.clone())
+    }
+
+    pub fn insert(&self, key: K, value: V, ttl: Duration) {
+        let mut entries = self.entries.lock().expect("cache lock");
+        if entries.len() >= self.capacity {
+            let now = Instant::now();
+            entries.retain(|_, (_, until)| *until > now);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (value, Instant::now() + ttl));
+    }
+
+    pub fn clear(&self) {
+        self.entries.lock().expect("cache lock").clear();
+    }
+}
+
+/// A tenant reference resolved for a caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved {
+    pub tenant: Uuid,
+    /// The user's role, when the caller is a member.
+    pub role: Option<MemberRole>,
+    pub is_active: bool,
+}
+
+struct Jwks {
+    keys: Option<JwkSet>,
+    fetched: Option<Instant>,
+}
+
+const KEY_TTL: Duration = Duration::from_secs(30);
+const TENANT_TTL: Duration = Duration::from_secs(30);
+const NEGATIVE_TTL: Duration = Duration::from_secs(2);
+const USER_TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+const JWKS_TTL: Duration = Duration::from_secs(600);
+const JWKS_MIN_REFETCH: Duration = Duration::from_secs(30);
+
+pub struct Auth {
+    config: AuthConfig,
+    pool: Pool,
+    http: reqwest::Client,
+    jwks: tokio::sync::Mutex<Jwks>,
+    keys: TtlCache<Vec<u8>, Option<(Uuid, Uuid, KeyScope)>>,
+    tenants: TtlCache<(String, Option<Uuid>), Option<Resolved>>,
+    /// Users recently upserted, with a digest of the profile claims then.
+    users: TtlCache<Uuid, [u8; 32]>,
+}
+
+impl Auth {
+    pub fn new(config: AuthConfig, pool: Pool) -> Self {
+        Self {
+            config,
+            pool,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("HTTP client"),
+            jwks: tokio::sync::Mutex::new(Jwks { keys: None, fetched: None }),
+            keys: TtlCache::new(100_000),
+            tenants: TtlCache::new(100_000),
+            users: TtlCache::new(100_000),
+        }
+    }
+
+    /// Forget everything cached (after the database refused a context built from it).
+    pub fn clear_caches(&self) {
+        self.keys.clear();
+        self.tenants.clear();
+    }
+
+    /// Check a bearer token.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
+        if constant_time_eq(token.as_bytes(), self.config.operator_token.0.as_bytes()) {
+            return Ok(Caller::Operator);
+        }
+        if api_keys::looks_like_key(token) {
+            return self.authenticate_key(token).await;
+        }
+        let caller = self.verify_jwt(token).await?;
+        if let Caller::User { id, email, name } = &caller {
+            self.touch_user(*id, email.as_deref(), name.as_deref()).await?;
+        }
+        Ok(caller)
+    }
+
+    async fn authenticate_key(&self, token: &str) -> Result<Caller, ApiError> {
+        let hash = api_keys::hash_secret(token);
+        let found = match self.keys.get(&hash) {
+            Some(found) => found,
+            None => {
+                let conn = self.pool.get().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+                let statement = conn
+                    .prepare_cached("select tenant_id, key_id, scopes from app.authenticate_key($1)")
+                    .await
+                    .map_err(frontdesk_pg::DbError::from)?;
+                let row = conn.query_opt(&statement, &[&hash]).await.map_err(frontdesk_pg::DbError::from)?;
+                let found = row.map(|r| {
+                    let scopes: Vec<String> = r.get(2);
+                    let scope = if scopes.iter().any(|s| s == "full") { KeyScope::Full } else { KeyScope::Read };
+                    (r.get(0), r.get(1), scope)
+                });
+                self.keys.insert(hash, found, if found.is_some() { KEY_TTL } else { NEGATIVE_TTL });
+                found
+            }
+        };
+        match found {
+            Some((tenant, id, scope)) => Ok(Caller::Key { tenant, id, scope }),
+            None => Err(ApiError::Unauthorized("unknown or revoked API key".into())),
+        }
+    }
+
+    async fn verify_jwt(&self, token: &str) -> Result<Caller, ApiError> {
+        let invalid = |why: &str| ApiError::Unauthorized(format!("invalid token: {why}"));
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("not a JWT"))?;
+        let key = match header.alg {
+            Algorithm::HS256 => DecodingKey::from_secret(self.config.jwt_secret.0.as_bytes()),
+            Algorithm::RS256 | Algorithm::ES256 => {
+                let kid = header.kid.as_deref().ok_or_else(|| invalid("no kid in header"))?;
+                self.jwks_key(kid, header.alg).await?
+            }
+            _ => return Err(invalid("unsupported algorithm")),
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.config.leeway.as_secs();
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match &self.config.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        if let Some(iss) = &self.config.issuer {
+            validation.set_issuer(&[iss]);
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            invalid(match e.kind() {
+                K::ExpiredSignature => "expired",
+                K::ImmatureSignature => "not valid yet",
+                K::InvalidSignature => "bad signature",
+                K::InvalidIssuer => "wrong issuer",
+                K::InvalidAudience => "wrong audience",
+                K::MissingRequiredClaim(_) => "missing exp or sub",
+                _ => "malformed",
+            })
+        })?;
+        let claims = data.claims;
+        if claims.sub.is_empty() {
+            return Err(invalid("empty sub"));
+        }
+        let clip = |s: Option<String>| s.filter(|s| !s.is_empty() && s.len() <= 320);
+        Ok(Caller::User { id: user_id_for_sub(&claims.sub), email: clip(claims.email), name: clip(claims.name) })
+    }
+
+    /// The JWKS key `kid`, fetching the set when it is stale or the kid is unknown (at
+    /// most once every 30 s, so unknown kids cannot make us hammer the provider).
+    async fn jwks_key(&self, kid: &str, alg: Algorithm) -> Result<DecodingKey, ApiError> {
+        let Some(url) = &self.config.jwks_url else {
+            return Err(ApiError::Unauthorized("invalid token: asymmetric tokens need FRONTDESK_JWKS_URL".into()));
+        };
+        let mut jwks = self.jwks.lock().await;
+        let stale = jwks.fetched.is_none_or(|t| t.elapsed() > JWKS_TTL);
+        let unknown = jwks.keys.as_ref().is_none_or(|set| set.find(kid).is_none());
+        let may_fetch = jwks.fetched.is_none_or(|t| t.elapsed() > JWKS_MIN_REFETCH);
+        if (stale || unknown) && may_fetch {
+            jwks.fetched = Some(Instant::now());
+            match self.fetch_jwks(url).await {
+                Ok(set) => jwks.keys = Some(set),
+                Err(error) => tracing::warn!(%error, "fetching the JWKS failed"),
+            }
+        }
+        let jwk = jwks
+            .keys
+            .as_ref()
+            .and_then(|set| set.find(kid))
+            .ok_or_else(|| ApiError::Unauthorized("invalid token: unknown signing key".into()))?;
+        let key = DecodingKey::from_jwk(jwk).map_err(|_| ApiError::Unauthorized("invalid token: unusable signing key".into()))?;
+        let family_ok = match alg {
+            Algorithm::RS256 => matches!(key.family(), jsonwebtoken::AlgorithmFamily::Rsa),
+            _ => matches!(key.family(), jsonwebtoken::AlgorithmFamily::Ec),
+        };
+        if !family_ok {
+            return Err(ApiError::Unauthorized("invalid token: key does not match algorithm".into()));
+        }
+        Ok(key)
+    }
+
+    async fn fetch_jwks(&self, url: &str) -> anyhow::Result<JwkSet> {
+        Ok(self.http.get(url).send().await?.error_for_status()?.json().await?)
+    }
+
+    /// Upsert the user when first seen for a while, or when their profile claims changed.
+    async fn touch_user(&self, id: Uuid, email: Option<&str>, name: Option<&str>) -> Result<(), ApiError> {
+        let mut digest = Sha256::new();
+        digest.update(email.unwrap_or("\0").as_bytes());
+        digest.update([0xff]);
+        digest.update(name.unwrap_or("\0").as_bytes());
+        let digest: [u8; 32] = digest.finalize().into();
+        if self.users.get(&id) == Some(digest) {
+            return Ok(());
+        }
+        let conn = self.pool.get().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        let statement = conn
+            .prepare_cached("select app.touch_user($1, $2, $3)")
+            .await
+            .map_err(frontdesk_pg::DbError::from)?;
+        conn.execute(&statement, &[&id, &email, &name]).await.map_err(frontdesk_pg::DbError::from)?;
+        self.users.insert(id, digest, USER_TOUCH_INTERVAL);
+        Ok(())
+    }
+
+    /// Resolve `{tenant}` (id or slug) and the user's role in it.
+    pub async fn resolve(&self, reference: &str, user: Option<Uuid>) -> Result<Option<Resolved>, ApiError> {
+        let key = (reference.to_owned(), user);
+        if let Some(found) = self.tenants.get(&key) {
+            return Ok(found);
+        }
+        let conn = self.pool.get().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        let statement = conn
+            .prepare_cached("select tenant_id, member_role, is_active from app.resolve_tenant($1, $2)")
+            .await
+            .map_err(frontdesk_pg::DbError::from)?;
+        let row = conn.query_opt(&statement, &[&reference, &user]).await.map_err(frontdesk_pg::DbError::from)?;
+        let found = row.map(|r| Resolved {
+            tenant: r.get(0),
+            role: r.get::<_, Option<&str>>(1).and_then(MemberRole::parse),
+            is_active: r.get(2),
+        });
+        let ttl = if found.is_some_and(|f| user.is_none() || f.role.is_some()) { TENANT_TTL } else { NEGATIVE_TTL };
+        self.tenants.insert(key, found, ttl);
+        Ok(found)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    // Compare digests so neither length nor content leaks through timing.
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,156 @@
+//! The HTTP layer's one error type, rendered as RFC 9457 `application/problem+json`.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use frontdesk_core::{CoreError, FieldError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An RFC 9457 problem.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem (see docs/API.md).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Present on validation problems (422): one entry per invalid field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("conflict: {message}")]
+    Conflict { field: Option<String>, message: String },
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// The database refused the request context: caches are stale; the request is retried.
+    #[error("request context refused")]
+    ContextRefused,
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Marks a response whose request the database refused for a stale context; the retry
+/// middleware clears the caches and runs the request once more.
+#[derive(Debug, Clone, Copy)]
+pub struct RefusedContext;
+
+impl ApiError {
+    pub fn invalid(field: &str, message: &str) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Forbidden(_) | Self::ContextRefused => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
+            }
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::BadRequest(d) | Self::Unauthorized(d) | Self::Forbidden(d) => d.clone(),
+            Self::NotFound => "no such resource, or it is not yours to see".into(),
+            Self::MethodNotAllowed => "this path does not take that method".into(),
+            Self::Conflict { message, .. } => message.clone(),
+            Self::Validation(errors) => {
+                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                format!("invalid fields: {}", fields.join(", "))
+            }
+            Self::PayloadTooLarge => format!("request bodies are limited to {} bytes", crate::BODY_LIMIT),
+            Self::UnsupportedMediaType => "send JSON with Content-Type: application/json".into(),
+            Self::ContextRefused => "your access to this tenant changed; try again".into(),
+            Self::Unavailable(_) => "the database is not available; try again shortly".into(),
+            // Never leak internals: the error was logged with the request id.
+            Self::Internal(_) => "something went wrong on our side; the request id identifies it in our logs".into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, title) = self.parts();
+        match &self {
+            Self::Internal(message) => tracing::error!(error = %message, "request failed"),
+            Self::Unavailable(message) => tracing::warn!(error = %message, "database unavailable"),
+            _ => {}
+        }
+        let errors = match &self {
+            Self::Validation(errors) => Some(errors.clone()),
+            Self::Conflict { field: Some(field), message } => Some(vec![FieldError::new(field, message)]),
+            _ => None,
+        };
+        let problem = Problem {
+            kind: format!("/problems/{kind}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            errors,
+        };
+        let mut response = (status, axum::Json(problem)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if matches!(self, Self::Unauthorized(_)) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if matches!(self, Self::ContextRefused) {
+            response.extensions_mut().insert(RefusedContext);
+        }
+        response
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(error: CoreError) -> Self {
+        match error {
+            CoreError::NotFound => Self::NotFound,
+            CoreError::Forbidden(d) => Self::Forbidden(d),
+            CoreError::Conflict { field, message } => Self::Conflict { field, message },
+            CoreError::Invalid(errors) => Self::Validation(errors),
+            CoreError::ContextRefused => Self::ContextRefused,
+            CoreError::Unavailable(d) => Self::Unavailable(d),
+            CoreError::Db(e) => Self::Internal(format!("{e:?}")),
+        }
+    }
+}
+
+impl From<frontdesk_pg::DbError> for ApiError {
+    fn from(error: frontdesk_pg::DbError) -> Self {
+        CoreError::from(error).into()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,297 @@
+//! Extractors: the caller, the tenant scope (the only way a handler reaches tenant data),
+//! and JSON bodies, paths and queries whose rejections are problems with field errors.
+
+use axum::{
+    extract::{FromRequest, FromRequestParts, MatchedPath, RawPathParams, Request},
+    http::{Method, header, request::Parts},
+};
+use frontdesk_core::{KeyScope, MemberRole, Principal, RequestContext, Tx};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::{
+    access::Access,
+    auth::Caller,
+    error::{ApiError, ApiResult},
+    state::AppState,
+};
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <token>".into()))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <token>".into()))?;
+        let caller = state.auth.authenticate(token).await?;
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+/// The access the matched route declared (set by the router on every route).
+fn route_access(parts: &Parts) -> ApiResult<Access> {
+    parts
+        .extensions
+        .get::<Access>()
+        .copied()
+        .ok_or_else(|| ApiError::Internal("route registered without an access level".into()))
+}
+
+/// A tenant-scoped request: the caller is allowed the route's access in `{tenant}`, and
+/// `begin` opens the transaction carrying that context.
+pub struct TenantScope {
+    pub tenant: Uuid,
+    pub caller: Caller,
+    context: RequestContext,
+    state: AppState,
+}
+
+impl TenantScope {
+    /// Open the request transaction (its preamble goes out with the first statement).
+    pub async fn begin(&self) -> ApiResult<Tx> {
+        Ok(Tx::begin(&self.state.pool, &self.context).await?)
+    }
+
+    /// The signed-in user's id, if the caller is a person.
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self.caller {
+            Caller::User { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    pub fn role(&self) -> Option<MemberRole> {
+        match self.context.principal {
+            Principal::User { role, .. } => role,
+            _ => None,
+        }
+    }
+}
+
+/// Whether a tenant path names one item (`…/{id}`) rather than a collection: outsiders
+/// get 404 for items and 403 for collections.
+fn names_an_item(parts: &Parts) -> bool {
+    parts.extensions.get::<MatchedPath>().is_some_and(|p| p.as_str().ends_with('}'))
+}
+
+fn outsider(parts: &Parts) -> ApiError {
+    if names_an_item(parts) {
+        ApiError::NotFound
+    } else {
+        ApiError::Forbidden("you have no access to this tenant".into())
+    }
+}
+
+impl FromRequestParts<AppState> for TenantScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let access = route_access(parts)?;
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::Internal("tenant route without path parameters".into()))?;
+        let reference = params
+            .iter()
+            .find(|(name, _)| *name == "tenant")
+            .map(|(_, value)| value.to_owned())
+            .ok_or_else(|| ApiError::Internal("tenant route without {tenant}".into()))?;
+        let user = match &caller {
+            Caller::User { id, .. } => Some(*id),
+            _ => None,
+        };
+        let resolved = state.auth.resolve(&reference, user).await?.ok_or_else(|| outsider(parts))?;
+        let read_only = parts.method == Method::GET || parts.method == Method::HEAD;
+        let denied = |why: &str| Err(ApiError::Forbidden(why.to_owned()));
+        let principal = match &caller {
+            Caller::Operator => Principal::Operator,
+            Caller::User { id, .. } => {
+                let Some(role) = resolved.role else { return Err(outsider(parts)) };
+                let allowed = match access {
+                    Access::TenantRead | Access::TenantWrite => true,
+                    Access::TenantAdmin => role >= MemberRole::Admin,
+                    Access::TenantOwner => role == MemberRole::Owner,
+                    Access::User | Access::Operator => false,
+                };
+                if !allowed {
+                    return denied(&format!("this needs {}", access.describe()));
+                }
+                Principal::User { id: *id, role: Some(role) }
+            }
+            Caller::Key { tenant, id, scope } => {
+                if *tenant != resolved.tenant {
+                    return Err(outsider(parts));
+                }
+                match access {
+                    Access::TenantRead => {}
+                    Access::TenantWrite if *scope == KeyScope::Full => {}
+                    Access::TenantWrite => return denied("this API key is read-only"),
+                    _ => return denied(&format!("API keys cannot do this: it needs {}", access.describe())),
+                }
+                Principal::Key { id: *id, scope: *scope }
+            }
+        };
+        if !resolved.is_active && !matches!(principal, Principal::Operator | Principal::User { .. }) {
+            return denied("this tenant is deactivated");
+        }
+        let context = RequestContext { tenant: Some(resolved.tenant), principal, read_only };
+        Ok(Self { tenant: resolved.tenant, caller, context, state: state.clone() })
+    }
+}
+
+/// A request of a person (or the operator) that names no tenant.
+pub struct UserScope {
+    pub caller: Caller,
+    context: RequestContext,
+    state: AppState,
+}
+
+impl UserScope {
+    pub async fn begin(&self) -> ApiResult<Tx> {
+        Ok(Tx::begin(&self.state.pool, &self.context).await?)
+    }
+
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self.caller {
+            Caller::User { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for UserScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let access = route_access(parts)?;
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let principal = match (&caller, access) {
+            (Caller::Operator, _) => Principal::Operator,
+            (Caller::User { id, .. }, Access::User) => Principal::User { id: *id, role: None },
+            (Caller::Key { .. }, _) => {
+                return Err(ApiError::Forbidden("API keys act within their tenant's paths only".into()));
+            }
+            _ => return Err(ApiError::Forbidden(format!("this needs {}", access.describe()))),
+        };
+        let read_only = parts.method == Method::GET || parts.method == Method::HEAD;
+        let context = RequestContext { tenant: None, principal, read_only };
+        Ok(Self { caller, context, state: state.clone() })
+    }
+}
+
+/// A JSON body: 415 without a JSON content type, 400 for malformed JSON, 422 with field
+/// errors for unknown fields, missing fields and wrong types.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
+        let json_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| {
+                let v = v.trim().to_ascii_lowercase();
+                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !json_type {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("could not read the request body".into())
+            }
+        })?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// Parse a JSON document into `T`, naming the offending field on failure.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    if value.is_ok() {
+        de.end().map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    }
+    value.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
+                ApiError::BadRequest(format!("malformed JSON: {inner}"))
+            }
+            serde_json::error::Category::Data => {
+                let message = inner.to_string();
+                let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+                let named = |prefix: &str| {
+                    message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned)
+                };
+                let join = |parent: &str, name: &str| {
+                    if parent == "." || parent.is_empty() { name.to_owned() } else { format!("{parent}.{name}") }
+                };
+                if let Some(name) = named("unknown field `") {
+                    let parent = path.rsplit_once('.').map(|(p, _)| p).unwrap_or(".");
+                    let parent = if path == name { "." } else { parent };
+                    ApiError::invalid(&join(parent, &name), "unknown field")
+                } else if let Some(name) = named("missing field `") {
+                    ApiError::invalid(&join(&path, &name), "is required")
+                } else {
+                    let field = if path == "." { "body".to_owned() } else { path };
+                    ApiError::invalid(&field, &message)
+                }
+            }
+        }
+    })
+}
+
+/// Path parameters; a malformed id cannot name anything, so it is a 404.
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathParams(p.0))
+            .map_err(|_| ApiError::NotFound)
+    }
+}
+
+/// Query parameters, with field errors on failure.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> ApiResult<Self> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(QueryParams).map_err(|e| {
+            let field = e.path().to_string();
+            let message = e.into_inner().to_string();
+            if let Some(name) = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+                ApiError::invalid(name, "unknown query parameter")
+            } else {
+                ApiError::invalid(if field == "." { "query" } else { &field }, &message)
+            }
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! Frontdesk's HTTP API: the router, extractors, problems, and one module per resource.
+
+pub mod access;
+pub mod auth;
+pub mod docs_page;
+pub mod error;
+pub mod extract;
+pub mod router;
+pub mod routes;
+pub mod state;
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    http::HeaderName,
+    middleware::{self, Next},
+    response::Response,
+    routing::get,
+};
+use deadpool_postgres::Pool;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+pub use auth::{AuthConfig, Secret};
+pub use state::AppState;
+
+use crate::error::{ApiError, RefusedContext};
+
+/// The largest request body accepted (413 beyond).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The process-wide metrics recorder (installed once, shared by every app in a process).
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+                .expect("static buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (tests embedding several apps).
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Build the application for `pool` with `auth`.
+pub fn app(pool: Pool, auth: AuthConfig) -> Router {
+    let (api, openapi, _) = router::api().into_parts();
+    let openapi_json = openapi.to_pretty_json().expect("OpenAPI document serializes");
+    let doc: serde_json::Value = serde_json::from_str(&openapi_json).expect("valid JSON");
+    let state = AppState {
+        auth: Arc::new(auth::Auth::new(auth, pool.clone())),
+        pool,
+        metrics: metrics_handle(),
+        docs_html: Arc::new(docs_page::render(&doc)),
+        openapi_json: Arc::new(openapi_json),
+        schema_version: frontdesk_pg::migrate::MIGRATIONS.last().map_or(0, |m| i64::from(m.version)),
+    };
+    Router::new()
+        .route("/healthz", get(routes::service::healthz))
+        .route("/readyz", get(routes::service::readyz))
+        .route("/metrics", get(routes::service::metrics))
+        .route("/openapi.json", get(routes::service::openapi))
+        .route("/docs", get(routes::service::docs))
+        .merge(api)
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), retry_refused_context))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(record_metrics))
+        .with_state(state)
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", request.id = %id, http.method = %req.method(), http.path = %req.uri().path())
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Requests by route and status, and their latency.
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    let labels = [("method", method), ("route", route), ("status", response.status().as_u16().to_string())];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels[..2]).record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// When the database refuses a request's context (a role changed, a key was revoked,
+/// on this server or another), forget the cached lookups and run the request once more.
+/// Nothing was written: the refusal comes before the handler's first statement runs.
+async fn retry_refused_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(bytes) => bytes,
+        Err(_) => return axum::response::IntoResponse::into_response(ApiError::PayloadTooLarge),
+    };
+    let mut copy = Request::builder().method(parts.method.clone()).uri(parts.uri.clone()).version(parts.version);
+    if let Some(headers) = copy.headers_mut() {
+        *headers = parts.headers.clone();
+    }
+    let copy = copy.extension(parts.extensions.clone());
+    let response = next.clone().run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
+    if response.extensions().get::<RefusedContext>().is_none() {
+        return response;
+    }
+    state.auth.clear_caches();
+    tracing::info!("request context refused by the database; retrying with fresh lookups");
+    match copy.body(Body::from(bytes)) {
+        Ok(mut retry) => {
+            retry.extensions_mut().remove::<auth::Caller>();
+            next.run(retry).await
+        }
+        Err(_) => response,
+    }
+}

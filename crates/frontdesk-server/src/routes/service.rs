@@ -1,0 +1,61 @@
+//! Service endpoints: liveness, readiness, metrics, the OpenAPI document and its page.
+
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::{Html, IntoResponse, Response},
+};
+
+use crate::{error::ApiError, state::AppState};
+
+/// The process is up.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The database answers and its schema is the one this binary expects.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let check = async {
+        let conn = state.pool.get().await.map_err(|e| e.to_string())?;
+        let row = conn
+            .query_one(
+                "select coalesce(max(version), 0), bool_or(dirty) from frontdesk_meta.schema_migrations",
+                &[],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let (version, dirty): (i64, Option<bool>) = (row.get(0), row.get(1));
+        if dirty == Some(true) {
+            return Err("a migration is dirty".to_owned());
+        }
+        if version != state.schema_version {
+            return Err(format!("schema is at {version}, this binary expects {}", state.schema_version));
+        }
+        Ok(())
+    };
+    match check.await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(why) => {
+            tracing::warn!(reason = %why, "not ready");
+            ApiError::Unavailable(why).into_response()
+        }
+    }
+}
+
+/// Prometheus metrics: requests by route and status, latency histograms, pool gauges.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let status = state.pool.status();
+    metrics::gauge!("db_pool_connections").set(status.size as f64);
+    metrics::gauge!("db_pool_available").set(status.available as f64);
+    metrics::gauge!("db_pool_waiting").set(status.waiting as f64);
+    metrics::gauge!("db_pool_max_size").set(status.max_size as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+pub async fn openapi(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], state.openapi_json.as_str().to_owned()).into_response()
+}
+
+pub async fn docs(State(state): State<AppState>) -> Html<String> {
+    Html(state.docs_html.as_str().to_owned())
+}

@@ -1,0 +1,309 @@
+//! `frontdesk`: the one binary. `serve` runs the API; `migrate`, `db` and `token` are the
+//! tools around it. Without `DATABASE_URL` everything uses the embedded cluster in
+//! `FRONTDESK_DATA_DIR`, starting and stopping it as needed.
+
+mod database;
+mod secrets;
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use frontdesk_pg::migrate::{Migrator, State};
+
+use crate::database::Database;
+
+#[derive(Parser)]
+#[command(name = "frontdesk", version, about = "The system of record for AI assistants that do business")]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Settings every command shares.
+#[derive(Args, Clone)]
+pub struct Common {
+    /// External PostgreSQL (an administrative role); unset = the embedded cluster.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Embedded cluster, generated secrets.
+    #[arg(long, env = "FRONTDESK_DATA_DIR", default_value = "./frontdesk-data", global = true)]
+    pub data_dir: PathBuf,
+    /// Password of frontdesk_authenticator on an external server.
+    #[arg(long, env = "FRONTDESK_AUTHENTICATOR_PASSWORD", global = true, hide_env_values = true)]
+    pub authenticator_password: Option<String>,
+    /// HS256 secret for user JWTs; unset = generated once into the data dir.
+    #[arg(long, env = "FRONTDESK_JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (and, without DATABASE_URL, run the embedded database).
+    Serve(ServeArgs),
+    /// Apply, revert, list or check migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// PostgreSQL's own tools on Frontdesk's database.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+    /// Mint a development user JWT signed with the HS256 secret.
+    Token {
+        /// The user's id (the JWT's `sub`).
+        #[arg(long)]
+        sub: uuid::Uuid,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime: e.g. 90s, 30m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// HTTP address to listen on.
+    #[arg(long, env = "FRONTDESK_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Operator bearer token; unset = generated once into the data dir.
+    #[arg(long, env = "FRONTDESK_OPERATOR_TOKEN", hide_env_values = true)]
+    operator_token: Option<String>,
+    /// RS256/ES256 keys of an identity provider.
+    #[arg(long, env = "FRONTDESK_JWKS_URL")]
+    jwks_url: Option<String>,
+    #[arg(long, env = "FRONTDESK_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    #[arg(long, env = "FRONTDESK_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// Database connections of the request path.
+    #[arg(long, env = "FRONTDESK_POOL_SIZE", default_value_t = 16)]
+    pool_size: usize,
+}
+
+#[derive(Subcommand)]
+enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Revert the newest migration, or every one above --to.
+    Down {
+        #[arg(long)]
+        to: Option<u32>,
+    },
+    /// List migrations and their state.
+    Status,
+    /// Check the schema rules against the catalog (RLS, policies, keys, indexes).
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum DbAction {
+    /// Open psql on the database.
+    Psql {
+        /// Extra arguments for psql (after --).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Write a backup (pg_dump custom format) to a file, or to stdout.
+    Dump {
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Restore a backup made by `db dump` (replaces what is there; stop the server first).
+    Restore { file: PathBuf },
+}
+
+fn init_logging() {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = EnvFilter::try_from_env("FRONTDESK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    if std::env::var("FRONTDESK_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        fmt().json().with_env_filter(filter).with_current_span(true).init();
+    } else {
+        fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let common = cli.common;
+    match cli.command {
+        Command::Serve(args) => serve(&common, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Migrate { action } => {
+            let db = Database::open(&common, false).await?;
+            let result = migrate(&db, action).await;
+            db.close()?;
+            result
+        }
+        Command::Db { action } => {
+            let db = Database::open(&common, false).await?;
+            let result = db_tool(&db, action).await;
+            db.close()?;
+            result
+        }
+        Command::Token { sub, email, name, ttl } => {
+            let secret = secrets::jwt_secret(&common)?;
+            let ttl = parse_ttl(&ttl)?;
+            println!("{}", secrets::mint_token(&secret, sub, email.as_deref(), name.as_deref(), ttl)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
+    let db = Database::open(common, true).await?;
+    let result = serve_with(common, args, &db).await;
+    if let Err(error) = db.close() {
+        tracing::error!(%error, "stopping the embedded cluster failed");
+    }
+    result
+}
+
+async fn serve_with(common: &Common, args: ServeArgs, db: &Database) -> anyhow::Result<()> {
+    let applied = frontdesk_pg::setup::migrate(&db.admin_config()).await?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "migrations applied");
+    }
+    let jwt_secret = secrets::jwt_secret(common)?;
+    let operator_token = match args.operator_token {
+        Some(token) if token.len() >= 16 => token,
+        Some(_) => bail!("FRONTDESK_OPERATOR_TOKEN must be at least 16 characters"),
+        None => secrets::operator_token(&common.data_dir)?,
+    };
+    let pool = frontdesk_pg::pool::build(db.app_config(), args.pool_size)?;
+    let auth = frontdesk_server::AuthConfig {
+        jwt_secret: frontdesk_server::Secret(jwt_secret),
+        jwks_url: args.jwks_url,
+        issuer: args.jwt_issuer,
+        audience: args.jwt_audience,
+        operator_token: frontdesk_server::Secret(operator_token),
+        leeway: Duration::from_secs(60),
+    };
+    let app = frontdesk_server::app(pool, auth);
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "serving; docs at /docs");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("stopping");
+}
+
+async fn migrate(db: &Database, action: MigrateAction) -> anyhow::Result<ExitCode> {
+    let client = frontdesk_pg::pool::connect(&db.admin_config()).await.context("connecting")?;
+    let migrator = Migrator::new(&client);
+    match action {
+        MigrateAction::Up => {
+            let done = migrator.up().await?;
+            println!("applied {} migration(s){}", done.len(), list(&done));
+        }
+        MigrateAction::Down { to } => {
+            let done = migrator.down(to).await?;
+            println!("reverted {} migration(s){}", done.len(), list(&done));
+        }
+        MigrateAction::Status => {
+            for s in migrator.status().await? {
+                let state = match s.state {
+                    State::Pending => "pending".to_owned(),
+                    State::Applied { applied_at } => format!("applied {applied_at}"),
+                    State::Edited => "EDITED after being applied (checksum mismatch)".to_owned(),
+                    State::Dirty => "DIRTY (failed halfway outside a transaction)".to_owned(),
+                    State::Unknown => "applied, but unknown to this binary".to_owned(),
+                };
+                println!("{:04}_{:<30} {state}", s.version, s.name);
+            }
+        }
+        MigrateAction::Verify => {
+            let findings = frontdesk_pg::verify::verify(&client).await?;
+            if findings.is_empty() {
+                println!("ok: every schema rule holds");
+            } else {
+                for f in &findings {
+                    println!("{f}");
+                }
+                eprintln!("{} finding(s)", findings.len());
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(versions: &[u32]) -> String {
+    if versions.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", versions.iter().map(|v| format!("{v:04}")).collect::<Vec<_>>().join(", "))
+    }
+}
+
+async fn db_tool(db: &Database, action: DbAction) -> anyhow::Result<ExitCode> {
+    let mut command = match &action {
+        DbAction::Psql { args } => {
+            let mut c = db.tool("psql")?;
+            c.args(args);
+            c
+        }
+        DbAction::Dump { output } => {
+            let mut c = db.tool("pg_dump")?;
+            c.arg("--format=custom");
+            if let Some(path) = output {
+                c.arg("--file").arg(path);
+            }
+            c
+        }
+        DbAction::Restore { file } => {
+            if !file.is_file() {
+                bail!("{} is not a file", file.display());
+            }
+            let mut c = db.tool("pg_restore")?;
+            c.args(["--clean", "--if-exists", "--single-transaction", "--exit-on-error"]).arg(file);
+            c
+        }
+    };
+    let status = command.status().context("running the PostgreSQL tool")?;
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `90s`, `30m`, `1h`, `7d`.
+fn parse_ttl(s: &str) -> anyhow::Result<Duration> {
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number.parse().with_context(|| format!("--ttl {s:?}: expected e.g. 30m, 1h, 7d"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("--ttl {s:?}: the unit must be s, m, h or d"),
+    };
+    Ok(Duration::from_secs(seconds))
+}

@@ -1,0 +1,78 @@
+//! Secrets generated once into the data directory when not configured, and dev tokens.
+
+use std::{io::Write, os::unix::fs::OpenOptionsExt, path::Path, time::Duration};
+
+use anyhow::Context;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use rand::RngCore;
+use serde::Serialize;
+
+use crate::Common;
+
+/// Read `name` from the data dir, or create it with a fresh random value (0600).
+/// Returns the value and whether it was created now.
+fn load_or_create(data_dir: &Path, name: &str) -> anyhow::Result<(String, bool)> {
+    let path = data_dir.join(name);
+    if let Ok(value) = std::fs::read_to_string(&path) {
+        return Ok((value.trim().to_owned(), false));
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let value = URL_SAFE_NO_PAD.encode(bytes);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(value.as_bytes())?;
+    Ok((value, true))
+}
+
+pub fn jwt_secret(common: &Common) -> anyhow::Result<String> {
+    match &common.jwt_secret {
+        Some(secret) if secret.len() >= 32 => Ok(secret.clone()),
+        Some(_) => anyhow::bail!("FRONTDESK_JWT_SECRET must be at least 32 characters"),
+        None => Ok(load_or_create(&common.data_dir, "jwt-secret")?.0),
+    }
+}
+
+/// The operator token from the data dir; printed once, when it is generated.
+pub fn operator_token(data_dir: &Path) -> anyhow::Result<String> {
+    let (token, created) = load_or_create(data_dir, "operator-token")?;
+    if created {
+        eprintln!(
+            "\nGenerated the operator token (kept in {}):\n\n    {token}\n",
+            data_dir.join("operator-token").display()
+        );
+    }
+    Ok(token)
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    sub: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    iat: u64,
+    exp: u64,
+}
+
+pub fn mint_token(
+    secret: &str,
+    sub: uuid::Uuid,
+    email: Option<&str>,
+    name: Option<&str>,
+    ttl: Duration,
+) -> anyhow::Result<String> {
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = Claims { sub: sub.to_string(), email, name, iat: now, exp: now + ttl.as_secs() };
+    Ok(jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )?)
+}
