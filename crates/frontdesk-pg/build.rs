@@ -9,18 +9,29 @@ fn main() {
     for entry in fs::read_dir(&dir).expect("read migrations") {
         let name = entry.unwrap().file_name().into_string().unwrap();
         println!("cargo:rerun-if-changed={}", dir.join(&name).display());
-        let Some(stem) = name.strip_suffix(".up.sql") else { continue };
+        let Some(stem) = name.strip_suffix(".up.sql") else {
+            continue;
+        };
         let (version, label) = stem.split_once('_').expect("NNNN_name.up.sql");
         let version: u32 = version.parse().expect("numeric migration version");
-        assert!(dir.join(format!("{stem}.down.sql")).exists(), "{stem}.down.sql is missing");
+        assert!(
+            dir.join(format!("{stem}.down.sql")).exists(),
+            "{stem}.down.sql is missing"
+        );
         ups.push((version, label.to_owned()));
         let _ = stem;
     }
     ups.sort();
     for pair in ups.windows(2) {
-        assert!(pair[0].0 != pair[1].0, "two migrations share version {}", pair[0].0);
+        assert!(
+            pair[0].0 != pair[1].0,
+            "two migrations share version {}",
+            pair[0].0
+        );
     }
-    let mut out = String::from("/// Every migration, oldest first.\npub static MIGRATIONS: &[Migration] = &[\n");
+    let mut out = String::from(
+        "/// Every migration, oldest first.\npub static MIGRATIONS: &[Migration] = &[\n",
+    );
     for (version, label) in &ups {
         let base = dir.join(format!("{version:04}_{label}"));
         out.push_str(&format!(
@@ -30,5 +41,9 @@ fn main() {
         ));
     }
     out.push_str("];\n");
-    fs::write(PathBuf::from(env::var("OUT_DIR").unwrap()).join("migrations.rs"), out).unwrap();
+    fs::write(
+        PathBuf::from(env::var("OUT_DIR").unwrap()).join("migrations.rs"),
+        out,
+    )
+    .unwrap();
 }

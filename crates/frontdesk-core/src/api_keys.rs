@@ -75,15 +75,28 @@ impl NewApiKey {
     pub fn check(&self) -> Result<Vec<String>, CoreError> {
         let mut errors = Vec::new();
         if self.name.trim().is_empty() || self.name.chars().count() > 100 {
-            errors.push(FieldError::new("name", "must be 1 to 100 characters, not blank"));
+            errors.push(FieldError::new(
+                "name",
+                "must be 1 to 100 characters, not blank",
+            ));
         }
-        let mut scopes = self.scopes.clone().unwrap_or_else(|| vec!["full".to_owned()]);
+        let mut scopes = self
+            .scopes
+            .clone()
+            .unwrap_or_else(|| vec!["full".to_owned()]);
         scopes.sort();
         scopes.dedup();
         if scopes.is_empty() || scopes.iter().any(|s| s != "full" && s != "read") {
-            errors.push(FieldError::new("scopes", "must be a non-empty subset of full, read"));
+            errors.push(FieldError::new(
+                "scopes",
+                "must be a non-empty subset of full, read",
+            ));
         }
-        if errors.is_empty() { Ok(scopes) } else { Err(CoreError::Invalid(errors)) }
+        if errors.is_empty() {
+            Ok(scopes)
+        } else {
+            Err(CoreError::Invalid(errors))
+        }
     }
 }
 
@@ -119,10 +132,17 @@ pub async fn create(
             &[&tenant, &Uuid::now_v7(), &name.trim(), &prefix, &hash_secret(&secret), &scopes, &created_by],
         )
         .await?;
-    Ok(CreatedApiKey { key: ApiKey::from_row(&row), secret })
+    Ok(CreatedApiKey {
+        key: ApiKey::from_row(&row),
+        secret,
+    })
 }
 
-pub async fn list(tx: &mut Tx, tenant: Uuid, page: &Page<Uuid>) -> Result<Paged<ApiKey>, CoreError> {
+pub async fn list(
+    tx: &mut Tx,
+    tenant: Uuid,
+    page: &Page<Uuid>,
+) -> Result<Paged<ApiKey>, CoreError> {
     let rows = tx
         .query(
             &format!(
@@ -132,12 +152,19 @@ pub async fn list(tx: &mut Tx, tenant: Uuid, page: &Page<Uuid>) -> Result<Paged<
             &[&tenant, &page.after, &(page.limit + 1)],
         )
         .await?;
-    Ok(Paged::from_rows(rows.iter().map(ApiKey::from_row).collect(), page.limit, |k: &ApiKey| k.id))
+    Ok(Paged::from_rows(
+        rows.iter().map(ApiKey::from_row).collect(),
+        page.limit,
+        |k: &ApiKey| k.id,
+    ))
 }
 
 pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<ApiKey, CoreError> {
     let row = tx
-        .query_opt(&format!("select {COLUMNS} from app.api_keys where tenant_id = $1 and id = $2"), &[&tenant, &id])
+        .query_opt(
+            &format!("select {COLUMNS} from app.api_keys where tenant_id = $1 and id = $2"),
+            &[&tenant, &id],
+        )
         .await?
         .ok_or(CoreError::NotFound)?;
     Ok(ApiKey::from_row(&row))
@@ -151,5 +178,9 @@ pub async fn revoke(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<(), CoreError
             &[&tenant, &id],
         )
         .await?;
-    if n == 0 { Err(CoreError::NotFound) } else { Ok(()) }
+    if n == 0 {
+        Err(CoreError::NotFound)
+    } else {
+        Ok(())
+    }
 }

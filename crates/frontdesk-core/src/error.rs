@@ -15,7 +15,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -27,7 +30,10 @@ pub enum CoreError {
     Forbidden(String),
     /// A uniqueness or state conflict; `field` when one field is to blame.
     #[error("conflict: {message}")]
-    Conflict { field: Option<String>, message: String },
+    Conflict {
+        field: Option<String>,
+        message: String,
+    },
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
     /// The database refused the request context (`app.assert_principal`).
@@ -53,33 +59,101 @@ enum Meaning {
 
 /// Constraint names → meaning. Names are chosen deliberately in the migrations.
 const CONSTRAINTS: &[(&str, Meaning)] = &[
-    ("tenants_slug_key", Meaning::Conflict(Some("slug"), "this slug is already taken")),
+    (
+        "tenants_slug_key",
+        Meaning::Conflict(Some("slug"), "this slug is already taken"),
+    ),
     ("tenants_slug_check", Meaning::Field("slug", SLUG_RULE)),
-    ("tenants_name_check", Meaning::Field("name", "must be 1 to 200 characters, not blank")),
-    ("tenants_kind_check", Meaning::Field("kind", "must be one of restaurant, retail, service, other")),
-    ("tenants_timezone_check", Meaning::Field("timezone", "must be an IANA time zone name, e.g. Asia/Jakarta")),
-    ("tenants_locale_check", Meaning::Field("locale", "must be a language tag such as en or id-ID")),
-    ("tenants_email_check", Meaning::Field("email", "must be an email address")),
-    ("tenants_phone_check", Meaning::Field("phone", "must be an E.164 number such as +628111234567")),
-    ("tenants_website_check", Meaning::Field("website", "must be an http(s) URL")),
-    ("tenants_logo_url_check", Meaning::Field("logo_url", "must be an http(s) URL")),
-    ("tenants_llm_temperature_check", Meaning::Field("llm_temperature", "must be between 0 and 2")),
-    ("tenants_llm_max_tokens_check", Meaning::Field("llm_max_tokens", "must be greater than 0")),
-    ("tenants_rate_limit_per_minute_check", Meaning::Field("rate_limit_per_minute", "must be greater than 0")),
-    ("tenants_daily_token_limit_check", Meaning::Field("daily_token_limit", "must be greater than 0")),
-    ("tenants_monthly_budget_usd_check", Meaning::Field("monthly_budget_usd", "must not be negative")),
-    ("tenants_features_check", Meaning::Field("features", "must be an object")),
-    ("tenants_branding_check", Meaning::Field("branding", "must be an object")),
-    ("memberships_pkey", Meaning::Conflict(Some("user_id"), "this user is already a member")),
-    ("memberships_role_check", Meaning::Field("role", "must be one of owner, admin, agent, member")),
-    ("memberships_last_owner", Meaning::Conflict(Some("role"), "a tenant must keep at least one owner")),
-    ("memberships_user_id_fkey", Meaning::Field("user_id", "no such user: they must sign in once first")),
-    ("api_keys_name_check", Meaning::Field("name", "must be 1 to 100 characters, not blank")),
-    ("api_keys_scopes_check", Meaning::Field("scopes", "must be a non-empty subset of full, read")),
+    (
+        "tenants_name_check",
+        Meaning::Field("name", "must be 1 to 200 characters, not blank"),
+    ),
+    (
+        "tenants_kind_check",
+        Meaning::Field("kind", "must be one of restaurant, retail, service, other"),
+    ),
+    (
+        "tenants_timezone_check",
+        Meaning::Field(
+            "timezone",
+            "must be an IANA time zone name, e.g. Asia/Jakarta",
+        ),
+    ),
+    (
+        "tenants_locale_check",
+        Meaning::Field("locale", "must be a language tag such as en or id-ID"),
+    ),
+    (
+        "tenants_email_check",
+        Meaning::Field("email", "must be an email address"),
+    ),
+    (
+        "tenants_phone_check",
+        Meaning::Field("phone", "must be an E.164 number such as +628111234567"),
+    ),
+    (
+        "tenants_website_check",
+        Meaning::Field("website", "must be an http(s) URL"),
+    ),
+    (
+        "tenants_logo_url_check",
+        Meaning::Field("logo_url", "must be an http(s) URL"),
+    ),
+    (
+        "tenants_llm_temperature_check",
+        Meaning::Field("llm_temperature", "must be between 0 and 2"),
+    ),
+    (
+        "tenants_llm_max_tokens_check",
+        Meaning::Field("llm_max_tokens", "must be greater than 0"),
+    ),
+    (
+        "tenants_rate_limit_per_minute_check",
+        Meaning::Field("rate_limit_per_minute", "must be greater than 0"),
+    ),
+    (
+        "tenants_daily_token_limit_check",
+        Meaning::Field("daily_token_limit", "must be greater than 0"),
+    ),
+    (
+        "tenants_monthly_budget_usd_check",
+        Meaning::Field("monthly_budget_usd", "must not be negative"),
+    ),
+    (
+        "tenants_features_check",
+        Meaning::Field("features", "must be an object"),
+    ),
+    (
+        "tenants_branding_check",
+        Meaning::Field("branding", "must be an object"),
+    ),
+    (
+        "memberships_pkey",
+        Meaning::Conflict(Some("user_id"), "this user is already a member"),
+    ),
+    (
+        "memberships_role_check",
+        Meaning::Field("role", "must be one of owner, admin, agent, member"),
+    ),
+    (
+        "memberships_last_owner",
+        Meaning::Conflict(Some("role"), "a tenant must keep at least one owner"),
+    ),
+    (
+        "memberships_user_id_fkey",
+        Meaning::Field("user_id", "no such user: they must sign in once first"),
+    ),
+    (
+        "api_keys_name_check",
+        Meaning::Field("name", "must be 1 to 100 characters, not blank"),
+    ),
+    (
+        "api_keys_scopes_check",
+        Meaning::Field("scopes", "must be a non-empty subset of full, read"),
+    ),
 ];
 
-pub const SLUG_RULE: &str =
-    "must be 3 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit";
+pub const SLUG_RULE: &str = "must be 3 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit";
 
 impl From<DbError> for CoreError {
     fn from(error: DbError) -> Self {
@@ -98,17 +172,25 @@ impl From<DbError> for CoreError {
             return Self::Forbidden("this change is not allowed for your role".into());
         }
         if let Some(constraint) = db.constraint()
-            && let Some((_, meaning)) = CONSTRAINTS.iter().find(|(name, _)| constraint.starts_with(name))
+            && let Some((_, meaning)) = CONSTRAINTS
+                .iter()
+                .find(|(name, _)| constraint.starts_with(name))
         {
             return match meaning {
-                Meaning::Field(field, message) => Self::Invalid(vec![FieldError::new(*field, *message)]),
-                Meaning::Conflict(field, message) => {
-                    Self::Conflict { field: field.map(str::to_owned), message: (*message).to_owned() }
+                Meaning::Field(field, message) => {
+                    Self::Invalid(vec![FieldError::new(*field, *message)])
                 }
+                Meaning::Conflict(field, message) => Self::Conflict {
+                    field: field.map(str::to_owned),
+                    message: (*message).to_owned(),
+                },
             };
         }
         match code {
-            "23505" | "23P01" => Self::Conflict { field: None, message: "conflicts with an existing record".into() },
+            "23505" | "23P01" => Self::Conflict {
+                field: None,
+                message: "conflicts with an existing record".into(),
+            },
             "23503" => Self::NotFound,
             "23514" | "23502" | "22P02" | "22003" | "22023" | "22007" | "22008" => {
                 Self::Invalid(vec![FieldError::new("body", db.message().to_owned())])

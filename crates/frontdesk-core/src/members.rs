@@ -62,7 +62,8 @@ pub struct MemberPatch {
 }
 
 pub fn parse_role(role: &str) -> Result<MemberRole, FieldError> {
-    MemberRole::parse(role).ok_or_else(|| FieldError::new("role", "must be one of owner, admin, agent, member"))
+    MemberRole::parse(role)
+        .ok_or_else(|| FieldError::new("role", "must be one of owner, admin, agent, member"))
 }
 
 impl NewMember {
@@ -77,7 +78,10 @@ impl NewMember {
         if let Some(name) = &self.name
             && (name.trim().is_empty() || name.chars().count() > 200)
         {
-            errors.push(FieldError::new("name", "must be 1 to 200 characters, not blank"));
+            errors.push(FieldError::new(
+                "name",
+                "must be 1 to 200 characters, not blank",
+            ));
         }
         match role {
             Some(role) if errors.is_empty() => Ok(role),
@@ -96,20 +100,35 @@ pub async fn list(tx: &mut Tx, page: &Page<Uuid>) -> Result<Paged<Member>, CoreE
             &[&page.after, &(page.limit + 1)],
         )
         .await?;
-    Ok(Paged::from_rows(rows.iter().map(Member::from_row).collect(), page.limit, |m: &Member| m.user_id))
+    Ok(Paged::from_rows(
+        rows.iter().map(Member::from_row).collect(),
+        page.limit,
+        |m: &Member| m.user_id,
+    ))
 }
 
 pub async fn get(tx: &mut Tx, user: Uuid) -> Result<Member, CoreError> {
     let row = tx
-        .query_opt(&format!("select {MEMBER_COLUMNS} from app.tenant_members(null, 1, $1)"), &[&user])
+        .query_opt(
+            &format!("select {MEMBER_COLUMNS} from app.tenant_members(null, 1, $1)"),
+            &[&user],
+        )
         .await?
         .ok_or(CoreError::NotFound)?;
     Ok(Member::from_row(&row))
 }
 
-pub async fn add(tx: &mut Tx, tenant: Uuid, new: &NewMember, role: MemberRole) -> Result<Member, CoreError> {
-    tx.execute("select app.provision_user($1, $2, $3)", &[&new.user_id, &new.email, &new.name])
-        .await?;
+pub async fn add(
+    tx: &mut Tx,
+    tenant: Uuid,
+    new: &NewMember,
+    role: MemberRole,
+) -> Result<Member, CoreError> {
+    tx.execute(
+        "select app.provision_user($1, $2, $3)",
+        &[&new.user_id, &new.email, &new.name],
+    )
+    .await?;
     tx.execute(
         "insert into app.memberships (tenant_id, user_id, role) values ($1, $2, $3)",
         &[&tenant, &new.user_id, &role.as_str()],
@@ -119,7 +138,12 @@ pub async fn add(tx: &mut Tx, tenant: Uuid, new: &NewMember, role: MemberRole) -
 }
 
 /// Change a member's role. Only owners change owners; the last owner stays (409).
-pub async fn set_role(tx: &mut Tx, tenant: Uuid, user: Uuid, role: MemberRole) -> Result<Member, CoreError> {
+pub async fn set_role(
+    tx: &mut Tx,
+    tenant: Uuid,
+    user: Uuid,
+    role: MemberRole,
+) -> Result<Member, CoreError> {
     let current = get(tx, user).await?;
     let n = tx
         .execute(
@@ -128,7 +152,10 @@ pub async fn set_role(tx: &mut Tx, tenant: Uuid, user: Uuid, role: MemberRole) -
         )
         .await?;
     if n == 0 {
-        return Err(CoreError::Forbidden(format!("only an owner can change an {}'s role", current.role)));
+        return Err(CoreError::Forbidden(format!(
+            "only an owner can change an {}'s role",
+            current.role
+        )));
     }
     get(tx, user).await
 }
@@ -137,10 +164,16 @@ pub async fn set_role(tx: &mut Tx, tenant: Uuid, user: Uuid, role: MemberRole) -
 pub async fn remove(tx: &mut Tx, tenant: Uuid, user: Uuid) -> Result<(), CoreError> {
     let current = get(tx, user).await?;
     let n = tx
-        .execute("delete from app.memberships where tenant_id = $1 and user_id = $2", &[&tenant, &user])
+        .execute(
+            "delete from app.memberships where tenant_id = $1 and user_id = $2",
+            &[&tenant, &user],
+        )
         .await?;
     if n == 0 {
-        return Err(CoreError::Forbidden(format!("only an owner can remove an {}", current.role)));
+        return Err(CoreError::Forbidden(format!(
+            "only an owner can remove an {}",
+            current.role
+        )));
     }
     Ok(())
 }

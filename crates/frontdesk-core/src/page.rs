@@ -48,7 +48,10 @@ impl PageQuery {
         let mut errors = Vec::new();
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            errors.push(FieldError::new("limit", format!("must be between 1 and {MAX_LIMIT}")));
+            errors.push(FieldError::new(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
         }
         let after = match &self.cursor {
             None => None,
@@ -60,12 +63,19 @@ impl PageQuery {
             {
                 Some(k) => Some(k),
                 None => {
-                    errors.push(FieldError::new("cursor", "is not a cursor this API returned"));
+                    errors.push(FieldError::new(
+                        "cursor",
+                        "is not a cursor this API returned",
+                    ));
                     None
                 }
             },
         };
-        if errors.is_empty() { Ok(Page { limit, after }) } else { Err(CoreError::Invalid(errors)) }
+        if errors.is_empty() {
+            Ok(Page { limit, after })
+        } else {
+            Err(CoreError::Invalid(errors))
+        }
     }
 }
 
@@ -83,7 +93,14 @@ impl<T> Paged<T> {
     pub fn from_rows<K: CursorKey>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> K) -> Self {
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
-        let next_cursor = if more { rows.last().map(|r| URL_SAFE_NO_PAD.encode(key(r).encode())) } else { None };
-        Self { data: rows, next_cursor }
+        let next_cursor = if more {
+            rows.last().map(|r| URL_SAFE_NO_PAD.encode(key(r).encode()))
+        } else {
+            None
+        };
+        Self {
+            data: rows,
+            next_cursor,
+        }
     }
 }

@@ -73,7 +73,9 @@ impl Tenant {
             logo_url: row.get("logo_url"),
             llm_provider: row.get("llm_provider"),
             llm_model: row.get("llm_model"),
-            llm_temperature: row.get::<_, Option<Decimal>>("llm_temperature").and_then(|d| d.to_f64()),
+            llm_temperature: row
+                .get::<_, Option<Decimal>>("llm_temperature")
+                .and_then(|d| d.to_f64()),
             llm_max_tokens: row.get("llm_max_tokens"),
             system_prompt: row.get("system_prompt"),
             rate_limit_per_minute: row.get("rate_limit_per_minute"),
@@ -173,7 +175,8 @@ pub struct TenantInput {
 pub fn is_slug(s: &str) -> bool {
     let b = s.as_bytes();
     (3..=63).contains(&b.len())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
         && s.parse::<Uuid>().is_err()
@@ -187,7 +190,13 @@ struct Checked {
 
 impl Checked {
     /// Check one field: `rule` returns an error message for a bad value.
-    fn field<T: Serialize>(&mut self, name: &str, value: &Patch<T>, nullable: bool, rule: impl Fn(&T) -> Option<String>) {
+    fn field<T: Serialize>(
+        &mut self,
+        name: &str,
+        value: &Patch<T>,
+        nullable: bool,
+        rule: impl Fn(&T) -> Option<String>,
+    ) {
         match value {
             Patch::Absent => {}
             Patch::Null if nullable => {
@@ -197,7 +206,10 @@ impl Checked {
             Patch::Value(v) => match rule(v) {
                 Some(message) => self.errors.push(FieldError::new(name, message)),
                 None => {
-                    self.fields.insert(name.to_owned(), serde_json::to_value(v).expect("plain value"));
+                    self.fields.insert(
+                        name.to_owned(),
+                        serde_json::to_value(v).expect("plain value"),
+                    );
                 }
             },
         }
@@ -223,15 +235,23 @@ fn object(v: &Value) -> Option<String> {
 impl TenantInput {
     /// Check every field; on success the fields to store, as a JSON object.
     pub fn check(&self, creating: bool) -> Result<Map<String, Value>, CoreError> {
-        let mut c = Checked { fields: Map::new(), errors: Vec::new() };
+        let mut c = Checked {
+            fields: Map::new(),
+            errors: Vec::new(),
+        };
         if creating {
-            for (name, absent) in [("slug", self.slug.is_absent()), ("name", self.name.is_absent())] {
+            for (name, absent) in [
+                ("slug", self.slug.is_absent()),
+                ("name", self.name.is_absent()),
+            ] {
                 if absent {
                     c.errors.push(FieldError::new(name, "is required"));
                 }
             }
         }
-        c.field("slug", &self.slug, false, |s| (!is_slug(s)).then(|| SLUG_RULE.into()));
+        c.field("slug", &self.slug, false, |s| {
+            (!is_slug(s)).then(|| SLUG_RULE.into())
+        });
         c.field("name", &self.name, false, text(200));
         c.field("kind", &self.kind, false, |s| {
             (!["restaurant", "retail", "service", "other"].contains(&s.as_str()))
@@ -249,13 +269,19 @@ impl TenantInput {
             });
             (!ok).then(|| "must be a language tag such as en or id-ID".into())
         });
-        c.field("email", &self.email, true, |s| (!is_email(s)).then(|| "must be an email address".into()));
+        c.field("email", &self.email, true, |s| {
+            (!is_email(s)).then(|| "must be an email address".into())
+        });
         c.field("phone", &self.phone, true, |s| {
             (!is_e164(s)).then(|| "must be an E.164 number such as +628111234567".into())
         });
         c.field("address", &self.address, true, text(500));
-        c.field("website", &self.website, true, |s| (!is_http_url(s)).then(|| "must be an http(s) URL".into()));
-        c.field("logo_url", &self.logo_url, true, |s| (!is_http_url(s)).then(|| "must be an http(s) URL".into()));
+        c.field("website", &self.website, true, |s| {
+            (!is_http_url(s)).then(|| "must be an http(s) URL".into())
+        });
+        c.field("logo_url", &self.logo_url, true, |s| {
+            (!is_http_url(s)).then(|| "must be an http(s) URL".into())
+        });
         c.field("llm_provider", &self.llm_provider, true, text(100));
         c.field("llm_model", &self.llm_model, true, text(200));
         c.field("llm_temperature", &self.llm_temperature, true, |t| {
@@ -267,9 +293,15 @@ impl TenantInput {
         c.field("system_prompt", &self.system_prompt, true, |s| {
             (s.chars().count() > 100_000).then(|| "must be at most 100000 characters".into())
         });
-        c.field("rate_limit_per_minute", &self.rate_limit_per_minute, true, |n| {
-            (!(1..=i64::from(i32::MAX)).contains(n)).then(|| "must be a positive integer".into())
-        });
+        c.field(
+            "rate_limit_per_minute",
+            &self.rate_limit_per_minute,
+            true,
+            |n| {
+                (!(1..=i64::from(i32::MAX)).contains(n))
+                    .then(|| "must be a positive integer".into())
+            },
+        );
         c.field("daily_token_limit", &self.daily_token_limit, true, |n| {
             (*n < 1).then(|| "must be a positive integer".into())
         });
@@ -285,12 +317,20 @@ impl TenantInput {
         c.field("features", &self.features, false, object);
         c.field("branding", &self.branding, false, object);
         c.field("is_active", &self.is_active, false, |_| None);
-        if c.errors.is_empty() { Ok(c.fields) } else { Err(CoreError::Invalid(c.errors)) }
+        if c.errors.is_empty() {
+            Ok(c.fields)
+        } else {
+            Err(CoreError::Invalid(c.errors))
+        }
     }
 }
 
 /// Create a tenant; a signed-in user becomes its owner (the operator may name one).
-pub async fn create(tx: &mut Tx, fields: Map<String, Value>, owner: Option<Uuid>) -> Result<Tenant, CoreError> {
+pub async fn create(
+    tx: &mut Tx,
+    fields: Map<String, Value>,
+    owner: Option<Uuid>,
+) -> Result<Tenant, CoreError> {
     let id = Uuid::now_v7();
     let row = tx
         .query_one(
@@ -303,14 +343,21 @@ pub async fn create(tx: &mut Tx, fields: Map<String, Value>, owner: Option<Uuid>
 
 pub async fn get(tx: &mut Tx, tenant: Uuid) -> Result<Tenant, CoreError> {
     let row = tx
-        .query_opt(&format!("select {COLUMNS} from app.tenants where id = $1"), &[&tenant])
+        .query_opt(
+            &format!("select {COLUMNS} from app.tenants where id = $1"),
+            &[&tenant],
+        )
         .await?
         .ok_or(CoreError::NotFound)?;
     Ok(Tenant::from_row(&row))
 }
 
 /// Apply a checked patch: fields absent from it keep their values.
-pub async fn update(tx: &mut Tx, tenant: Uuid, fields: Map<String, Value>) -> Result<Tenant, CoreError> {
+pub async fn update(
+    tx: &mut Tx,
+    tenant: Uuid,
+    fields: Map<String, Value>,
+) -> Result<Tenant, CoreError> {
     if fields.is_empty() {
         return get(tx, tenant).await;
     }
@@ -329,8 +376,14 @@ pub async fn update(tx: &mut Tx, tenant: Uuid, fields: Map<String, Value>) -> Re
 
 /// Delete a tenant and, by cascade, everything it owns.
 pub async fn delete(tx: &mut Tx, tenant: Uuid) -> Result<(), CoreError> {
-    let n = tx.execute("delete from app.tenants where id = $1", &[&tenant]).await?;
-    if n == 0 { Err(CoreError::NotFound) } else { Ok(()) }
+    let n = tx
+        .execute("delete from app.tenants where id = $1", &[&tenant])
+        .await?;
+    if n == 0 {
+        Err(CoreError::NotFound)
+    } else {
+        Ok(())
+    }
 }
 
 /// The signed-in user's tenants with their role, newest first.
@@ -343,7 +396,10 @@ pub async fn list_for_user(tx: &mut Tx, page: &Page<Uuid>) -> Result<Paged<Tenan
         .await?;
     let tenants = rows
         .iter()
-        .map(|r| Tenant { role: r.get("member_role"), ..Tenant::from_row(r) })
+        .map(|r| Tenant {
+            role: r.get("member_role"),
+            ..Tenant::from_row(r)
+        })
         .collect();
     Ok(Paged::from_rows(tenants, page.limit, |t: &Tenant| t.id))
 }
@@ -358,5 +414,9 @@ pub async fn list_all(tx: &mut Tx, page: &Page<Uuid>) -> Result<Paged<Tenant>, C
             &[&page.after, &(page.limit + 1)],
         )
         .await?;
-    Ok(Paged::from_rows(rows.iter().map(Tenant::from_row).collect(), page.limit, |t: &Tenant| t.id))
+    Ok(Paged::from_rows(
+        rows.iter().map(Tenant::from_row).collect(),
+        page.limit,
+        |t: &Tenant| t.id,
+    ))
 }

@@ -20,7 +20,10 @@ pub struct User {
 /// The current user's own row (RLS shows each user only themselves).
 pub async fn me(tx: &mut Tx, id: Uuid) -> Result<User, CoreError> {
     let row = tx
-        .query_opt("select id, email, name, created_at, last_active_at from app.users where id = $1", &[&id])
+        .query_opt(
+            "select id, email, name, created_at, last_active_at from app.users where id = $1",
+            &[&id],
+        )
         .await?
         .ok_or(CoreError::NotFound)?;
     Ok(User {

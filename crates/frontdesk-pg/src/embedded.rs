@@ -27,6 +27,8 @@ pub struct Cluster {
     run_as: Option<(u32, u32)>,
     /// Extra `-c name=value` settings for the server (the test harness turns off fsync).
     settings: Vec<(String, String)>,
+    /// Skip initdb's fsync (throwaway test clusters).
+    initdb_no_sync: bool,
 }
 
 impl Cluster {
@@ -55,13 +57,27 @@ impl Cluster {
                 data_dir.as_os_str().len()
             );
         }
-        Ok(Self { bin_dir, data_dir, run_as, settings: Vec::new() })
+        Ok(Self {
+            bin_dir,
+            data_dir,
+            run_as,
+            settings: Vec::new(),
+            initdb_no_sync: false,
+        })
     }
 
     /// Add a server setting passed as `-c name=value` at start.
     pub fn with_setting(mut self, name: &str, value: &str) -> Self {
         self.settings.push((name.to_owned(), value.to_owned()));
         self
+    }
+
+    /// A throwaway cluster: no fsync anywhere (tests).
+    pub fn throwaway(mut self) -> Self {
+        self.initdb_no_sync = true;
+        self.with_setting("fsync", "off")
+            .with_setting("synchronous_commit", "off")
+            .with_setting("full_page_writes", "off")
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -124,11 +140,23 @@ impl Cluster {
             .command("initdb")
             .arg("-D")
             .arg(self.pg_dir())
-            .args(["-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-instructions"])
+            .args([
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-instructions",
+            ])
+            .args(self.initdb_no_sync.then_some("--no-sync"))
             .output()
             .context("running initdb")?;
         if !output.status.success() {
-            bail!("initdb failed:\n{}", String::from_utf8_lossy(&output.stderr));
+            bail!(
+                "initdb failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         Ok(true)
     }
@@ -136,7 +164,10 @@ impl Cluster {
     /// Start the postmaster and wait until it accepts connections.
     pub fn start(&self) -> anyhow::Result<()> {
         let mut options = String::from("-c listen_addresses='' -c unix_socket_permissions=0700");
-        options.push_str(&format!(" -c unix_socket_directories='{}'", self.socket_dir().display()));
+        options.push_str(&format!(
+            " -c unix_socket_directories='{}'",
+            self.socket_dir().display()
+        ));
         for (name, value) in &self.settings {
             options.push_str(&format!(" -c {name}={value}"));
         }
@@ -182,7 +213,41 @@ impl Cluster {
             .output()
             .context("running pg_ctl stop")?;
         if !output.status.success() {
-            bail!("pg_ctl stop failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+            bail!(
+                "pg_ctl stop failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Stop the cluster and delete its data directory once process `pid` has exited (the
+    /// test harness: Rust's test runner has no hook at the end of a test binary).
+    pub fn reap_after_exit(&self, pid: u32) -> anyhow::Result<()> {
+        let script = r#"while [ -d "/proc/$1" ]; do sleep 0.2; done
+"$2/pg_ctl" stop -D "$3/pg" -m immediate -w >/dev/null 2>&1
+rm -rf "$3""#;
+        let mut command = Command::new("/bin/sh");
+        command
+            .args(["-c", script, "reaper"])
+            .arg(pid.to_string())
+            .arg(&self.bin_dir)
+            .arg(&self.data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some((uid, gid)) = self.run_as {
+            command.uid(uid).gid(gid);
+        }
+        command.spawn().context("starting the cluster reaper")?;
+        Ok(())
+    }
+
+    /// Give the whole data directory to the cluster's user (when root), so that user can
+    /// also remove it.
+    pub fn give_data_dir_to_cluster_user(&self) -> anyhow::Result<()> {
+        if let Some((uid, gid)) = self.run_as {
+            std::os::unix::fs::chown(&self.data_dir, Some(uid), Some(gid))?;
         }
         Ok(())
     }
@@ -194,7 +259,10 @@ impl Cluster {
             // std drops root's supplementary groups when it changes the uid.
             command.uid(uid).gid(gid);
         }
-        command.env("LC_ALL", "C").env_remove("PGDATA").current_dir(&self.data_dir);
+        command
+            .env("LC_ALL", "C")
+            .env_remove("PGDATA")
+            .current_dir(&self.data_dir);
         command
     }
 
@@ -213,7 +281,10 @@ impl Cluster {
             // Others need search (x) on the data dir itself so `postgres` can enter it.
             let mode = std::fs::metadata(&self.data_dir)?.permissions().mode();
             if mode & 0o001 == 0 {
-                std::fs::set_permissions(&self.data_dir, std::fs::Permissions::from_mode(mode | 0o011))?;
+                std::fs::set_permissions(
+                    &self.data_dir,
+                    std::fs::Permissions::from_mode(mode | 0o011),
+                )?;
             }
             let reachable = Command::new("/bin/sh")
                 .args(["-c", "cd \"$1\"", "sh"])

@@ -32,7 +32,9 @@ impl Migration {
     }
 
     fn no_transaction(sql: &str) -> bool {
-        sql.lines().next().is_some_and(|l| l.trim() == "-- no-transaction")
+        sql.lines()
+            .next()
+            .is_some_and(|l| l.trim() == "-- no-transaction")
     }
 }
 
@@ -55,7 +57,9 @@ const BOOKKEEPING: &str = "
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
     Pending,
-    Applied { applied_at: String },
+    Applied {
+        applied_at: String,
+    },
     /// Applied, but the embedded file has changed since.
     Edited,
     /// A `-- no-transaction` migration that failed halfway.
@@ -86,7 +90,10 @@ pub struct Migrator<'a> {
 
 impl<'a> Migrator<'a> {
     pub fn new(client: &'a Client) -> Self {
-        Self { client, migrations: MIGRATIONS }
+        Self {
+            client,
+            migrations: MIGRATIONS,
+        }
     }
 
     /// Use a different list (tests).
@@ -104,12 +111,17 @@ impl<'a> Migrator<'a> {
             .execute("select pg_advisory_lock($1)", &[&LOCK_KEY])
             .await
             .context("taking the migration lock")?;
-        self.client.batch_execute(BOOKKEEPING).await.context("creating frontdesk_meta")?;
+        self.client
+            .batch_execute(BOOKKEEPING)
+            .await
+            .context("creating frontdesk_meta")?;
         Ok(())
     }
 
     async fn finish(&self) -> anyhow::Result<()> {
-        self.client.execute("select pg_advisory_unlock($1)", &[&LOCK_KEY]).await?;
+        self.client
+            .execute("select pg_advisory_unlock($1)", &[&LOCK_KEY])
+            .await?;
         self.client.batch_execute("reset role").await?;
         Ok(())
     }
@@ -129,7 +141,12 @@ impl<'a> Migrator<'a> {
                 let version: i64 = r.get(0);
                 (
                     version as u32,
-                    Applied { name: r.get(1), checksum: r.get(2), dirty: r.get(3), applied_at: r.get(4) },
+                    Applied {
+                        name: r.get(1),
+                        checksum: r.get(2),
+                        dirty: r.get(3),
+                        applied_at: r.get(4),
+                    },
                 )
             })
             .collect())
@@ -144,14 +161,24 @@ impl<'a> Migrator<'a> {
                     None => State::Pending,
                     Some(a) if a.dirty => State::Dirty,
                     Some(a) if a.checksum != m.checksum() => State::Edited,
-                    Some(a) => State::Applied { applied_at: a.applied_at.clone() },
+                    Some(a) => State::Applied {
+                        applied_at: a.applied_at.clone(),
+                    },
                 };
-                Status { version: m.version, name: m.name.to_owned(), state }
+                Status {
+                    version: m.version,
+                    name: m.name.to_owned(),
+                    state,
+                }
             })
             .collect();
         for (version, a) in applied {
             if !self.migrations.iter().any(|m| m.version == *version) {
-                out.push(Status { version: *version, name: a.name.clone(), state: State::Unknown });
+                out.push(Status {
+                    version: *version,
+                    name: a.name.clone(),
+                    state: State::Unknown,
+                });
             }
         }
         out.sort_by_key(|s| s.version);
@@ -162,10 +189,17 @@ impl<'a> Migrator<'a> {
     pub async fn status(&self) -> anyhow::Result<Vec<Status>> {
         let exists: bool = self
             .client
-            .query_one("select to_regclass('frontdesk_meta.schema_migrations') is not null", &[])
+            .query_one(
+                "select to_regclass('frontdesk_meta.schema_migrations') is not null",
+                &[],
+            )
             .await?
             .get(0);
-        let applied = if exists { self.applied().await? } else { BTreeMap::new() };
+        let applied = if exists {
+            self.applied().await?
+        } else {
+            BTreeMap::new()
+        };
         Ok(self.states(&applied))
     }
 
@@ -210,7 +244,10 @@ impl<'a> Migrator<'a> {
         Self::check(&states)?;
         let mut done = Vec::new();
         for m in self.migrations {
-            if !states.iter().any(|s| s.version == m.version && s.state == State::Pending) {
+            if !states
+                .iter()
+                .any(|s| s.version == m.version && s.state == State::Pending)
+            {
                 continue;
             }
             let record = format!(
@@ -222,7 +259,7 @@ impl<'a> Migrator<'a> {
             );
             self.run(m, m.up, &record)
                 .await
-            .with_context(|| format!("applying migration {:04}_{}", m.version, m.name))?;
+                .with_context(|| format!("applying migration {:04}_{}", m.version, m.name))?;
             tracing::info!(version = m.version, name = m.name, "migration applied");
             done.push(m.version);
         }
@@ -255,10 +292,13 @@ impl<'a> Migrator<'a> {
             if m.version <= target || !applied.contains(&m.version) {
                 continue;
             }
-            let record = format!("delete from frontdesk_meta.schema_migrations where version = {}", m.version);
+            let record = format!(
+                "delete from frontdesk_meta.schema_migrations where version = {}",
+                m.version
+            );
             self.run(m, m.down, &record)
                 .await
-            .with_context(|| format!("reverting migration {:04}_{}", m.version, m.name))?;
+                .with_context(|| format!("reverting migration {:04}_{}", m.version, m.name))?;
             tracing::info!(version = m.version, name = m.name, "migration reverted");
             done.push(m.version);
         }
@@ -278,7 +318,11 @@ impl<'a> Migrator<'a> {
                 .await?;
             self.client.batch_execute(sql).await?;
             self.client.batch_execute(record).await?;
-        } else if let Err(error) = self.client.batch_execute(&format!("begin;\n{sql}\n;{record};\ncommit;")).await {
+        } else if let Err(error) = self
+            .client
+            .batch_execute(&format!("begin;\n{sql}\n;{record};\ncommit;"))
+            .await
+        {
             // The failed statement left the transaction aborted: end it before going on.
             let _ = self.client.batch_execute("rollback").await;
             return Err(error.into());

@@ -91,7 +91,10 @@ pub async fn ensure(
     if present == 5 && can_set_owner && authenticator_password.is_none() {
         return Ok(());
     }
-    let login: String = client.query_one("select session_user::text", &[]).await?.get(0);
+    let login: String = client
+        .query_one("select session_user::text", &[])
+        .await?
+        .get(0);
     let sql = setup_sql(database, authenticator_password);
     let membership = owner_membership_sql(&login);
     let result = async {
@@ -107,7 +110,10 @@ pub async fn ensure(
             "could not create Frontdesk's database roles ({}).\n\
              Ask an administrator (a superuser, or a role with CREATEROLE that may grant BYPASSRLS) \
              to run this once on database {database:?}, then start frontdesk again:\n\n{sql}{membership};\n",
-            error.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| error.to_string())
+            error
+                .as_db_error()
+                .map(|e| e.message().to_owned())
+                .unwrap_or_else(|| error.to_string())
         );
     }
     Ok(())

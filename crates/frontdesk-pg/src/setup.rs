@@ -11,7 +11,10 @@ pub async fn prepare_embedded(cluster: &Cluster, database: &str) -> anyhow::Resu
         .await
         .context("connecting to the embedded cluster")?;
     let exists: bool = client
-        .query_one("select exists (select from pg_database where datname = $1)", &[&database])
+        .query_one(
+            "select exists (select from pg_database where datname = $1)",
+            &[&database],
+        )
         .await?
         .get(0);
     if !exists {
@@ -30,11 +33,16 @@ pub async fn prepare_embedded(cluster: &Cluster, database: &str) -> anyhow::Resu
 
 fn roles_only_sql() -> String {
     let sql = roles::setup_sql("postgres", None);
-    sql.lines().filter(|l| !l.starts_with("grant connect")).collect::<Vec<_>>().join("\n")
+    sql.lines()
+        .filter(|l| !l.starts_with("grant connect"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Apply pending migrations with an administrative connection.
 pub async fn migrate(admin: &tokio_postgres::Config) -> anyhow::Result<Vec<u32>> {
-    let client = pool::connect(admin).await.context("connecting to migrate")?;
+    let client = pool::connect(admin)
+        .await
+        .context("connecting to migrate")?;
     Migrator::new(&client).up().await
 }

@@ -95,7 +95,11 @@ impl RequestContext {
     /// The preamble's SQL. Every interpolated value is a `Uuid` or a fixed enum word.
     pub fn preamble(&self) -> String {
         let mut sql = String::with_capacity(256);
-        sql.push_str(if self.read_only { "begin read only;" } else { "begin;" });
+        sql.push_str(if self.read_only {
+            "begin read only;"
+        } else {
+            "begin;"
+        });
         let role = match self.principal {
             Principal::User { .. } => crate::roles::USER,
             Principal::Key { .. } => crate::roles::SERVICE,
@@ -109,7 +113,11 @@ impl RequestContext {
             Principal::User { id, role } => {
                 let _ = write!(sql, "set local frontdesk.user_id = '{id}';");
                 if let Some(role) = role {
-                    let _ = write!(sql, "set local frontdesk.member_role = '{}';", role.as_str());
+                    let _ = write!(
+                        sql,
+                        "set local frontdesk.member_role = '{}';",
+                        role.as_str()
+                    );
                 }
             }
             Principal::Key { id, scope } => {
@@ -152,7 +160,8 @@ impl DbError {
     /// Whether the database refused the request context (`app.assert_principal` marks
     /// its refusals with the hint `frontdesk-context`).
     pub fn is_refused_principal(&self) -> bool {
-        self.db_error().is_some_and(|e| e.code().code() == "42501" && e.hint() == Some("frontdesk-context"))
+        self.db_error()
+            .is_some_and(|e| e.code().code() == "42501" && e.hint() == Some("frontdesk-context"))
     }
 }
 
@@ -168,7 +177,11 @@ impl Tx {
     /// Take a connection for `context`. The preamble goes out with the first statement.
     pub async fn begin(pool: &Pool, context: &RequestContext) -> Result<Self, DbError> {
         let conn = pool.get().await?;
-        Ok(Self { conn: Some(conn), pending: Some(context.preamble()), finished: false })
+        Ok(Self {
+            conn: Some(conn),
+            pending: Some(context.preamble()),
+            finished: false,
+        })
     }
 
     fn conn(&self) -> &Object {
@@ -190,19 +203,28 @@ impl Tx {
 
     /// Run `sql` (prepared and cached), returning its rows; the first call carries the
     /// preamble in the same round trip.
-    pub async fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, DbError> {
+    pub async fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, DbError> {
         let statement = self.prepare(sql).await?;
         self.query_statement(&statement, params).await
     }
 
-    pub async fn query_statement<T>(&mut self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, DbError>
+    pub async fn query_statement<T>(
+        &mut self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, DbError>
     where
         T: ?Sized + ToStatement,
     {
         match self.pending.take() {
             Some(preamble) => {
                 let conn = self.conn.as_ref().expect("connection present until drop");
-                let (pre, rows) = tokio::join!(conn.batch_execute(&preamble), conn.query(statement, params));
+                let (pre, rows) =
+                    tokio::join!(conn.batch_execute(&preamble), conn.query(statement, params));
                 pre?;
                 Ok(rows?)
             }
@@ -211,17 +233,28 @@ impl Tx {
     }
 
     /// At most one row.
-    pub async fn query_opt(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, DbError> {
+    pub async fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, DbError> {
         Ok(self.query(sql, params).await?.into_iter().next())
     }
 
     /// Exactly one row (a statement that always returns one, e.g. `insert … returning`).
-    pub async fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, DbError> {
+    pub async fn query_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, DbError> {
         let statement = self.prepare(sql).await?;
         match self.pending.take() {
             Some(preamble) => {
                 let conn = self.conn.as_ref().expect("connection present until drop");
-                let (pre, row) = tokio::join!(conn.batch_execute(&preamble), conn.query_one(&statement, params));
+                let (pre, row) = tokio::join!(
+                    conn.batch_execute(&preamble),
+                    conn.query_one(&statement, params)
+                );
                 pre?;
                 Ok(row?)
             }
@@ -230,12 +263,19 @@ impl Tx {
     }
 
     /// Rows affected.
-    pub async fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, DbError> {
+    pub async fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, DbError> {
         let statement = self.prepare(sql).await?;
         match self.pending.take() {
             Some(preamble) => {
                 let conn = self.conn.as_ref().expect("connection present until drop");
-                let (pre, n) = tokio::join!(conn.batch_execute(&preamble), conn.execute(&statement, params));
+                let (pre, n) = tokio::join!(
+                    conn.batch_execute(&preamble),
+                    conn.execute(&statement, params)
+                );
                 pre?;
                 Ok(n?)
             }
@@ -302,7 +342,10 @@ mod tests {
         let user = Uuid::max();
         let sql = RequestContext {
             tenant: Some(tenant),
-            principal: Principal::User { id: user, role: Some(MemberRole::Agent) },
+            principal: Principal::User {
+                id: user,
+                role: Some(MemberRole::Agent),
+            },
             read_only: true,
         }
         .preamble();
@@ -320,7 +363,10 @@ mod tests {
     fn preamble_for_a_key_sets_key_and_scope_and_no_user() {
         let sql = RequestContext {
             tenant: Some(Uuid::nil()),
-            principal: Principal::Key { id: Uuid::max(), scope: KeyScope::Read },
+            principal: Principal::Key {
+                id: Uuid::max(),
+                scope: KeyScope::Read,
+            },
             read_only: false,
         }
         .preamble();

@@ -15,8 +15,14 @@ use tokio_postgres::Client;
 /// Tenant tables with RLS enabled but not forced, so that their owner (and only their
 /// owner, in `SECURITY DEFINER` functions) reads them without policies: the recursion trap.
 pub const OWNER_EXEMPT: &[(&str, &str)] = &[
-    ("memberships", "read by app.assert_principal() and app.resolve_tenant() as their owner"),
-    ("api_keys", "read by app.assert_principal() and app.authenticate_key() as their owner"),
+    (
+        "memberships",
+        "read by app.assert_principal() and app.resolve_tenant() as their owner",
+    ),
+    (
+        "api_keys",
+        "read by app.assert_principal() and app.authenticate_key() as their owner",
+    ),
 ];
 
 /// Global tables without RLS: readable by every request role, written only by the
@@ -49,7 +55,9 @@ pub async fn verify(client: &Client) -> anyhow::Result<Vec<String>> {
         let policies: i64 = row.get(4);
         if tenant_scoped {
             if !enabled {
-                findings.push(format!("app.{name}: holds tenant_id but row-level security is not enabled"));
+                findings.push(format!(
+                    "app.{name}: holds tenant_id but row-level security is not enabled"
+                ));
             }
             let exempt = OWNER_EXEMPT.iter().any(|(t, _)| *t == name);
             if !forced && !exempt {
@@ -85,11 +93,15 @@ pub async fn verify(client: &Client) -> anyhow::Result<Vec<String>> {
         let using: &str = row.get(3);
         let check: &str = row.get(4);
         if roles.contains(&0) {
-            findings.push(format!("app.{table} policy {policy}: applies to PUBLIC; name the request roles"));
+            findings.push(format!(
+                "app.{table} policy {policy}: applies to PUBLIC; name the request roles"
+            ));
         }
         for (what, expr) in [("USING", using), ("WITH CHECK", check)] {
             if expr.trim() == "true" {
-                findings.push(format!("app.{table} policy {policy}: {what} (true) lets every row through"));
+                findings.push(format!(
+                    "app.{table} policy {policy}: {what} (true) lets every row through"
+                ));
             }
             if expr.to_ascii_lowercase().contains("select ") {
                 findings.push(format!(
@@ -135,7 +147,9 @@ pub async fn verify(client: &Client) -> anyhow::Result<Vec<String>> {
         if kind == "p" {
             with_pk.insert(table.to_owned());
             if first != "tenant_id" {
-                findings.push(format!("app.{table}: primary key {constraint} must start with tenant_id"));
+                findings.push(format!(
+                    "app.{table}: primary key {constraint} must start with tenant_id"
+                ));
             }
         } else {
             if to_tenant_table && (first != "tenant_id" || ref_first != "tenant_id") {
@@ -155,7 +169,9 @@ pub async fn verify(client: &Client) -> anyhow::Result<Vec<String>> {
         let name: &str = row.get(0);
         let tenant_scoped: bool = row.get(3);
         if tenant_scoped && !with_pk.contains(name) {
-            findings.push(format!("app.{name}: holds tenant_id but has no primary key"));
+            findings.push(format!(
+                "app.{name}: holds tenant_id but has no primary key"
+            ));
         }
     }
     Ok(findings)

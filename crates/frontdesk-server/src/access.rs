@@ -24,14 +24,19 @@ pub enum Access {
 
 impl Access {
     pub fn is_tenant(self) -> bool {
-        matches!(self, Self::TenantRead | Self::TenantWrite | Self::TenantAdmin | Self::TenantOwner)
+        matches!(
+            self,
+            Self::TenantRead | Self::TenantWrite | Self::TenantAdmin | Self::TenantOwner
+        )
     }
 
     pub fn describe(self) -> &'static str {
         match self {
             Self::User => "a signed-in user (JWT) or the operator",
             Self::TenantRead => "any member of the tenant, any of its API keys, or the operator",
-            Self::TenantWrite => "any member of the tenant (what each may change is narrowed by role), a `full` API key, or the operator",
+            Self::TenantWrite => {
+                "any member of the tenant (what each may change is narrowed by role), a `full` API key, or the operator"
+            }
             Self::TenantAdmin => "an owner or admin of the tenant, or the operator",
             Self::TenantOwner => "an owner of the tenant, or the operator",
             Self::Operator => "the operator",

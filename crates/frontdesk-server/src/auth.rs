@@ -46,8 +46,16 @@ pub struct AuthConfig {
 /// Who is calling, once their credentials are checked.
 #[derive(Debug, Clone)]
 pub enum Caller {
-    User { id: Uuid, email: Option<String>, name: Option<String> },
-    Key { tenant: Uuid, id: Uuid, scope: KeyScope },
+    User {
+        id: Uuid,
+        email: Option<String>,
+        name: Option<String>,
+    },
+    Key {
+        tenant: Uuid,
+        id: Uuid,
+        scope: KeyScope,
+    },
     Operator,
 }
 
@@ -66,7 +74,8 @@ const SUB_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_0e37_52d4_4c4b_9a2e_7d1b_f0c3
 
 /// The user id for a JWT `sub`.
 pub fn user_id_for_sub(sub: &str) -> Uuid {
-    sub.parse().unwrap_or_else(|_| Uuid::new_v5(&SUB_NAMESPACE, sub.as_bytes()))
+    sub.parse()
+        .unwrap_or_else(|_| Uuid::new_v5(&SUB_NAMESPACE, sub.as_bytes()))
 }
 
 /// A small map whose entries expire.
@@ -77,12 +86,18 @@ pub struct TtlCache<K, V> {
 
 impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     pub fn new(capacity: usize) -> Self {
-        Self { entries: Mutex::new(HashMap::new()), capacity }
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            capacity,
+        }
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
         let entries = self.entries.lock().expect("cache lock");
-        entries.get(key).filter(|(_, until)| *until > Instant::now()).map(|(v, _)| v.clone())
+        entries
+            .get(key)
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(v, _)| v.clone())
     }
 
     pub fn insert(&self, key: K, value: V, ttl: Duration) {
@@ -143,7 +158,10 @@ impl Auth {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("HTTP client"),
-            jwks: tokio::sync::Mutex::new(Jwks { keys: None, fetched: None }),
+            jwks: tokio::sync::Mutex::new(Jwks {
+                keys: None,
+                fetched: None,
+            }),
             keys: TtlCache::new(100_000),
             tenants: TtlCache::new(100_000),
             users: TtlCache::new(100_000),
@@ -166,7 +184,8 @@ impl Auth {
         }
         let caller = self.verify_jwt(token).await?;
         if let Caller::User { id, email, name } = &caller {
-            self.touch_user(*id, email.as_deref(), name.as_deref()).await?;
+            self.touch_user(*id, email.as_deref(), name.as_deref())
+                .await?;
         }
         Ok(caller)
     }
@@ -176,18 +195,39 @@ impl Auth {
         let found = match self.keys.get(&hash) {
             Some(found) => found,
             None => {
-                let conn = self.pool.get().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+                let conn = self
+                    .pool
+                    .get()
+                    .await
+                    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
                 let statement = conn
-                    .prepare_cached("select tenant_id, key_id, scopes from app.authenticate_key($1)")
+                    .prepare_cached(
+                        "select tenant_id, key_id, scopes from app.authenticate_key($1)",
+                    )
                     .await
                     .map_err(frontdesk_pg::DbError::from)?;
-                let row = conn.query_opt(&statement, &[&hash]).await.map_err(frontdesk_pg::DbError::from)?;
+                let row = conn
+                    .query_opt(&statement, &[&hash])
+                    .await
+                    .map_err(frontdesk_pg::DbError::from)?;
                 let found = row.map(|r| {
                     let scopes: Vec<String> = r.get(2);
-                    let scope = if scopes.iter().any(|s| s == "full") { KeyScope::Full } else { KeyScope::Read };
+                    let scope = if scopes.iter().any(|s| s == "full") {
+                        KeyScope::Full
+                    } else {
+                        KeyScope::Read
+                    };
                     (r.get(0), r.get(1), scope)
                 });
-                self.keys.insert(hash, found, if found.is_some() { KEY_TTL } else { NEGATIVE_TTL });
+                self.keys.insert(
+                    hash,
+                    found,
+                    if found.is_some() {
+                        KEY_TTL
+                    } else {
+                        NEGATIVE_TTL
+                    },
+                );
                 found
             }
         };
@@ -203,7 +243,10 @@ impl Auth {
         let key = match header.alg {
             Algorithm::HS256 => DecodingKey::from_secret(self.config.jwt_secret.0.as_bytes()),
             Algorithm::RS256 | Algorithm::ES256 => {
-                let kid = header.kid.as_deref().ok_or_else(|| invalid("no kid in header"))?;
+                let kid = header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| invalid("no kid in header"))?;
                 self.jwks_key(kid, header.alg).await?
             }
             _ => return Err(invalid("unsupported algorithm")),
@@ -235,14 +278,20 @@ impl Auth {
             return Err(invalid("empty sub"));
         }
         let clip = |s: Option<String>| s.filter(|s| !s.is_empty() && s.len() <= 320);
-        Ok(Caller::User { id: user_id_for_sub(&claims.sub), email: clip(claims.email), name: clip(claims.name) })
+        Ok(Caller::User {
+            id: user_id_for_sub(&claims.sub),
+            email: clip(claims.email),
+            name: clip(claims.name),
+        })
     }
 
     /// The JWKS key `kid`, fetching the set when it is stale or the kid is unknown (at
     /// most once every 30 s, so unknown kids cannot make us hammer the provider).
     async fn jwks_key(&self, kid: &str, alg: Algorithm) -> Result<DecodingKey, ApiError> {
         let Some(url) = &self.config.jwks_url else {
-            return Err(ApiError::Unauthorized("invalid token: asymmetric tokens need FRONTDESK_JWKS_URL".into()));
+            return Err(ApiError::Unauthorized(
+                "invalid token: asymmetric tokens need FRONTDESK_JWKS_URL".into(),
+            ));
         };
         let mut jwks = self.jwks.lock().await;
         let stale = jwks.fetched.is_none_or(|t| t.elapsed() > JWKS_TTL);
@@ -260,23 +309,38 @@ impl Auth {
             .as_ref()
             .and_then(|set| set.find(kid))
             .ok_or_else(|| ApiError::Unauthorized("invalid token: unknown signing key".into()))?;
-        let key = DecodingKey::from_jwk(jwk).map_err(|_| ApiError::Unauthorized("invalid token: unusable signing key".into()))?;
+        let key = DecodingKey::from_jwk(jwk)
+            .map_err(|_| ApiError::Unauthorized("invalid token: unusable signing key".into()))?;
         let family_ok = match alg {
             Algorithm::RS256 => matches!(key.family(), jsonwebtoken::AlgorithmFamily::Rsa),
             _ => matches!(key.family(), jsonwebtoken::AlgorithmFamily::Ec),
         };
         if !family_ok {
-            return Err(ApiError::Unauthorized("invalid token: key does not match algorithm".into()));
+            return Err(ApiError::Unauthorized(
+                "invalid token: key does not match algorithm".into(),
+            ));
         }
         Ok(key)
     }
 
     async fn fetch_jwks(&self, url: &str) -> anyhow::Result<JwkSet> {
-        Ok(self.http.get(url).send().await?.error_for_status()?.json().await?)
+        Ok(self
+            .http
+            .get(url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
     }
 
     /// Upsert the user when first seen for a while, or when their profile claims changed.
-    async fn touch_user(&self, id: Uuid, email: Option<&str>, name: Option<&str>) -> Result<(), ApiError> {
+    async fn touch_user(
+        &self,
+        id: Uuid,
+        email: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<(), ApiError> {
         let mut digest = Sha256::new();
         digest.update(email.unwrap_or("\0").as_bytes());
         digest.update([0xff]);
@@ -285,34 +349,57 @@ impl Auth {
         if self.users.get(&id) == Some(digest) {
             return Ok(());
         }
-        let conn = self.pool.get().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        let conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
         let statement = conn
             .prepare_cached("select app.touch_user($1, $2, $3)")
             .await
             .map_err(frontdesk_pg::DbError::from)?;
-        conn.execute(&statement, &[&id, &email, &name]).await.map_err(frontdesk_pg::DbError::from)?;
+        conn.execute(&statement, &[&id, &email, &name])
+            .await
+            .map_err(frontdesk_pg::DbError::from)?;
         self.users.insert(id, digest, USER_TOUCH_INTERVAL);
         Ok(())
     }
 
     /// Resolve `{tenant}` (id or slug) and the user's role in it.
-    pub async fn resolve(&self, reference: &str, user: Option<Uuid>) -> Result<Option<Resolved>, ApiError> {
+    pub async fn resolve(
+        &self,
+        reference: &str,
+        user: Option<Uuid>,
+    ) -> Result<Option<Resolved>, ApiError> {
         let key = (reference.to_owned(), user);
         if let Some(found) = self.tenants.get(&key) {
             return Ok(found);
         }
-        let conn = self.pool.get().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        let conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
         let statement = conn
-            .prepare_cached("select tenant_id, member_role, is_active from app.resolve_tenant($1, $2)")
+            .prepare_cached(
+                "select tenant_id, member_role, is_active from app.resolve_tenant($1, $2)",
+            )
             .await
             .map_err(frontdesk_pg::DbError::from)?;
-        let row = conn.query_opt(&statement, &[&reference, &user]).await.map_err(frontdesk_pg::DbError::from)?;
+        let row = conn
+            .query_opt(&statement, &[&reference, &user])
+            .await
+            .map_err(frontdesk_pg::DbError::from)?;
         let found = row.map(|r| Resolved {
             tenant: r.get(0),
             role: r.get::<_, Option<&str>>(1).and_then(MemberRole::parse),
             is_active: r.get(2),
         });
-        let ttl = if found.is_some_and(|f| user.is_none() || f.role.is_some()) { TENANT_TTL } else { NEGATIVE_TTL };
+        let ttl = if found.is_some_and(|f| user.is_none() || f.role.is_some()) {
+            TENANT_TTL
+        } else {
+            NEGATIVE_TTL
+        };
         self.tenants.insert(key, found, ttl);
         Ok(found)
     }
@@ -321,5 +408,8 @@ impl Auth {
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     // Compare digests so neither length nor content leaks through timing.
     let (a, b) = (Sha256::digest(a), Sha256::digest(b));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }

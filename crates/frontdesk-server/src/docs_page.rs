@@ -4,7 +4,10 @@
 use serde_json::Value;
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// `#/components/schemas/Name` → `Name`.
@@ -15,12 +18,28 @@ fn schema_name(schema: &Value) -> String {
     }
     match schema.get("type") {
         Some(Value::String(t)) if t == "array" => {
-            format!("array of {}", schema.get("items").map(schema_name).unwrap_or_default())
+            format!(
+                "array of {}",
+                schema.get("items").map(schema_name).unwrap_or_default()
+            )
         }
         Some(Value::String(t)) => escape(t),
-        Some(Value::Array(ts)) => escape(&ts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" | ")),
-        _ => match schema.get("oneOf").or_else(|| schema.get("allOf")).and_then(Value::as_array) {
-            Some(parts) => parts.iter().map(schema_name).collect::<Vec<_>>().join(" | "),
+        Some(Value::Array(ts)) => escape(
+            &ts.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" | "),
+        ),
+        _ => match schema
+            .get("oneOf")
+            .or_else(|| schema.get("allOf"))
+            .and_then(Value::as_array)
+        {
+            Some(parts) => parts
+                .iter()
+                .map(schema_name)
+                .collect::<Vec<_>>()
+                .join(" | "),
             None => "object".into(),
         },
     }
@@ -56,10 +75,18 @@ pub fn render(doc: &Value) -> String {
                     id = escape(op["operationId"].as_str().unwrap_or("")),
                     M = method.to_uppercase(),
                     p = escape(path),
-                    summary = escape(op["description"].as_str().or(op["summary"].as_str()).unwrap_or("")),
+                    summary = escape(
+                        op["description"]
+                            .as_str()
+                            .or(op["summary"].as_str())
+                            .unwrap_or("")
+                    ),
                 );
                 if let Some(access) = op.get("x-access").and_then(Value::as_str) {
-                    s.push_str(&format!("<p class=\"access\">Access: {}</p>", escape(access)));
+                    s.push_str(&format!(
+                        "<p class=\"access\">Access: {}</p>",
+                        escape(access)
+                    ));
                 }
                 if let Some(params) = op["parameters"].as_array().filter(|p| !p.is_empty()) {
                     s.push_str("<table><tr><th>parameter</th><th>in</th><th>type</th><th>description</th></tr>");
@@ -67,7 +94,11 @@ pub fn render(doc: &Value) -> String {
                         s.push_str(&format!(
                             "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                             escape(p["name"].as_str().unwrap_or("")),
-                            if p["required"].as_bool() == Some(true) { " *" } else { "" },
+                            if p["required"].as_bool() == Some(true) {
+                                " *"
+                            } else {
+                                ""
+                            },
                             escape(p["in"].as_str().unwrap_or("")),
                             schema_name(&p["schema"]),
                             escape(p["description"].as_str().unwrap_or("")),
@@ -75,8 +106,13 @@ pub fn render(doc: &Value) -> String {
                     }
                     s.push_str("</table>");
                 }
-                if let Some(body) = op["requestBody"]["content"]["application/json"]["schema"].as_object() {
-                    s.push_str(&format!("<p>Body: {}</p>", schema_name(&Value::Object(body.clone()))));
+                if let Some(body) =
+                    op["requestBody"]["content"]["application/json"]["schema"].as_object()
+                {
+                    s.push_str(&format!(
+                        "<p>Body: {}</p>",
+                        schema_name(&Value::Object(body.clone()))
+                    ));
                 }
                 if let Some(responses) = op["responses"].as_object() {
                     let list: Vec<String> = responses
@@ -106,16 +142,25 @@ pub fn render(doc: &Value) -> String {
     html.push_str("<h2>Schemas</h2>");
     if let Some(schemas) = doc["components"]["schemas"].as_object() {
         for (name, schema) in schemas {
-            html.push_str(&format!("<div class=\"op\" id=\"schema-{0}\"><b>{0}</b>", escape(name)));
+            html.push_str(&format!(
+                "<div class=\"op\" id=\"schema-{0}\"><b>{0}</b>",
+                escape(name)
+            ));
             if let Some(props) = schema["properties"].as_object() {
-                let required: Vec<&str> =
-                    schema["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+                let required: Vec<&str> = schema["required"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
                 html.push_str("<table><tr><th>field</th><th>type</th><th>description</th></tr>");
                 for (field, p) in props {
                     html.push_str(&format!(
                         "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td></tr>",
                         escape(field),
-                        if required.contains(&field.as_str()) { " *" } else { "" },
+                        if required.contains(&field.as_str()) {
+                            " *"
+                        } else {
+                            ""
+                        },
                         schema_name(p),
                         escape(p["description"].as_str().unwrap_or("")),
                     ));

@@ -35,7 +35,10 @@ pub enum ApiError {
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("conflict: {message}")]
-    Conflict { field: Option<String>, message: String },
+    Conflict {
+        field: Option<String>,
+        message: String,
+    },
     #[error("invalid input")]
     Validation(Vec<FieldError>),
     #[error("request body too large")]
@@ -63,19 +66,47 @@ impl ApiError {
 
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request"),
+            Self::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "malformed-request",
+                "Malformed request",
+            ),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
-            Self::Forbidden(_) | Self::ContextRefused => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
-            Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
-            Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict", "Conflict"),
-            Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
-            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large"),
-            Self::UnsupportedMediaType => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
+            Self::Forbidden(_) | Self::ContextRefused => {
+                (StatusCode::FORBIDDEN, "forbidden", "Forbidden")
             }
-            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
-            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::Validation(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "Invalid request",
+            ),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Request body too large",
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+            ),
         }
     }
 
@@ -89,12 +120,16 @@ impl ApiError {
                 let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
                 format!("invalid fields: {}", fields.join(", "))
             }
-            Self::PayloadTooLarge => format!("request bodies are limited to {} bytes", crate::BODY_LIMIT),
+            Self::PayloadTooLarge => {
+                format!("request bodies are limited to {} bytes", crate::BODY_LIMIT)
+            }
             Self::UnsupportedMediaType => "send JSON with Content-Type: application/json".into(),
             Self::ContextRefused => "your access to this tenant changed; try again".into(),
             Self::Unavailable(_) => "the database is not available; try again shortly".into(),
             // Never leak internals: the error was logged with the request id.
-            Self::Internal(_) => "something went wrong on our side; the request id identifies it in our logs".into(),
+            Self::Internal(_) => {
+                "something went wrong on our side; the request id identifies it in our logs".into()
+            }
         }
     }
 }
@@ -109,7 +144,10 @@ impl IntoResponse for ApiError {
         }
         let errors = match &self {
             Self::Validation(errors) => Some(errors.clone()),
-            Self::Conflict { field: Some(field), message } => Some(vec![FieldError::new(field, message)]),
+            Self::Conflict {
+                field: Some(field),
+                message,
+            } => Some(vec![FieldError::new(field, message)]),
             _ => None,
         };
         let problem = Problem {
@@ -120,11 +158,14 @@ impl IntoResponse for ApiError {
             errors,
         };
         let mut response = (status, axum::Json(problem)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if matches!(self, Self::Unauthorized(_)) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if matches!(self, Self::ContextRefused) {
             response.extensions_mut().insert(RefusedContext);

@@ -30,7 +30,10 @@ impl FromRequestParts<AppState> for Caller {
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <token>".into()))?;
@@ -83,7 +86,10 @@ impl TenantScope {
 /// Whether a tenant path names one item (`…/{id}`) rather than a collection: outsiders
 /// get 404 for items and 403 for collections.
 fn names_an_item(parts: &Parts) -> bool {
-    parts.extensions.get::<MatchedPath>().is_some_and(|p| p.as_str().ends_with('}'))
+    parts
+        .extensions
+        .get::<MatchedPath>()
+        .is_some_and(|p| p.as_str().ends_with('}'))
 }
 
 fn outsider(parts: &Parts) -> ApiError {
@@ -112,13 +118,19 @@ impl FromRequestParts<AppState> for TenantScope {
             Caller::User { id, .. } => Some(*id),
             _ => None,
         };
-        let resolved = state.auth.resolve(&reference, user).await?.ok_or_else(|| outsider(parts))?;
+        let resolved = state
+            .auth
+            .resolve(&reference, user)
+            .await?
+            .ok_or_else(|| outsider(parts))?;
         let read_only = parts.method == Method::GET || parts.method == Method::HEAD;
         let denied = |why: &str| Err(ApiError::Forbidden(why.to_owned()));
         let principal = match &caller {
             Caller::Operator => Principal::Operator,
             Caller::User { id, .. } => {
-                let Some(role) = resolved.role else { return Err(outsider(parts)) };
+                let Some(role) = resolved.role else {
+                    return Err(outsider(parts));
+                };
                 let allowed = match access {
                     Access::TenantRead | Access::TenantWrite => true,
                     Access::TenantAdmin => role >= MemberRole::Admin,
@@ -128,7 +140,10 @@ impl FromRequestParts<AppState> for TenantScope {
                 if !allowed {
                     return denied(&format!("this needs {}", access.describe()));
                 }
-                Principal::User { id: *id, role: Some(role) }
+                Principal::User {
+                    id: *id,
+                    role: Some(role),
+                }
             }
             Caller::Key { tenant, id, scope } => {
                 if *tenant != resolved.tenant {
@@ -138,16 +153,34 @@ impl FromRequestParts<AppState> for TenantScope {
                     Access::TenantRead => {}
                     Access::TenantWrite if *scope == KeyScope::Full => {}
                     Access::TenantWrite => return denied("this API key is read-only"),
-                    _ => return denied(&format!("API keys cannot do this: it needs {}", access.describe())),
+                    _ => {
+                        return denied(&format!(
+                            "API keys cannot do this: it needs {}",
+                            access.describe()
+                        ));
+                    }
                 }
-                Principal::Key { id: *id, scope: *scope }
+                Principal::Key {
+                    id: *id,
+                    scope: *scope,
+                }
             }
         };
-        if !resolved.is_active && !matches!(principal, Principal::Operator | Principal::User { .. }) {
+        if !resolved.is_active && !matches!(principal, Principal::Operator | Principal::User { .. })
+        {
             return denied("this tenant is deactivated");
         }
-        let context = RequestContext { tenant: Some(resolved.tenant), principal, read_only };
-        Ok(Self { tenant: resolved.tenant, caller, context, state: state.clone() })
+        let context = RequestContext {
+            tenant: Some(resolved.tenant),
+            principal,
+            read_only,
+        };
+        Ok(Self {
+            tenant: resolved.tenant,
+            caller,
+            context,
+            state: state.clone(),
+        })
     }
 }
 
@@ -179,15 +212,33 @@ impl FromRequestParts<AppState> for UserScope {
         let caller = Caller::from_request_parts(parts, state).await?;
         let principal = match (&caller, access) {
             (Caller::Operator, _) => Principal::Operator,
-            (Caller::User { id, .. }, Access::User) => Principal::User { id: *id, role: None },
+            (Caller::User { id, .. }, Access::User) => Principal::User {
+                id: *id,
+                role: None,
+            },
             (Caller::Key { .. }, _) => {
-                return Err(ApiError::Forbidden("API keys act within their tenant's paths only".into()));
+                return Err(ApiError::Forbidden(
+                    "API keys act within their tenant's paths only".into(),
+                ));
             }
-            _ => return Err(ApiError::Forbidden(format!("this needs {}", access.describe()))),
+            _ => {
+                return Err(ApiError::Forbidden(format!(
+                    "this needs {}",
+                    access.describe()
+                )));
+            }
         };
         let read_only = parts.method == Method::GET || parts.method == Method::HEAD;
-        let context = RequestContext { tenant: None, principal, read_only };
-        Ok(Self { caller, context, state: state.clone() })
+        let context = RequestContext {
+            tenant: None,
+            principal,
+            read_only,
+        };
+        Ok(Self {
+            caller,
+            context,
+            state: state.clone(),
+        })
     }
 }
 
@@ -212,13 +263,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         if !json_type {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest("could not read the request body".into())
-            }
-        })?;
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest("could not read the request body".into())
+                }
+            })?;
         parse_json(&bytes).map(Json)
     }
 }
@@ -228,23 +281,37 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     if value.is_ok() {
-        de.end().map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+        de.end()
+            .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
     }
     value.map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
+            serde_json::error::Category::Syntax
+            | serde_json::error::Category::Eof
+            | serde_json::error::Category::Io => {
                 ApiError::BadRequest(format!("malformed JSON: {inner}"))
             }
             serde_json::error::Category::Data => {
                 let message = inner.to_string();
-                let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_owned();
                 let named = |prefix: &str| {
-                    message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned)
+                    message
+                        .strip_prefix(prefix)
+                        .and_then(|rest| rest.split('`').next())
+                        .map(str::to_owned)
                 };
                 let join = |parent: &str, name: &str| {
-                    if parent == "." || parent.is_empty() { name.to_owned() } else { format!("{parent}.{name}") }
+                    if parent == "." || parent.is_empty() {
+                        name.to_owned()
+                    } else {
+                        format!("{parent}.{name}")
+                    }
                 };
                 if let Some(name) = named("unknown field `") {
                     let parent = path.rsplit_once('.').map(|(p, _)| p).unwrap_or(".");
@@ -284,14 +351,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> ApiResult<Self> {
         let query = parts.uri.query().unwrap_or_default();
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de).map(QueryParams).map_err(|e| {
-            let field = e.path().to_string();
-            let message = e.into_inner().to_string();
-            if let Some(name) = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
-                ApiError::invalid(name, "unknown query parameter")
-            } else {
-                ApiError::invalid(if field == "." { "query" } else { &field }, &message)
-            }
-        })
+        serde_path_to_error::deserialize(de)
+            .map(QueryParams)
+            .map_err(|e| {
+                let field = e.path().to_string();
+                let message = e.into_inner().to_string();
+                if let Some(name) = message
+                    .strip_prefix("unknown field `")
+                    .and_then(|r| r.split('`').next())
+                {
+                    ApiError::invalid(name, "unknown query parameter")
+                } else {
+                    ApiError::invalid(if field == "." { "query" } else { &field }, &message)
+                }
+            })
     }
 }

@@ -43,7 +43,9 @@ fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ])
                 .expect("static buckets")
                 .build_recorder();
             let handle = recorder.handle();
@@ -57,7 +59,9 @@ fn metrics_handle() -> PrometheusHandle {
 /// Build the application for `pool` with `auth`.
 pub fn app(pool: Pool, auth: AuthConfig) -> Router {
     let (api, openapi, _) = router::api().into_parts();
-    let openapi_json = openapi.to_pretty_json().expect("OpenAPI document serializes");
+    let openapi_json = openapi
+        .to_pretty_json()
+        .expect("OpenAPI document serializes");
     let doc: serde_json::Value = serde_json::from_str(&openapi_json).expect("valid JSON");
     let state = AppState {
         auth: Arc::new(auth::Auth::new(auth, pool.clone())),
@@ -65,7 +69,9 @@ pub fn app(pool: Pool, auth: AuthConfig) -> Router {
         metrics: metrics_handle(),
         docs_html: Arc::new(docs_page::render(&doc)),
         openapi_json: Arc::new(openapi_json),
-        schema_version: frontdesk_pg::migrate::MIGRATIONS.last().map_or(0, |m| i64::from(m.version)),
+        schema_version: frontdesk_pg::migrate::MIGRATIONS
+            .last()
+            .map_or(0, |m| i64::from(m.version)),
     };
     Router::new()
         .route("/healthz", get(routes::service::healthz))
@@ -94,29 +100,47 @@ pub fn app(pool: Pool, auth: AuthConfig) -> Router {
 async fn record_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().to_string();
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(req).await;
-    let labels = [("method", method), ("route", route), ("status", response.status().as_u16().to_string())];
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_u16().to_string()),
+    ];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels[..2]).record(start.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels[..2])
+        .record(start.elapsed().as_secs_f64());
     response
 }
 
 /// When the database refuses a request's context (a role changed, a key was revoked,
 /// on this server or another), forget the cached lookups and run the request once more.
 /// Nothing was written: the refusal comes before the handler's first statement runs.
-async fn retry_refused_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn retry_refused_context(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(bytes) => bytes,
         Err(_) => return axum::response::IntoResponse::into_response(ApiError::PayloadTooLarge),
     };
-    let mut copy = Request::builder().method(parts.method.clone()).uri(parts.uri.clone()).version(parts.version);
+    let mut copy = Request::builder()
+        .method(parts.method.clone())
+        .uri(parts.uri.clone())
+        .version(parts.version);
     if let Some(headers) = copy.headers_mut() {
         *headers = parts.headers.clone();
     }
     let copy = copy.extension(parts.extensions.clone());
-    let response = next.clone().run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
+    let response = next
+        .clone()
+        .run(Request::from_parts(parts, Body::from(bytes.clone())))
+        .await;
     if response.extensions().get::<RefusedContext>().is_none() {
         return response;
     }

@@ -40,7 +40,9 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A user JWT, a tenant API key (fd_…), or the operator token"))
+                    .description(Some(
+                        "A user JWT, a tenant API key (fd_…), or the operator token",
+                    ))
                     .build(),
             ),
         );
@@ -55,7 +57,11 @@ pub struct Api {
 
 impl Api {
     /// Register one handler with the access it requires.
-    fn route(self, access: Access, handler: utoipa_axum::router::UtoipaMethodRouter<AppState>) -> Self {
+    fn route(
+        self,
+        access: Access,
+        handler: utoipa_axum::router::UtoipaMethodRouter<AppState>,
+    ) -> Self {
         self.register(access, None, handler)
     }
 
@@ -95,10 +101,16 @@ impl Api {
                 operation
                     .extensions
                     .get_or_insert_with(Default::default)
-                    .merge(ExtensionsBuilder::new().add("x-access", access.describe()).build());
+                    .merge(
+                        ExtensionsBuilder::new()
+                            .add("x-access", access.describe())
+                            .build(),
+                    );
             }
         }
-        self.router = self.router.routes((schemas, paths, method_router.layer(Extension(access))));
+        self.router = self
+            .router
+            .routes((schemas, paths, method_router.layer(Extension(access))));
         self
     }
 
@@ -106,7 +118,13 @@ impl Api {
         &self.table
     }
 
-    pub fn into_parts(self) -> (axum::Router<AppState>, utoipa::openapi::OpenApi, Vec<RouteSpec>) {
+    pub fn into_parts(
+        self,
+    ) -> (
+        axum::Router<AppState>,
+        utoipa::openapi::OpenApi,
+        Vec<RouteSpec>,
+    ) {
         let (router, openapi) = self.router.split_for_parts();
         (router, openapi, self.table)
     }
@@ -115,22 +133,25 @@ impl Api {
 /// The whole API.
 pub fn api() -> Api {
     use Access::*;
-    Api { router: OpenApiRouter::with_openapi(ApiDoc::openapi()), table: Vec::new() }
-        .route(User, routes!(me::get))
-        .route(User, routes!(tenants::create))
-        .route(User, routes!(tenants::list))
-        .route(TenantRead, routes!(tenants::get))
-        .route(TenantAdmin, routes!(tenants::update))
-        .route(TenantOwner, routes!(tenants::delete))
-        .route(TenantAdmin, routes!(members::list))
-        .route(TenantAdmin, routes!(members::add))
-        .route(TenantAdmin, routes!(members::get))
-        .route(TenantAdmin, routes!(members::update))
-        .route(TenantAdmin, routes!(members::remove))
-        .route(TenantAdmin, routes!(api_keys::list))
-        .route(TenantAdmin, routes!(api_keys::create))
-        .route(TenantAdmin, routes!(api_keys::get))
-        .route(TenantAdmin, routes!(api_keys::revoke))
+    Api {
+        router: OpenApiRouter::with_openapi(ApiDoc::openapi()),
+        table: Vec::new(),
+    }
+    .route(User, routes!(me::get))
+    .route(User, routes!(tenants::create))
+    .route(User, routes!(tenants::list))
+    .route(TenantRead, routes!(tenants::get))
+    .route(TenantAdmin, routes!(tenants::update))
+    .route(TenantOwner, routes!(tenants::delete))
+    .route(TenantAdmin, routes!(members::list))
+    .route(TenantAdmin, routes!(members::add))
+    .route(TenantAdmin, routes!(members::get))
+    .route(TenantAdmin, routes!(members::update))
+    .route(TenantAdmin, routes!(members::remove))
+    .route(TenantAdmin, routes!(api_keys::list))
+    .route(TenantAdmin, routes!(api_keys::create))
+    .route(TenantAdmin, routes!(api_keys::get))
+    .route(TenantAdmin, routes!(api_keys::revoke))
 }
 
 /// The route table, for tests and tools.

@@ -1,1 +1,338 @@
-//! placeholder
+//! Test harness: one PostgreSQL cluster per test binary (started with the same launcher
+//! as `frontdesk serve`), migrations applied once into a template database, a fresh
+//! database per test (`CREATE DATABASE … TEMPLATE`), and the app on port 0, talked to
+//! over real HTTP.
+
+pub mod fixtures;
+
+use std::{
+    sync::{
+        OnceLock,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use frontdesk_pg::{embedded::Cluster, roles};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub use reqwest;
+pub use serde_json::json;
+
+const TEMPLATE: &str = "frontdesk_template";
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789abcdef";
+
+/// The cluster of this test binary.
+pub struct TestCluster {
+    pub cluster: Cluster,
+}
+
+static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+
+/// Start (once) this binary's cluster with a migrated template database.
+pub fn cluster() -> &'static TestCluster {
+    CLUSTER.get_or_init(|| {
+        // Set up on a thread of its own: tests call this from inside their runtime.
+        std::thread::spawn(|| {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    std::env::var("FRONTDESK_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+                )
+                .with_test_writer()
+                .try_init();
+            let dir = std::env::temp_dir().join(format!(
+                "fd-test-{}-{}",
+                std::process::id(),
+                Uuid::new_v4().simple()
+            ));
+            let cluster = Cluster::new(&dir).expect("PostgreSQL binaries").throwaway();
+            cluster.init().expect("initdb");
+            cluster
+                .give_data_dir_to_cluster_user()
+                .expect("chown data dir");
+            cluster.reap_after_exit(std::process::id()).expect("reaper");
+            cluster.start().expect("start cluster");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                frontdesk_pg::setup::prepare_embedded(&cluster, TEMPLATE)
+                    .await
+                    .expect("roles and template");
+                frontdesk_pg::setup::migrate(
+                    &cluster.config(frontdesk_pg::embedded::SUPERUSER, TEMPLATE),
+                )
+                .await
+                .expect("migrate template");
+            });
+            TestCluster { cluster }
+        })
+        .join()
+        .expect("cluster setup")
+    })
+}
+
+impl TestCluster {
+    /// A new database: a copy of the migrated template, or an empty one owned by
+    /// frontdesk_owner.
+    pub async fn database(&self, migrated: bool) -> TestDb {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "test_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let admin = frontdesk_pg::pool::connect(
+            &self
+                .cluster
+                .config(frontdesk_pg::embedded::SUPERUSER, "postgres"),
+        )
+        .await
+        .expect("connect to cluster");
+        let template = if migrated { TEMPLATE } else { "template0" };
+        admin
+            .batch_execute(&format!(
+                "create database {name} owner {} template {template}",
+                roles::OWNER
+            ))
+            .await
+            .expect("create test database");
+        admin
+            .batch_execute(&roles::database_grants_sql(&name))
+            .await
+            .expect("grants");
+        TestDb {
+            name,
+            cluster: self.cluster.clone(),
+        }
+    }
+}
+
+/// One test's database.
+pub struct TestDb {
+    pub name: String,
+    pub cluster: Cluster,
+}
+
+impl TestDb {
+    pub fn admin_config(&self) -> tokio_postgres::Config {
+        self.cluster
+            .config(frontdesk_pg::embedded::SUPERUSER, &self.name)
+    }
+
+    pub fn config_as(&self, user: &str) -> tokio_postgres::Config {
+        self.cluster.config(user, &self.name)
+    }
+
+    /// A superuser connection (bypasses RLS: for checking what is really stored).
+    pub async fn admin(&self) -> tokio_postgres::Client {
+        frontdesk_pg::pool::connect(&self.admin_config())
+            .await
+            .expect("admin connection")
+    }
+
+    /// A connection as `frontdesk_authenticator`, like the server's.
+    pub async fn authenticator(&self) -> tokio_postgres::Client {
+        frontdesk_pg::pool::connect(&self.config_as(roles::AUTHENTICATOR))
+            .await
+            .expect("authenticator connection")
+    }
+
+    pub fn pool(&self, size: usize) -> deadpool_postgres::Pool {
+        frontdesk_pg::pool::build(self.config_as(roles::AUTHENTICATOR), size).expect("pool")
+    }
+}
+
+/// A running app on its own fresh database.
+pub struct TestApp {
+    pub base: String,
+    pub db: TestDb,
+    pub http: reqwest::Client,
+}
+
+/// Settings a test may change before the app starts.
+#[derive(Default)]
+pub struct AppOptions {
+    pub jwks_url: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let db = cluster().database(true).await;
+    let pool = db.pool(8);
+    let auth = frontdesk_server::AuthConfig {
+        jwt_secret: frontdesk_server::Secret(JWT_SECRET.into()),
+        jwks_url: options.jwks_url,
+        issuer: options.issuer,
+        audience: options.audience,
+        operator_token: frontdesk_server::Secret(OPERATOR_TOKEN.into()),
+        leeway: Duration::from_secs(5),
+    };
+    let app = frontdesk_server::app(pool, auth);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve");
+    });
+    TestApp {
+        base: format!("http://{addr}"),
+        db,
+        http: reqwest::Client::new(),
+    }
+}
+
+/// A response: status, headers and the body as JSON (Null when empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// The field names of a validation problem.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .filter_map(|x| x["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+impl TestApp {
+    /// Send a request with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut request = self.http.request(
+            Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", self.base),
+        );
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call("GET", path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call("POST", path, Some(token), Some(&body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call("PATCH", path, Some(token), Some(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call("DELETE", path, Some(token), None).await
+    }
+}
+
+/// A user JWT signed with the test secret.
+pub fn user_token(sub: Uuid, email: Option<&str>) -> String {
+    token_with(sub, email, 3600, JWT_SECRET)
+}
+
+/// A JWT with a chosen lifetime (negative: already expired) and secret.
+pub fn token_with(sub: Uuid, email: Option<&str>, ttl_seconds: i64, secret: &str) -> String {
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    let mut claims = json!({"sub": sub.to_string(), "iat": now, "exp": now + ttl_seconds});
+    if let Some(email) = email {
+        claims["email"] = json!(email);
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Tables of schema `app` that hold `tenant_id` (the tenant tables), from the catalog.
+pub async fn tenant_tables(client: &tokio_postgres::Client) -> Vec<String> {
+    client
+        .query(
+            "select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+             join pg_attribute a on a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped
+             where n.nspname = 'app' and c.relkind in ('r', 'p') order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Everything stored for `tenant` (its row in app.tenants and its rows in every tenant
+/// table), as one text to compare before and after; columns that only record use
+/// (`last_used_at`, `last_active_at`) are left out.
+pub async fn tenant_snapshot(client: &tokio_postgres::Client, tenant: Uuid) -> String {
+    let mut out = String::new();
+    let mut tables = tenant_tables(client).await;
+    tables.push("tenants".into());
+    for table in tables {
+        let key = if table == "tenants" {
+            "id"
+        } else {
+            "tenant_id"
+        };
+        let row = client
+            .query_one(
+                &format!(
+                    "select count(*), coalesce(string_agg((to_jsonb(t) - 'last_used_at' - 'last_active_at')::text, '\n' order by t::text), '')
+                     from app.{table} t where {key} = $1"
+                ),
+                &[&tenant],
+            )
+            .await
+            .unwrap();
+        let count: i64 = row.get(0);
+        let text: String = row.get(1);
+        out.push_str(&format!("== {table} ({count})\n{text}\n"));
+    }
+    out
+}

@@ -9,8 +9,15 @@ use frontdesk_pg::{embedded::Cluster, roles};
 use crate::Common;
 
 pub enum Database {
-    Embedded { cluster: Cluster, started_here: bool },
-    External { admin: tokio_postgres::Config, app: tokio_postgres::Config, url: String },
+    Embedded {
+        cluster: Cluster,
+        started_here: bool,
+    },
+    External {
+        admin: tokio_postgres::Config,
+        app: tokio_postgres::Config,
+        url: String,
+    },
 }
 
 impl Database {
@@ -19,8 +26,12 @@ impl Database {
     pub async fn open(common: &Common, serving: bool) -> anyhow::Result<Self> {
         let db = match &common.database_url {
             Some(url) => {
-                let admin: tokio_postgres::Config = url.parse().context("DATABASE_URL is not a PostgreSQL URL")?;
-                let client = frontdesk_pg::pool::connect(&admin).await.context("connecting to DATABASE_URL")?;
+                let admin: tokio_postgres::Config = url
+                    .parse()
+                    .context("DATABASE_URL is not a PostgreSQL URL")?;
+                let client = frontdesk_pg::pool::connect(&admin)
+                    .await
+                    .context("connecting to DATABASE_URL")?;
                 let database = admin.get_dbname().unwrap_or("postgres").to_owned();
                 roles::ensure(&client, &database, common.authenticator_password.as_deref()).await?;
                 let mut app = admin.clone();
@@ -29,12 +40,19 @@ impl Database {
                     Some(p) => app.password(p),
                     None => app.password(""),
                 };
-                Database::External { admin, app, url: url.clone() }
+                Database::External {
+                    admin,
+                    app,
+                    url: url.clone(),
+                }
             }
             None => {
                 let cluster = Cluster::new(&common.data_dir)?;
                 if cluster.init()? {
-                    eprintln!("initialized a new embedded PostgreSQL cluster in {}", cluster.pg_dir().display());
+                    eprintln!(
+                        "initialized a new embedded PostgreSQL cluster in {}",
+                        cluster.pg_dir().display()
+                    );
                 }
                 let started_here = if cluster.is_running() {
                     if !serving {
@@ -43,19 +61,31 @@ impl Database {
                             cluster.pg_dir().display()
                         );
                     } else {
-                        eprintln!("the embedded cluster is already running: using it (it will be left running)");
+                        eprintln!(
+                            "the embedded cluster is already running: using it (it will be left running)"
+                        );
                     }
                     false
                 } else {
                     if !serving {
-                        eprintln!("starting the embedded cluster in {} for this command", cluster.pg_dir().display());
+                        eprintln!(
+                            "starting the embedded cluster in {} for this command",
+                            cluster.pg_dir().display()
+                        );
                     }
                     cluster.start()?;
                     true
                 };
-                let db = Database::Embedded { cluster, started_here };
+                let db = Database::Embedded {
+                    cluster,
+                    started_here,
+                };
                 if let Database::Embedded { cluster, .. } = &db
-                    && let Err(error) = frontdesk_pg::setup::prepare_embedded(cluster, frontdesk_pg::embedded::DATABASE).await
+                    && let Err(error) = frontdesk_pg::setup::prepare_embedded(
+                        cluster,
+                        frontdesk_pg::embedded::DATABASE,
+                    )
+                    .await
                 {
                     let _ = db.close();
                     return Err(error);
@@ -68,7 +98,11 @@ impl Database {
 
     /// Stop the embedded cluster if this process started it.
     pub fn close(&self) -> anyhow::Result<()> {
-        if let Database::Embedded { cluster, started_here: true } = self {
+        if let Database::Embedded {
+            cluster,
+            started_here: true,
+        } = self
+        {
             cluster.stop()?;
         }
         Ok(())
@@ -77,9 +111,10 @@ impl Database {
     /// An administrative connection (roles, migrations).
     pub fn admin_config(&self) -> tokio_postgres::Config {
         match self {
-            Database::Embedded { cluster, .. } => {
-                cluster.config(frontdesk_pg::embedded::SUPERUSER, frontdesk_pg::embedded::DATABASE)
-            }
+            Database::Embedded { cluster, .. } => cluster.config(
+                frontdesk_pg::embedded::SUPERUSER,
+                frontdesk_pg::embedded::DATABASE,
+            ),
             Database::External { admin, .. } => admin.clone(),
         }
     }
@@ -87,7 +122,9 @@ impl Database {
     /// The request path's login: frontdesk_authenticator.
     pub fn app_config(&self) -> tokio_postgres::Config {
         match self {
-            Database::Embedded { cluster, .. } => cluster.config(roles::AUTHENTICATOR, frontdesk_pg::embedded::DATABASE),
+            Database::Embedded { cluster, .. } => {
+                cluster.config(roles::AUTHENTICATOR, frontdesk_pg::embedded::DATABASE)
+            }
             Database::External { app, .. } => app.clone(),
         }
     }
@@ -104,8 +141,13 @@ impl Database {
                 Ok(c)
             }
             Database::External { url, .. } => {
-                let found = ["/usr/bin", "/usr/local/bin"].iter().map(|d| std::path::Path::new(d).join(program)).find(|p| p.exists());
-                let Some(path) = found else { bail!("{program} was not found; install PostgreSQL's client tools") };
+                let found = ["/usr/bin", "/usr/local/bin"]
+                    .iter()
+                    .map(|d| std::path::Path::new(d).join(program))
+                    .find(|p| p.exists());
+                let Some(path) = found else {
+                    bail!("{program} was not found; install PostgreSQL's client tools")
+                };
                 let mut c = Command::new(path);
                 c.arg("--dbname").arg(url);
                 Ok(c)

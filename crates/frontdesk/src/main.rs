@@ -14,7 +14,11 @@ use frontdesk_pg::migrate::{Migrator, State};
 use crate::database::Database;
 
 #[derive(Parser)]
-#[command(name = "frontdesk", version, about = "The system of record for AI assistants that do business")]
+#[command(
+    name = "frontdesk",
+    version,
+    about = "The system of record for AI assistants that do business"
+)]
 struct Cli {
     #[command(flatten)]
     common: Common,
@@ -29,13 +33,28 @@ pub struct Common {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
     /// Embedded cluster, generated secrets.
-    #[arg(long, env = "FRONTDESK_DATA_DIR", default_value = "./frontdesk-data", global = true)]
+    #[arg(
+        long,
+        env = "FRONTDESK_DATA_DIR",
+        default_value = "./frontdesk-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Password of frontdesk_authenticator on an external server.
-    #[arg(long, env = "FRONTDESK_AUTHENTICATOR_PASSWORD", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "FRONTDESK_AUTHENTICATOR_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
     pub authenticator_password: Option<String>,
     /// HS256 secret for user JWTs; unset = generated once into the data dir.
-    #[arg(long, env = "FRONTDESK_JWT_SECRET", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "FRONTDESK_JWT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
     pub jwt_secret: Option<String>,
 }
 
@@ -122,18 +141,29 @@ enum DbAction {
 
 fn init_logging() {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_env("FRONTDESK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("FRONTDESK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     if std::env::var("FRONTDESK_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        fmt().json().with_env_filter(filter).with_current_span(true).init();
+        fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_current_span(true)
+            .init();
     } else {
-        fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(error) => {
@@ -159,10 +189,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             db.close()?;
             result
         }
-        Command::Token { sub, email, name, ttl } => {
+        Command::Token {
+            sub,
+            email,
+            name,
+            ttl,
+        } => {
             let secret = secrets::jwt_secret(&common)?;
             let ttl = parse_ttl(&ttl)?;
-            println!("{}", secrets::mint_token(&secret, sub, email.as_deref(), name.as_deref(), ttl)?);
+            println!(
+                "{}",
+                secrets::mint_token(&secret, sub, email.as_deref(), name.as_deref(), ttl)?
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -202,7 +240,9 @@ async fn serve_with(common: &Common, args: ServeArgs, db: &Database) -> anyhow::
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "serving; docs at /docs");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("shut down");
     Ok(())
 }
@@ -219,7 +259,9 @@ async fn shutdown_signal() {
 }
 
 async fn migrate(db: &Database, action: MigrateAction) -> anyhow::Result<ExitCode> {
-    let client = frontdesk_pg::pool::connect(&db.admin_config()).await.context("connecting")?;
+    let client = frontdesk_pg::pool::connect(&db.admin_config())
+        .await
+        .context("connecting")?;
     let migrator = Migrator::new(&client);
     match action {
         MigrateAction::Up => {
@@ -262,7 +304,14 @@ fn list(versions: &[u32]) -> String {
     if versions.is_empty() {
         String::new()
     } else {
-        format!(": {}", versions.iter().map(|v| format!("{v:04}")).collect::<Vec<_>>().join(", "))
+        format!(
+            ": {}",
+            versions
+                .iter()
+                .map(|v| format!("{v:04}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
 
@@ -286,18 +335,30 @@ async fn db_tool(db: &Database, action: DbAction) -> anyhow::Result<ExitCode> {
                 bail!("{} is not a file", file.display());
             }
             let mut c = db.tool("pg_restore")?;
-            c.args(["--clean", "--if-exists", "--single-transaction", "--exit-on-error"]).arg(file);
+            c.args([
+                "--clean",
+                "--if-exists",
+                "--single-transaction",
+                "--exit-on-error",
+            ])
+            .arg(file);
             c
         }
     };
     let status = command.status().context("running the PostgreSQL tool")?;
-    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `90s`, `30m`, `1h`, `7d`.
 fn parse_ttl(s: &str) -> anyhow::Result<Duration> {
     let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = number.parse().with_context(|| format!("--ttl {s:?}: expected e.g. 30m, 1h, 7d"))?;
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("--ttl {s:?}: expected e.g. 30m, 1h, 7d"))?;
     let seconds = match unit {
         "" | "s" => n,
         "m" => n * 60,

@@ -16,7 +16,8 @@ fn load_or_create(data_dir: &Path, name: &str) -> anyhow::Result<(String, bool)>
     if let Ok(value) = std::fs::read_to_string(&path) {
         return Ok((value.trim().to_owned(), false));
     }
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let value = URL_SAFE_NO_PAD.encode(bytes);
@@ -69,7 +70,13 @@ pub fn mint_token(
     ttl: Duration,
 ) -> anyhow::Result<String> {
     let now = jsonwebtoken::get_current_timestamp();
-    let claims = Claims { sub: sub.to_string(), email, name, iat: now, exp: now + ttl.as_secs() };
+    let claims = Claims {
+        sub: sub.to_string(),
+        email,
+        name,
+        iat: now,
+        exp: now + ttl.as_secs(),
+    };
     Ok(jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &claims,

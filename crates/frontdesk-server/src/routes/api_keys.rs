@@ -26,7 +26,10 @@ pub struct KeyPath {
 /// The tenant's keys (never their secrets), newest first.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/api-keys", tag = "api-keys", params(TenantPath, PageQuery),
     responses((status = 200, body = Paged<ApiKey>), (status = 403, body = Problem)))]
-pub async fn list(scope: TenantScope, QueryParams(page): QueryParams<PageQuery>) -> ApiResult<axum::Json<Paged<ApiKey>>> {
+pub async fn list(
+    scope: TenantScope,
+    QueryParams(page): QueryParams<PageQuery>,
+) -> ApiResult<axum::Json<Paged<ApiKey>>> {
     let page = page.parse()?;
     let mut tx = scope.begin().await?;
     let keys = api_keys::list(&mut tx, scope.tenant, &page).await?;
@@ -38,7 +41,10 @@ pub async fn list(scope: TenantScope, QueryParams(page): QueryParams<PageQuery>)
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/api-keys", tag = "api-keys", params(TenantPath),
     request_body = NewApiKey,
     responses((status = 201, body = CreatedApiKey), (status = 422, body = Problem)))]
-pub async fn create(scope: TenantScope, Json(new): Json<NewApiKey>) -> ApiResult<(StatusCode, axum::Json<CreatedApiKey>)> {
+pub async fn create(
+    scope: TenantScope,
+    Json(new): Json<NewApiKey>,
+) -> ApiResult<(StatusCode, axum::Json<CreatedApiKey>)> {
     let scopes = new.check()?;
     let mut tx = scope.begin().await?;
     let key = api_keys::create(&mut tx, scope.tenant, &new.name, &scopes, scope.user_id()).await?;
@@ -49,7 +55,10 @@ pub async fn create(scope: TenantScope, Json(new): Json<NewApiKey>) -> ApiResult
 /// One key (never its secret).
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/api-keys/{id}", tag = "api-keys", params(KeyPath),
     responses((status = 200, body = ApiKey), (status = 404, body = Problem)))]
-pub async fn get(scope: TenantScope, PathParams(path): PathParams<KeyPath>) -> ApiResult<axum::Json<ApiKey>> {
+pub async fn get(
+    scope: TenantScope,
+    PathParams(path): PathParams<KeyPath>,
+) -> ApiResult<axum::Json<ApiKey>> {
     let mut tx = scope.begin().await?;
     let key = api_keys::get(&mut tx, scope.tenant, path.id).await?;
     tx.commit().await?;
@@ -59,7 +68,10 @@ pub async fn get(scope: TenantScope, PathParams(path): PathParams<KeyPath>) -> A
 /// Revoke a key: every server refuses it from its next request on.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/api-keys/{id}", tag = "api-keys", params(KeyPath),
     responses((status = 204), (status = 404, body = Problem)))]
-pub async fn revoke(scope: TenantScope, PathParams(path): PathParams<KeyPath>) -> ApiResult<StatusCode> {
+pub async fn revoke(
+    scope: TenantScope,
+    PathParams(path): PathParams<KeyPath>,
+) -> ApiResult<StatusCode> {
     let mut tx = scope.begin().await?;
     api_keys::revoke(&mut tx, scope.tenant, path.id).await?;
     tx.commit().await?;

@@ -11,7 +11,9 @@ use crate::{
 #[utoipa::path(get, path = "/v1/me", tag = "users",
     responses((status = 200, body = User), (status = 403, body = Problem)))]
 pub async fn get(scope: UserScope) -> ApiResult<axum::Json<User>> {
-    let id = scope.user_id().ok_or_else(|| ApiError::Forbidden("the operator is not a user".into()))?;
+    let id = scope
+        .user_id()
+        .ok_or_else(|| ApiError::Forbidden("the operator is not a user".into()))?;
     let mut tx = scope.begin().await?;
     let user = users::me(&mut tx, id).await?;
     tx.commit().await?;

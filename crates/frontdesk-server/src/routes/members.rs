@@ -26,7 +26,10 @@ pub struct MemberPath {
 /// The tenant's members with their roles and profiles.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/members", tag = "members", params(TenantPath, PageQuery),
     responses((status = 200, body = Paged<Member>), (status = 403, body = Problem)))]
-pub async fn list(scope: TenantScope, QueryParams(page): QueryParams<PageQuery>) -> ApiResult<axum::Json<Paged<Member>>> {
+pub async fn list(
+    scope: TenantScope,
+    QueryParams(page): QueryParams<PageQuery>,
+) -> ApiResult<axum::Json<Paged<Member>>> {
     let page = page.parse()?;
     let mut tx = scope.begin().await?;
     let members = members::list(&mut tx, &page).await?;
@@ -39,7 +42,10 @@ pub async fn list(scope: TenantScope, QueryParams(page): QueryParams<PageQuery>)
     request_body = NewMember,
     responses((status = 201, body = Member), (status = 409, body = Problem, description = "already a member"),
               (status = 422, body = Problem)))]
-pub async fn add(scope: TenantScope, Json(new): Json<NewMember>) -> ApiResult<(StatusCode, axum::Json<Member>)> {
+pub async fn add(
+    scope: TenantScope,
+    Json(new): Json<NewMember>,
+) -> ApiResult<(StatusCode, axum::Json<Member>)> {
     let role = new.check()?;
     let mut tx = scope.begin().await?;
     let member = members::add(&mut tx, scope.tenant, &new, role).await?;
@@ -50,7 +56,10 @@ pub async fn add(scope: TenantScope, Json(new): Json<NewMember>) -> ApiResult<(S
 /// One member.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/members/{user_id}", tag = "members", params(MemberPath),
     responses((status = 200, body = Member), (status = 404, body = Problem)))]
-pub async fn get(scope: TenantScope, PathParams(path): PathParams<MemberPath>) -> ApiResult<axum::Json<Member>> {
+pub async fn get(
+    scope: TenantScope,
+    PathParams(path): PathParams<MemberPath>,
+) -> ApiResult<axum::Json<Member>> {
     let mut tx = scope.begin().await?;
     let member = members::get(&mut tx, path.user_id).await?;
     tx.commit().await?;
@@ -76,7 +85,10 @@ pub async fn update(
 /// Remove a member. The last owner cannot be removed (409).
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/members/{user_id}", tag = "members", params(MemberPath),
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
-pub async fn remove(scope: TenantScope, PathParams(path): PathParams<MemberPath>) -> ApiResult<StatusCode> {
+pub async fn remove(
+    scope: TenantScope,
+    PathParams(path): PathParams<MemberPath>,
+) -> ApiResult<StatusCode> {
     let mut tx = scope.begin().await?;
     members::remove(&mut tx, scope.tenant, path.user_id).await?;
     tx.commit().await?;

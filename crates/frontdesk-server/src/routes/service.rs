@@ -29,7 +29,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             return Err("a migration is dirty".to_owned());
         }
         if version != state.schema_version {
-            return Err(format!("schema is at {version}, this binary expects {}", state.schema_version));
+            return Err(format!(
+                "schema is at {version}, this binary expects {}",
+                state.schema_version
+            ));
         }
         Ok(())
     };
@@ -49,11 +52,19 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     metrics::gauge!("db_pool_available").set(status.available as f64);
     metrics::gauge!("db_pool_waiting").set(status.waiting as f64);
     metrics::gauge!("db_pool_max_size").set(status.max_size as f64);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 pub async fn openapi(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], state.openapi_json.as_str().to_owned()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi_json.as_str().to_owned(),
+    )
+        .into_response()
 }
 
 pub async fn docs(State(state): State<AppState>) -> Html<String> {

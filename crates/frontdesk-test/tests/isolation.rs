@@ -1,0 +1,380 @@
+//! Isolation, generated from the catalog and the route table: no test here names a
+//! table or a route. A new tenant table or route is covered as soon as it exists (a new
+//! table also needs a row in `fixtures::seed_tenant`, which a test below insists on).
+
+use std::collections::BTreeSet;
+
+use frontdesk_server::access::Access;
+use frontdesk_test::{
+    Reply, TestApp,
+    fixtures::{Seeded, seed_tenant},
+    spawn_app, tenant_snapshot, tenant_tables,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Every uuid stored for `tenant` in any tenant table (ids to try in other paths).
+async fn tenant_uuids(app: &TestApp, tenant: Uuid) -> BTreeSet<Uuid> {
+    let admin = app.db.admin().await;
+    let mut ids = BTreeSet::new();
+    for table in tenant_tables(&admin).await {
+        let columns: Vec<String> = admin
+            .query(
+                "select a.attname::text from pg_attribute a join pg_class c on c.oid = a.attrelid
+                 join pg_namespace n on n.oid = c.relnamespace
+                 where n.nspname = 'app' and c.relname = $1 and a.atttypid = 'uuid'::regtype
+                   and a.attnum > 0 and not a.attisdropped and a.attname <> 'tenant_id'",
+                &[&table],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for column in columns {
+            for row in admin
+                .query(&format!("select {column} from app.{table} where tenant_id = $1 and {column} is not null"), &[&tenant])
+                .await
+                .unwrap()
+            {
+                ids.insert(row.get::<_, Uuid>(0));
+            }
+        }
+    }
+    ids
+}
+
+/// The example request body the OpenAPI document gives for a route, or `{}`.
+fn example_body(doc: &Value, method: &str, path: &str) -> Option<Value> {
+    if method == "GET" || method == "DELETE" {
+        return None;
+    }
+    let schema = &doc["paths"][path][method.to_lowercase()]["requestBody"]["content"]["application/json"]
+        ["schema"];
+    let example = schema["$ref"]
+        .as_str()
+        .and_then(|r| r.rsplit('/').next())
+        .and_then(|name| doc["components"]["schemas"][name].get("example"))
+        .cloned();
+    Some(example.unwrap_or_else(|| serde_json::json!({})))
+}
+
+/// Fill a route's path: `{tenant}` with `tenant`, every other parameter with `id`.
+fn fill(path: &str, tenant: &str, id: Option<Uuid>) -> String {
+    path.split('/')
+        .map(|segment| match segment {
+            "{tenant}" => tenant.to_owned(),
+            s if s.starts_with('{') => id
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| Uuid::now_v7().to_string()),
+            s => s.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn has_item_param(path: &str) -> bool {
+    path.split('/')
+        .any(|s| s.starts_with('{') && s != "{tenant}")
+}
+
+struct World {
+    app: TestApp,
+    a: Seeded,
+    b: Seeded,
+    doc: Value,
+}
+
+async fn world() -> World {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "tenant-a").await;
+    let b = seed_tenant(&app, "tenant-b").await;
+    let doc = app.call("GET", "/openapi.json", None, None).await.body;
+    World { app, a, b, doc }
+}
+
+/// A reply to someone who must not see `a`: no 2xx, no 5xx, and nothing of `a` in it
+/// except what the request itself sent.
+fn assert_refused(
+    reply: &Reply,
+    allowed: &[u16],
+    what: &str,
+    a_ids: &BTreeSet<Uuid>,
+    sent: &str,
+    a: &Seeded,
+) {
+    assert!(
+        allowed.contains(&reply.status.as_u16()),
+        "{what}: got {} {}",
+        reply.status,
+        reply.text
+    );
+    assert!(
+        reply.content_type().starts_with("application/problem+json"),
+        "{what}: not a problem: {}",
+        reply.text
+    );
+    for id in a_ids {
+        let id = id.to_string();
+        assert!(
+            sent.contains(&id) || !reply.text.contains(&id),
+            "{what}: leaked {id}: {}",
+            reply.text
+        );
+    }
+    assert!(
+        !reply.text.contains(&a.full_key) && !reply.text.contains(&a.read_key),
+        "{what}: leaked a key"
+    );
+}
+
+#[tokio::test]
+async fn the_seeded_tenant_has_a_row_in_every_tenant_table() {
+    let w = world().await;
+    let admin = w.app.db.admin().await;
+    for table in tenant_tables(&admin).await {
+        let n: i64 = admin
+            .query_one(
+                &format!("select count(*) from app.{table} where tenant_id = $1"),
+                &[&w.a.id],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(
+            n > 0,
+            "app.{table} has no row of the seeded tenant: extend fixtures::seed_tenant to create one"
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_tenants_credentials_see_and_change_nothing_on_any_route() {
+    let w = world().await;
+    let admin = w.app.db.admin().await;
+    let before = tenant_snapshot(&admin, w.a.id).await;
+    let a_ids = tenant_uuids(&w.app, w.a.id).await;
+    let routes = frontdesk_server::router::route_table();
+    let mut calls = 0;
+    for route in routes
+        .iter()
+        .filter(|r| r.access.is_tenant() && r.isolation_exempt.is_none())
+    {
+        let body = example_body(&w.doc, &route.method, &route.path);
+        let ids: Vec<Option<Uuid>> = if has_item_param(&route.path) {
+            a_ids.iter().copied().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for id in &ids {
+            for (who, token) in [
+                ("B's owner", &w.b.owner_token),
+                ("B's full key", &w.b.full_key),
+            ] {
+                // On A's path, by id and by slug: 404 for items, 403 for collections.
+                for reference in [w.a.id.to_string(), w.a.slug.clone()] {
+                    let path = fill(&route.path, &reference, *id);
+                    let reply = w
+                        .app
+                        .call(&route.method, &path, Some(token), body.as_ref())
+                        .await;
+                    let expected: &[u16] =
+                        if has_item_param(&route.path) || route.path.ends_with("{tenant}") {
+                            &[404]
+                        } else {
+                            &[403]
+                        };
+                    assert_refused(
+                        &reply,
+                        expected,
+                        &format!("{who} {} {path}", route.method),
+                        &a_ids,
+                        &path,
+                        &w.a,
+                    );
+                    calls += 1;
+                }
+                // On B's own path, naming A's ids: nothing of A is found.
+                if id.is_some() {
+                    let path = fill(&route.path, &w.b.slug, *id);
+                    let reply = w
+                        .app
+                        .call(&route.method, &path, Some(token), body.as_ref())
+                        .await;
+                    assert_refused(
+                        &reply,
+                        &[403, 404],
+                        &format!("{who} {} {path}", route.method),
+                        &a_ids,
+                        &path,
+                        &w.a,
+                    );
+                    calls += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        calls > 50,
+        "too few calls ({calls}): is the route table empty?"
+    );
+    assert_eq!(
+        tenant_snapshot(&admin, w.a.id).await,
+        before,
+        "tenant A's data changed"
+    );
+}
+
+#[tokio::test]
+async fn members_and_read_keys_cannot_use_routes_above_their_access() {
+    let w = world().await;
+    let admin = w.app.db.admin().await;
+    let before = tenant_snapshot(&admin, w.a.id).await;
+    let a_ids = tenant_uuids(&w.app, w.a.id).await;
+    let mut checked = 0;
+    for route in frontdesk_server::router::route_table()
+        .iter()
+        .filter(|r| r.isolation_exempt.is_none())
+    {
+        let body = example_body(&w.doc, &route.method, &route.path);
+        let id = a_ids.iter().next().copied();
+        let path = fill(&route.path, &w.a.slug, id);
+        let mut refused: Vec<(&str, &str)> = Vec::new();
+        match route.access {
+            Access::TenantAdmin | Access::TenantOwner => {
+                refused.push(("A's member", &w.a.member_token));
+                refused.push(("A's agent", &w.a.agent_token));
+                refused.push(("A's full key", &w.a.full_key));
+                refused.push(("A's read key", &w.a.read_key));
+                if route.access == Access::TenantOwner {
+                    refused.push(("A's admin", &w.a.admin_token));
+                }
+            }
+            Access::TenantWrite => refused.push(("A's read key", &w.a.read_key)),
+            Access::User => refused.push(("A's full key", &w.a.full_key)),
+            Access::Operator => {
+                refused.push(("A's owner", &w.a.owner_token));
+                refused.push(("A's full key", &w.a.full_key));
+            }
+            Access::TenantRead => {}
+        }
+        for (who, token) in refused {
+            let reply = w
+                .app
+                .call(&route.method, &path, Some(token), body.as_ref())
+                .await;
+            assert_eq!(
+                reply.status, 403,
+                "{who} {} {path}: {}",
+                route.method, reply.text
+            );
+            assert!(reply.content_type().starts_with("application/problem+json"));
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "too few checks ({checked})");
+    assert_eq!(
+        tenant_snapshot(&admin, w.a.id).await,
+        before,
+        "tenant A's data changed"
+    );
+}
+
+#[tokio::test]
+async fn as_frontdesk_user_with_tenant_b_claims_no_table_shows_a_row_of_tenant_a() {
+    let w = world().await;
+    let client = w.app.db.authenticator().await;
+    let admin = w.app.db.admin().await;
+    let mut tables = tenant_tables(&admin).await;
+    tables.push("tenants".into());
+    tables.push("users".into());
+    for (role, member_role) in [("owner", "owner"), ("member", "member")] {
+        let user = if role == "owner" {
+            w.b.owner
+        } else {
+            w.b.member
+        };
+        client
+            .batch_execute(&format!(
+                "begin; set local role frontdesk_user; set local frontdesk.tenant_id = '{}';
+                 set local frontdesk.user_id = '{user}'; set local frontdesk.member_role = '{member_role}';
+                 select app.assert_principal();",
+                w.b.id
+            ))
+            .await
+            .unwrap();
+        for table in &tables {
+            let column = match table.as_str() {
+                "tenants" => "id",
+                "users" => "id",
+                _ => "tenant_id",
+            };
+            let a_key = if table == "users" { w.a.owner } else { w.a.id };
+            let visible: i64 = client
+                .query_one(
+                    &format!("select count(*) from app.{table} where {column} = $1"),
+                    &[&a_key],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(
+                visible, 0,
+                "app.{table} shows tenant A's rows to B's {role}"
+            );
+            if table != "users" {
+                let foreign: i64 = client
+                    .query_one(
+                        &format!("select count(*) from app.{table} where {column} <> $1"),
+                        &[&w.b.id],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                assert_eq!(
+                    foreign, 0,
+                    "app.{table} shows another tenant's rows to B's {role}"
+                );
+            }
+        }
+        client.batch_execute("rollback").await.unwrap();
+    }
+    // The same as the service role with B's key.
+    client
+        .batch_execute(&format!(
+            "begin; set local role frontdesk_service; set local frontdesk.tenant_id = '{}';
+             set local frontdesk.key_id = '{}'; set local frontdesk.key_scope = 'full'; select app.assert_principal();",
+            w.b.id, w.b.full_key_id
+        ))
+        .await
+        .unwrap();
+    for table in tenant_tables(&admin).await {
+        let visible: i64 = match client
+            .query_one(
+                &format!("select count(*) from app.{table} where tenant_id = $1"),
+                &[&w.a.id],
+            )
+            .await
+        {
+            Ok(row) => row.get(0),
+            // No grant at all for the service role is as good as no rows.
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
+            {
+                client.batch_execute("rollback").await.unwrap();
+                client
+                    .batch_execute(&format!(
+                        "begin; set local role frontdesk_service; set local frontdesk.tenant_id = '{}';
+                         set local frontdesk.key_id = '{}'; set local frontdesk.key_scope = 'full'; select app.assert_principal();",
+                        w.b.id, w.b.full_key_id
+                    ))
+                    .await
+                    .unwrap();
+                0
+            }
+            Err(e) => panic!("app.{table}: {e}"),
+        };
+        assert_eq!(visible, 0, "app.{table} shows tenant A's rows to B's key");
+    }
+    client.batch_execute("rollback").await.unwrap();
+}
