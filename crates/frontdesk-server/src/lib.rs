@@ -129,14 +129,8 @@ async fn retry_refused_context(
         Ok(bytes) => bytes,
         Err(_) => return axum::response::IntoResponse::into_response(ApiError::PayloadTooLarge),
     };
-    let mut copy = Request::builder()
-        .method(parts.method.clone())
-        .uri(parts.uri.clone())
-        .version(parts.version);
-    if let Some(headers) = copy.headers_mut() {
-        *headers = parts.headers.clone();
-    }
-    let copy = copy.extension(parts.extensions.clone());
+    let (method, uri, version) = (parts.method.clone(), parts.uri.clone(), parts.version);
+    let (headers, mut extensions) = (parts.headers.clone(), parts.extensions.clone());
     let response = next
         .clone()
         .run(Request::from_parts(parts, Body::from(bytes.clone())))
@@ -146,11 +140,12 @@ async fn retry_refused_context(
     }
     state.auth.clear_caches();
     tracing::info!("request context refused by the database; retrying with fresh lookups");
-    match copy.body(Body::from(bytes)) {
-        Ok(mut retry) => {
-            retry.extensions_mut().remove::<auth::Caller>();
-            next.run(retry).await
-        }
-        Err(_) => response,
-    }
+    extensions.remove::<auth::Caller>();
+    let mut retry = Request::new(Body::from(bytes));
+    *retry.method_mut() = method;
+    *retry.uri_mut() = uri;
+    *retry.version_mut() = version;
+    *retry.headers_mut() = headers;
+    *retry.extensions_mut() = extensions;
+    next.run(retry).await
 }

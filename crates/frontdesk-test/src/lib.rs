@@ -113,6 +113,7 @@ impl TestCluster {
 }
 
 /// One test's database.
+#[derive(Clone)]
 pub struct TestDb {
     pub name: String,
     pub cluster: Cluster,
@@ -168,6 +169,15 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let db = cluster().database(true).await;
+    start_app(db, options).await
+}
+
+/// A second server on the database of another app (several servers, one database).
+pub async fn spawn_app_on(db: &TestDb) -> TestApp {
+    start_app(db.clone(), AppOptions::default()).await
+}
+
+async fn start_app(db: TestDb, options: AppOptions) -> TestApp {
     let pool = db.pool(8);
     let auth = frontdesk_server::AuthConfig {
         jwt_secret: frontdesk_server::Secret(JWT_SECRET.into()),
