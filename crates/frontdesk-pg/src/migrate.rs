@@ -107,10 +107,25 @@ impl<'a> Migrator<'a> {
             .batch_execute(&format!("set role {}", roles::OWNER))
             .await
             .context("switching to frontdesk_owner (does the connecting role belong to it?)")?;
-        self.client
-            .execute("select pg_advisory_lock($1)", &[&LOCK_KEY])
-            .await
-            .context("taking the migration lock")?;
+        // Poll rather than block in pg_advisory_lock: a session waiting inside a statement
+        // holds a snapshot, which a `CREATE INDEX CONCURRENTLY` of the lock holder would
+        // wait for — a deadlock between two migrating servers.
+        let started = std::time::Instant::now();
+        loop {
+            let locked: bool = self
+                .client
+                .query_one("select pg_try_advisory_lock($1)", &[&LOCK_KEY])
+                .await
+                .context("taking the migration lock")?
+                .get(0);
+            if locked {
+                break;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(600) {
+                bail!("another process has been migrating this database for 10 minutes; giving up");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         self.client
             .batch_execute(BOOKKEEPING)
             .await

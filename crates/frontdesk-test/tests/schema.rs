@@ -1,0 +1,418 @@
+//! Migrations, the catalog rules of `migrate verify`, and the request context as the
+//! database itself enforces it.
+
+use frontdesk_pg::{
+    KeyScope, MemberRole, Principal, RequestContext, Tx,
+    migrate::{MIGRATIONS, Migration, Migrator, State},
+};
+use frontdesk_test::{cluster, fixtures::seed_tenant, spawn_app};
+use uuid::Uuid;
+
+/// The catalog of schema `app` as text: tables, columns, constraints, indexes, policies,
+/// functions, triggers, grants and comments.
+async fn catalog(client: &tokio_postgres::Client) -> String {
+    let rows = client
+        .query(
+            "select 'rel ' || c.relname || ' ' || c.relkind::text || ' rls=' || c.relrowsecurity || ' force=' || c.relforcerowsecurity
+                    || ' acl=' || coalesce(c.relacl::text, '') || ' comment=' || coalesce(obj_description(c.oid), '')
+             from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'app'
+             union all
+             select 'col ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                    || ' notnull=' || a.attnotnull || ' default=' || coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+                    || ' comment=' || coalesce(col_description(c.oid, a.attnum), '') || ' acl=' || coalesce(a.attacl::text, '')
+             from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+             left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+             where n.nspname = 'app' and a.attnum > 0 and not a.attisdropped
+             union all
+             select 'con ' || c.relname || '.' || k.conname || ' ' || pg_get_constraintdef(k.oid)
+             from pg_constraint k join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace
+             where n.nspname = 'app'
+             union all
+             select 'idx ' || pg_get_indexdef(i.indexrelid)
+             from pg_index i join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
+             where n.nspname = 'app'
+             union all
+             select 'pol ' || tablename || '.' || policyname || ' ' || cmd || ' ' || roles::text || ' '
+                    || coalesce(qual, '') || ' | ' || coalesce(with_check, '')
+             from pg_policies where schemaname = 'app'
+             union all
+             select 'fn ' || pg_get_functiondef(p.oid) || ' acl=' || coalesce(p.proacl::text, '')
+             from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'app'
+             union all
+             select 'trg ' || pg_get_triggerdef(t.oid)
+             from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
+             where n.nspname = 'app' and not t.tgisinternal
+             union all
+             select 'schema ' || nspname || ' acl=' || coalesce(nspacl::text, '') from pg_namespace where nspname = 'app'
+             order by 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn up_down_up_leaves_the_catalog_identical() {
+    let db = cluster().database(true).await;
+    let client = db.admin().await;
+    let first = catalog(&client).await;
+    assert!(
+        first.contains("rel tenants"),
+        "the catalog query sees nothing"
+    );
+    let migrator = Migrator::new(&client);
+    let reverted = migrator.down(Some(0)).await.unwrap();
+    assert_eq!(reverted.len(), MIGRATIONS.len());
+    assert_eq!(catalog(&client).await, "", "down left objects behind");
+    assert!(
+        migrator
+            .status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.state == State::Pending)
+    );
+    migrator.up().await.unwrap();
+    assert_eq!(catalog(&client).await, first);
+}
+
+#[tokio::test]
+async fn down_without_to_reverts_only_the_newest_and_status_reports_it() {
+    let db = cluster().database(true).await;
+    let client = db.admin().await;
+    let migrator = Migrator::new(&client);
+    let newest = MIGRATIONS.last().unwrap().version;
+    assert_eq!(migrator.down(None).await.unwrap(), vec![newest]);
+    let status = migrator.status().await.unwrap();
+    assert_eq!(status.last().unwrap().state, State::Pending);
+    assert_eq!(migrator.up().await.unwrap(), vec![newest]);
+}
+
+fn leak(migrations: Vec<Migration>) -> &'static [Migration] {
+    Box::leak(migrations.into_boxed_slice())
+}
+
+#[tokio::test]
+async fn an_edited_applied_migration_is_refused() {
+    let db = cluster().database(true).await;
+    let client = db.admin().await;
+    let edited = leak(
+        MIGRATIONS
+            .iter()
+            .map(|m| Migration {
+                version: m.version,
+                name: m.name,
+                up: if m.version == 1 {
+                    "select 1; -- edited"
+                } else {
+                    m.up
+                },
+                down: m.down,
+            })
+            .collect(),
+    );
+    let error = Migrator::with_migrations(&client, edited)
+        .up()
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("changed after it was applied"),
+        "{error:#}"
+    );
+    let status = Migrator::with_migrations(&client, edited)
+        .status()
+        .await
+        .unwrap();
+    assert_eq!(status[0].state, State::Edited);
+}
+
+#[tokio::test]
+async fn concurrent_migrators_apply_each_migration_once_and_no_transaction_scripts_run() {
+    let db = cluster().database(false).await;
+    let list = leak(vec![
+        Migration {
+            version: 1,
+            name: "things",
+            up: "create table public.things (id int primary key, label text); select pg_sleep(0.3);",
+            down: "drop table public.things;",
+        },
+        Migration {
+            version: 2,
+            name: "things_label_idx",
+            up: "-- no-transaction\ncreate index concurrently things_label_idx on public.things (label)",
+            down: "-- no-transaction\ndrop index concurrently public.things_label_idx",
+        },
+    ]);
+    let (a, b) = (db.admin().await, db.admin().await);
+    let (ma, mb) = (
+        Migrator::with_migrations(&a, list),
+        Migrator::with_migrations(&b, list),
+    );
+    let (ra, rb) = tokio::join!(ma.up(), mb.up());
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let mut all = [ra, rb].concat();
+    all.sort();
+    assert_eq!(all, vec![1, 2], "each migration applied exactly once");
+    let indexed: bool = a
+        .query_one(
+            "select to_regclass('public.things_label_idx') is not null",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(indexed);
+    assert_eq!(
+        Migrator::with_migrations(&a, list)
+            .down(Some(0))
+            .await
+            .unwrap(),
+        vec![2, 1]
+    );
+}
+
+#[tokio::test]
+async fn verify_passes_on_the_schema_and_names_every_broken_rule() {
+    let db = cluster().database(true).await;
+    let client = db.admin().await;
+    assert_eq!(
+        frontdesk_pg::verify::verify(&client).await.unwrap(),
+        Vec::<String>::new()
+    );
+    client
+        .batch_execute(
+            "set role frontdesk_owner;
+             create table app.widgets (tenant_id uuid not null references app.tenants (id), id uuid not null,
+                                       primary key (tenant_id, id));
+             alter table app.widgets enable row level security;
+             create policy widgets_all on app.widgets to frontdesk_user using (tenant_id = app.current_tenant());
+             create table app.gadgets (id uuid primary key, tenant_id uuid not null, widget_id uuid,
+                                       foreign key (widget_id, tenant_id) references app.widgets (id, tenant_id));
+             alter table app.gadgets enable row level security;
+             alter table app.gadgets force row level security;
+             create policy gadgets_open on app.gadgets to public using (true);
+             create policy gadgets_sub on app.gadgets to frontdesk_user
+                 using (tenant_id in (select tenant_id from app.memberships));
+             reset role;",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let findings = frontdesk_pg::verify::verify(&client).await.unwrap();
+    let joined = findings.join("\n");
+    for expected in [
+        "app.widgets: holds tenant_id but row-level security is not forced",
+        "app.gadgets: primary key gadgets_pkey must start with tenant_id",
+        "app.gadgets policy gadgets_open: applies to PUBLIC",
+        "app.gadgets policy gadgets_open: USING (true)",
+        "app.gadgets policy gadgets_sub: USING contains a subquery",
+        "app.gadgets: foreign key gadgets_widget_id_tenant_id_fkey to tenant table app.widgets must be composite",
+        "app.gadgets: foreign key gadgets_widget_id_tenant_id_fkey has no index",
+    ] {
+        assert!(
+            joined.contains(expected),
+            "missing finding {expected:?} in:\n{joined}"
+        );
+    }
+    client
+        .batch_execute("alter table app.widgets force row level security")
+        .await
+        .unwrap();
+    let findings = frontdesk_pg::verify::verify(&client).await.unwrap();
+    assert!(
+        !findings.iter().any(|f| f.starts_with("app.widgets")),
+        "{findings:?}"
+    );
+}
+
+/// Send a hand-written context and `assert_principal`; the SQLSTATE if refused.
+async fn hand_context(client: &tokio_postgres::Client, sql: &str) -> Option<String> {
+    let result = client
+        .batch_execute(&format!("begin; {sql} select app.assert_principal();"))
+        .await;
+    let _ = client.batch_execute("rollback").await;
+    result
+        .err()
+        .map(|e| e.code().map(|c| c.code().to_owned()).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn the_database_refuses_a_context_that_does_not_match_memberships_and_keys() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "ctx-a").await;
+    let b = seed_tenant(&app, "ctx-b").await;
+    let client = app.db.authenticator().await;
+    let user = |tenant: Uuid, user: Uuid, role: &str| {
+        format!(
+            "set local role frontdesk_user; set local frontdesk.tenant_id = '{tenant}';
+             set local frontdesk.user_id = '{user}'; set local frontdesk.member_role = '{role}';"
+        )
+    };
+    let key = |tenant: Uuid, key: Uuid, scope: &str| {
+        format!(
+            "set local role frontdesk_service; set local frontdesk.tenant_id = '{tenant}';
+             set local frontdesk.key_id = '{key}'; set local frontdesk.key_scope = '{scope}';"
+        )
+    };
+    // The real contexts pass.
+    assert_eq!(
+        hand_context(&client, &user(a.id, a.owner, "owner")).await,
+        None
+    );
+    assert_eq!(
+        hand_context(&client, &user(a.id, a.member, "member")).await,
+        None
+    );
+    assert_eq!(
+        hand_context(&client, &key(a.id, a.full_key_id, "full")).await,
+        None
+    );
+    assert_eq!(
+        hand_context(&client, &key(a.id, a.read_key_id, "read")).await,
+        None
+    );
+    let refused = Some("42501".to_owned());
+    // A tenant the user is not a member of; a role they do not have.
+    assert_eq!(
+        hand_context(&client, &user(a.id, b.owner, "owner")).await,
+        refused
+    );
+    assert_eq!(
+        hand_context(&client, &user(a.id, a.member, "admin")).await,
+        refused
+    );
+    assert_eq!(
+        hand_context(&client, &user(a.id, a.member, "")).await,
+        refused
+    );
+    // Another tenant's key; a scope the key lacks; a user pretending to be a key.
+    assert_eq!(
+        hand_context(&client, &key(a.id, b.full_key_id, "full")).await,
+        refused
+    );
+    assert_eq!(
+        hand_context(&client, &key(a.id, a.read_key_id, "full")).await,
+        refused
+    );
+    assert_eq!(
+        hand_context(
+            &client,
+            &format!(
+                "{} set local frontdesk.key_id = '{}';",
+                user(a.id, a.owner, "owner"),
+                a.full_key_id
+            )
+        )
+        .await,
+        refused
+    );
+    // The service role with a user's settings, and no settings at all.
+    assert_eq!(
+        hand_context(&client, &format!("set local role frontdesk_service; set local frontdesk.tenant_id = '{}'; set local frontdesk.user_id = '{}';", a.id, a.owner)).await,
+        refused
+    );
+    assert_eq!(
+        hand_context(&client, "set local role frontdesk_user;").await,
+        refused
+    );
+    // A revoked key.
+    app.db
+        .admin()
+        .await
+        .execute(
+            "update app.api_keys set revoked_at = now() where id = $1",
+            &[&a.full_key_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        hand_context(&client, &key(a.id, a.full_key_id, "full")).await,
+        refused
+    );
+    // The authenticator itself can neither read tenant tables nor become the owner.
+    assert!(
+        client
+            .query("select * from app.tenants", &[])
+            .await
+            .is_err()
+    );
+    assert!(
+        client
+            .batch_execute("set role frontdesk_owner")
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn one_pooled_connection_serves_two_tenants_in_a_row_without_leaking() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "pool-a").await;
+    let b = seed_tenant(&app, "pool-b").await;
+    let pool = app.db.pool(1);
+    let context = |tenant: Uuid, user: Uuid| RequestContext {
+        tenant: Some(tenant),
+        principal: Principal::User {
+            id: user,
+            role: Some(MemberRole::Owner),
+        },
+        read_only: true,
+    };
+    let visible = "select id::text, current_setting('frontdesk.tenant_id', true), current_user::text from app.tenants";
+    let mut tx = Tx::begin(&pool, &context(a.id, a.owner)).await.unwrap();
+    let rows = tx.query(visible, &[]).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(0), a.id.to_string());
+    tx.commit().await.unwrap();
+
+    // A transaction abandoned halfway (an error, a panic, a dropped future)…
+    let mut abandoned = Tx::begin(&pool, &context(a.id, a.owner)).await.unwrap();
+    abandoned.query(visible, &[]).await.unwrap();
+    drop(abandoned);
+
+    // …and the same connection serves B with nothing of A left.
+    let mut tx = Tx::begin(&pool, &context(b.id, b.owner)).await.unwrap();
+    let rows = tx.query(visible, &[]).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(0), b.id.to_string());
+    assert_eq!(rows[0].get::<_, String>(1), b.id.to_string());
+    assert_eq!(rows[0].get::<_, String>(2), "frontdesk_user");
+    tx.commit().await.unwrap();
+
+    // Outside any transaction the connection carries no context at all.
+    let conn = pool.get().await.unwrap();
+    let row = conn
+        .query_one(
+            "select coalesce(current_setting('frontdesk.tenant_id', true), ''), current_user::text",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "");
+    assert_eq!(row.get::<_, String>(1), "frontdesk_authenticator");
+    assert_eq!(pool.status().size, 1, "one connection throughout");
+
+    // A read key's transaction is read-only in the database too.
+    drop(conn);
+    let mut tx = Tx::begin(
+        &pool,
+        &RequestContext {
+            tenant: Some(a.id),
+            principal: Principal::Key {
+                id: a.read_key_id,
+                scope: KeyScope::Read,
+            },
+            read_only: true,
+        },
+    )
+    .await
+    .unwrap();
+    let error = tx
+        .execute("update app.tenants set name = 'x' where id = $1", &[&a.id])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("25006"), "{error:?}");
+}
