@@ -41,6 +41,8 @@ pub struct AuthConfig {
     pub operator_token: Secret,
     /// Clock skew tolerated on `exp`/`nbf`.
     pub leeway: Duration,
+    /// The least time between two fetches of the JWKS (an unknown `kid` triggers one).
+    pub jwks_refetch_interval: Duration,
 }
 
 /// Who is calling, once their credentials are checked.
@@ -136,7 +138,6 @@ const TENANT_TTL: Duration = Duration::from_secs(30);
 const NEGATIVE_TTL: Duration = Duration::from_secs(2);
 const USER_TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 const JWKS_TTL: Duration = Duration::from_secs(600);
-const JWKS_MIN_REFETCH: Duration = Duration::from_secs(30);
 
 pub struct Auth {
     config: AuthConfig,
@@ -253,14 +254,19 @@ impl Auth {
         };
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.config.leeway.as_secs();
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut required = vec!["exp", "sub"];
         match &self.config.audience {
-            Some(aud) => validation.set_audience(&[aud]),
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
         if let Some(iss) = &self.config.issuer {
             validation.set_issuer(&[iss]);
+            required.push("iss");
         }
+        validation.set_required_spec_claims(&required);
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             invalid(match e.kind() {
@@ -269,7 +275,7 @@ impl Auth {
                 K::InvalidSignature => "bad signature",
                 K::InvalidIssuer => "wrong issuer",
                 K::InvalidAudience => "wrong audience",
-                K::MissingRequiredClaim(_) => "missing exp or sub",
+                K::MissingRequiredClaim(_) => "a required claim (exp, sub, iss, aud) is missing",
                 _ => "malformed",
             })
         })?;
@@ -296,7 +302,9 @@ impl Auth {
         let mut jwks = self.jwks.lock().await;
         let stale = jwks.fetched.is_none_or(|t| t.elapsed() > JWKS_TTL);
         let unknown = jwks.keys.as_ref().is_none_or(|set| set.find(kid).is_none());
-        let may_fetch = jwks.fetched.is_none_or(|t| t.elapsed() > JWKS_MIN_REFETCH);
+        let may_fetch = jwks
+            .fetched
+            .is_none_or(|t| t.elapsed() > self.config.jwks_refetch_interval);
         if (stale || unknown) && may_fetch {
             jwks.fetched = Some(Instant::now());
             match self.fetch_jwks(url).await {

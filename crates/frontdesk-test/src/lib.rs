@@ -186,6 +186,7 @@ async fn start_app(db: TestDb, options: AppOptions) -> TestApp {
         audience: options.audience,
         operator_token: frontdesk_server::Secret(OPERATOR_TOKEN.into()),
         leeway: Duration::from_secs(5),
+        jwks_refetch_interval: Duration::from_millis(500),
     };
     let app = frontdesk_server::app(pool, auth);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -234,6 +234,7 @@ async fn serve_with(common: &Common, args: ServeArgs, db: &Database) -> anyhow::
         audience: args.jwt_audience,
         operator_token: frontdesk_server::Secret(operator_token),
         leeway: Duration::from_secs(60),
+        jwks_refetch_interval: Duration::from_secs(30),
     };
     let app = frontdesk_server::app(pool, auth);
     let listener = tokio::net::TcpListener::bind(&args.listen)
