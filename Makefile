@@ -11,11 +11,9 @@ run:
 test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
-	@if command -v cargo-nextest >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --no-fail-fast; \
-	else \
-		$(CARGO) test --workspace; \
-	fi
+	# cargo test runs each test binary as one process, so the harness starts one
+	# PostgreSQL cluster per binary (nextest would start one per test).
+	$(CARGO) test --workspace
 
 build:
 	$(CARGO) build --workspace

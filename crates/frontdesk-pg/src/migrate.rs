@@ -39,7 +39,7 @@ impl Migration {
 }
 
 /// Arbitrary but fixed: the key of the advisory lock held while migrating.
-const LOCK_KEY: i64 = 0x6672_6f6e_7464_6b; // "frontdk"
+const LOCK_KEY: i64 = 0x0066_726f_6e74_646b; // "frontdk"
 
 const BOOKKEEPING: &str = "
     create schema if not exists frontdesk_meta;

@@ -14,8 +14,8 @@ pub enum Database {
         started_here: bool,
     },
     External {
-        admin: tokio_postgres::Config,
-        app: tokio_postgres::Config,
+        admin: Box<tokio_postgres::Config>,
+        app: Box<tokio_postgres::Config>,
         url: String,
     },
 }
@@ -41,8 +41,8 @@ impl Database {
                     None => app.password(""),
                 };
                 Database::External {
-                    admin,
-                    app,
+                    admin: Box::new(admin),
+                    app: Box::new(app),
                     url: url.clone(),
                 }
             }
@@ -115,7 +115,7 @@ impl Database {
                 frontdesk_pg::embedded::SUPERUSER,
                 frontdesk_pg::embedded::DATABASE,
             ),
-            Database::External { admin, .. } => admin.clone(),
+            Database::External { admin, .. } => admin.as_ref().clone(),
         }
     }
 
@@ -125,7 +125,7 @@ impl Database {
             Database::Embedded { cluster, .. } => {
                 cluster.config(roles::AUTHENTICATOR, frontdesk_pg::embedded::DATABASE)
             }
-            Database::External { app, .. } => app.clone(),
+            Database::External { app, .. } => app.as_ref().clone(),
         }
     }
 

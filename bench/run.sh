@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# One authenticated read, GET /v1/tenants/{tenant} with a user JWT, measured two ways against
+# the same throwaway database in one run: through the API with wrk, and as the bare SQL
+# transaction with pgbench. Prints one Markdown table row per client count and the ratio
+# API ÷ pgbench. See bench/README.md and docs/BENCHMARKS.md.
+#
+# Knobs (environment):
+#   FRONTDESK_BIN        server binary (default: $CARGO_TARGET_DIR or target, /release/frontdesk)
+#   FRONTDESK_POOL_SIZE  the server's request pool (default 8, see docs/BENCHMARKS.md)
+#   BENCH_CLIENTS        client counts, space separated (default "8 32")
+#   BENCH_DURATION       seconds measured per load and client count (default 20)
+#   BENCH_WARMUP         seconds of unmeasured load before each measurement (default 5)
+#   BENCH_THREADS        wrk threads and pgbench -j (default 2)
+#   PGBENCH_MODE         pgbench query mode: prepared or extended (default prepared)
+#   PGBENCH_SCRIPT       pgbench template (default bench/get_tenant.sql)
+#   BENCH_KEEP=1         keep the temporary directory (data, logs) and print its path
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=${FRONTDESK_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/frontdesk}
+case $bin in /*) ;; *) bin=$PWD/$bin ;; esac
+pool=${FRONTDESK_POOL_SIZE:-8}
+clients_list=${BENCH_CLIENTS:-"8 32"}
+duration=${BENCH_DURATION:-20}
+warmup=${BENCH_WARMUP:-5}
+threads=${BENCH_THREADS:-2}
+pgbench_mode=${PGBENCH_MODE:-prepared}
+pgbench_template=${PGBENCH_SCRIPT:-$root/bench/get_tenant.sql}
+lua=$root/bench/get_tenant.lua
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "bench: $*"; exit 1; }
+
+# --- tools -------------------------------------------------------------------------------
+[[ -x $bin ]] || die "no server binary at $bin (cargo build --release -p frontdesk, or set FRONTDESK_BIN)"
+command -v wrk >/dev/null || die "wrk is not installed (Debian: apt-get install wrk)"
+command -v curl >/dev/null || die "curl is not installed"
+pg_bindir=""
+if command -v pg_config >/dev/null && [[ -x $(pg_config --bindir)/pgbench ]]; then
+    pg_bindir=$(pg_config --bindir)
+else
+    pg_bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+fi
+pgbench=${PGBENCH:-}
+if [[ -z $pgbench ]]; then
+    if [[ -n $pg_bindir && -x $pg_bindir/pgbench ]]; then pgbench=$pg_bindir/pgbench
+    else pgbench=$(command -v pgbench || true); fi
+fi
+[[ -n $pgbench && -x $pgbench ]] || die "pgbench not found (Debian: apt-get install postgresql)"
+
+# --- a throwaway data directory ----------------------------------------------------------
+# Under /tmp and world-traversable: as root, PostgreSQL runs as the postgres user, which must
+# reach pg/ and run/ inside it (frontdesk makes those two 0700 for that user).
+tmp=$(mktemp -d /tmp/fdbench.XXXXXX)
+chmod 755 "$tmp"
+data=$tmp/data
+out=$tmp/out
+mkdir -p "$data" "$out"
+chmod 755 "$data"
+server_pid=""
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        for _ in $(seq 1 300); do
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$server_pid" 2>/dev/null; then
+            say "bench: server did not stop on SIGTERM within 30s; killing it"
+            kill -KILL "$server_pid" 2>/dev/null || true
+        fi
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    # The server stops its cluster on SIGTERM; make sure nothing of this data dir is left.
+    if [[ -f $data/pg/postmaster.pid ]]; then
+        local pm
+        pm=$(head -n 1 "$data/pg/postmaster.pid" 2>/dev/null || true)
+        if [[ -n $pm ]] && kill -0 "$pm" 2>/dev/null; then
+            say "bench: PostgreSQL (pid $pm) of $data/pg is still running; stopping it"
+            if [[ $(id -u) == 0 ]]; then
+                runuser -u postgres -- "$pg_bindir/pg_ctl" -D "$data/pg" stop -m fast >&2 || true
+            else
+                "$pg_bindir/pg_ctl" -D "$data/pg" stop -m fast >&2 || true
+            fi
+            status=1
+        fi
+    fi
+    if pgrep -f -- "$data/pg" >/dev/null 2>&1; then
+        say "bench: processes of $data/pg are left:"
+        pgrep -a -f -- "$data/pg" >&2 || true
+        status=1
+    fi
+    if [[ -f $out/server.log ]]; then
+        local problems
+        problems=$(grep -E 'WARN|ERROR|panicked' "$out/server.log" || true)
+        if [[ -n $problems ]]; then
+            say "bench: the server logged warnings or errors ($(printf '%s\n' "$problems" | wc -l) lines), first ones:"
+            printf '%s\n' "$problems" | head -n 20 >&2
+        fi
+    fi
+    if [[ -f $data/run/postgresql.log ]]; then
+        local pg_problems
+        pg_problems=$(grep -E 'ERROR|FATAL|PANIC' "$data/run/postgresql.log" | grep -v 'terminating connection due to administrator command' || true)
+        if [[ -n $pg_problems ]]; then
+            say "bench: PostgreSQL logged errors ($(printf '%s\n' "$pg_problems" | wc -l) lines), first ones:"
+            printf '%s\n' "$pg_problems" | head -n 20 >&2
+        fi
+    fi
+    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
+        say "bench: kept $tmp"
+    else
+        rm -rf "$tmp"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- the server --------------------------------------------------------------------------
+port=""
+for _ in $(seq 1 50); do
+    candidate=$((20000 + RANDOM % 40000))
+    if ! ss -Hltn "sport = :$candidate" 2>/dev/null | grep -q .; then
+        port=$candidate
+        break
+    fi
+done
+[[ -n $port ]] || die "no free port found"
+base=http://127.0.0.1:$port
+
+say "bench: starting $bin on $base, pool $pool, data in $data"
+FRONTDESK_DATA_DIR=$data FRONTDESK_LISTEN=127.0.0.1:$port FRONTDESK_LOG=warn \
+    FRONTDESK_POOL_SIZE=$pool "$bin" serve >"$out/server.log" 2>&1 &
+server_pid=$!
+
+ready=0
+for _ in $(seq 1 600); do
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        cat "$out/server.log" >&2
+        die "the server exited before it was ready"
+    fi
+    if curl -fsS -o /dev/null "$base/readyz" 2>/dev/null; then
+        ready=1
+        break
+    fi
+    sleep 0.1
+done
+[[ $ready == 1 ]] || die "the server was not ready within 60s"
+
+# --- a user, a token, a tenant -------------------------------------------------------------
+user=$(cat /proc/sys/kernel/random/uuid)
+token=$(FRONTDESK_DATA_DIR=$data "$bin" token --sub "$user" --ttl 2h)
+created=$(curl -fsS -X POST "$base/v1/tenants" \
+    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"slug":"bench","name":"Bench"}') || die "creating the tenant failed"
+tenant=$(printf '%s' "$created" | grep -oE '"id" *: *"[0-9a-f-]{36}"' | head -n 1 | grep -oE '[0-9a-f-]{36}' || true)
+[[ -n $tenant ]] || die "no tenant id in the response: $created"
+
+code=$(curl -sS -o "$out/get.json" -w '%{http_code}' -H "Authorization: Bearer $token" "$base/v1/tenants/$tenant")
+[[ $code == 200 ]] || die "GET /v1/tenants/$tenant answered $code: $(cat "$out/get.json")"
+
+# --- the pgbench script ------------------------------------------------------------------
+script=$out/get_tenant.pgbench
+sed -e "s/@TENANT@/$tenant/g" -e "s/@USER@/$user/g" "$pgbench_template" >"$script"
+pgb=("$pgbench" -n -h "$data/run" -U frontdesk_authenticator -d frontdesk
+     -M "$pgbench_mode" -f "$script" -D "tenant=$tenant")
+"${pgb[@]}" -c 1 -j 1 -t 1 >"$out/pgbench-check.txt" 2>&1 \
+    || { cat "$out/pgbench-check.txt" >&2; die "pgbench cannot run the script"; }
+
+# --- helpers -----------------------------------------------------------------------------
+# wrk prints latencies as 812.00us, 1.23ms or 1.05s: in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.2f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.2f", v }
+        else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.2f", v * 60000 }
+        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.2f", v * 1000 }
+        else { printf "?" }
+    }'
+}
+
+# Nearest-rank percentiles (ms) of pgbench's per-transaction log (3rd field: latency in µs).
+pgbench_percentiles() {
+    cat "$@" | awk '{ print $3 }' | sort -n | awk '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) { print "? ?"; exit }
+            i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++; if (i50 < 1) i50 = 1
+            i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++; if (i99 < 1) i99 = 1
+            printf "%.2f %.2f\n", v[i50] / 1000, v[i99] / 1000
+        }'
+}
+
+# --- the runs ----------------------------------------------------------------------------
+export BENCH_TOKEN=$token BENCH_TENANT=$tenant
+rows=()
+problems=()
+for clients in $clients_list; do
+    say "bench: $clients clients: API (wrk ${warmup}s warmup + ${duration}s)"
+    wrk -t "$threads" -c "$clients" -d "${warmup}s" -s "$lua" "$base" >"$out/wrk-warmup-$clients.txt"
+    wrk -t "$threads" -c "$clients" -d "${duration}s" --latency -s "$lua" "$base" >"$out/wrk-$clients.txt"
+    api_rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out/wrk-$clients.txt")
+    api_p50=$(to_ms "$(awk '$1 == "50%" { print $2; exit }' "$out/wrk-$clients.txt")")
+    api_p99=$(to_ms "$(awk '$1 == "99%" { print $2; exit }' "$out/wrk-$clients.txt")")
+    if grep -qE 'Non-2xx|Socket errors' "$out/wrk-$clients.txt"; then
+        problems+=("wrk at $clients clients: $(grep -E 'Non-2xx|Socket errors' "$out/wrk-$clients.txt" | tr -s ' ' | tr '\n' ';')")
+    fi
+
+    say "bench: $clients clients: pgbench -M $pgbench_mode (${warmup}s warmup + ${duration}s)"
+    "${pgb[@]}" -c "$clients" -j "$threads" -T "$warmup" >"$out/pgbench-warmup-$clients.txt" 2>&1
+    rm -f "$out"/pgblog-"$clients".*
+    "${pgb[@]}" -c "$clients" -j "$threads" -T "$duration" -l --log-prefix="$out/pgblog-$clients" \
+        >"$out/pgbench-$clients.txt" 2>&1
+    pg_tps=$(awk '/^tps = / { printf "%.0f", $3; exit }' "$out/pgbench-$clients.txt")
+    read -r pg_p50 pg_p99 < <(pgbench_percentiles "$out"/pgblog-"$clients".*)
+    failed=$(awk -F': ' '/^number of failed transactions/ { split($2, a, " "); print a[1] }' "$out/pgbench-$clients.txt")
+    if [[ -n $failed && $failed != 0 ]]; then
+        problems+=("pgbench at $clients clients: $failed failed transactions")
+    fi
+
+    ratio=$(awk -v a="$api_rps" -v p="$pg_tps" 'BEGIN { if (p > 0) printf "%.2f", a / p; else print "?" }')
+    rows+=("| $clients | $api_rps | $api_p50 ms | $api_p99 ms | $pg_tps | $pg_p50 ms | $pg_p99 ms | $ratio |")
+done
+
+# --- the report --------------------------------------------------------------------------
+printf '\n'
+printf '| clients | API req/s | API p50 | API p99 | pgbench tps | pgbench p50 | pgbench p99 | API ÷ pgbench |\n'
+printf '|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+printf '%s\n' "${rows[@]}"
+printf '\n(pool %s, %ss per load after %ss warmup, wrk -t %s, pgbench -M %s -j %s, %s)\n' \
+    "$pool" "$duration" "$warmup" "$threads" "$pgbench_mode" "$threads" "$(basename "$pgbench_template")"
+if ((${#problems[@]})); then
+    say "bench: problems during the runs:"
+    printf '  %s\n' "${problems[@]}" >&2
+    exit 1
+fi
