@@ -166,9 +166,10 @@ code=$(curl -sS -o "$out/get.json" -w '%{http_code}' -H "Authorization: Bearer $
 # --- the pgbench script ------------------------------------------------------------------
 script=$out/get_tenant.pgbench
 sed -e "s/@TENANT@/$tenant/g" -e "s/@USER@/$user/g" "$pgbench_template" >"$script"
-pgb=("$pgbench" -n -h "$data/run" -U frontdesk_authenticator -d frontdesk
+# (pgbench's -d is --debug: the database name is its last, positional argument.)
+pgb=("$pgbench" -n -h "$data/run" -U frontdesk_authenticator
      -M "$pgbench_mode" -f "$script" -D "tenant=$tenant")
-"${pgb[@]}" -c 1 -j 1 -t 1 >"$out/pgbench-check.txt" 2>&1 \
+"${pgb[@]}" -c 1 -j 1 -t 1 frontdesk >"$out/pgbench-check.txt" 2>&1 \
     || { cat "$out/pgbench-check.txt" >&2; die "pgbench cannot run the script"; }
 
 # --- helpers -----------------------------------------------------------------------------
@@ -211,10 +212,10 @@ for clients in $clients_list; do
     fi
 
     say "bench: $clients clients: pgbench -M $pgbench_mode (${warmup}s warmup + ${duration}s)"
-    "${pgb[@]}" -c "$clients" -j "$threads" -T "$warmup" >"$out/pgbench-warmup-$clients.txt" 2>&1
+    "${pgb[@]}" -c "$clients" -j "$threads" -T "$warmup" frontdesk >"$out/pgbench-warmup-$clients.txt" 2>&1
     rm -f "$out"/pgblog-"$clients".*
     "${pgb[@]}" -c "$clients" -j "$threads" -T "$duration" -l --log-prefix="$out/pgblog-$clients" \
-        >"$out/pgbench-$clients.txt" 2>&1
+        frontdesk >"$out/pgbench-$clients.txt" 2>&1
     pg_tps=$(awk '/^tps = / { printf "%.0f", $3; exit }' "$out/pgbench-$clients.txt")
     read -r pg_p50 pg_p99 < <(pgbench_percentiles "$out"/pgblog-"$clients".*)
     failed=$(awk -F': ' '/^number of failed transactions/ { split($2, a, " "); print a[1] }' "$out/pgbench-$clients.txt")

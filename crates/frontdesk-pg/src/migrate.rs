@@ -31,6 +31,30 @@ impl Migration {
         Sha256::digest(self.up.as_bytes()).to_vec()
     }
 
+    /// A `-- no-transaction` script split at lines ending with `;` (such scripts hold
+    /// plain statements like `CREATE INDEX CONCURRENTLY`, never function bodies).
+    fn statements(sql: &str) -> impl Iterator<Item = &str> {
+        let mut rest = sql;
+        std::iter::from_fn(move || {
+            while !rest.trim().is_empty() {
+                let end = rest
+                    .match_indices('\n')
+                    .map(|(i, _)| i)
+                    .find(|&i| rest[..i].trim_end().ends_with(';'))
+                    .map_or(rest.len(), |i| i + 1);
+                let (statement, tail) = rest.split_at(end);
+                rest = tail;
+                let meaningful = statement
+                    .lines()
+                    .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"));
+                if meaningful {
+                    return Some(statement);
+                }
+            }
+            None
+        })
+    }
+
     fn no_transaction(sql: &str) -> bool {
         sql.lines()
             .next()
@@ -331,7 +355,11 @@ impl<'a> Migrator<'a> {
                     &[&i64::from(m.version), &m.name, &m.checksum()],
                 )
                 .await?;
-            self.client.batch_execute(sql).await?;
+            // One statement per round trip: several in one simple query would form an
+            // implicit transaction, which CREATE INDEX CONCURRENTLY refuses.
+            for statement in Migration::statements(sql) {
+                self.client.batch_execute(statement).await?;
+            }
             self.client.batch_execute(record).await?;
         } else if let Err(error) = self
             .client

@@ -143,8 +143,10 @@ async fn concurrent_migrators_apply_each_migration_once_and_no_transaction_scrip
         Migration {
             version: 2,
             name: "things_label_idx",
-            up: "-- no-transaction\ncreate index concurrently things_label_idx on public.things (label)",
-            down: "-- no-transaction\ndrop index concurrently public.things_label_idx",
+            up: "-- no-transaction\ncreate index concurrently things_label_idx on public.things (label);\n\
+                 create index concurrently things_id_label_idx on public.things (id, label);\n",
+            down: "-- no-transaction\ndrop index concurrently public.things_label_idx;\n\
+                   drop index concurrently public.things_id_label_idx;\n",
         },
     ]);
     let (a, b) = (db.admin().await, db.admin().await);

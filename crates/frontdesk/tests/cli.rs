@@ -178,6 +178,8 @@ async fn serve_stops_its_cluster_on_sigterm_keeps_data_and_tools_work_while_stop
     let dumped = frontdesk(&dir.0, &["db", "dump", "--output", dump.to_str().unwrap()]);
     assert!(dumped.status.success(), "{dumped:?}");
     assert!(std::fs::read(&dump).unwrap().starts_with(b"PGDMP"));
+    let restored = frontdesk(&dir.0, &["db", "restore", dump.to_str().unwrap()]);
+    assert!(restored.status.success(), "{restored:?}");
     assert_eq!(
         processes_of(&dir.0),
         Vec::<String>::new(),
