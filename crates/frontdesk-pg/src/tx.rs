@@ -141,6 +141,9 @@ pub enum DbError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error(transparent)]
     Postgres(#[from] tokio_postgres::Error),
+    /// A statement after the transaction was committed (a bug in the caller).
+    #[error("the transaction is already committed")]
+    Finished,
 }
 
 impl DbError {
@@ -148,7 +151,7 @@ impl DbError {
     pub fn db_error(&self) -> Option<&tokio_postgres::error::DbError> {
         match self {
             Self::Postgres(e) => e.as_db_error(),
-            Self::Pool(_) => None,
+            Self::Pool(_) | Self::Finished => None,
         }
     }
 
@@ -170,6 +173,8 @@ pub struct Tx {
     conn: Option<Object>,
     /// The preamble, until it has been sent with the first statement.
     pending: Option<String>,
+    /// Send COMMIT together with the next statement (see `commit_with_next`).
+    commit_with_next: bool,
     finished: bool,
 }
 
@@ -180,6 +185,7 @@ impl Tx {
         Ok(Self {
             conn: Some(conn),
             pending: Some(context.preamble()),
+            commit_with_next: false,
             finished: false,
         })
     }
@@ -212,6 +218,15 @@ impl Tx {
         self.query_statement(&statement, params).await
     }
 
+    /// Make the next statement the transaction's last: its COMMIT goes out in the same
+    /// round trip, so a one-statement read costs one round trip in all. `commit` is then
+    /// a no-op, and another statement afterwards is an error. (Should that statement
+    /// fail, PostgreSQL turns the COMMIT into a ROLLBACK.) Only `query`/`query_opt`
+    /// may carry it.
+    pub fn commit_with_next(&mut self) {
+        self.commit_with_next = true;
+    }
+
     pub async fn query_statement<T>(
         &mut self,
         statement: &T,
@@ -220,6 +235,29 @@ impl Tx {
     where
         T: ?Sized + ToStatement,
     {
+        if self.finished {
+            return Err(DbError::Finished);
+        }
+        if std::mem::take(&mut self.commit_with_next) {
+            let conn = self.conn.as_ref().expect("connection present until drop");
+            let preamble = self.pending.take().unwrap_or_default();
+            let (pre, rows, commit) = tokio::join!(
+                async {
+                    if preamble.is_empty() {
+                        Ok(())
+                    } else {
+                        conn.batch_execute(&preamble).await
+                    }
+                },
+                conn.query(statement, params),
+                conn.batch_execute("commit"),
+            );
+            pre?;
+            let rows = rows?;
+            commit?;
+            self.finished = true;
+            return Ok(rows);
+        }
         match self.pending.take() {
             Some(preamble) => {
                 let conn = self.conn.as_ref().expect("connection present until drop");
@@ -247,6 +285,10 @@ impl Tx {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row, DbError> {
+        assert!(
+            !self.commit_with_next && !self.finished,
+            "query_one cannot carry the COMMIT; use query_opt"
+        );
         let statement = self.prepare(sql).await?;
         match self.pending.take() {
             Some(preamble) => {
@@ -268,6 +310,10 @@ impl Tx {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, DbError> {
+        assert!(
+            !self.commit_with_next && !self.finished,
+            "execute cannot carry the COMMIT; use query"
+        );
         let statement = self.prepare(sql).await?;
         match self.pending.take() {
             Some(preamble) => {
@@ -286,6 +332,9 @@ impl Tx {
     /// Commit. A transaction that never ran a statement still runs its preamble, so the
     /// context is checked either way.
     pub async fn commit(mut self) -> Result<(), DbError> {
+        if self.finished {
+            return Ok(());
+        }
         let sql = match self.pending.take() {
             Some(preamble) => preamble + "commit",
             None => "commit".to_owned(),

@@ -384,6 +384,16 @@ async fn one_pooled_connection_serves_two_tenants_in_a_row_without_leaking() {
     assert_eq!(rows[0].get::<_, String>(2), "frontdesk_user");
     tx.commit().await.unwrap();
 
+    // A one-statement read can carry its COMMIT in the same round trip; nothing may follow.
+    let mut tx = Tx::begin(&pool, &context(a.id, a.owner)).await.unwrap();
+    tx.commit_with_next();
+    assert_eq!(tx.query(visible, &[]).await.unwrap().len(), 1);
+    assert!(matches!(
+        tx.query(visible, &[]).await,
+        Err(frontdesk_pg::DbError::Finished)
+    ));
+    tx.commit().await.unwrap();
+
     // Outside any transaction the connection carries no context at all.
     let conn = pool.get().await.unwrap();
     let row = conn

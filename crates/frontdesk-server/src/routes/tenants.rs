@@ -55,6 +55,7 @@ pub async fn list(
     responses((status = 200, body = Tenant), (status = 404, body = Problem)))]
 pub async fn get(scope: TenantScope) -> ApiResult<axum::Json<Tenant>> {
     let mut tx = scope.begin().await?;
+    tx.commit_with_next();
     let tenant = tenants::get(&mut tx, scope.tenant).await?;
     tx.commit().await?;
     Ok(axum::Json(Tenant {
