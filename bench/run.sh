@@ -163,14 +163,19 @@ tenant=$(printf '%s' "$created" | grep -oE '"id" *: *"[0-9a-f-]{36}"' | head -n 
 code=$(curl -sS -o "$out/get.json" -w '%{http_code}' -H "Authorization: Bearer $token" "$base/v1/tenants/$tenant")
 [[ $code == 200 ]] || die "GET /v1/tenants/$tenant answered $code: $(cat "$out/get.json")"
 
-# --- the pgbench script ------------------------------------------------------------------
-script=$out/get_tenant.pgbench
-sed -e "s/@TENANT@/$tenant/g" -e "s/@USER@/$user/g" "$pgbench_template" >"$script"
+# --- the pgbench scripts -----------------------------------------------------------------
+# get_tenant.sql pipelines the whole transaction, commit included: one round trip, pgbench's
+# fastest shape (the reference). The second script moves `commit` out of the pipeline into
+# a round trip of its own, as the server sends it, to show what that second trip costs.
+sed -e "s/@TENANT@/$tenant/g" -e "s/@USER@/$user/g" "$pgbench_template" >"$out/pgbench-1rt.sql"
+awk '/^commit;$/ { held = $0; next } { print } /^\\endpipeline/ && held { print held; held = "" }' \
+    "$out/pgbench-1rt.sql" >"$out/pgbench-2rt.sql"
 # (pgbench's -d is --debug: the database name is its last, positional argument.)
-pgb=("$pgbench" -n -h "$data/run" -U frontdesk_authenticator
-     -M "$pgbench_mode" -f "$script" -D "tenant=$tenant")
-"${pgb[@]}" -c 1 -j 1 -t 1 frontdesk >"$out/pgbench-check.txt" 2>&1 \
-    || { cat "$out/pgbench-check.txt" >&2; die "pgbench cannot run the script"; }
+pgb=("$pgbench" -n -h "$data/run" -U frontdesk_authenticator -M "$pgbench_mode" -D "tenant=$tenant")
+for shape in 1rt 2rt; do
+    "${pgb[@]}" -f "$out/pgbench-$shape.sql" -c 1 -j 1 -t 1 frontdesk >"$out/pgbench-check-$shape.txt" 2>&1 \
+        || { cat "$out/pgbench-check-$shape.txt" >&2; die "pgbench cannot run $out/pgbench-$shape.sql"; }
+done
 
 # --- helpers -----------------------------------------------------------------------------
 # wrk prints latencies as 812.00us, 1.23ms or 1.05s: in milliseconds.
@@ -196,11 +201,47 @@ pgbench_percentiles() {
         }'
 }
 
+# Percent of CPU time busy over two seconds, with no load of ours running: anything well
+# above zero is someone else's work on the same cores, and the numbers then mean little.
+cpu_busy() {
+    local a b c d e f g h t1 i1 t2 i2
+    read -r _ a b c d e f g h _ </proc/stat; t1=$((a + b + c + d + e + f + g + h)); i1=$((d + e))
+    sleep 2
+    read -r _ a b c d e f g h _ </proc/stat; t2=$((a + b + c + d + e + f + g + h)); i2=$((d + e))
+    echo $((100 - 100 * (i2 - i1) / (t2 - t1 > 0 ? t2 - t1 : 1)))
+}
+
+ratio() { awk -v a="$1" -v p="$2" 'BEGIN { if (p > 0) printf "%.2f", a / p; else print "?" }'; }
+
+# pgbench run: prints "tps p50 p99"; notes failed transactions.
+run_pgbench() {
+    local shape=$1 clients=$2 tps p50 p99 failed
+    "${pgb[@]}" -f "$out/pgbench-$shape.sql" -c "$clients" -j "$threads" -T "$warmup" frontdesk \
+        >"$out/pgbench-warmup-$shape-$clients.txt" 2>&1
+    rm -f "$out"/pgblog-"$shape-$clients".*
+    "${pgb[@]}" -f "$out/pgbench-$shape.sql" -c "$clients" -j "$threads" -T "$duration" \
+        -l --log-prefix="$out/pgblog-$shape-$clients" frontdesk >"$out/pgbench-$shape-$clients.txt" 2>&1
+    tps=$(awk '/^tps = / { printf "%.0f", $3; exit }' "$out/pgbench-$shape-$clients.txt")
+    read -r p50 p99 < <(pgbench_percentiles "$out"/pgblog-"$shape-$clients".*)
+    failed=$(awk -F': ' '/^number of failed transactions/ { split($2, a, " "); print a[1] }' \
+        "$out/pgbench-$shape-$clients.txt")
+    if [[ -n $failed && $failed != 0 ]]; then
+        echo "pgbench ($shape) at $clients clients: $failed failed transactions" >>"$out/problems.txt"
+    fi
+    echo "$tps $p50 $p99"
+}
+
 # --- the runs ----------------------------------------------------------------------------
 export BENCH_TOKEN=$token BENCH_TENANT=$tenant
 rows=()
-problems=()
+rows2=()
+: >"$out/problems.txt"
+busy_max=0
 for clients in $clients_list; do
+    busy=$(cpu_busy)
+    ((busy > busy_max)) && busy_max=$busy
+    say "bench: $clients clients: CPU ${busy}% busy before the loads"
+
     say "bench: $clients clients: API (wrk ${warmup}s warmup + ${duration}s)"
     wrk -t "$threads" -c "$clients" -d "${warmup}s" -s "$lua" "$base" >"$out/wrk-warmup-$clients.txt"
     wrk -t "$threads" -c "$clients" -d "${duration}s" --latency -s "$lua" "$base" >"$out/wrk-$clients.txt"
@@ -208,23 +249,17 @@ for clients in $clients_list; do
     api_p50=$(to_ms "$(awk '$1 == "50%" { print $2; exit }' "$out/wrk-$clients.txt")")
     api_p99=$(to_ms "$(awk '$1 == "99%" { print $2; exit }' "$out/wrk-$clients.txt")")
     if grep -qE 'Non-2xx|Socket errors' "$out/wrk-$clients.txt"; then
-        problems+=("wrk at $clients clients: $(grep -E 'Non-2xx|Socket errors' "$out/wrk-$clients.txt" | tr -s ' ' | tr '\n' ';')")
+        echo "wrk at $clients clients: $(grep -E 'Non-2xx|Socket errors' "$out/wrk-$clients.txt" | tr -s ' ' | tr '\n' ';')" \
+            >>"$out/problems.txt"
     fi
 
-    say "bench: $clients clients: pgbench -M $pgbench_mode (${warmup}s warmup + ${duration}s)"
-    "${pgb[@]}" -c "$clients" -j "$threads" -T "$warmup" frontdesk >"$out/pgbench-warmup-$clients.txt" 2>&1
-    rm -f "$out"/pgblog-"$clients".*
-    "${pgb[@]}" -c "$clients" -j "$threads" -T "$duration" -l --log-prefix="$out/pgblog-$clients" \
-        frontdesk >"$out/pgbench-$clients.txt" 2>&1
-    pg_tps=$(awk '/^tps = / { printf "%.0f", $3; exit }' "$out/pgbench-$clients.txt")
-    read -r pg_p50 pg_p99 < <(pgbench_percentiles "$out"/pgblog-"$clients".*)
-    failed=$(awk -F': ' '/^number of failed transactions/ { split($2, a, " "); print a[1] }' "$out/pgbench-$clients.txt")
-    if [[ -n $failed && $failed != 0 ]]; then
-        problems+=("pgbench at $clients clients: $failed failed transactions")
-    fi
+    say "bench: $clients clients: pgbench -M $pgbench_mode, one round trip (${warmup}s warmup + ${duration}s)"
+    read -r pg_tps pg_p50 pg_p99 < <(run_pgbench 1rt "$clients")
+    say "bench: $clients clients: pgbench -M $pgbench_mode, two round trips (${warmup}s warmup + ${duration}s)"
+    read -r pg2_tps pg2_p50 pg2_p99 < <(run_pgbench 2rt "$clients")
 
-    ratio=$(awk -v a="$api_rps" -v p="$pg_tps" 'BEGIN { if (p > 0) printf "%.2f", a / p; else print "?" }')
-    rows+=("| $clients | $api_rps | $api_p50 ms | $api_p99 ms | $pg_tps | $pg_p50 ms | $pg_p99 ms | $ratio |")
+    rows+=("| $clients | $api_rps | $api_p50 ms | $api_p99 ms | $pg_tps | $pg_p50 ms | $pg_p99 ms | $(ratio "$api_rps" "$pg_tps") |")
+    rows2+=("| $clients | $api_rps | $pg2_tps | $pg2_p50 ms | $pg2_p99 ms | $(ratio "$api_rps" "$pg2_tps") |")
 done
 
 # --- the report --------------------------------------------------------------------------
@@ -232,10 +267,17 @@ printf '\n'
 printf '| clients | API req/s | API p50 | API p99 | pgbench tps | pgbench p50 | pgbench p99 | API ÷ pgbench |\n'
 printf '|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 printf '%s\n' "${rows[@]}"
-printf '\n(pool %s, %ss per load after %ss warmup, wrk -t %s, pgbench -M %s -j %s, %s)\n' \
-    "$pool" "$duration" "$warmup" "$threads" "$pgbench_mode" "$threads" "$(basename "$pgbench_template")"
-if ((${#problems[@]})); then
+printf '\npgbench with commit in a second round trip, as the server sends it:\n\n'
+printf '| clients | API req/s | pgbench tps | pgbench p50 | pgbench p99 | API ÷ pgbench |\n'
+printf '|---:|---:|---:|---:|---:|---:|\n'
+printf '%s\n' "${rows2[@]}"
+printf '\n(pool %s, %ss per load after %ss warmup, wrk -t %s, pgbench -M %s -j %s; CPU busy before loads: at most %s%%)\n' \
+    "$pool" "$duration" "$warmup" "$threads" "$pgbench_mode" "$threads" "$busy_max"
+if ((busy_max > 10)); then
+    say "bench: WARNING: the CPUs were ${busy_max}% busy with other work before a load; these numbers are not reliable"
+fi
+if [[ -s $out/problems.txt ]]; then
     say "bench: problems during the runs:"
-    printf '  %s\n' "${problems[@]}" >&2
+    sed 's/^/  /' "$out/problems.txt" >&2
     exit 1
 fi

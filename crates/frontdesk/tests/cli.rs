@@ -223,3 +223,82 @@ fn token_refuses_a_bad_ttl_and_sub() {
         .success()
     );
 }
+
+/// A URL for `database` on the harness's cluster, as `user`.
+fn url_for(db: &frontdesk_test::TestDb, user: &str) -> String {
+    let socket = db
+        .cluster
+        .socket_dir()
+        .to_string_lossy()
+        .replace('/', "%2F");
+    format!("postgresql://{user}@{socket}/{}", db.name)
+}
+
+#[tokio::test]
+async fn serve_with_database_url_migrates_and_serves_through_the_authenticator() {
+    let db = frontdesk_test::cluster().database(false).await;
+    let dir = data_dir();
+    let port = free_port();
+    let mut server = Command::new(BIN)
+        .env("DATABASE_URL", url_for(&db, "postgres"))
+        .env("FRONTDESK_DATA_DIR", &dir.0)
+        .env("FRONTDESK_LISTEN", format!("127.0.0.1:{port}"))
+        .env("FRONTDESK_LOG", "warn")
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_ready(port, &mut server).await;
+    let admin = db.admin().await;
+    let applied: i64 = admin
+        .query_one("select count(*) from frontdesk_meta.schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(applied as usize, frontdesk_pg::migrate::MIGRATIONS.len());
+    let logins: i64 = admin
+        .query_one(
+            "select count(*) from pg_stat_activity where datname = $1 and usename = 'frontdesk_authenticator'",
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        logins >= 1,
+        "the request path does not log in as frontdesk_authenticator"
+    );
+    terminate(&mut server);
+    // No embedded cluster was made for an external database.
+    assert!(!dir.0.join("pg").exists());
+}
+
+#[tokio::test]
+async fn a_database_url_role_that_cannot_create_roles_gets_the_sql_to_run() {
+    let db = frontdesk_test::cluster().database(false).await;
+    let admin = db.admin().await;
+    let role = format!("limited_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .batch_execute(&format!("create role {role} login"))
+        .await
+        .unwrap();
+    let dir = data_dir();
+    let out = Command::new(BIN)
+        .env("DATABASE_URL", url_for(&db, &role))
+        .env("FRONTDESK_DATA_DIR", &dir.0)
+        .args(["migrate", "up"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Ask an administrator"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("grant frontdesk_owner to \"{role}\"")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("create role frontdesk_authenticator login noinherit"),
+        "{stderr}"
+    );
+}
