@@ -221,8 +221,7 @@ impl Tx {
     /// Make the next statement the transaction's last: its COMMIT goes out in the same
     /// round trip, so a one-statement read costs one round trip in all. `commit` is then
     /// a no-op, and another statement afterwards is an error. (Should that statement
-    /// fail, PostgreSQL turns the COMMIT into a ROLLBACK.) Only `query`/`query_opt`
-    /// may carry it.
+    /// fail, PostgreSQL turns the COMMIT into a ROLLBACK.)
     pub fn commit_with_next(&mut self) {
         self.commit_with_next = true;
     }
@@ -235,39 +234,8 @@ impl Tx {
     where
         T: ?Sized + ToStatement,
     {
-        if self.finished {
-            return Err(DbError::Finished);
-        }
-        if std::mem::take(&mut self.commit_with_next) {
-            let conn = self.conn.as_ref().expect("connection present until drop");
-            let preamble = self.pending.take().unwrap_or_default();
-            let (pre, rows, commit) = tokio::join!(
-                async {
-                    if preamble.is_empty() {
-                        Ok(())
-                    } else {
-                        conn.batch_execute(&preamble).await
-                    }
-                },
-                conn.query(statement, params),
-                conn.batch_execute("commit"),
-            );
-            pre?;
-            let rows = rows?;
-            commit?;
-            self.finished = true;
-            return Ok(rows);
-        }
-        match self.pending.take() {
-            Some(preamble) => {
-                let conn = self.conn.as_ref().expect("connection present until drop");
-                let (pre, rows) =
-                    tokio::join!(conn.batch_execute(&preamble), conn.query(statement, params));
-                pre?;
-                Ok(rows?)
-            }
-            None => Ok(self.conn().query(statement, params).await?),
-        }
+        self.send(async |conn| conn.query(statement, params).await)
+            .await
     }
 
     /// At most one row.
@@ -285,23 +253,9 @@ impl Tx {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row, DbError> {
-        assert!(
-            !self.commit_with_next && !self.finished,
-            "query_one cannot carry the COMMIT; use query_opt"
-        );
         let statement = self.prepare(sql).await?;
-        match self.pending.take() {
-            Some(preamble) => {
-                let conn = self.conn.as_ref().expect("connection present until drop");
-                let (pre, row) = tokio::join!(
-                    conn.batch_execute(&preamble),
-                    conn.query_one(&statement, params)
-                );
-                pre?;
-                Ok(row?)
-            }
-            None => Ok(self.conn().query_one(&statement, params).await?),
-        }
+        self.send(async |conn| conn.query_one(&statement, params).await)
+            .await
     }
 
     /// Rows affected.
@@ -310,23 +264,46 @@ impl Tx {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, DbError> {
-        assert!(
-            !self.commit_with_next && !self.finished,
-            "execute cannot carry the COMMIT; use query"
-        );
         let statement = self.prepare(sql).await?;
-        match self.pending.take() {
-            Some(preamble) => {
-                let conn = self.conn.as_ref().expect("connection present until drop");
-                let (pre, n) = tokio::join!(
-                    conn.batch_execute(&preamble),
-                    conn.execute(&statement, params)
-                );
-                pre?;
-                Ok(n?)
-            }
-            None => Ok(self.conn().execute(&statement, params).await?),
+        self.send(async |conn| conn.execute(&statement, params).await)
+            .await
+    }
+
+    /// Send the statement `run` makes, after the preamble while it is pending and before
+    /// the COMMIT when `commit_with_next` asked for it, all in one round trip: the
+    /// futures are polled in order, so the requests leave in that order.
+    async fn send<R>(
+        &mut self,
+        run: impl AsyncFnOnce(&Object) -> Result<R, tokio_postgres::Error>,
+    ) -> Result<R, DbError> {
+        if self.finished {
+            return Err(DbError::Finished);
         }
+        let preamble = self.pending.take();
+        let commit = std::mem::take(&mut self.commit_with_next);
+        let conn = self.conn.as_ref().expect("connection present until drop");
+        let (pre, out, committed) = futures_util::future::join3(
+            async {
+                match &preamble {
+                    Some(sql) => conn.batch_execute(sql).await,
+                    None => Ok(()),
+                }
+            },
+            run(conn),
+            async {
+                if commit {
+                    conn.batch_execute("commit").await
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .await;
+        pre?;
+        let out = out?;
+        committed?;
+        self.finished = commit;
+        Ok(out)
     }
 
     /// Commit. A transaction that never ran a statement still runs its preamble, so the

@@ -127,50 +127,30 @@ async fn duplicate_slug_is_409_malformed_json_400_oversized_413() {
     assert_eq!(again.status, 409);
     assert_eq!(again.error_fields(), vec!["slug"]);
 
+    let json = "application/json";
     let malformed = app
-        .http
-        .post(format!("{}/v1/tenants", app.base))
-        .bearer_auth(&token)
-        .header("content-type", "application/json")
-        .body("{\"slug\": ")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(malformed.status(), 400);
-    assert_eq!(
-        malformed.headers()["content-type"],
-        "application/problem+json"
-    );
-
+        .raw("POST", "/v1/tenants", &token, json, "{\"slug\": ".into())
+        .await;
+    assert_eq!(malformed.status, 400);
+    assert_eq!(malformed.content_type(), "application/problem+json");
     let huge = format!(
         "{{\"slug\": \"big\", \"name\": \"{}\"}}",
         "x".repeat(2 * 1024 * 1024)
     );
-    let oversized = app
-        .http
-        .post(format!("{}/v1/tenants", app.base))
-        .bearer_auth(&token)
-        .header("content-type", "application/json")
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(oversized.status(), 413);
-    assert_eq!(
-        oversized.headers()["content-type"],
-        "application/problem+json"
-    );
-
+    let oversized = app.raw("POST", "/v1/tenants", &token, json, huge).await;
+    assert_eq!(oversized.status, 413);
+    assert_eq!(oversized.content_type(), "application/problem+json");
     let not_json = app
-        .http
-        .post(format!("{}/v1/tenants", app.base))
-        .bearer_auth(&token)
-        .header("content-type", "text/plain")
-        .body("slug=acme")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(not_json.status(), 415);
+        .raw(
+            "POST",
+            "/v1/tenants",
+            &token,
+            "text/plain",
+            "slug=acme".into(),
+        )
+        .await;
+    assert_eq!(not_json.status, 415);
+    assert_eq!(not_json.content_type(), "application/problem+json");
 }
 
 #[tokio::test]

@@ -340,15 +340,13 @@ async fn as_frontdesk_user_with_tenant_b_claims_no_table_shows_a_row_of_tenant_a
         client.batch_execute("rollback").await.unwrap();
     }
     // The same as the service role with B's key.
-    client
-        .batch_execute(&format!(
-            "begin; set local role frontdesk_service; set local frontdesk.tenant_id = '{}';
-             set local frontdesk.key_id = '{}'; set local frontdesk.key_scope = 'full'; select app.assert_principal();",
-            w.b.id, w.b.full_key_id
-        ))
-        .await
-        .unwrap();
+    let service = format!(
+        "begin; set local role frontdesk_service; set local frontdesk.tenant_id = '{}';
+         set local frontdesk.key_id = '{}'; set local frontdesk.key_scope = 'full'; select app.assert_principal();",
+        w.b.id, w.b.full_key_id
+    );
     for table in tenant_tables(&admin).await {
+        client.batch_execute(&service).await.unwrap();
         let visible: i64 = match client
             .query_one(
                 &format!("select count(*) from app.{table} where tenant_id = $1"),
@@ -361,20 +359,11 @@ async fn as_frontdesk_user_with_tenant_b_claims_no_table_shows_a_row_of_tenant_a
             Err(e)
                 if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
             {
-                client.batch_execute("rollback").await.unwrap();
-                client
-                    .batch_execute(&format!(
-                        "begin; set local role frontdesk_service; set local frontdesk.tenant_id = '{}';
-                         set local frontdesk.key_id = '{}'; set local frontdesk.key_scope = 'full'; select app.assert_principal();",
-                        w.b.id, w.b.full_key_id
-                    ))
-                    .await
-                    .unwrap();
                 0
             }
             Err(e) => panic!("app.{table}: {e}"),
         };
+        client.batch_execute("rollback").await.unwrap();
         assert_eq!(visible, 0, "app.{table} shows tenant A's rows to B's key");
     }
-    client.batch_execute("rollback").await.unwrap();
 }

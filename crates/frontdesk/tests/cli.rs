@@ -43,7 +43,12 @@ fn frontdesk(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn serve(dir: &Path, port: u16) -> Child {
+    serve_with(dir, port, &[])
+}
+
+fn serve_with(dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
     Command::new(BIN)
+        .envs(env.iter().copied())
         .env("FRONTDESK_DATA_DIR", dir)
         .env("FRONTDESK_LISTEN", format!("127.0.0.1:{port}"))
         .env("FRONTDESK_LOG", "warn")
@@ -239,16 +244,8 @@ async fn serve_with_database_url_migrates_and_serves_through_the_authenticator()
     let db = frontdesk_test::cluster().database(false).await;
     let dir = data_dir();
     let port = free_port();
-    let mut server = Command::new(BIN)
-        .env("DATABASE_URL", url_for(&db, "postgres"))
-        .env("FRONTDESK_DATA_DIR", &dir.0)
-        .env("FRONTDESK_LISTEN", format!("127.0.0.1:{port}"))
-        .env("FRONTDESK_LOG", "warn")
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let url = url_for(&db, "postgres");
+    let mut server = serve_with(&dir.0, port, &[("DATABASE_URL", &url)]);
     wait_ready(port, &mut server).await;
     let admin = db.admin().await;
     let applied: i64 = admin
