@@ -1,9 +1,9 @@
 -- pgbench script: the SQL transaction the server runs for GET /v1/tenants/{tenant}, as a
 -- user who owns the tenant. run.sh replaces @TENANT@ and @USER@, and passes
 -- -D tenant=<uuid> for the select's $1 parameter (the server binds it the same way).
--- The whole transaction is one pipeline, one round trip: pgbench's fastest shape and the
--- reference. run.sh derives a second script with `commit` moved after \endpipeline, the
--- two round trips the server makes.
+-- The whole transaction is one pipeline, one round trip, as the server sends it: pgbench's
+-- fastest shape and the reference. run.sh derives a second script with `commit` moved
+-- after \endpipeline (two round trips) to show what a second trip costs.
 \startpipeline
 begin read only;
 set local role frontdesk_user;

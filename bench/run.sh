@@ -39,7 +39,9 @@ pg_bindir=""
 if command -v pg_config >/dev/null && [[ -x $(pg_config --bindir)/pgbench ]]; then
     pg_bindir=$(pg_config --bindir)
 else
-    pg_bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+    for dir in /usr/lib/postgresql/*/bin; do # the last (newest) one with pgbench wins
+        if [[ -x $dir/pgbench ]]; then pg_bindir=$dir; fi
+    done
 fi
 pgbench=${PGBENCH:-}
 if [[ -z $pgbench ]]; then
@@ -81,9 +83,9 @@ cleanup() {
         if [[ -n $pm ]] && kill -0 "$pm" 2>/dev/null; then
             say "bench: PostgreSQL (pid $pm) of $data/pg is still running; stopping it"
             if [[ $(id -u) == 0 ]]; then
-                runuser -u postgres -- "$pg_bindir/pg_ctl" -D "$data/pg" stop -m fast >&2 || true
+                runuser -u postgres -- "${pg_bindir:+$pg_bindir/}pg_ctl" -D "$data/pg" stop -m fast >&2 || true
             else
-                "$pg_bindir/pg_ctl" -D "$data/pg" stop -m fast >&2 || true
+                "${pg_bindir:+$pg_bindir/}pg_ctl" -D "$data/pg" stop -m fast >&2 || true
             fi
             status=1
         fi
@@ -164,9 +166,9 @@ code=$(curl -sS -o "$out/get.json" -w '%{http_code}' -H "Authorization: Bearer $
 [[ $code == 200 ]] || die "GET /v1/tenants/$tenant answered $code: $(cat "$out/get.json")"
 
 # --- the pgbench scripts -----------------------------------------------------------------
-# get_tenant.sql pipelines the whole transaction, commit included: one round trip, pgbench's
-# fastest shape (the reference). The second script moves `commit` out of the pipeline into
-# a round trip of its own, as the server sends it, to show what that second trip costs.
+# get_tenant.sql pipelines the whole transaction, commit included: one round trip, like the
+# server, and pgbench's fastest shape (the reference). The second script moves `commit` out
+# of the pipeline into a round trip of its own, to show what a second trip costs.
 sed -e "s/@TENANT@/$tenant/g" -e "s/@USER@/$user/g" "$pgbench_template" >"$out/pgbench-1rt.sql"
 awk '/^commit;$/ { held = $0; next } { print } /^\\endpipeline/ && held { print held; held = "" }' \
     "$out/pgbench-1rt.sql" >"$out/pgbench-2rt.sql"
@@ -201,42 +203,87 @@ pgbench_percentiles() {
         }'
 }
 
-# Percent of CPU time busy over two seconds, with no load of ours running: anything well
-# above zero is someone else's work on the same cores, and the numbers then mean little.
-cpu_busy() {
-    local a b c d e f g h t1 i1 t2 i2
-    read -r _ a b c d e f g h _ </proc/stat; t1=$((a + b + c + d + e + f + g + h)); i1=$((d + e))
-    sleep 2
-    read -r _ a b c d e f g h _ </proc/stat; t2=$((a + b + c + d + e + f + g + h)); i2=$((d + e))
-    echo $((100 - 100 * (i2 - i1) / (t2 - t1 > 0 ? t2 - t1 : 1)))
-}
-
 ratio() { awk -v a="$1" -v p="$2" 'BEGIN { if (p > 0) printf "%.2f", a / p; else print "?" }'; }
 
-# pgbench run: prints "tps p50 p99"; notes failed transactions.
+# CPU accounting, in clock ticks summed over all cores. The load generators, the server and
+# PostgreSQL share the machine's cores, so each measured load also reports where its CPU
+# went per request, and how much went to anything else (another job on the machine makes
+# the numbers meaningless; softirq work for loopback traffic is counted there too).
+hz=$(getconf CLK_TCK)
+busy_ticks() { # user nice system idle iowait irq softirq steal
+    local a b c d e f g h
+    read -r _ a b c d e f g h _ </proc/stat
+    echo $((a + b + c + f + g + h))
+}
+proc_ticks() { # utime + stime + reaped children's cutime + cstime of one process
+    local s
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    s=${s##*) }
+    # shellcheck disable=SC2086
+    set -- $s
+    echo $((${12} + ${13} + ${14} + ${15}))
+}
+cluster_ticks() { # the postmaster (with its reaped backends) and its live children
+    local pm t p
+    pm=$(head -n 1 "$data/pg/postmaster.pid")
+    t=$(proc_ticks "$pm")
+    for p in $(pgrep -P "$pm"); do t=$((t + $(proc_ticks "$p"))); done
+    echo "$t"
+}
+# "total server postgres generator"; $1 is the shell that runs (and reaps) the generator.
+snapshot() { echo "$(busy_ticks) $(proc_ticks "$server_pid") $(cluster_ticks) $(proc_ticks "$1")"; }
+# Per request in µs: "generator server postgres other other%", from two snapshots and a count.
+cpu_split() {
+    awk -v n="$1" -v hz="$hz" -v a="$2" -v b="$3" 'BEGIN {
+        split(a, x, " "); split(b, y, " ")
+        tot = y[1] - x[1]; srv = y[2] - x[2]; pg = y[3] - x[3]; gen = y[4] - x[4]
+        other = tot - srv - pg - gen; if (other < 0) other = 0
+        us = 1e6 / hz / (n > 0 ? n : 1)
+        printf "%.0f %.0f %.0f %.0f %.0f\n", gen * us, srv * us, pg * us, other * us, (tot > 0 ? 100 * other / tot : 0)
+    }'
+}
+
+# Percent of CPU busy over two seconds while nothing of ours runs.
+cpu_busy() {
+    local t1 t2 b1 b2 a b c d e f g h
+    read -r _ a b c d e f g h _ </proc/stat; t1=$((a + b + c + d + e + f + g + h)); b1=$((a + b + c + f + g + h))
+    sleep 2
+    read -r _ a b c d e f g h _ </proc/stat; t2=$((a + b + c + d + e + f + g + h)); b2=$((a + b + c + f + g + h))
+    echo $((100 * (b2 - b1) / (t2 - t1 > 0 ? t2 - t1 : 1)))
+}
+
+# One pgbench load; prints "tps p50 p99 n gen srv pg other other%".
 run_pgbench() {
-    local shape=$1 clients=$2 tps p50 p99 failed
+    local shape=$1 clients=$2 me=$BASHPID tps p50 p99 n failed before after
     "${pgb[@]}" -f "$out/pgbench-$shape.sql" -c "$clients" -j "$threads" -T "$warmup" frontdesk \
         >"$out/pgbench-warmup-$shape-$clients.txt" 2>&1
-    rm -f "$out"/pgblog-"$shape-$clients".*
+    rm -f "$out/pgblog-$shape-$clients".*
+    sleep 0.5 # let the warmup's backends exit
+    before=$(snapshot "$me")
     "${pgb[@]}" -f "$out/pgbench-$shape.sql" -c "$clients" -j "$threads" -T "$duration" \
         -l --log-prefix="$out/pgblog-$shape-$clients" frontdesk >"$out/pgbench-$shape-$clients.txt" 2>&1
+    sleep 0.5
+    after=$(snapshot "$me")
     tps=$(awk '/^tps = / { printf "%.0f", $3; exit }' "$out/pgbench-$shape-$clients.txt")
-    read -r p50 p99 < <(pgbench_percentiles "$out"/pgblog-"$shape-$clients".*)
+    n=$(awk '/^number of transactions actually processed:/ { split($NF, a, "/"); print a[1] }' \
+        "$out/pgbench-$shape-$clients.txt")
+    read -r p50 p99 < <(pgbench_percentiles "$out/pgblog-$shape-$clients".*)
     failed=$(awk -F': ' '/^number of failed transactions/ { split($2, a, " "); print a[1] }' \
         "$out/pgbench-$shape-$clients.txt")
     if [[ -n $failed && $failed != 0 ]]; then
         echo "pgbench ($shape) at $clients clients: $failed failed transactions" >>"$out/problems.txt"
     fi
-    echo "$tps $p50 $p99"
+    echo "$tps $p50 $p99 $n $(cpu_split "$n" "$before" "$after")"
 }
 
 # --- the runs ----------------------------------------------------------------------------
 export BENCH_TOKEN=$token BENCH_TENANT=$tenant
 rows=()
 rows2=()
+cpu_rows=()
 : >"$out/problems.txt"
 busy_max=0
+other_max=0
 for clients in $clients_list; do
     busy=$(cpu_busy)
     ((busy > busy_max)) && busy_max=$busy
@@ -244,22 +291,31 @@ for clients in $clients_list; do
 
     say "bench: $clients clients: API (wrk ${warmup}s warmup + ${duration}s)"
     wrk -t "$threads" -c "$clients" -d "${warmup}s" -s "$lua" "$base" >"$out/wrk-warmup-$clients.txt"
+    me=$BASHPID
+    before=$(snapshot "$me")
     wrk -t "$threads" -c "$clients" -d "${duration}s" --latency -s "$lua" "$base" >"$out/wrk-$clients.txt"
+    after=$(snapshot "$me")
     api_rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out/wrk-$clients.txt")
+    api_n=$(awk '/ requests in / { print $1; exit }' "$out/wrk-$clients.txt")
     api_p50=$(to_ms "$(awk '$1 == "50%" { print $2; exit }' "$out/wrk-$clients.txt")")
     api_p99=$(to_ms "$(awk '$1 == "99%" { print $2; exit }' "$out/wrk-$clients.txt")")
+    read -r a_gen a_srv a_pg a_other a_pct < <(cpu_split "$api_n" "$before" "$after")
     if grep -qE 'Non-2xx|Socket errors' "$out/wrk-$clients.txt"; then
         echo "wrk at $clients clients: $(grep -E 'Non-2xx|Socket errors' "$out/wrk-$clients.txt" | tr -s ' ' | tr '\n' ';')" \
             >>"$out/problems.txt"
     fi
 
     say "bench: $clients clients: pgbench -M $pgbench_mode, one round trip (${warmup}s warmup + ${duration}s)"
-    read -r pg_tps pg_p50 pg_p99 < <(run_pgbench 1rt "$clients")
+    read -r pg_tps pg_p50 pg_p99 _ p_gen _ p_pg p_other p_pct < <(run_pgbench 1rt "$clients")
     say "bench: $clients clients: pgbench -M $pgbench_mode, two round trips (${warmup}s warmup + ${duration}s)"
-    read -r pg2_tps pg2_p50 pg2_p99 < <(run_pgbench 2rt "$clients")
+    read -r pg2_tps pg2_p50 pg2_p99 _ q_gen _ q_pg q_other q_pct < <(run_pgbench 2rt "$clients")
 
+    for pct in "$a_pct" "$p_pct" "$q_pct"; do ((pct > other_max)) && other_max=$pct; done
     rows+=("| $clients | $api_rps | $api_p50 ms | $api_p99 ms | $pg_tps | $pg_p50 ms | $pg_p99 ms | $(ratio "$api_rps" "$pg_tps") |")
     rows2+=("| $clients | $api_rps | $pg2_tps | $pg2_p50 ms | $pg2_p99 ms | $(ratio "$api_rps" "$pg2_tps") |")
+    cpu_rows+=("| $clients | API (wrk) | $a_gen | $a_srv | $a_pg | $a_other ($a_pct%) | $((a_gen + a_srv + a_pg + a_other)) |")
+    cpu_rows+=("| $clients | pgbench, 1 round trip | $p_gen | – | $p_pg | $p_other ($p_pct%) | $((p_gen + p_pg + p_other)) |")
+    cpu_rows+=("| $clients | pgbench, 2 round trips | $q_gen | – | $q_pg | $q_other ($q_pct%) | $((q_gen + q_pg + q_other)) |")
 done
 
 # --- the report --------------------------------------------------------------------------
@@ -267,14 +323,18 @@ printf '\n'
 printf '| clients | API req/s | API p50 | API p99 | pgbench tps | pgbench p50 | pgbench p99 | API ÷ pgbench |\n'
 printf '|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 printf '%s\n' "${rows[@]}"
-printf '\npgbench with commit in a second round trip, as the server sends it:\n\n'
+printf '\npgbench with commit in a second round trip of its own (for comparison):\n\n'
 printf '| clients | API req/s | pgbench tps | pgbench p50 | pgbench p99 | API ÷ pgbench |\n'
 printf '|---:|---:|---:|---:|---:|---:|\n'
 printf '%s\n' "${rows2[@]}"
-printf '\n(pool %s, %ss per load after %ss warmup, wrk -t %s, pgbench -M %s -j %s; CPU busy before loads: at most %s%%)\n' \
-    "$pool" "$duration" "$warmup" "$threads" "$pgbench_mode" "$threads" "$busy_max"
-if ((busy_max > 10)); then
-    say "bench: WARNING: the CPUs were ${busy_max}% busy with other work before a load; these numbers are not reliable"
+printf '\nCPU per request in µs, all cores (other: softirq and anything else on the machine):\n\n'
+printf '| clients | load | generator | frontdesk | PostgreSQL | other | total |\n'
+printf '|---:|---|---:|---:|---:|---:|---:|\n'
+printf '%s\n' "${cpu_rows[@]}"
+printf '\n(%s, pool %s, %ss per load after %ss warmup, wrk -t %s, pgbench -M %s -j %s; CPU busy before loads: at most %s%%)\n' \
+    "$(date -u +%Y-%m-%d)" "$pool" "$duration" "$warmup" "$threads" "$pgbench_mode" "$threads" "$busy_max"
+if ((busy_max > 10 || other_max > 15)); then
+    say "bench: WARNING: other work shared the CPUs (busy before a load: ${busy_max}%, other during a load: up to ${other_max}%); these numbers are not reliable"
 fi
 if [[ -s $out/problems.txt ]]; then
     say "bench: problems during the runs:"
