@@ -64,6 +64,7 @@ pub enum Caller {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    exp: u64,
     #[serde(default)]
     email: Option<String>,
     #[serde(default)]
@@ -94,7 +95,11 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         }
     }
 
-    pub fn get(&self, key: &K) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         let entries = self.entries.lock().expect("cache lock");
         entries
             .get(key)
@@ -137,6 +142,8 @@ const KEY_TTL: Duration = Duration::from_secs(30);
 const TENANT_TTL: Duration = Duration::from_secs(30);
 const NEGATIVE_TTL: Duration = Duration::from_secs(2);
 const USER_TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+/// Seconds a verified JWT is remembered (never beyond its `exp`).
+const VERIFIED_TTL: u64 = 60;
 const JWKS_TTL: Duration = Duration::from_secs(600);
 
 pub struct Auth {
@@ -148,6 +155,8 @@ pub struct Auth {
     tenants: TtlCache<(String, Option<Uuid>), Option<Resolved>>,
     /// Users recently upserted, with a digest of the profile claims then.
     users: TtlCache<Uuid, [u8; 32]>,
+    /// JWTs already verified, with the caller and their profile digest.
+    verified: TtlCache<String, (Caller, [u8; 32])>,
 }
 
 impl Auth {
@@ -166,6 +175,7 @@ impl Auth {
             keys: TtlCache::new(100_000),
             tenants: TtlCache::new(100_000),
             users: TtlCache::new(100_000),
+            verified: TtlCache::new(20_000),
         }
     }
 
@@ -183,10 +193,23 @@ impl Auth {
         if api_keys::looks_like_key(token) {
             return self.authenticate_key(token).await;
         }
-        let caller = self.verify_jwt(token).await?;
+        // A token verified once is good until its `exp` (at most a minute here, so a key
+        // removed from the JWKS stops working soon after).
+        let (caller, profile) = match self.verified.get(token) {
+            Some(hit) => hit,
+            None => {
+                let (caller, exp) = self.verify_jwt(token).await?;
+                let profile = profile_digest(&caller);
+                let ttl = exp.saturating_sub(jsonwebtoken::get_current_timestamp()).min(VERIFIED_TTL);
+                if ttl > 0 {
+                    self.verified
+                        .insert(token.to_owned(), (caller.clone(), profile), Duration::from_secs(ttl));
+                }
+                (caller, profile)
+            }
+        };
         if let Caller::User { id, email, name } = &caller {
-            self.touch_user(*id, email.as_deref(), name.as_deref())
-                .await?;
+            self.touch_user(*id, email.as_deref(), name.as_deref(), profile).await?;
         }
         Ok(caller)
     }
@@ -238,7 +261,8 @@ impl Auth {
         }
     }
 
-    async fn verify_jwt(&self, token: &str) -> Result<Caller, ApiError> {
+    /// Verify a JWT; the caller and the token's `exp`.
+    async fn verify_jwt(&self, token: &str) -> Result<(Caller, u64), ApiError> {
         let invalid = |why: &str| ApiError::Unauthorized(format!("invalid token: {why}"));
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("not a JWT"))?;
         let key = match header.alg {
@@ -284,11 +308,12 @@ impl Auth {
             return Err(invalid("empty sub"));
         }
         let clip = |s: Option<String>| s.filter(|s| !s.is_empty() && s.len() <= 320);
-        Ok(Caller::User {
+        let caller = Caller::User {
             id: user_id_for_sub(&claims.sub),
             email: clip(claims.email),
             name: clip(claims.name),
-        })
+        };
+        Ok((caller, claims.exp))
     }
 
     /// The JWKS key `kid`, fetching the set when it is stale or the kid is unknown (at
@@ -348,12 +373,8 @@ impl Auth {
         id: Uuid,
         email: Option<&str>,
         name: Option<&str>,
+        digest: [u8; 32],
     ) -> Result<(), ApiError> {
-        let mut digest = Sha256::new();
-        digest.update(email.unwrap_or("\0").as_bytes());
-        digest.update([0xff]);
-        digest.update(name.unwrap_or("\0").as_bytes());
-        let digest: [u8; 32] = digest.finalize().into();
         if self.users.get(&id) == Some(digest) {
             return Ok(());
         }
@@ -411,6 +432,17 @@ impl Auth {
         self.tenants.insert(key, found, ttl);
         Ok(found)
     }
+}
+
+/// A digest of the profile claims: the user's row is updated when they change.
+fn profile_digest(caller: &Caller) -> [u8; 32] {
+    let mut digest = Sha256::new();
+    if let Caller::User { email, name, .. } = caller {
+        digest.update(email.as_deref().unwrap_or("\0").as_bytes());
+        digest.update([0xff]);
+        digest.update(name.as_deref().unwrap_or("\0").as_bytes());
+    }
+    digest.finalize().into()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
