@@ -200,16 +200,22 @@ impl Auth {
             None => {
                 let (caller, exp) = self.verify_jwt(token).await?;
                 let profile = profile_digest(&caller);
-                let ttl = exp.saturating_sub(jsonwebtoken::get_current_timestamp()).min(VERIFIED_TTL);
+                let ttl = exp
+                    .saturating_sub(jsonwebtoken::get_current_timestamp())
+                    .min(VERIFIED_TTL);
                 if ttl > 0 {
-                    self.verified
-                        .insert(token.to_owned(), (caller.clone(), profile), Duration::from_secs(ttl));
+                    self.verified.insert(
+                        token.to_owned(),
+                        (caller.clone(), profile),
+                        Duration::from_secs(ttl),
+                    );
                 }
                 (caller, profile)
             }
         };
         if let Caller::User { id, email, name } = &caller {
-            self.touch_user(*id, email.as_deref(), name.as_deref(), profile).await?;
+            self.touch_user(*id, email.as_deref(), name.as_deref(), profile)
+                .await?;
         }
         Ok(caller)
     }

@@ -107,14 +107,19 @@ struct SequentialRequestId {
 impl SequentialRequestId {
     fn new() -> Self {
         let prefix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        Self { prefix: prefix.into(), next: Arc::default() }
+        Self {
+            prefix: prefix.into(),
+            next: Arc::default(),
+        }
     }
 }
 
 impl MakeRequestId for SequentialRequestId {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        axum::http::HeaderValue::from_str(&format!("{}-{n:010}", self.prefix)).ok().map(RequestId::new)
+        axum::http::HeaderValue::from_str(&format!("{}-{n:010}", self.prefix))
+            .ok()
+            .map(RequestId::new)
     }
 }
 
