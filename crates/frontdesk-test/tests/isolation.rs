@@ -367,3 +367,19 @@ async fn as_frontdesk_user_with_tenant_b_claims_no_table_shows_a_row_of_tenant_a
         assert_eq!(visible, 0, "app.{table} shows tenant A's rows to B's key");
     }
 }
+
+#[tokio::test]
+async fn the_operator_reads_every_tenant_collection_and_the_tenant_itself() {
+    let w = world().await;
+    let mut checked = 0;
+    for route in frontdesk_server::router::route_table()
+        .iter()
+        .filter(|r| r.access.is_tenant() && r.method == "GET" && !has_item_param(&r.path))
+    {
+        let path = fill(&route.path, &w.a.slug, None);
+        let reply = w.app.get(&path, frontdesk_test::OPERATOR_TOKEN).await;
+        assert_eq!(reply.status, 200, "operator GET {path}: {}", reply.text);
+        checked += 1;
+    }
+    assert!(checked >= 3, "too few routes ({checked})");
+}
