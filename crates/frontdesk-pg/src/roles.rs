@@ -18,9 +18,14 @@ pub const SERVICE: &str = "frontdesk_service";
 /// Operator endpoints and cross-tenant workers; bypasses RLS.
 pub const OPERATOR: &str = "frontdesk_operator";
 
-/// The statements that create the roles, for a database named `database`; safe to run
-/// again. `authenticator_password` sets the login password when given.
+/// The statements that create the roles and give them what they need on `database`;
+/// safe to run again. `authenticator_password` sets the login password when given.
 pub fn setup_sql(database: &str, authenticator_password: Option<&str>) -> String {
+    roles_sql(authenticator_password) + &database_grants_sql(database)
+}
+
+/// The cluster-wide part: the roles and their memberships.
+pub fn roles_sql(authenticator_password: Option<&str>) -> String {
     let quote = |s: &str| s.replace('\'', "''");
     let password = authenticator_password
         .map(|p| format!(" password '{}'", quote(p)))
@@ -47,8 +52,7 @@ end
 $$;
 alter role {AUTHENTICATOR} login noinherit{password};
 grant {USER}, {SERVICE}, {OPERATOR} to {AUTHENTICATOR};
-{grants}"#,
-        grants = database_grants_sql(database)
+"#
     )
 }
 

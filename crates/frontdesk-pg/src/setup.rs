@@ -18,7 +18,7 @@ pub async fn prepare_embedded(cluster: &Cluster, database: &str) -> anyhow::Resu
         .await?
         .get(0);
     if !exists {
-        client.batch_execute(&roles_only_sql()).await?;
+        client.batch_execute(&roles::roles_sql(None)).await?;
         client
             .batch_execute(&format!(
                 "create database \"{}\" owner {} encoding 'UTF8' template template0",
@@ -29,14 +29,6 @@ pub async fn prepare_embedded(cluster: &Cluster, database: &str) -> anyhow::Resu
             .context("creating the database")?;
     }
     roles::ensure(&client, database, None).await
-}
-
-fn roles_only_sql() -> String {
-    let sql = roles::setup_sql("postgres", None);
-    sql.lines()
-        .filter(|l| !l.starts_with("grant connect"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Apply pending migrations with an administrative connection.

@@ -194,14 +194,6 @@ impl Tx {
         self.conn.as_ref().expect("connection present until drop")
     }
 
-    /// Send the preamble now (if not yet sent) and check the context.
-    pub async fn assert_context(&mut self) -> Result<(), DbError> {
-        if let Some(preamble) = self.pending.take() {
-            self.conn().batch_execute(&preamble).await?;
-        }
-        Ok(())
-    }
-
     /// A prepared statement, cached per connection.
     pub async fn prepare(&self, sql: &str) -> Result<Statement, DbError> {
         Ok(self.conn().prepare_cached(sql).await?)

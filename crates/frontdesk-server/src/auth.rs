@@ -12,6 +12,7 @@ use std::{
 
 use deadpool_postgres::Pool;
 use frontdesk_core::{KeyScope, MemberRole, api_keys};
+use frontdesk_pg::DbError;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -59,6 +60,16 @@ pub enum Caller {
         scope: KeyScope,
     },
     Operator,
+}
+
+impl Caller {
+    /// The signed-in user's id, if the caller is a person.
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self {
+            Self::User { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,21 +236,12 @@ impl Auth {
         let found = match self.keys.get(&hash) {
             Some(found) => found,
             None => {
-                let conn = self
-                    .pool
-                    .get()
-                    .await
-                    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-                let statement = conn
-                    .prepare_cached(
+                let row = self
+                    .lookup(
                         "select tenant_id, key_id, scopes from app.authenticate_key($1)",
+                        &[&hash],
                     )
-                    .await
-                    .map_err(frontdesk_pg::DbError::from)?;
-                let row = conn
-                    .query_opt(&statement, &[&hash])
-                    .await
-                    .map_err(frontdesk_pg::DbError::from)?;
+                    .await?;
                 let found = row.map(|r| {
                     let scopes: Vec<String> = r.get(2);
                     let scope = if scopes.iter().any(|s| s == "full") {
@@ -373,6 +375,21 @@ impl Auth {
             .await?)
     }
 
+    /// One statement on a pooled connection as `frontdesk_authenticator`, outside any
+    /// request transaction (the SECURITY DEFINER lookups of the auth step).
+    async fn lookup(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<tokio_postgres::Row>, ApiError> {
+        let conn = self.pool.get().await.map_err(DbError::from)?;
+        let statement = conn.prepare_cached(sql).await.map_err(DbError::from)?;
+        Ok(conn
+            .query_opt(&statement, params)
+            .await
+            .map_err(DbError::from)?)
+    }
+
     /// Upsert the user when first seen for a while, or when their profile claims changed.
     async fn touch_user(
         &self,
@@ -384,18 +401,8 @@ impl Auth {
         if self.users.get(&id) == Some(digest) {
             return Ok(());
         }
-        let conn = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-        let statement = conn
-            .prepare_cached("select app.touch_user($1, $2, $3)")
-            .await
-            .map_err(frontdesk_pg::DbError::from)?;
-        conn.execute(&statement, &[&id, &email, &name])
-            .await
-            .map_err(frontdesk_pg::DbError::from)?;
+        self.lookup("select app.touch_user($1, $2, $3)", &[&id, &email, &name])
+            .await?;
         self.users.insert(id, digest, USER_TOUCH_INTERVAL);
         Ok(())
     }
@@ -410,21 +417,12 @@ impl Auth {
         if let Some(found) = self.tenants.get(&key) {
             return Ok(found);
         }
-        let conn = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-        let statement = conn
-            .prepare_cached(
+        let row = self
+            .lookup(
                 "select tenant_id, member_role, is_active from app.resolve_tenant($1, $2)",
+                &[&reference, &user],
             )
-            .await
-            .map_err(frontdesk_pg::DbError::from)?;
-        let row = conn
-            .query_opt(&statement, &[&reference, &user])
-            .await
-            .map_err(frontdesk_pg::DbError::from)?;
+            .await?;
         let found = row.map(|r| Resolved {
             tenant: r.get(0),
             role: r.get::<_, Option<&str>>(1).and_then(MemberRole::parse),

@@ -69,10 +69,7 @@ impl TenantScope {
 
     /// The signed-in user's id, if the caller is a person.
     pub fn user_id(&self) -> Option<Uuid> {
-        match self.caller {
-            Caller::User { id, .. } => Some(id),
-            _ => None,
-        }
+        self.caller.user_id()
     }
 
     pub fn role(&self) -> Option<MemberRole> {
@@ -114,13 +111,9 @@ impl FromRequestParts<AppState> for TenantScope {
             .find(|(name, _)| *name == "tenant")
             .map(|(_, value)| value.to_owned())
             .ok_or_else(|| ApiError::Internal("tenant route without {tenant}".into()))?;
-        let user = match &caller {
-            Caller::User { id, .. } => Some(*id),
-            _ => None,
-        };
         let resolved = state
             .auth
-            .resolve(&reference, user)
+            .resolve(&reference, caller.user_id())
             .await?
             .ok_or_else(|| outsider(parts))?;
         let read_only = parts.method == Method::GET || parts.method == Method::HEAD;
@@ -197,10 +190,7 @@ impl UserScope {
     }
 
     pub fn user_id(&self) -> Option<Uuid> {
-        match self.caller {
-            Caller::User { id, .. } => Some(id),
-            _ => None,
-        }
+        self.caller.user_id()
     }
 }
 

@@ -62,7 +62,7 @@ pub fn app(pool: Pool, auth: AuthConfig) -> Router {
     let openapi_json = openapi
         .to_pretty_json()
         .expect("OpenAPI document serializes");
-    let doc: serde_json::Value = serde_json::from_str(&openapi_json).expect("valid JSON");
+    let doc = serde_json::to_value(&openapi).expect("OpenAPI document serializes");
     let state = AppState {
         auth: Arc::new(auth::Auth::new(auth, pool.clone())),
         pool,

@@ -24,7 +24,7 @@ impl Database {
     /// Make the database usable: start the embedded cluster if needed, create roles and
     /// the database. `serving` only changes what is said about an already running cluster.
     pub async fn open(common: &Common, serving: bool) -> anyhow::Result<Self> {
-        let db = match &common.database_url {
+        match &common.database_url {
             Some(url) => {
                 let admin: tokio_postgres::Config = url
                     .parse()
@@ -35,16 +35,14 @@ impl Database {
                 let database = admin.get_dbname().unwrap_or("postgres").to_owned();
                 roles::ensure(&client, &database, common.authenticator_password.as_deref()).await?;
                 let mut app = admin.clone();
-                app.user(roles::AUTHENTICATOR).application_name("frontdesk");
-                match &common.authenticator_password {
-                    Some(p) => app.password(p),
-                    None => app.password(""),
-                };
-                Database::External {
+                app.user(roles::AUTHENTICATOR)
+                    .application_name("frontdesk")
+                    .password(common.authenticator_password.as_deref().unwrap_or(""));
+                Ok(Database::External {
                     admin: Box::new(admin),
                     app: Box::new(app),
                     url: url.clone(),
-                }
+                })
             }
             None => {
                 let cluster = Cluster::new(&common.data_dir)?;
@@ -76,24 +74,23 @@ impl Database {
                     cluster.start()?;
                     true
                 };
-                let db = Database::Embedded {
-                    cluster,
-                    started_here,
-                };
-                if let Database::Embedded { cluster, .. } = &db
-                    && let Err(error) = frontdesk_pg::setup::prepare_embedded(
-                        cluster,
-                        frontdesk_pg::embedded::DATABASE,
-                    )
-                    .await
-                {
-                    let _ = db.close();
+                let prepared = frontdesk_pg::setup::prepare_embedded(
+                    &cluster,
+                    frontdesk_pg::embedded::DATABASE,
+                )
+                .await;
+                if let Err(error) = prepared {
+                    if started_here {
+                        let _ = cluster.stop();
+                    }
                     return Err(error);
                 }
-                db
+                Ok(Database::Embedded {
+                    cluster,
+                    started_here,
+                })
             }
-        };
-        Ok(db)
+        }
     }
 
     /// Stop the embedded cluster if this process started it.
