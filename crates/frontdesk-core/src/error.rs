@@ -192,9 +192,8 @@ impl From<DbError> for CoreError {
                 message: "conflicts with an existing record".into(),
             },
             "23503" => Self::NotFound,
-            "23514" | "23502" | "22P02" | "22003" | "22023" | "22007" | "22008" => {
-                Self::Invalid(vec![FieldError::new("body", db.message().to_owned())])
-            }
+            "23514" | "23502" | "22P02" | "22003" | "22023" | "22007" | "22008" | "22021"
+            | "22P05" => Self::Invalid(vec![FieldError::new("body", db.message().to_owned())]),
             _ => Self::Db(error),
         }
     }

@@ -111,6 +111,10 @@ impl FromRequestParts<AppState> for TenantScope {
             .find(|(name, _)| *name == "tenant")
             .map(|(_, value)| value.to_owned())
             .ok_or_else(|| ApiError::Internal("tenant route without {tenant}".into()))?;
+        // A reference PostgreSQL cannot even hold names no tenant.
+        if reference.contains('\0') {
+            return Err(outsider(parts));
+        }
         let resolved = state
             .auth
             .resolve(&reference, caller.user_id())
@@ -268,6 +272,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 
 /// Parse a JSON document into `T`, naming the offending field on failure.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    // PostgreSQL stores no NUL character in text or jsonb. JSON can only carry one as the
+    // escape `\u0000`, so only a body containing that needs the closer look.
+    if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(field) = nul_field(&value, "")
+    {
+        return Err(ApiError::invalid(
+            &field,
+            "must not contain the NUL character (\\u0000)",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     if value.is_ok() {
@@ -316,6 +331,39 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
             }
         }
     })
+}
+
+/// The path of the first string or key holding a NUL character (`body` for the root).
+fn nul_field(value: &serde_json::Value, path: &str) -> Option<String> {
+    let here = || {
+        if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path.to_owned()
+        }
+    };
+    let join = |name: &str| {
+        if path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(here()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_field(v, &format!("{}[{i}]", here()))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(here())
+            } else {
+                nul_field(v, &join(k))
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// Path parameters; a malformed id cannot name anything, so it is a 404.

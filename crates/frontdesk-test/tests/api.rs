@@ -84,6 +84,11 @@ async fn bad_tenant_input_is_a_422_with_field_errors_and_stores_nothing() {
         ),
         (json!({"slug": "good-slug", "name": 5}), "name"),
         (json!({"slug": "good-slug"}), "name"),
+        (json!({"slug": "good-slug", "name": "nul\u{0}name"}), "name"),
+        (
+            json!({"slug": "good-slug", "name": "x", "features": {"a": ["ok", "nul\u{0}"]}}),
+            "features.a[1]",
+        ),
     ] {
         let reply = app.post("/v1/tenants", &token, body.clone()).await;
         assert_eq!(reply.status, 422, "{body}: {}", reply.text);
@@ -597,6 +602,8 @@ async fn service_endpoints_request_ids_and_docs_work_offline() {
         !page.text.contains("<script src") && !page.text.contains("https://"),
         "the docs page loads something"
     );
+    let nul_tenant = app.get("/v1/tenants/a%00b", OPERATOR_TOKEN).await;
+    assert_eq!(nul_tenant.status, 404, "{}", nul_tenant.text);
     let missing = app.call("GET", "/nowhere", None, None).await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.content_type(), "application/problem+json");
