@@ -36,6 +36,13 @@ pub enum CoreError {
     },
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
+    /// A state change the conversation's flow does not allow.
+    #[error("transition refused: {message}")]
+    Transition {
+        message: String,
+        from: String,
+        allowed: Vec<String>,
+    },
     /// The database refused the request context (`app.assert_principal`).
     #[error("request context refused by the database")]
     ContextRefused,
@@ -150,6 +157,73 @@ const CONSTRAINTS: &[(&str, Meaning)] = &[
     (
         "api_keys_scopes_check",
         Meaning::Field("scopes", "must be a non-empty subset of full, read"),
+    ),
+    (
+        "tenants_search_language_check",
+        Meaning::Field(
+            "search_language",
+            "must be a PostgreSQL text search configuration such as simple, english or indonesian",
+        ),
+    ),
+    (
+        "flows_pkey",
+        Meaning::Conflict(Some("key"), "a flow with this key exists"),
+    ),
+    (
+        "flows_valid",
+        Meaning::Field(
+            "states",
+            "the flow's states and transitions do not fit together",
+        ),
+    ),
+    (
+        "assistants_flow_key_fkey",
+        Meaning::Field("flow", "no such flow"),
+    ),
+    (
+        "contacts_phone_key",
+        Meaning::Conflict(Some("phone"), "another contact has this phone number"),
+    ),
+    (
+        "conversations_assistant_id_fkey",
+        Meaning::Field("assistant_id", "no such assistant in this tenant"),
+    ),
+    (
+        "conversations_contact_id_fkey",
+        Meaning::Field("contact_id", "no such contact in this tenant"),
+    ),
+    (
+        "conversations_assignee_id_fkey",
+        Meaning::Field("assignee_id", "must be a member of this tenant"),
+    ),
+    (
+        "conversations_one_open_per_contact",
+        Meaning::Conflict(
+            Some("contact_id"),
+            "this contact already has an open conversation with this assistant",
+        ),
+    ),
+    (
+        "conversations_state_in_flow",
+        Meaning::Conflict(
+            Some("state"),
+            "the state is not a state of the conversation's flow",
+        ),
+    ),
+    (
+        "conversations_transition",
+        Meaning::Conflict(
+            Some("to"),
+            "the conversation's flow does not allow this transition",
+        ),
+    ),
+    (
+        "feedback_rating_check",
+        Meaning::Field("rating", "must be 1 or -1"),
+    ),
+    (
+        "feedback_comment_check",
+        Meaning::Field("comment", "must be at most 5000 characters"),
     ),
 ];
 

@@ -1,6 +1,9 @@
 //! Shapes of input shared by resources.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{CoreError, FieldError};
 
 /// A field of a PATCH (or create) body: absent, explicitly null, or a value.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,6 +30,105 @@ impl<T> Patch<T> {
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Option::<T>::deserialize(deserializer).map(|v| v.map_or(Self::Null, Self::Value))
+    }
+}
+
+/// Collects field errors and the checked fields as a JSON object for the database.
+pub struct Checked {
+    pub fields: Map<String, Value>,
+    pub errors: Vec<FieldError>,
+}
+
+impl Checked {
+    pub fn new() -> Self {
+        Self {
+            fields: Map::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Note a required field that is absent.
+    pub fn require<T>(&mut self, name: &str, value: &Patch<T>) {
+        if value.is_absent() {
+            self.errors.push(FieldError::new(name, "is required"));
+        }
+    }
+
+    /// Set a field's value when the input left it absent (a default on create).
+    pub fn default(&mut self, name: &str, value: Value) {
+        self.fields.entry(name.to_owned()).or_insert(value);
+    }
+
+    /// The checked fields, or every field error found.
+    pub fn finish(self) -> Result<Map<String, Value>, CoreError> {
+        if self.errors.is_empty() {
+            Ok(self.fields)
+        } else {
+            Err(CoreError::Invalid(self.errors))
+        }
+    }
+
+    /// Check one field: `rule` returns an error message for a bad value.
+    pub fn field<T: Serialize>(
+        &mut self,
+        name: &str,
+        value: &Patch<T>,
+        nullable: bool,
+        rule: impl Fn(&T) -> Option<String>,
+    ) {
+        match value {
+            Patch::Absent => {}
+            Patch::Null if nullable => {
+                self.fields.insert(name.to_owned(), Value::Null);
+            }
+            Patch::Null => self.errors.push(FieldError::new(name, "cannot be null")),
+            Patch::Value(v) => match rule(v) {
+                Some(message) => self.errors.push(FieldError::new(name, message)),
+                None => {
+                    self.fields.insert(
+                        name.to_owned(),
+                        serde_json::to_value(v).expect("plain value"),
+                    );
+                }
+            },
+        }
+    }
+}
+
+/// A rule: non-blank text of at most `max` characters.
+pub fn text(max: usize) -> impl Fn(&String) -> Option<String> {
+    move |s: &String| {
+        if s.trim().is_empty() {
+            Some("must not be blank".into())
+        } else if s.chars().count() > max {
+            Some(format!("must be at most {max} characters"))
+        } else {
+            None
+        }
+    }
+}
+
+/// A rule: a JSON object.
+pub fn object(v: &Value) -> Option<String> {
+    (!v.is_object()).then(|| "must be an object".into())
+}
+
+impl Default for Checked {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A rule: a JSON array.
+pub fn array(v: &Value) -> Option<String> {
+    (!v.is_array()).then(|| "must be an array".into())
+}
+
+/// A rule: an integer within `range`.
+pub fn within(range: std::ops::RangeInclusive<i64>) -> impl Fn(&i64) -> Option<String> {
+    move |n: &i64| {
+        (!range.contains(n))
+            .then(|| format!("must be between {} and {}", range.start(), range.end()))
     }
 }
 

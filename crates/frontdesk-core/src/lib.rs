@@ -3,10 +3,20 @@
 //! request transaction (`frontdesk_pg::Tx`) that carries the RLS context.
 
 pub mod api_keys;
+pub mod assistants;
+pub mod contacts;
+pub mod conversations;
 pub mod error;
+pub mod events;
+pub mod feedback;
+pub mod flows;
+pub mod idempotency;
 pub mod input;
 pub mod members;
+pub mod messages;
 pub mod page;
+pub mod search;
+pub mod store;
 pub mod tenants;
 pub mod users;
 

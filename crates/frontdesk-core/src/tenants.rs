@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{
     CoreError, FieldError, Tx,
     error::SLUG_RULE,
-    input::{Patch, is_e164, is_email, is_http_url},
+    input::{Checked, Patch, is_e164, is_email, is_http_url, object, text},
     page::{Page, Paged},
 };
 
@@ -46,6 +46,9 @@ pub struct Tenant {
     #[schema(value_type = Object)]
     pub branding: Value,
     pub is_active: bool,
+    /// The text search configuration messages are searched with (e.g. english,
+    /// indonesian; simple = no stemming).
+    pub search_language: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The caller's role in this tenant (in lists of the caller's tenants).
@@ -55,7 +58,7 @@ pub struct Tenant {
 
 const COLUMNS: &str = "id, slug, name, kind, timezone, locale, email, phone, address, website, logo_url, \
     llm_provider, llm_model, llm_temperature, llm_max_tokens, system_prompt, rate_limit_per_minute, \
-    daily_token_limit, monthly_budget_usd, features, branding, is_active, created_at, updated_at";
+    daily_token_limit, monthly_budget_usd, features, branding, is_active, search_language, created_at, updated_at";
 
 impl Tenant {
     fn from_row(row: &Row) -> Self {
@@ -84,6 +87,7 @@ impl Tenant {
             features: row.get("features"),
             branding: row.get("branding"),
             is_active: row.get("is_active"),
+            search_language: row.get("search_language"),
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),
             role: None,
@@ -169,6 +173,11 @@ pub struct TenantInput {
     #[serde(default)]
     #[schema(value_type = Option<bool>)]
     pub is_active: Patch<bool>,
+    /// A PostgreSQL text search configuration for messages: english, indonesian, simple
+    /// (the default: no stemming), …
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub search_language: Patch<String>,
 }
 
 /// A slug: 3–63 of `[a-z0-9-]`, not starting or ending with a hyphen.
@@ -182,63 +191,10 @@ pub fn is_slug(s: &str) -> bool {
         && s.parse::<Uuid>().is_err()
 }
 
-/// Collects field errors and the checked fields as a JSON object for the database.
-struct Checked {
-    fields: Map<String, Value>,
-    errors: Vec<FieldError>,
-}
-
-impl Checked {
-    /// Check one field: `rule` returns an error message for a bad value.
-    fn field<T: Serialize>(
-        &mut self,
-        name: &str,
-        value: &Patch<T>,
-        nullable: bool,
-        rule: impl Fn(&T) -> Option<String>,
-    ) {
-        match value {
-            Patch::Absent => {}
-            Patch::Null if nullable => {
-                self.fields.insert(name.to_owned(), Value::Null);
-            }
-            Patch::Null => self.errors.push(FieldError::new(name, "cannot be null")),
-            Patch::Value(v) => match rule(v) {
-                Some(message) => self.errors.push(FieldError::new(name, message)),
-                None => {
-                    self.fields.insert(
-                        name.to_owned(),
-                        serde_json::to_value(v).expect("plain value"),
-                    );
-                }
-            },
-        }
-    }
-}
-
-fn text(max: usize) -> impl Fn(&String) -> Option<String> {
-    move |s: &String| {
-        if s.trim().is_empty() {
-            Some("must not be blank".into())
-        } else if s.chars().count() > max {
-            Some(format!("must be at most {max} characters"))
-        } else {
-            None
-        }
-    }
-}
-
-fn object(v: &Value) -> Option<String> {
-    (!v.is_object()).then(|| "must be an object".into())
-}
-
 impl TenantInput {
     /// Check every field; on success the fields to store, as a JSON object.
     pub fn check(&self, creating: bool) -> Result<Map<String, Value>, CoreError> {
-        let mut c = Checked {
-            fields: Map::new(),
-            errors: Vec::new(),
-        };
+        let mut c = Checked::new();
         if creating {
             for (name, absent) in [
                 ("slug", self.slug.is_absent()),
@@ -317,11 +273,8 @@ impl TenantInput {
         c.field("features", &self.features, false, object);
         c.field("branding", &self.branding, false, object);
         c.field("is_active", &self.is_active, false, |_| None);
-        if c.errors.is_empty() {
-            Ok(c.fields)
-        } else {
-            Err(CoreError::Invalid(c.errors))
-        }
+        c.field("search_language", &self.search_language, false, text(64));
+        c.finish()
     }
 }
 

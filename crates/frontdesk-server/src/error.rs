@@ -20,6 +20,12 @@ pub struct Problem {
     /// Present on validation problems (422): one entry per invalid field.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    /// On a refused transition (409): the conversation's current state…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_state: Option<String>,
+    /// …and the states its flow allows from there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_transitions: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +47,12 @@ pub enum ApiError {
     },
     #[error("invalid input")]
     Validation(Vec<FieldError>),
+    #[error("transition refused: {message}")]
+    Transition {
+        message: String,
+        from: String,
+        allowed: Vec<String>,
+    },
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("unsupported media type")]
@@ -82,6 +94,11 @@ impl ApiError {
                 "Method not allowed",
             ),
             Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::Transition { .. } => (
+                StatusCode::CONFLICT,
+                "transition-not-allowed",
+                "Transition not allowed",
+            ),
             Self::Validation(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation",
@@ -115,7 +132,7 @@ impl ApiError {
             Self::BadRequest(d) | Self::Unauthorized(d) | Self::Forbidden(d) => d.clone(),
             Self::NotFound => "no such resource, or it is not yours to see".into(),
             Self::MethodNotAllowed => "this path does not take that method".into(),
-            Self::Conflict { message, .. } => message.clone(),
+            Self::Conflict { message, .. } | Self::Transition { message, .. } => message.clone(),
             Self::Validation(errors) => {
                 let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
                 format!("invalid fields: {}", fields.join(", "))
@@ -156,6 +173,16 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail: self.detail(),
             errors,
+            current_state: None,
+            allowed_transitions: None,
+        };
+        let problem = match &self {
+            Self::Transition { from, allowed, .. } => Problem {
+                current_state: Some(from.clone()),
+                allowed_transitions: Some(allowed.clone()),
+                ..problem
+            },
+            _ => problem,
         };
         let mut response = (status, axum::Json(problem)).into_response();
         response.headers_mut().insert(
@@ -181,6 +208,15 @@ impl From<CoreError> for ApiError {
             CoreError::Forbidden(d) => Self::Forbidden(d),
             CoreError::Conflict { field, message } => Self::Conflict { field, message },
             CoreError::Invalid(errors) => Self::Validation(errors),
+            CoreError::Transition {
+                message,
+                from,
+                allowed,
+            } => Self::Transition {
+                message,
+                from,
+                allowed,
+            },
             CoreError::ContextRefused => Self::ContextRefused,
             CoreError::Unavailable(d) => Self::Unavailable(d),
             CoreError::Db(e) => Self::Internal(format!("{e:?}")),

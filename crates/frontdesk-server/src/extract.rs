@@ -78,15 +78,44 @@ impl TenantScope {
             _ => None,
         }
     }
+
+    /// Who asks, for the rules on conversations: members see only their own.
+    pub fn viewer(&self) -> frontdesk_core::conversations::Viewer {
+        frontdesk_core::conversations::Viewer {
+            user: self.user_id(),
+            staff: match self.context.principal {
+                Principal::User { role, .. } => role.is_some_and(|r| r >= MemberRole::Agent),
+                Principal::Key { .. } | Principal::Operator => true,
+            },
+        }
+    }
+
+    /// Who gives feedback: a person or a key; the operator gives none.
+    pub fn rater(&self) -> Option<frontdesk_core::feedback::Rater> {
+        use frontdesk_core::feedback::Rater;
+        match self.context.principal {
+            Principal::User { id, .. } => Some(Rater::User(id)),
+            Principal::Key { id, .. } => Some(Rater::Key(id)),
+            Principal::Operator => None,
+        }
+    }
+
+    pub fn options(&self) -> &crate::AppOptions {
+        &self.state.options
+    }
 }
 
-/// Whether a tenant path names one item (`…/{id}`) rather than a collection: outsiders
-/// get 404 for items and 403 for collections.
+/// Whether a tenant path names one item (`…/{tenant}`, `…/{id}`, `…/{id}/messages`)
+/// rather than a collection of the tenant: outsiders get 404 for items and 403 for
+/// collections.
 fn names_an_item(parts: &Parts) -> bool {
-    parts
-        .extensions
-        .get::<MatchedPath>()
-        .is_some_and(|p| p.as_str().ends_with('}'))
+    parts.extensions.get::<MatchedPath>().is_some_and(|p| {
+        let path = p.as_str();
+        path.ends_with('}')
+            || path
+                .split('/')
+                .any(|segment| segment.starts_with('{') && segment != "{tenant}")
+    })
 }
 
 fn outsider(parts: &Parts) -> ApiError {
@@ -399,6 +428,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
                     .and_then(|r| r.split('`').next())
                 {
                     ApiError::invalid(name, "unknown query parameter")
+                } else if let Some(name) = message
+                    .strip_prefix("missing field `")
+                    .and_then(|r| r.split('`').next())
+                {
+                    ApiError::invalid(name, "is required")
                 } else {
                     ApiError::invalid(if field == "." { "query" } else { &field }, &message)
                 }

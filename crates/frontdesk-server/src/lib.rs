@@ -5,6 +5,7 @@ pub mod auth;
 pub mod docs_page;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod router;
 pub mod routes;
 pub mod state;
@@ -28,7 +29,7 @@ use tower_http::{
 };
 
 pub use auth::{AuthConfig, Secret};
-pub use state::AppState;
+pub use state::{AppOptions, AppState};
 
 use crate::error::{ApiError, RefusedContext};
 
@@ -56,8 +57,13 @@ fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Build the application for `pool` with `auth`.
+/// Build the application for `pool` with `auth` and default options.
 pub fn app(pool: Pool, auth: AuthConfig) -> Router {
+    app_with(pool, auth, AppOptions::default())
+}
+
+/// Build the application for `pool` with `auth` and `options`.
+pub fn app_with(pool: Pool, auth: AuthConfig, options: AppOptions) -> Router {
     let (api, openapi, _) = router::api().into_parts();
     let openapi_json = openapi
         .to_pretty_json()
@@ -72,6 +78,7 @@ pub fn app(pool: Pool, auth: AuthConfig) -> Router {
         schema_version: frontdesk_pg::migrate::MIGRATIONS
             .last()
             .map_or(0, |m| i64::from(m.version)),
+        options: Arc::new(options),
     };
     Router::new()
         .route("/healthz", get(routes::service::healthz))

@@ -13,7 +13,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     access::{Access, RouteSpec},
     error::Problem,
-    routes::{api_keys, me, members, tenants},
+    routes::{
+        api_keys, assistants, contacts, conversations, events, feedback, flows, me, members,
+        messages, search, tenants,
+    },
     state::AppState,
 };
 
@@ -152,6 +155,41 @@ pub fn api() -> Api {
     .route(TenantAdmin, routes!(api_keys::create))
     .route(TenantAdmin, routes!(api_keys::get))
     .route(TenantAdmin, routes!(api_keys::revoke))
+    .route(TenantRead, routes!(flows::list))
+    .route(TenantAdmin, routes!(flows::create))
+    .route(TenantRead, routes!(flows::get))
+    .route(TenantRead, routes!(assistants::list))
+    .route(TenantAdmin, routes!(assistants::create))
+    .route(TenantRead, routes!(assistants::get))
+    .route(TenantAdmin, routes!(assistants::update))
+    .route(TenantAdmin, routes!(assistants::delete))
+    .route(TenantRead, routes!(contacts::list))
+    .route(TenantWrite, routes!(contacts::create))
+    .route(TenantRead, routes!(contacts::get))
+    .route(TenantWrite, routes!(contacts::update))
+    .route(TenantWrite, routes!(contacts::delete))
+    .route(TenantRead, routes!(conversations::list))
+    .route(TenantWrite, routes!(conversations::create))
+    .route(TenantRead, routes!(conversations::get))
+    .route(TenantWrite, routes!(conversations::update))
+    .route(TenantAdmin, routes!(conversations::delete))
+    .route(TenantWrite, routes!(conversations::transition))
+    .route(TenantRead, routes!(conversations::history))
+    .route(TenantWrite, routes!(conversations::handoff))
+    .route(TenantWrite, routes!(conversations::archive))
+    .route(TenantWrite, routes!(conversations::unarchive))
+    .route(TenantRead, routes!(conversations::cost))
+    .route(TenantRead, routes!(conversations::stats))
+    .route(TenantRead, routes!(messages::list))
+    .route(TenantWrite, routes!(messages::create))
+    .route(TenantRead, routes!(messages::get))
+    .route(TenantAdmin, routes!(messages::redact))
+    .route(TenantWrite, routes!(feedback::put))
+    .route(TenantRead, routes!(feedback::list))
+    .route(TenantWrite, routes!(feedback::delete))
+    .route(TenantRead, routes!(feedback::summary))
+    .route(TenantRead, routes!(search::search))
+    .route(TenantRead, routes!(events::list))
 }
 
 /// The route table, for tests and tools.

@@ -17,4 +17,20 @@ pub struct AppState {
     pub docs_html: Arc<String>,
     /// The newest migration this binary knows: /readyz compares the database with it.
     pub schema_version: i64,
+    pub options: Arc<AppOptions>,
+}
+
+/// Settings of the API beyond auth.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// The largest message content accepted, in bytes (422 beyond).
+    pub max_message_bytes: usize,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: frontdesk_core::messages::DEFAULT_MAX_CONTENT_BYTES,
+        }
+    }
 }

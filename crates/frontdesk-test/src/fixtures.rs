@@ -24,6 +24,16 @@ pub struct Seeded {
     pub full_key_id: Uuid,
     pub read_key: String,
     pub read_key_id: Uuid,
+    /// An `ari_sales` assistant.
+    pub assistant: Uuid,
+    pub contact: Uuid,
+    /// A contact's conversation with the assistant, started by the full key.
+    pub conversation: Uuid,
+    /// A message in `conversation`, rated by the owner.
+    pub message: Uuid,
+    /// A conversation the member owns, with one message.
+    pub member_conversation: Uuid,
+    pub member_message: Uuid,
 }
 
 fn uuid_of(v: &Value, field: &str) -> Uuid {
@@ -84,6 +94,87 @@ pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
         (member, member_token),
     ] = people.try_into().unwrap();
     let [(full_key, full_key_id), (read_key, read_key_id)] = keys.try_into().unwrap();
+    let base = format!("/v1/tenants/{slug}");
+    let created = |reply: crate::Reply, what: &str| {
+        assert_eq!(reply.status, 201, "create {what}: {}", reply.text);
+        uuid_of(&reply.body, "id")
+    };
+    let flow = app
+        .post(
+            &format!("{base}/flows"),
+            &owner_token,
+            json!({"key": "support", "name": "Support", "states": ["new", "resolved"],
+                   "initial_state": "new", "terminal_states": ["resolved"],
+                   "transitions": {"new": ["resolved"]}}),
+        )
+        .await;
+    assert_eq!(flow.status, 201, "create flow: {}", flow.text);
+    let assistant = created(
+        app.post(
+            &format!("{base}/assistants"),
+            &owner_token,
+            json!({"name": "ARI", "channel": "whatsapp", "flow": "ari_sales"}),
+        )
+        .await,
+        "assistant",
+    );
+    let contact = created(
+        app.post(
+            &format!("{base}/contacts"),
+            &full_key,
+            json!({"name": "Budi", "phone": "+628111234567", "lead_temperature": "warm"}),
+        )
+        .await,
+        "contact",
+    );
+    // Through an idempotency key, so app.idempotency_keys holds a row too.
+    let conversation = created(
+        app.post_idempotent(
+            &format!("{base}/conversations"),
+            &full_key,
+            "seed-conversation",
+            json!({"assistant_id": assistant, "contact_id": contact, "title": "Trip to Bali"}),
+        )
+        .await,
+        "conversation",
+    );
+    let message = created(
+        app.post(
+            &format!("{base}/conversations/{conversation}/messages"),
+            &full_key,
+            json!({"role": "assistant", "content": "Bali is lovely in May.", "prompt_tokens": 12,
+                   "completion_tokens": 7, "model": "gpt-4o-mini", "provider": "openai", "cost_usd": "0.0004"}),
+        )
+        .await,
+        "message",
+    );
+    let rated = app
+        .call(
+            "PUT",
+            &format!("{base}/messages/{message}/feedback"),
+            Some(&owner_token),
+            Some(&json!({"rating": 1})),
+        )
+        .await;
+    assert_eq!(rated.status, 201, "feedback: {}", rated.text);
+    let member_conversation = created(
+        app.post(
+            &format!("{base}/conversations"),
+            &member_token,
+            json!({"assistant_id": assistant, "title": "My question"}),
+        )
+        .await,
+        "member conversation",
+    );
+    let member_message = created(
+        app.post(
+            &format!("{base}/conversations/{member_conversation}/messages"),
+            &member_token,
+            json!({"role": "user", "content": "Is breakfast included?"}),
+        )
+        .await,
+        "member message",
+    );
     Seeded {
         id,
         slug: slug.to_owned(),
@@ -99,6 +190,12 @@ pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
         full_key_id,
         read_key,
         read_key_id,
+        assistant,
+        contact,
+        conversation,
+        message,
+        member_conversation,
+        member_message,
     }
 }
 

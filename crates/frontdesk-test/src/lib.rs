@@ -304,6 +304,27 @@ impl TestApp {
         self.call("POST", path, Some(token), Some(&body)).await
     }
 
+    /// POST with an `Idempotency-Key` header.
+    pub async fn post_idempotent(&self, path: &str, token: &str, key: &str, body: Value) -> Reply {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
+        let (status, headers) = (response.status(), response.headers().clone());
+        let text = response.text().await.unwrap_or_default();
+        Reply {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
         self.call("PATCH", path, Some(token), Some(&body)).await
     }

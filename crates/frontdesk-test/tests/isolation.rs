@@ -49,14 +49,48 @@ fn example_body(doc: &Value, method: &str, path: &str) -> Option<Value> {
     if method == "GET" || method == "DELETE" {
         return None;
     }
-    let schema = &doc["paths"][path][method.to_lowercase()]["requestBody"]["content"]["application/json"]
-        ["schema"];
+    let content =
+        &doc["paths"][path][method.to_lowercase()]["requestBody"]["content"]["application/json"];
+    // The operation's own example (e.g. a PATCH's), else the schema's.
+    if let Some(example) = content.get("example") {
+        return Some(example.clone());
+    }
+    let schema = &content["schema"];
     let example = schema["$ref"]
         .as_str()
         .and_then(|r| r.rsplit('/').next())
         .and_then(|name| doc["components"]["schemas"][name].get("example"))
         .cloned();
     Some(example.unwrap_or_else(|| serde_json::json!({})))
+}
+
+/// The route's required query parameters, filled with their documented examples.
+fn required_query(doc: &Value, method: &str, path: &str) -> String {
+    let params = doc["paths"][path][method.to_lowercase()]["parameters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let pairs: Vec<String> = params
+        .iter()
+        .filter(|p| p["in"] == "query" && p["required"] == true)
+        .map(|p| {
+            let example = p["example"]
+                .as_str()
+                .or(p["schema"]["example"].as_str())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{method} {path}: required query parameter {} has no example",
+                        p["name"]
+                    )
+                });
+            format!("{}={example}", p["name"].as_str().unwrap())
+        })
+        .collect();
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", pairs.join("&"))
+    }
 }
 
 /// Fill a route's path: `{tenant}` with `tenant`, every other parameter with `id`.
@@ -173,7 +207,8 @@ async fn another_tenants_credentials_see_and_change_nothing_on_any_route() {
             ] {
                 // On A's path, by id and by slug: 404 for items, 403 for collections.
                 for reference in [w.a.id.to_string(), w.a.slug.clone()] {
-                    let path = fill(&route.path, &reference, *id);
+                    let path = fill(&route.path, &reference, *id)
+                        + &required_query(&w.doc, &route.method, &route.path);
                     let reply = w
                         .app
                         .call(&route.method, &path, Some(token), body.as_ref())
@@ -196,7 +231,8 @@ async fn another_tenants_credentials_see_and_change_nothing_on_any_route() {
                 }
                 // On B's own path, naming A's ids: nothing of A is found.
                 if id.is_some() {
-                    let path = fill(&route.path, &w.b.slug, *id);
+                    let path = fill(&route.path, &w.b.slug, *id)
+                        + &required_query(&w.doc, &route.method, &route.path);
                     let reply = w
                         .app
                         .call(&route.method, &path, Some(token), body.as_ref())
@@ -238,7 +274,8 @@ async fn members_and_read_keys_cannot_use_routes_above_their_access() {
     {
         let body = example_body(&w.doc, &route.method, &route.path);
         let id = a_ids.iter().next().copied();
-        let path = fill(&route.path, &w.a.slug, id);
+        let path =
+            fill(&route.path, &w.a.slug, id) + &required_query(&w.doc, &route.method, &route.path);
         let mut refused: Vec<(&str, &str)> = Vec::new();
         match route.access {
             Access::TenantAdmin | Access::TenantOwner => {
@@ -376,7 +413,8 @@ async fn the_operator_reads_every_tenant_collection_and_the_tenant_itself() {
         .iter()
         .filter(|r| r.access.is_tenant() && r.method == "GET" && !has_item_param(&r.path))
     {
-        let path = fill(&route.path, &w.a.slug, None);
+        let path = fill(&route.path, &w.a.slug, None)
+            + &required_query(&w.doc, &route.method, &route.path);
         let reply = w.app.get(&path, frontdesk_test::OPERATOR_TOKEN).await;
         assert_eq!(reply.status, 200, "operator GET {path}: {}", reply.text);
         checked += 1;

@@ -1,0 +1,86 @@
+//! Writing a checked set of columns (a JSON object made by `input::Checked`) into a tenant
+//! table, so each resource states its rules once and none repeats the INSERT/UPDATE SQL.
+//! Column names come from the resource's own code, never from a client.
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::{CoreError, Tx};
+
+fn columns(fields: &Map<String, Value>) -> String {
+    debug_assert!(
+        fields
+            .keys()
+            .all(|k| k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+    );
+    fields.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// Insert one row; columns absent from `fields` take their defaults.
+pub async fn insert(tx: &mut Tx, table: &str, fields: Map<String, Value>) -> Result<(), CoreError> {
+    let cols = columns(&fields);
+    tx.execute(
+        &format!(
+            "insert into app.{table} ({cols}) select {cols} from jsonb_populate_record(null::app.{table}, $1)"
+        ),
+        &[&Value::Object(fields)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Update the columns in `fields` of row `id`; NotFound when the caller cannot see it.
+pub async fn update(
+    tx: &mut Tx,
+    table: &str,
+    tenant: Uuid,
+    id: Uuid,
+    fields: Map<String, Value>,
+) -> Result<(), CoreError> {
+    let n = if fields.is_empty() {
+        tx.execute(
+            &format!("select 1 from app.{table} where tenant_id = $1 and id = $2"),
+            &[&tenant, &id],
+        )
+        .await?
+    } else {
+        let cols = columns(&fields);
+        let set = if fields.len() == 1 {
+            format!("{cols} = (select {cols} from jsonb_populate_record(t, $3))")
+        } else {
+            format!("({cols}) = (select {cols} from jsonb_populate_record(t, $3))")
+        };
+        tx.execute(
+            &format!("update app.{table} t set {set} where t.tenant_id = $1 and t.id = $2"),
+            &[&tenant, &id, &Value::Object(fields)],
+        )
+        .await?
+    };
+    if n == 0 {
+        Err(CoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+/// Delete row `id`; 409 while other rows still reference it.
+pub async fn delete(tx: &mut Tx, table: &str, tenant: Uuid, id: Uuid) -> Result<(), CoreError> {
+    match tx
+        .execute(
+            &format!("delete from app.{table} where tenant_id = $1 and id = $2"),
+            &[&tenant, &id],
+        )
+        .await
+    {
+        Ok(0) => Err(CoreError::NotFound),
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("23503") => Err(CoreError::Conflict {
+            field: None,
+            message: format!(
+                "other records still refer to this {}",
+                table.trim_end_matches('s')
+            ),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
