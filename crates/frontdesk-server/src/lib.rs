@@ -5,6 +5,7 @@ pub mod auth;
 pub mod docs_page;
 pub mod error;
 pub mod extract;
+pub mod housekeeping;
 pub mod idempotency;
 pub mod router;
 pub mod routes;

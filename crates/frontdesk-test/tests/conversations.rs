@@ -1215,3 +1215,45 @@ async fn odd_requests_never_get_a_5xx() {
         );
     }
 }
+
+#[tokio::test]
+async fn expired_idempotency_keys_are_forgotten_and_swept() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    let path = format!("{}/contacts", base(&t));
+    let first = app
+        .post_idempotent(&path, &t.full_key, "old", json!({"name": "Sari"}))
+        .await;
+    assert_eq!(first.status, 201);
+    let admin = app.db.admin().await;
+    admin
+        .execute(
+            "update app.idempotency_keys set created_at = now() - interval '25 hours' where key = 'old'",
+            &[],
+        )
+        .await
+        .unwrap();
+    // Past its retention a key is a new request, even before the sweeper ran.
+    let again = app
+        .post_idempotent(&path, &t.full_key, "old", json!({"name": "Sari"}))
+        .await;
+    assert_eq!(again.status, 201);
+    assert_ne!(id(&again.body), id(&first.body));
+    admin
+        .execute(
+            "update app.idempotency_keys set created_at = now() - interval '25 hours'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let swept = frontdesk_server::housekeeping::sweep(&app.db.pool(1))
+        .await
+        .unwrap();
+    assert_eq!(swept, 2, "the seeded key and this one");
+    let left: i64 = admin
+        .query_one("select count(*) from app.idempotency_keys", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}

@@ -105,6 +105,10 @@ struct ServeArgs {
     /// Database connections of the request path.
     #[arg(long, env = "FRONTDESK_POOL_SIZE", default_value_t = 16)]
     pool_size: usize,
+    /// The largest message content accepted, in bytes (at most 1048576).
+    #[arg(long, env = "FRONTDESK_MAX_MESSAGE_BYTES", default_value_t = 102_400,
+          value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    max_message_bytes: u32,
 }
 
 #[derive(Subcommand)]
@@ -236,7 +240,11 @@ async fn serve_with(common: &Common, args: ServeArgs, db: &Database) -> anyhow::
         leeway: Duration::from_secs(60),
         jwks_refetch_interval: Duration::from_secs(30),
     };
-    let app = frontdesk_server::app(pool, auth);
+    frontdesk_server::housekeeping::spawn(pool.clone());
+    let options = frontdesk_server::AppOptions {
+        max_message_bytes: args.max_message_bytes as usize,
+    };
+    let app = frontdesk_server::app_with(pool, auth, options);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

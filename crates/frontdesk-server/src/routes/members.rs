@@ -1,6 +1,6 @@
 //! `/v1/tenants/{tenant}/members`: who belongs to a tenant.
 
-use axum::http::StatusCode;
+use axum::{http::StatusCode, response::Response};
 use frontdesk_core::{
     members::{self, Member, MemberPatch, NewMember},
     page::{PageQuery, Paged},
@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiError, ApiResult, Problem},
     extract::{Json, PathParams, QueryParams, TenantScope},
+    idempotency::{Creating, Statements},
     routes::TenantPath,
 };
 
@@ -38,19 +39,21 @@ pub async fn list(
 }
 
 /// Add a member. Only an owner can add another owner.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/members", tag = "members", params(TenantPath),
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/members", tag = "members",
+    params(TenantPath, crate::routes::IdempotencyHeader),
     request_body = NewMember,
     responses((status = 201, body = Member), (status = 409, body = Problem, description = "already a member"),
               (status = 422, body = Problem)))]
-pub async fn add(
-    scope: TenantScope,
-    Json(new): Json<NewMember>,
-) -> ApiResult<(StatusCode, axum::Json<Member>)> {
-    let role = new.check()?;
-    let mut tx = scope.begin().await?;
-    let member = members::add(&mut tx, scope.tenant, &new, role).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(member)))
+pub async fn add(scope: TenantScope, new: Creating<NewMember>) -> ApiResult<Response> {
+    let role = new.body.check()?;
+    scope
+        .create(
+            new.idempotency,
+            StatusCode::CREATED,
+            Statements::Several,
+            async |tx| members::add(tx, scope.tenant, &new.body, role).await,
+        )
+        .await
 }
 
 /// One member.

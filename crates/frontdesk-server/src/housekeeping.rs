@@ -1,0 +1,40 @@
+//! Background upkeep run by `frontdesk serve`: today, deleting idempotency keys past
+//! their retention. Safe to run in every server process at once (the DELETE is idempotent).
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use frontdesk_core::{Principal, RequestContext, Tx, idempotency};
+
+/// How often expired idempotency keys are swept.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// Sweep once now and then every `SWEEP_EVERY`, until the runtime stops.
+pub fn spawn(pool: Pool) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tick.tick().await;
+            match sweep(&pool).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired idempotency keys swept"),
+                Err(error) => tracing::warn!(%error, "sweeping idempotency keys failed"),
+            }
+        }
+    })
+}
+
+/// Delete expired idempotency keys of every tenant, as the operator.
+pub async fn sweep(pool: &Pool) -> anyhow::Result<u64> {
+    let context = RequestContext {
+        tenant: None,
+        principal: Principal::Operator,
+        read_only: false,
+    };
+    let mut tx = Tx::begin(pool, &context).await?;
+    let n = idempotency::sweep(&mut tx)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    tx.commit().await?;
+    Ok(n)
+}
