@@ -28,7 +28,7 @@ pub async fn list(
     let mut tx = scope.begin().await?;
     tx.commit_with_next();
     Ok(axum::Json(
-        conversations::list(&mut tx, scope.tenant, &filter, &page).await?,
+        conversations::list(&mut tx, scope.tenant, scope.viewer(), &filter, &page).await?,
     ))
 }
 
