@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, prelude::ToPrimitive};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -175,18 +175,6 @@ impl AssistantInput {
             |_| None,
         );
         c.field("is_active", &self.is_active, false, |_| None);
-        if creating {
-            for (name, value) in [
-                ("channel", json!("web")),
-                ("persona", json!({})),
-                ("settings", json!({})),
-                ("flow_key", json!("assistant")),
-                ("one_open_conversation_per_contact", json!(false)),
-                ("is_active", json!(true)),
-            ] {
-                c.default(name, value);
-            }
-        }
         c.finish()
     }
 }
@@ -235,12 +223,9 @@ pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Assistant, CoreE
 pub async fn create(
     tx: &mut Tx,
     tenant: Uuid,
-    mut fields: Map<String, Value>,
+    fields: Map<String, Value>,
 ) -> Result<Assistant, CoreError> {
-    let id = Uuid::now_v7();
-    fields.insert("tenant_id".into(), json!(tenant));
-    fields.insert("id".into(), json!(id));
-    crate::store::insert(tx, "assistants", fields).await?;
+    let id = crate::store::create(tx, "assistants", tenant, fields).await?;
     get(tx, tenant, id).await
 }
 

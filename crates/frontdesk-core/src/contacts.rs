@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio_postgres::Row;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -84,7 +84,7 @@ pub struct ContactInput {
 }
 
 impl ContactInput {
-    pub fn check(&self, creating: bool) -> Result<Map<String, Value>, CoreError> {
+    pub fn check(&self) -> Result<Map<String, Value>, CoreError> {
         let mut c = Checked::new();
         c.field("name", &self.name, true, text(200));
         c.field("phone", &self.phone, true, |s| {
@@ -106,10 +106,6 @@ impl ContactInput {
                 .then(|| "must be one of hot, warm, cold".into())
         });
         c.field("attributes", &self.attributes, false, object);
-        if creating {
-            c.default("channel_ids", json!({}));
-            c.default("attributes", json!({}));
-        }
         c.finish()
     }
 }
@@ -189,12 +185,9 @@ pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Contact, CoreErr
 pub async fn create(
     tx: &mut Tx,
     tenant: Uuid,
-    mut fields: Map<String, Value>,
+    fields: Map<String, Value>,
 ) -> Result<Contact, CoreError> {
-    let id = Uuid::now_v7();
-    fields.insert("tenant_id".into(), json!(tenant));
-    fields.insert("id".into(), json!(id));
-    crate::store::insert(tx, "contacts", fields).await?;
+    let id = crate::store::create(tx, "contacts", tenant, fields).await?;
     get(tx, tenant, id).await
 }
 

@@ -333,12 +333,9 @@ pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Conversation, Co
 pub async fn create(
     tx: &mut Tx,
     tenant: Uuid,
-    mut fields: Map<String, Value>,
+    fields: Map<String, Value>,
 ) -> Result<Conversation, CoreError> {
-    let id = Uuid::now_v7();
-    fields.insert("tenant_id".into(), json!(tenant));
-    fields.insert("id".into(), json!(id));
-    crate::store::insert(tx, "conversations", fields).await?;
+    let id = crate::store::create(tx, "conversations", tenant, fields).await?;
     get(tx, tenant, id).await
 }
 

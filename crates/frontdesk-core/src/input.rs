@@ -54,11 +54,6 @@ impl Checked {
         }
     }
 
-    /// Set a field's value when the input left it absent (a default on create).
-    pub fn default(&mut self, name: &str, value: Value) {
-        self.fields.entry(name.to_owned()).or_insert(value);
-    }
-
     /// The checked fields, or every field error found.
     pub fn finish(self) -> Result<Map<String, Value>, CoreError> {
         if self.errors.is_empty() {

@@ -29,6 +29,20 @@ pub async fn insert(tx: &mut Tx, table: &str, fields: Map<String, Value>) -> Res
     Ok(())
 }
 
+/// Insert a new row of `tenant` with a fresh UUIDv7 id; returns the id.
+pub async fn create(
+    tx: &mut Tx,
+    table: &str,
+    tenant: Uuid,
+    mut fields: Map<String, Value>,
+) -> Result<Uuid, CoreError> {
+    let id = Uuid::now_v7();
+    fields.insert("tenant_id".into(), Value::String(tenant.to_string()));
+    fields.insert("id".into(), Value::String(id.to_string()));
+    insert(tx, table, fields).await?;
+    Ok(id)
+}
+
 /// Update the columns in `fields` of row `id`; NotFound when the caller cannot see it.
 pub async fn update(
     tx: &mut Tx,

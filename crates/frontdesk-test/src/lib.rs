@@ -213,6 +213,19 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Send `request` and read the whole response.
+    pub async fn of(request: reqwest::RequestBuilder) -> Self {
+        let response = request.send().await.expect("request sent");
+        let (status, headers) = (response.status(), response.headers().clone());
+        let text = response.text().await.unwrap_or_default();
+        Self {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
     /// The field names of a validation problem.
     pub fn error_fields(&self) -> Vec<String> {
         self.body["errors"]
@@ -252,17 +265,7 @@ impl TestApp {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.expect("request sent");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
+        Reply::of(request).await
     }
 
     /// Send a body as is, with the given content type (malformed and oversized bodies).
@@ -274,7 +277,7 @@ impl TestApp {
         content_type: &str,
         body: String,
     ) -> Reply {
-        let response = self
+        let request = self
             .http
             .request(
                 Method::from_bytes(method.as_bytes()).unwrap(),
@@ -282,18 +285,8 @@ impl TestApp {
             )
             .bearer_auth(token)
             .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("request sent");
-        let (status, headers) = (response.status(), response.headers().clone());
-        let text = response.text().await.unwrap_or_default();
-        Reply {
-            status,
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        }
+            .body(body);
+        Reply::of(request).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
@@ -306,23 +299,13 @@ impl TestApp {
 
     /// POST with an `Idempotency-Key` header.
     pub async fn post_idempotent(&self, path: &str, token: &str, key: &str, body: Value) -> Reply {
-        let response = self
+        let request = self
             .http
             .post(format!("{}{path}", self.base))
             .bearer_auth(token)
             .header("idempotency-key", key)
-            .json(&body)
-            .send()
-            .await
-            .expect("request sent");
-        let (status, headers) = (response.status(), response.headers().clone());
-        let text = response.text().await.unwrap_or_default();
-        Reply {
-            status,
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        }
+            .json(&body);
+        Reply::of(request).await
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {

@@ -34,7 +34,7 @@ pub async fn list(
     params(TenantPath, IdempotencyHeader), request_body = ContactInput,
     responses((status = 201, body = Contact), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(scope: TenantScope, new: Creating<ContactInput>) -> ApiResult<Response> {
-    let fields = new.body.check(true)?;
+    let fields = new.body.check()?;
     scope
         .create(
             new.idempotency,
@@ -68,7 +68,7 @@ pub async fn update(
     PathParams(path): PathParams<IdPath>,
     Json(patch): Json<ContactInput>,
 ) -> ApiResult<axum::Json<Contact>> {
-    let fields = patch.check(false)?;
+    let fields = patch.check()?;
     let mut tx = scope.begin().await?;
     let contact = contacts::update(&mut tx, scope.tenant, path.id, fields).await?;
     tx.commit().await?;
