@@ -7,7 +7,10 @@
 --   * every reference between tenant tables is a composite (tenant_id, …) foreign key;
 --   * a message updates its conversation's counters and last_activity_at in the same
 --     statement, and messages, transitions and events are append-only;
---   * events are written by the same triggers, so no change is ever without its event.
+--   * events are written by the same triggers, so no change is ever without its event;
+--   * counters, state history and events are written only by SECURITY DEFINER triggers
+--     (as frontdesk_owner, whose policies admit exactly the transaction's tenant): the
+--     request roles can read them but never write them directly.
 
 -- ---------------------------------------------------------------------------------------
 -- Helpers
@@ -324,7 +327,7 @@ create table app.conversations (
     tenant_id           uuid not null references app.tenants (id) on delete cascade,
     id                  uuid not null,
     assistant_id        uuid not null,
-    user_id             uuid references app.users (id) on delete set null,
+    user_id             uuid,
     contact_id          uuid,
     channel             text not null,
     title               text,
@@ -355,6 +358,8 @@ create table app.conversations (
         references app.assistants (tenant_id, id) on delete restrict,
     constraint conversations_contact_id_fkey foreign key (tenant_id, contact_id)
         references app.contacts (tenant_id, id) on delete set null (contact_id),
+    constraint conversations_user_id_fkey foreign key (tenant_id, user_id)
+        references app.memberships (tenant_id, user_id) on delete set null (user_id),
     constraint conversations_assignee_id_fkey foreign key (tenant_id, assignee_id)
         references app.memberships (tenant_id, user_id) on delete set null (assignee_id),
     constraint conversations_channel_check check (channel in ('web', 'whatsapp', 'voice', 'sms', 'api')),
@@ -367,13 +372,12 @@ create table app.conversations (
     constraint conversations_counters_check check (message_count >= 0 and prompt_tokens >= 0
                                                    and completion_tokens >= 0 and cost_usd >= 0)
 );
-comment on column app.conversations.user_id is 'the person who owns the conversation (members see only their own); null for a contact''s conversation started by staff or a key';
+comment on column app.conversations.user_id is 'the member who owns the conversation (members see only their own); null for a contact''s conversation started by staff or a key, or when the owner left the tenant';
 comment on column app.conversations.one_open_per_contact is 'copied from the assistant at creation: makes conversations_one_open_per_contact apply';
 comment on column app.conversations.message_count is 'maintained by the messages trigger in the same statement as each message';
 
 create index conversations_activity_idx on app.conversations (tenant_id, last_activity_at desc, id desc);
 create index conversations_owner_idx on app.conversations (tenant_id, user_id, last_activity_at desc, id desc);
-create index conversations_user_idx on app.conversations (user_id);
 create index conversations_assistant_idx on app.conversations (tenant_id, assistant_id);
 create index conversations_contact_idx on app.conversations (tenant_id, contact_id) where contact_id is not null;
 create index conversations_assignee_idx on app.conversations (tenant_id, assignee_id) where assignee_id is not null;
@@ -401,6 +405,12 @@ begin
         if not found then
             raise exception 'no assistant %', new.assistant_id
                 using errcode = 'foreign_key_violation', constraint = 'conversations_assistant_id_fkey',
+                      table = 'conversations', schema = 'app';
+        end if;
+        if not (select a.is_active from app.assistants a
+                where a.tenant_id = new.tenant_id and a.id = new.assistant_id) then
+            raise exception 'assistant % is inactive', new.assistant_id
+                using errcode = 'check_violation', constraint = 'conversations_assistant_active',
                       table = 'conversations', schema = 'app';
         end if;
         new.channel := coalesce(new.channel, assistant_channel);
@@ -451,11 +461,13 @@ create policy conversations_update on app.conversations for update to frontdesk_
                 and (app.is_tenant_staff() or user_id = app.current_user_id()));
 create policy conversations_delete on app.conversations for delete to frontdesk_user
     using (tenant_id = app.current_tenant() and app.is_tenant_admin());
+-- The messages trigger (SECURITY DEFINER) moves the counters as the owner.
+create policy conversations_owner on app.conversations for all to frontdesk_owner
+    using (tenant_id = app.current_tenant()) with check (tenant_id = app.current_tenant());
 grant select, insert, delete on app.conversations to frontdesk_user, frontdesk_service;
 grant update (contact_id, channel, title, state, context, parsed_intent, answered_questions,
               pending_questions, selected_kb_ids, active_task_plan_id, assignee_id, handoff_reason,
-              handoff_at, archived, metadata, message_count, prompt_tokens, completion_tokens,
-              cost_usd, last_activity_at)
+              handoff_at, archived, metadata)
     on app.conversations to frontdesk_user, frontdesk_service;
 grant select, insert, update, delete on app.conversations to frontdesk_operator;
 
@@ -481,22 +493,23 @@ comment on table app.events is 'transactional outbox: one row per event, newest 
 comment on column app.events.subject_id is 'the id of the thing the event is about (conversation, message, feedback…)';
 create index events_type_idx on app.events (tenant_id, type, id);
 
--- Emit an event in the current transaction. Every feature emits its events this way:
---     perform app.emit_event(tenant_id, 'thing.happened', thing_id, jsonb_build_object(…));
+-- Emit an event in the current transaction. Every feature emits its events this way,
+-- from a SECURITY DEFINER trigger function (events are written as the owner only, so no
+-- request can forge one):
+--     perform app.emit_event(new.tenant_id, 'thing.happened', new.id, jsonb_build_object(…));
 create function app.emit_event(p_tenant uuid, p_type text, p_subject uuid, p_data jsonb) returns uuid
     language plpgsql volatile
     as $$
 declare
     event_id uuid := app.uuid_v7();
 begin
-    -- No RETURNING: that would need the caller to be able to read events, and members
-    -- emit events they may not read.
     insert into app.events (tenant_id, id, type, subject_id, data, actor_user_id, actor_key_id)
     values (p_tenant, event_id, p_type, p_subject, p_data, app.current_user_id(), app.current_key_id());
     return event_id;
 end
 $$;
-grant execute on function app.emit_event(uuid, text, uuid, jsonb) to frontdesk_user, frontdesk_service, frontdesk_operator;
+revoke execute on function app.emit_event(uuid, text, uuid, jsonb) from public;
+grant execute on function app.emit_event(uuid, text, uuid, jsonb) to frontdesk_operator;
 
 -- Append-only tables: no UPDATE; DELETE only by cascade from a parent row (trigger depth
 -- above 1 means a foreign key's action is deleting, not a statement of its own).
@@ -518,9 +531,9 @@ alter table app.events enable row level security;
 alter table app.events force row level security;
 create policy events_select on app.events for select to frontdesk_user, frontdesk_service
     using (tenant_id = app.current_tenant() and app.is_tenant_staff());
-create policy events_insert on app.events for insert to frontdesk_user, frontdesk_service
-    with check (tenant_id = app.current_tenant() and app.can_write());
-grant select, insert on app.events to frontdesk_user, frontdesk_service;
+create policy events_owner on app.events for insert to frontdesk_owner
+    with check (tenant_id = app.current_tenant());
+grant select on app.events to frontdesk_user, frontdesk_service;
 grant select, insert, update, delete on app.events to frontdesk_operator;
 
 -- ---------------------------------------------------------------------------------------
@@ -530,6 +543,7 @@ create table app.conversation_transitions (
     tenant_id       uuid not null,
     id              uuid not null,
     conversation_id uuid not null,
+    owner_user_id   uuid,
     from_state      text,
     to_state        text not null,
     actor_user_id   uuid,
@@ -540,20 +554,22 @@ create table app.conversation_transitions (
         references app.conversations (tenant_id, id) on delete cascade
 );
 comment on column app.conversation_transitions.from_state is 'null for the state a conversation started in';
+comment on column app.conversation_transitions.owner_user_id is 'the conversation''s owner, for the row policy (as on messages)';
 create index conversation_transitions_conversation_idx on app.conversation_transitions (tenant_id, conversation_id, id);
 create trigger conversation_transitions_append_only before update or delete on app.conversation_transitions
     for each row execute function app.refuse_change();
 
 create function app.conversations_record() returns trigger
-    language plpgsql
+    language plpgsql security definer
+    set search_path = pg_catalog
     as $$
 declare
     moved uuid := app.uuid_v7();
 begin
     if tg_op = 'INSERT' or new.state is distinct from old.state then
         insert into app.conversation_transitions
-            (tenant_id, id, conversation_id, from_state, to_state, actor_user_id, actor_key_id)
-        values (new.tenant_id, moved, new.id, case when tg_op = 'UPDATE' then old.state end, new.state,
+            (tenant_id, id, conversation_id, owner_user_id, from_state, to_state, actor_user_id, actor_key_id)
+        values (new.tenant_id, moved, new.id, new.user_id, case when tg_op = 'UPDATE' then old.state end, new.state,
                 app.current_user_id(), app.current_key_id());
     end if;
     if tg_op = 'INSERT' then
@@ -581,11 +597,12 @@ alter table app.conversation_transitions enable row level security;
 alter table app.conversation_transitions force row level security;
 create policy conversation_transitions_select on app.conversation_transitions for select
     to frontdesk_user, frontdesk_service
-    using (tenant_id = app.current_tenant());
-create policy conversation_transitions_insert on app.conversation_transitions for insert
-    to frontdesk_user, frontdesk_service
-    with check (tenant_id = app.current_tenant() and app.can_write());
-grant select, insert on app.conversation_transitions to frontdesk_user, frontdesk_service;
+    using (tenant_id = app.current_tenant()
+           and (app.is_tenant_staff() or owner_user_id = app.current_user_id()));
+create policy conversation_transitions_owner on app.conversation_transitions for insert
+    to frontdesk_owner
+    with check (tenant_id = app.current_tenant());
+grant select on app.conversation_transitions to frontdesk_user, frontdesk_service;
 grant select, insert, update, delete on app.conversation_transitions to frontdesk_operator;
 
 -- ---------------------------------------------------------------------------------------
@@ -638,9 +655,12 @@ create index messages_conversation_idx on app.messages (tenant_id, conversation_
 create index messages_search_idx on app.messages using gin (app.message_document(search_language, content));
 
 create function app.messages_before_insert() returns trigger
-    language plpgsql
+    language plpgsql security definer
+    set search_path = pg_catalog
     as $$
 begin
+    -- As the owner: only the transaction's tenant is reachable (conversations_owner), and
+    -- the caller's own visibility is checked here, as the select policy would.
     update app.conversations c
        set message_count = c.message_count + 1,
            prompt_tokens = c.prompt_tokens + coalesce(new.prompt_tokens, 0),
@@ -649,6 +669,8 @@ begin
            last_activity_at = greatest(c.last_activity_at, new.created_at)
       from app.tenants t
      where c.tenant_id = new.tenant_id and c.id = new.conversation_id and t.id = c.tenant_id
+       and (app.is_tenant_staff() or c.user_id = app.current_user_id()
+            or current_setting('role') = 'frontdesk_operator')
     returning c.user_id, t.search_language into new.owner_user_id, new.search_language;
     if not found then
         raise exception 'no conversation %', new.conversation_id
@@ -658,10 +680,11 @@ begin
     new.redacted_at := null;
     new.redacted_by := null;
     perform app.emit_event(new.tenant_id, 'message.created', new.id, jsonb_build_object(
-        'id', new.id, 'conversation_id', new.conversation_id, 'role', new.role, 'content', new.content,
+        'id', new.id, 'conversation_id', new.conversation_id, 'role', new.role,
+        'content_length', length(new.content),
         'prompt_tokens', new.prompt_tokens, 'completion_tokens', new.completion_tokens,
         'total_tokens', coalesce(new.prompt_tokens, 0) + coalesce(new.completion_tokens, 0),
-        'model', new.model, 'provider', new.provider, 'cost_usd', new.cost_usd::text,
+        'model', new.model, 'provider', new.provider, 'cost_usd', trim_scale(new.cost_usd)::text,
         'latency_ms', new.latency_ms, 'action_taken', new.action_taken,
         'metadata', new.metadata, 'created_at', new.created_at));
     return new;
@@ -738,7 +761,8 @@ create trigger feedback_touch before update on app.feedback
     for each row execute function app.touch_updated_at();
 
 create function app.feedback_created() returns trigger
-    language plpgsql
+    language plpgsql security definer
+    set search_path = pg_catalog
     as $$
 begin
     perform app.emit_event(new.tenant_id, 'feedback.created', new.id, jsonb_build_object(

@@ -456,19 +456,29 @@ pub async fn handoff(
         ));
     }
     let (from, flow) = lock(tx, tenant, id).await?;
-    let mut fields = Map::new();
+    let mut to = None;
     if flow.states.iter().any(|s| s == "handoff") && from != "handoff" {
         if !flow.targets(&from).iter().any(|s| s == "handoff") {
             return Err(refuse(&flow, &from, "handoff"));
         }
-        fields.insert("state".into(), json!("handoff"));
+        to = Some("handoff");
     }
-    fields.insert("handoff_reason".into(), json!(handoff.reason.trim()));
-    fields.insert("handoff_at".into(), json!(Utc::now()));
-    if let Some(assignee) = handoff.assignee_id {
-        fields.insert("assignee_id".into(), json!(assignee));
-    }
-    update(tx, tenant, id, fields).await
+    // The database's clock, like every other timestamp.
+    tx.execute(
+        "update app.conversations
+            set state = coalesce($3, state), handoff_reason = $4, handoff_at = now(),
+                assignee_id = coalesce($5, assignee_id)
+          where tenant_id = $1 and id = $2",
+        &[
+            &tenant,
+            &id,
+            &to,
+            &handoff.reason.trim(),
+            &handoff.assignee_id,
+        ],
+    )
+    .await?;
+    get(tx, tenant, id).await
 }
 
 /// One entry of a conversation's state history.

@@ -189,6 +189,14 @@ const CONSTRAINTS: &[(&str, Meaning)] = &[
         Meaning::Field("assistant_id", "no such assistant in this tenant"),
     ),
     (
+        "conversations_user_id_fkey",
+        Meaning::Field("user_id", "must be a member of this tenant"),
+    ),
+    (
+        "conversations_assistant_active",
+        Meaning::Field("assistant_id", "this assistant is inactive"),
+    ),
+    (
         "conversations_contact_id_fkey",
         Meaning::Field("contact_id", "no such contact in this tenant"),
     ),

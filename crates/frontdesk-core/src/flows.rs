@@ -166,7 +166,11 @@ pub async fn list(tx: &mut Tx, tenant: uuid::Uuid) -> Result<Vec<Flow>, CoreErro
 
 pub async fn get(tx: &mut Tx, tenant: uuid::Uuid, key: &str) -> Result<Flow, CoreError> {
     let row = tx
-        .query_opt(&format!("{SELECT} where key = $2"), &[&tenant, &key])
+        // Built-in first: a tenant flow never shadows one (app.flows_not_builtin).
+        .query_opt(
+            &format!("{SELECT} where key = $2 order by builtin desc limit 1"),
+            &[&tenant, &key],
+        )
         .await?
         .ok_or(CoreError::NotFound)?;
     Ok(Flow::from_row(&row))

@@ -40,7 +40,7 @@ pub struct Message {
     pub action_taken: Option<String>,
     #[schema(value_type = Option<Vec<Object>>)]
     pub questions_asked: Option<Value>,
-    #[schema(value_type = Option<Object>)]
+    /// Any JSON.
     pub delegation_plan: Option<Value>,
     #[schema(value_type = Object)]
     pub metadata: Value,
@@ -105,7 +105,7 @@ pub struct NewMessage {
     pub action_taken: Option<String>,
     #[schema(value_type = Option<Vec<Object>>)]
     pub questions_asked: Option<Value>,
-    #[schema(value_type = Option<Object>)]
+    /// Any JSON: how the assistant split the work.
     pub delegation_plan: Option<Value>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,

@@ -31,7 +31,8 @@ pub struct Hit {
     pub message_id: Uuid,
     pub conversation_id: Uuid,
     pub role: String,
-    /// The matching part of the content, matched words between `<mark>` and `</mark>`.
+    /// The matching part of the content, HTML-escaped, matched words between `<mark>` and
+    /// `</mark>`.
     pub snippet: String,
     /// Higher is better.
     pub rank: f32,
@@ -56,6 +57,31 @@ impl Hit {
             created_at: row.get("created_at"),
         }
     }
+}
+
+/// Matches are delimited with control characters first, so that the snippet can be
+/// HTML-escaped before they become `<mark>` tags: a message's own markup never reaches a
+/// client that renders snippets as HTML.
+const START: char = '\u{2}';
+const STOP: char = '\u{3}';
+const HEADLINE: &str =
+    "StartSel=\"\u{2}\", StopSel=\"\u{3}\", MaxWords=30, MinWords=10, MaxFragments=2";
+
+fn mark_up(snippet: &str) -> String {
+    let mut out = String::with_capacity(snippet.len() + 16);
+    for c in snippet.chars() {
+        match c {
+            START => out.push_str("<mark>"),
+            STOP => out.push_str("</mark>"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub async fn search(tx: &mut Tx, tenant: Uuid, query: &SearchQuery) -> Result<Hits, CoreError> {
@@ -100,17 +126,20 @@ pub async fn search(tx: &mut Tx, tenant: Uuid, query: &SearchQuery) -> Result<Hi
              select m.id, m.conversation_id, m.role, m.created_at,
                     ts_rank(app.message_document(m.search_language, m.content), query.q) as rank,
                     ts_headline(('pg_catalog.' || m.search_language)::regconfig, m.content, query.q,
-                                'StartSel=<mark>, StopSel=</mark>, MaxWords=30, MinWords=10, MaxFragments=2') as snippet
+                                $6) as snippet
              from app.messages m, query
              where m.tenant_id = $1
                and app.message_document(m.search_language, m.content) @@ query.q
                and ($3::uuid is null or m.conversation_id = $3)
              order by rank desc, m.id desc
              limit $4 offset $5",
-            &[&tenant, &q, &query.conversation_id, &(limit + 1), &offset],
+            &[&tenant, &q, &query.conversation_id, &(limit + 1), &offset, &HEADLINE],
         )
         .await?;
     let mut data: Vec<Hit> = rows.iter().map(Hit::from_row).collect();
+    for hit in &mut data {
+        hit.snippet = mark_up(&hit.snippet);
+    }
     let more = data.len() as i64 > limit;
     data.truncate(limit as usize);
     Ok(Hits {

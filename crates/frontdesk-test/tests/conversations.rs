@@ -1257,3 +1257,147 @@ async fn expired_idempotency_keys_are_forgotten_and_swept() {
         .get(0);
     assert_eq!(left, 0);
 }
+
+#[tokio::test]
+async fn counters_history_and_events_are_written_only_by_the_database() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    let client = app.db.authenticator().await;
+    let as_owner = format!(
+        "begin; set local role frontdesk_user; set local frontdesk.tenant_id = '{}';
+         set local frontdesk.user_id = '{}'; set local frontdesk.member_role = 'owner';
+         select app.assert_principal();",
+        t.id, t.owner
+    );
+    let as_member = format!(
+        "begin; set local role frontdesk_user; set local frontdesk.tenant_id = '{}';
+         set local frontdesk.user_id = '{}'; set local frontdesk.member_role = 'member';
+         select app.assert_principal();",
+        t.id, t.member
+    );
+    for sql in [
+        format!(
+            "update app.conversations set message_count = 0 where id = '{}'",
+            t.conversation
+        ),
+        format!(
+            "update app.conversations set cost_usd = 0 where id = '{}'",
+            t.conversation
+        ),
+        format!(
+            "insert into app.events (tenant_id, id, type, data) values ('{}', app.uuid_v7(), 'message.created', '{{}}')",
+            t.id
+        ),
+        format!(
+            "insert into app.conversation_transitions (tenant_id, id, conversation_id, to_state)
+             values ('{}', app.uuid_v7(), '{}', 'completed')",
+            t.id, t.conversation
+        ),
+        format!(
+            "select app.emit_event('{}', 'message.created', null, '{{}}')",
+            t.id
+        ),
+    ] {
+        client.batch_execute(&as_owner).await.unwrap();
+        let result = client.batch_execute(&sql).await;
+        client.batch_execute("rollback").await.unwrap();
+        assert!(result.is_err(), "allowed: {sql}");
+    }
+    // A member sees the history of their own conversations only.
+    client.batch_execute(&as_member).await.unwrap();
+    let seen: Vec<Uuid> = client
+        .query(
+            "select distinct conversation_id from app.conversation_transitions",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    client.batch_execute("rollback").await.unwrap();
+    assert_eq!(seen, [t.member_conversation]);
+    let theirs = app
+        .get(
+            &format!("{}/conversations/{}/transitions", base(&t), t.conversation),
+            &t.member_token,
+        )
+        .await;
+    assert_eq!(theirs.status, 404);
+}
+
+#[tokio::test]
+async fn snippets_are_escaped_and_owners_must_be_members() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    let path = format!("{}/conversations/{}/messages", base(&t), t.conversation);
+    let r = app
+        .post(&path, &t.full_key, json!({"role": "user", "content": "see <img src=x onerror=alert(1)> pictures & \"maps\""}))
+        .await;
+    assert_eq!(r.status, 201);
+    let hits = app
+        .get(&format!("{}/search?q=pictures", base(&t)), &t.owner_token)
+        .await;
+    let snippet = hits.body["data"][0]["snippet"].as_str().unwrap().to_owned();
+    assert!(!snippet.contains("<img"), "{snippet}");
+    assert!(
+        snippet.contains("<mark>pictures</mark>") && snippet.contains("&amp;"),
+        "{snippet}"
+    );
+    let bare = snippet.replace("<mark>", "").replace("</mark>", "");
+    assert!(!bare.contains(['<', '>', '"']), "{snippet}");
+
+    // A conversation's owner is a member of the tenant.
+    let stranger = Uuid::now_v7();
+    let r = app
+        .post(
+            &format!("{}/conversations", base(&t)),
+            &t.agent_token,
+            json!({"assistant_id": t.assistant, "user_id": stranger}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.error_fields(), ["user_id"]);
+    let r = app
+        .post(
+            &format!("{}/conversations", base(&t)),
+            &t.agent_token,
+            json!({"assistant_id": t.assistant, "user_id": t.member}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // An inactive assistant starts no conversation.
+    let off = app
+        .patch(
+            &format!("{}/assistants/{}", base(&t), t.assistant),
+            &t.owner_token,
+            json!({"is_active": false}),
+        )
+        .await;
+    assert_eq!(off.status, 200);
+    let r = app
+        .post(
+            &format!("{}/conversations", base(&t)),
+            &t.full_key,
+            json!({"assistant_id": t.assistant}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.error_fields(), ["assistant_id"]);
+    // The event carries no content (a redaction could not reach it) and the API's cost format.
+    let events = app
+        .get(
+            &format!("{}/events?type=message.created", base(&t)),
+            &t.owner_token,
+        )
+        .await;
+    let seeded = events.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["subject_id"] == json!(t.message))
+        .unwrap()
+        .clone();
+    assert!(seeded["data"].get("content").is_none());
+    assert_eq!(seeded["data"]["cost_usd"], "0.0004");
+}
