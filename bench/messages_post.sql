@@ -1,0 +1,46 @@
+-- pgbench template: the SQL transaction the server runs for
+-- POST /v1/tenants/{tenant}/conversations/{id}/messages with a tenant API key and the body
+-- {"role":"user","content":<content>,"prompt_tokens":12,"completion_tokens":7,
+--  "model":"gpt-4o-mini","provider":"openai","cost_usd":"0.0004"}
+-- (crates/frontdesk-pg/src/tx.rs for the preamble, crates/frontdesk-core/src/messages.rs
+-- `create` for the statement; keep them in step). One pipeline, commit included: one round
+-- trip, as the server sends it (no Idempotency-Key, so the insert is the only statement).
+-- The insert fires the messages trigger: the conversation's counters move and a
+-- message.created event is written, exactly as for the server.
+--
+-- A random conversation n and the tenant tree as in messages_get.sql. The content is line
+-- (t mod lines) of messages_contents.txt, which messages.sh loads into bench.contents;
+-- the wrk script sends the same line for the same tenant. The body's other fields come
+-- from -D.
+--
+-- Where this differs from what the server sends, unavoidably:
+--   * The preamble is prepared once per connection instead of parsed every time.
+--   * Tenant, conversation and content are read inside the statement (three primary-key
+--     probes of small tables) instead of being bound as parameters; the message id, which
+--     the server makes in Rust (Uuid::now_v7) and binds as $2, is made in SQL by
+--     bench.uuid_v7_at(clock_timestamp()).
+--   * latency_ms, action_taken, questions_asked and delegation_plan, absent from the body,
+--     are null literals: pgbench cannot bind NULL.
+\set n random(0, :targets - 1)
+\set t :n / :conversations
+\set content :t % :contents
+\startpipeline
+begin;
+set local role frontdesk_service;
+@TENANT_SETTINGS@
+set local frontdesk.key_scope = 'full';
+select app.assert_principal();
+insert into app.messages (tenant_id, id, conversation_id, role, content, prompt_tokens,
+                     completion_tokens, model, provider, cost_usd, latency_ms, action_taken,
+                     questions_asked, delegation_plan, metadata)
+                 values ((select tenant_id from bench.targets where n = :n),
+                         bench.uuid_v7_at(clock_timestamp()),
+                         (select conversation_id from bench.targets where n = :n),
+                         :role, (select content from bench.contents where i = :content),
+                         :prompt_tokens, :completion_tokens, :model, :provider, :cost_usd,
+                         null, null, null, null, :metadata)
+                 returning id, conversation_id, role, content, prompt_tokens, completion_tokens, total_tokens,
+    model, provider, cost_usd, latency_ms, action_taken, questions_asked, delegation_plan, metadata,
+    created_at, redacted_at, redacted_by;
+commit;
+\endpipeline
