@@ -4,8 +4,8 @@
 
 use axum::{
     extract::{FromRequest, Request},
-    http::{HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderValue, StatusCode},
+    response::Response,
 };
 use frontdesk_core::{CoreError, Tx, idempotency};
 use serde::{Serialize, de::DeserializeOwned};
@@ -89,15 +89,6 @@ pub enum Statements {
     Several,
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
 impl TenantScope {
     /// Run a creation in the request transaction and answer `status` with its result.
     /// With an idempotency key: a replay answers the stored response (header
@@ -117,15 +108,14 @@ impl TenantScope {
             }
             let value = work(&mut tx).await?;
             tx.commit().await?;
-            let body = serde_json::to_vec(&value).map_err(|e| ApiError::Internal(e.to_string()))?;
-            return Ok(json_response(status, body));
+            return crate::reply::json(status, &value, 1024);
         };
         match idempotency::claim(&mut tx, self.tenant, &idem.key, &idem.digest).await? {
             idempotency::Claim::Fresh => {}
             idempotency::Claim::Replay { status, body } => {
                 tx.commit().await?;
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                let mut response = json_response(status, body);
+                let mut response = crate::reply::json_bytes(status, body);
                 response
                     .headers_mut()
                     .insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -146,7 +136,7 @@ impl TenantScope {
             }
         }
         let value = work(&mut tx).await?;
-        let body = serde_json::to_vec(&value).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let body = crate::reply::to_vec(&value, 1024)?;
         idempotency::store(
             &mut tx,
             self.tenant,
@@ -157,6 +147,6 @@ impl TenantScope {
         )
         .await?;
         tx.commit().await?;
-        Ok(json_response(status, body))
+        Ok(crate::reply::json_bytes(status, body))
     }
 }

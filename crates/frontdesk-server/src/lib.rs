@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod housekeeping;
 pub mod idempotency;
+pub mod reply;
 pub mod router;
 pub mod routes;
 pub mod state;

@@ -244,7 +244,7 @@ async fn serve_with(common: &Common, args: ServeArgs, db: &Database) -> anyhow::
     let options = frontdesk_server::AppOptions {
         max_message_bytes: args.max_message_bytes as usize,
     };
-    let app = frontdesk_server::app_with(pool, auth, options);
+    let app = frontdesk_server::app_with(pool.clone(), auth, options);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -252,6 +252,8 @@ async fn serve_with(common: &Common, args: ServeArgs, db: &Database) -> anyhow::
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    // Let go of the connections before the embedded cluster stops.
+    pool.close();
     tracing::info!("shut down");
     Ok(())
 }

@@ -22,12 +22,12 @@ pub async fn list(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
     QueryParams(query): QueryParams<HistoryQuery>,
-) -> ApiResult<axum::Json<Paged<Message>>> {
+) -> ApiResult<Response> {
     let history = query.parse()?;
     let mut tx = scope.begin().await?;
-    Ok(axum::Json(
-        messages::history(&mut tx, scope.tenant, path.id, &history).await?,
-    ))
+    let page = messages::history(&mut tx, scope.tenant, path.id, &history).await?;
+    let size = page.data.iter().map(Message::json_size_hint).sum::<usize>() + 64;
+    crate::reply::json(StatusCode::OK, &page, size)
 }
 
 /// Append a message. The conversation's counters and last activity move with it, and a
