@@ -31,7 +31,7 @@ set local role frontdesk_service;
 @TENANT_SETTINGS@
 set local frontdesk.key_scope = 'full';
 select app.assert_principal();
-select c.id as conversation, m.* from app.conversations c
+select m.*, c.id as conversation from app.conversations c
                  left join lateral (
                      select id, conversation_id, role, content, prompt_tokens, completion_tokens, total_tokens,
     model, provider, cost_usd, latency_ms, action_taken, questions_asked, delegation_plan, metadata,
