@@ -15,9 +15,11 @@ pub mod input;
 pub mod members;
 pub mod messages;
 pub mod page;
+pub mod prices;
 pub mod search;
 pub mod store;
 pub mod tenants;
+pub mod usage;
 pub mod users;
 
 pub use error::{CoreError, FieldError};

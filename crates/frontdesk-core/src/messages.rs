@@ -36,6 +36,10 @@ pub struct Message {
     /// USD, decimal string.
     #[schema(value_type = Option<String>, example = "0.0008")]
     pub cost_usd: Option<Decimal>,
+    /// provided (by the client), catalog (computed from the price catalog at the message's
+    /// time) or unpriced (tokens of a model without a price: costed 0); null without tokens
+    /// or cost.
+    pub cost_source: Option<String>,
     pub latency_ms: Option<i32>,
     pub action_taken: Option<String>,
     #[schema(value_type = Option<Vec<Object>>)]
@@ -54,7 +58,7 @@ pub struct Message {
 const COLUMNS: &str =
     "id, conversation_id, role, content, prompt_tokens, completion_tokens, total_tokens,
     model, provider, cost_usd, latency_ms, action_taken, questions_asked, delegation_plan, metadata,
-    created_at, redacted_at, redacted_by";
+    created_at, redacted_at, redacted_by, cost_source";
 
 impl Message {
     fn from_row(row: &Row) -> Self {
@@ -83,6 +87,7 @@ impl Message {
             created_at: row.get(at + 15),
             redacted_at: row.get(at + 16),
             redacted_by: row.get(at + 17),
+            cost_source: row.get(at + 18),
         }
     }
 

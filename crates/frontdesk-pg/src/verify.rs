@@ -27,7 +27,7 @@ pub const OWNER_EXEMPT: &[(&str, &str)] = &[
 
 /// Global tables without RLS: readable by every request role, written only by the
 /// operator and migrations.
-pub const GLOBAL_CATALOGS: &[&str] = &["builtin_flows"];
+pub const GLOBAL_CATALOGS: &[&str] = &["builtin_flows", "model_prices"];
 
 /// Check the catalog of the database `client` is connected to; returns the findings.
 pub async fn verify(client: &Client) -> anyhow::Result<Vec<String>> {

@@ -15,7 +15,7 @@ use crate::{
     error::Problem,
     routes::{
         api_keys, assistants, contacts, conversations, events, feedback, flows, me, members,
-        messages, search, tenants,
+        messages, prices, search, tenants, usage,
     },
     state::AppState,
 };
@@ -190,6 +190,13 @@ pub fn api() -> Api {
     .route(TenantRead, routes!(feedback::summary))
     .route(TenantRead, routes!(search::search))
     .route(TenantRead, routes!(events::list))
+    .route(User, routes!(prices::catalog))
+    .route(Operator, routes!(prices::add_to_catalog))
+    .route(TenantRead, routes!(prices::list))
+    .route(TenantAdmin, routes!(prices::add))
+    .route(TenantRead, routes!(usage::daily))
+    .route(TenantRead, routes!(usage::today))
+    .route(TenantRead, routes!(usage::monthly))
 }
 
 /// The route table, for tests and tools.

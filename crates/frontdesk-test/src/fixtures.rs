@@ -109,6 +109,15 @@ pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
         )
         .await;
     assert_eq!(flow.status, 201, "create flow: {}", flow.text);
+    let price = app
+        .post(
+            &format!("{base}/prices"),
+            &owner_token,
+            json!({"provider": "selfhosted", "model": "llama-3-8b", "input_usd_per_mtok": "0.05",
+                   "output_usd_per_mtok": "0.10", "effective_from": "2025-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(price.status, 201, "create price: {}", price.text);
     let assistant = created(
         app.post(
             &format!("{base}/assistants"),

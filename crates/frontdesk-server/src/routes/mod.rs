@@ -10,9 +10,11 @@ pub mod flows;
 pub mod me;
 pub mod members;
 pub mod messages;
+pub mod prices;
 pub mod search;
 pub mod service;
 pub mod tenants;
+pub mod usage;
 
 use utoipa::IntoParams;
 

@@ -1,0 +1,267 @@
+//! Usage: costing from the price catalog and the daily rollups, exact under parallel
+//! writes through two server processes.
+
+use frontdesk_test::{fixtures::seed_tenant, spawn_app, spawn_app_on, user_token};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+fn decimal(v: &Value) -> Decimal {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a decimal string: {v}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn messages_are_costed_from_the_catalog_unless_a_cost_is_given() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    let path = format!("/v1/tenants/acme/conversations/{}/messages", t.conversation);
+    let post = |body: Value| {
+        let (app, path, key) = (&app, path.clone(), t.full_key.clone());
+        async move {
+            let r = app.post(&path, &key, body).await;
+            assert_eq!(r.status, 201, "{}", r.text);
+            r.body
+        }
+    };
+    // gpt-4o: 2.50 in, 10.00 out per million tokens.
+    let costed = post(
+        json!({"role": "assistant", "content": "a", "provider": "OpenAI", "model": "gpt-4o",
+                             "prompt_tokens": 1000, "completion_tokens": 500}),
+    )
+    .await;
+    assert_eq!(decimal(&costed["cost_usd"]), "0.0075".parse().unwrap());
+    assert_eq!(costed["cost_source"], "catalog");
+    assert_eq!(
+        costed["provider"], "openai",
+        "providers are kept lower-case"
+    );
+    let given = post(
+        json!({"role": "assistant", "content": "b", "provider": "openai", "model": "gpt-4o",
+                            "prompt_tokens": 1000, "completion_tokens": 500, "cost_usd": "0.001"}),
+    )
+    .await;
+    assert_eq!(decimal(&given["cost_usd"]), "0.001".parse().unwrap());
+    assert_eq!(given["cost_source"], "provided");
+    let unknown = post(
+        json!({"role": "assistant", "content": "c", "provider": "acme-ai", "model": "x-1",
+                              "prompt_tokens": 10}),
+    )
+    .await;
+    assert_eq!(decimal(&unknown["cost_usd"]), Decimal::ZERO);
+    assert_eq!(unknown["cost_source"], "unpriced");
+    let plain = post(json!({"role": "user", "content": "d"})).await;
+    assert!(plain["cost_usd"].is_null() && plain["cost_source"].is_null());
+
+    // The tenant's own price wins from its effective time on (the fixture priced
+    // selfhosted/llama-3-8b at 0.05/0.10); a later price applies to later messages.
+    let own = post(
+        json!({"role": "assistant", "content": "e", "provider": "selfhosted", "model": "llama-3-8b",
+                          "prompt_tokens": 2_000_000, "completion_tokens": 1_000_000}),
+    )
+    .await;
+    assert_eq!(decimal(&own["cost_usd"]), "0.2".parse().unwrap());
+    let override_4o = app
+        .post("/v1/tenants/acme/prices", &t.owner_token,
+              json!({"provider": "openai", "model": "gpt-4o", "input_usd_per_mtok": "1", "output_usd_per_mtok": "2"}))
+        .await;
+    assert_eq!(override_4o.status, 201, "{}", override_4o.text);
+    let cheaper = post(
+        json!({"role": "assistant", "content": "f", "provider": "openai", "model": "gpt-4o",
+                              "prompt_tokens": 1000, "completion_tokens": 500}),
+    )
+    .await;
+    assert_eq!(decimal(&cheaper["cost_usd"]), "0.002".parse().unwrap());
+    let duplicate = app
+        .post("/v1/tenants/acme/prices", &t.owner_token,
+              json!({"provider": "openai", "model": "gpt-4o", "input_usd_per_mtok": "1", "output_usd_per_mtok": "2",
+                     "effective_from": override_4o.body["effective_from"]}))
+        .await;
+    assert_eq!(duplicate.status, 409);
+    let bad = app
+        .post("/v1/tenants/acme/prices", &t.owner_token,
+              json!({"provider": "Open AI", "model": "", "input_usd_per_mtok": "-1", "output_usd_per_mtok": "2"}))
+        .await;
+    assert_eq!(bad.status, 422);
+    assert_eq!(
+        bad.error_fields(),
+        ["provider", "model", "input_usd_per_mtok"]
+    );
+    assert_eq!(
+        app.post("/v1/tenants/acme/prices", &t.agent_token, json!({}))
+            .await
+            .status,
+        403
+    );
+
+    // The catalog: anyone signed in reads it, only the operator adds to it.
+    let catalog = app.get("/v1/prices", &t.member_token).await;
+    assert!(
+        catalog
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["model"] == "claude-sonnet-4")
+    );
+    let price = json!({"provider": "acme-ai", "model": "x-1", "input_usd_per_mtok": "1", "output_usd_per_mtok": "1"});
+    assert_eq!(
+        app.post("/v1/prices", &t.owner_token, price.clone())
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        app.post("/v1/prices", frontdesk_test::OPERATOR_TOKEN, price)
+            .await
+            .status,
+        201
+    );
+    let priced = post(
+        json!({"role": "assistant", "content": "g", "provider": "acme-ai", "model": "x-1",
+                             "prompt_tokens": 1_000_000}),
+    )
+    .await;
+    assert_eq!(decimal(&priced["cost_usd"]), Decimal::ONE);
+}
+
+#[tokio::test]
+async fn rollups_equal_the_messages_under_parallel_writes_through_two_servers() {
+    let app = spawn_app().await;
+    let second = spawn_app_on(&app.db).await;
+    let t = seed_tenant(&app, "acme").await;
+    // Four members, each with a conversation.
+    let mut writers = Vec::new();
+    for i in 0..4 {
+        let user = Uuid::now_v7();
+        let token = user_token(user, None);
+        assert_eq!(app.get("/v1/me", &token).await.status, 200);
+        let added = app
+            .post(
+                "/v1/tenants/acme/members",
+                &t.owner_token,
+                json!({"user_id": user, "role": "member"}),
+            )
+            .await;
+        assert_eq!(added.status, 201);
+        let c = app
+            .post(
+                "/v1/tenants/acme/conversations",
+                &token,
+                json!({"assistant_id": t.assistant, "title": format!("c{i}")}),
+            )
+            .await;
+        assert_eq!(c.status, 201, "{}", c.text);
+        writers.push((token, c.body["id"].as_str().unwrap().to_owned()));
+    }
+    let before = app
+        .get("/v1/tenants/acme/usage/today", &t.owner_token)
+        .await
+        .body;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..2000usize {
+        let (token, conversation) = writers[n % 4].clone();
+        let base = if n % 2 == 0 {
+            app.base.clone()
+        } else {
+            second.base.clone()
+        };
+        let http = app.http.clone();
+        tasks.spawn(async move {
+            let model = ["gpt-4o", "gpt-4o-mini", "claude-3-5-haiku"][n % 3];
+            let provider = if n % 3 == 2 { "anthropic" } else { "openai" };
+            let mut body = json!({"role": if n % 5 == 0 { "user" } else { "assistant" }, "content": format!("m{n}"),
+                                  "provider": provider, "model": model,
+                                  "prompt_tokens": 100 + n, "completion_tokens": 7 * n % 301});
+            if n % 4 == 0 {
+                body["cost_usd"] = json!(format!("0.{:010}", 123_456_789 + n));
+            }
+            let r = http
+                .post(format!("{base}/v1/tenants/acme/conversations/{conversation}/messages"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), 201);
+    }
+    // Every rollup row equals the sum of its messages, to the last decimal.
+    let admin = app.db.admin().await;
+    let mismatches: i64 = admin
+        .query_one(
+            "with m as (
+                 select m.tenant_id, (m.created_at at time zone t.timezone)::date as day, m.owner_user_id as user_id,
+                        c.assistant_id, m.provider, m.model,
+                        count(*) filter (where m.cost_source is not null) as request_count, count(*) as message_count,
+                        coalesce(sum(m.prompt_tokens), 0) as prompt_tokens,
+                        coalesce(sum(m.completion_tokens), 0) as completion_tokens,
+                        coalesce(sum(m.cost_usd), 0) as cost_usd
+                 from app.messages m join app.conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
+                 join app.tenants t on t.id = m.tenant_id
+                 where m.tenant_id = $1 group by 1, 2, 3, 4, 5, 6)
+             select count(*) from m full join app.usage_daily u
+               on u.tenant_id = m.tenant_id and u.day = m.day and u.user_id is not distinct from m.user_id
+              and u.assistant_id is not distinct from m.assistant_id and u.provider is not distinct from m.provider
+              and u.model is not distinct from m.model
+             where (u.tenant_id = $1 or m.tenant_id = $1)
+               and (u.id is null or m.tenant_id is null or u.request_count <> m.request_count
+                    or u.message_count <> m.message_count or u.prompt_tokens <> m.prompt_tokens
+                    or u.completion_tokens <> m.completion_tokens or u.cost_usd <> m.cost_usd
+                    or u.total_tokens <> m.prompt_tokens + m.completion_tokens)",
+            &[&t.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mismatches, 0, "rollups differ from the messages");
+    // And the API's figures add up: today's totals moved by exactly what was posted.
+    let after = app
+        .get("/v1/tenants/acme/usage/today", &t.owner_token)
+        .await
+        .body;
+    let expected_prompt: i64 = (0..2000).map(|n| 100 + n as i64).sum();
+    assert_eq!(
+        after["prompt_tokens"].as_i64().unwrap() - before["prompt_tokens"].as_i64().unwrap(),
+        expected_prompt
+    );
+    assert_eq!(
+        after["message_count"].as_i64().unwrap() - before["message_count"].as_i64().unwrap(),
+        2000
+    );
+    let stored: Decimal = admin
+        .query_one(
+            "select sum(cost_usd) from app.messages where tenant_id = $1",
+            &[&t.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(decimal(&after["cost_usd"]), stored.normalize());
+    // A member sees only their own usage.
+    let mine = app
+        .get("/v1/tenants/acme/usage/today", &writers[0].0)
+        .await
+        .body;
+    assert_eq!(mine["message_count"], 500);
+    let daily = app
+        .get("/v1/tenants/acme/usage/daily?days=7", &t.owner_token)
+        .await;
+    assert_eq!(daily.body.as_array().unwrap().len(), 7);
+    assert_eq!(daily.body[6], after, "the last day is today");
+    let monthly = app
+        .get("/v1/tenants/acme/usage/monthly?months=2", &t.owner_token)
+        .await;
+    assert_eq!(monthly.body.as_array().unwrap().len(), 2);
+    assert_eq!(
+        app.get("/v1/tenants/acme/usage/daily?days=0", &t.owner_token)
+            .await
+            .status,
+        422
+    );
+}

@@ -1,0 +1,259 @@
+-- Usage: the model price catalog (global, with per-tenant overrides and history) and the
+-- daily rollups, kept by the message trigger in the same statement as each message.
+--
+--   * A message with tokens and no cost_usd is costed from the catalog at its time; a
+--     provided cost always wins; tokens of a model without a price cost 0 and are marked
+--     'unpriced' (messages.cost_source), so they can be found and re-priced.
+--   * app.usage_daily holds one row per (tenant, day in the tenant's time zone, user,
+--     assistant, provider, model); NULLS NOT DISTINCT, so a null user or assistant never
+--     makes a second row. total_tokens is generated: prompt + completion, always.
+
+-- ---------------------------------------------------------------------------------------
+-- Prices, in USD per million tokens. A price applies from effective_from until the next
+-- row of the same provider and model; rows are never changed, only added (the history).
+
+create table app.model_prices (
+    provider                  text not null,
+    model                     text not null,
+    effective_from            timestamptz not null,
+    input_usd_per_mtok        numeric(20, 10) not null,
+    output_usd_per_mtok       numeric(20, 10) not null,
+    cached_input_usd_per_mtok numeric(20, 10),
+    source                    text,
+    created_at                timestamptz not null default now(),
+    constraint model_prices_pkey primary key (provider, model, effective_from),
+    constraint model_prices_provider_check check (provider ~ '^[a-z0-9][a-z0-9._-]{0,62}$'),
+    constraint model_prices_model_check check (length(model) between 1 and 200),
+    constraint model_prices_price_check check (input_usd_per_mtok >= 0 and output_usd_per_mtok >= 0
+                                               and cached_input_usd_per_mtok >= 0)
+);
+comment on table app.model_prices is 'global catalog: public list prices; written by migrations and the operator';
+grant select on app.model_prices to frontdesk_user, frontdesk_service;
+grant select, insert, delete on app.model_prices to frontdesk_operator;
+
+-- Public list prices (standard tier, text tokens, prompts within each model's base context
+-- tier), as the providers published them; effective from 2025-01-01 for this catalog.
+insert into app.model_prices (provider, model, effective_from, input_usd_per_mtok, output_usd_per_mtok,
+                              cached_input_usd_per_mtok, source) values
+('openai', 'gpt-4o',            '2025-01-01', 2.50,  10.00, 1.25,  'openai.com/api/pricing'),
+('openai', 'gpt-4o-mini',       '2025-01-01', 0.15,  0.60,  0.075, 'openai.com/api/pricing'),
+('openai', 'gpt-4.1',           '2025-01-01', 2.00,  8.00,  0.50,  'openai.com/api/pricing'),
+('openai', 'gpt-4.1-mini',      '2025-01-01', 0.40,  1.60,  0.10,  'openai.com/api/pricing'),
+('openai', 'gpt-4.1-nano',      '2025-01-01', 0.10,  0.40,  0.025, 'openai.com/api/pricing'),
+('openai', 'o3',                '2025-01-01', 2.00,  8.00,  0.50,  'openai.com/api/pricing'),
+('openai', 'o4-mini',           '2025-01-01', 1.10,  4.40,  0.275, 'openai.com/api/pricing'),
+('openai', 'gpt-3.5-turbo',     '2025-01-01', 0.50,  1.50,  null,  'openai.com/api/pricing'),
+('openai', 'text-embedding-3-small', '2025-01-01', 0.02, 0, null,  'openai.com/api/pricing'),
+('openai', 'text-embedding-3-large', '2025-01-01', 0.13, 0, null,  'openai.com/api/pricing'),
+('anthropic', 'claude-opus-4',     '2025-01-01', 15.00, 75.00, 1.50, 'anthropic.com/pricing'),
+('anthropic', 'claude-sonnet-4',   '2025-01-01', 3.00,  15.00, 0.30, 'anthropic.com/pricing'),
+('anthropic', 'claude-3-7-sonnet', '2025-01-01', 3.00,  15.00, 0.30, 'anthropic.com/pricing'),
+('anthropic', 'claude-3-5-sonnet', '2025-01-01', 3.00,  15.00, 0.30, 'anthropic.com/pricing'),
+('anthropic', 'claude-3-5-haiku',  '2025-01-01', 0.80,  4.00,  0.08, 'anthropic.com/pricing'),
+('anthropic', 'claude-3-haiku',    '2025-01-01', 0.25,  1.25,  0.03, 'anthropic.com/pricing'),
+('anthropic', 'claude-3-opus',     '2025-01-01', 15.00, 75.00, 1.50, 'anthropic.com/pricing'),
+('google', 'gemini-2.5-pro',        '2025-01-01', 1.25,  10.00, 0.31,   'ai.google.dev/pricing'),
+('google', 'gemini-2.5-flash',      '2025-01-01', 0.30,  2.50,  0.075,  'ai.google.dev/pricing'),
+('google', 'gemini-2.0-flash',      '2025-01-01', 0.10,  0.40,  0.025,  'ai.google.dev/pricing'),
+('google', 'gemini-2.0-flash-lite', '2025-01-01', 0.075, 0.30,  null,   'ai.google.dev/pricing'),
+('google', 'gemini-1.5-pro',        '2025-01-01', 1.25,  5.00,  0.3125, 'ai.google.dev/pricing'),
+('google', 'gemini-1.5-flash',      '2025-01-01', 0.075, 0.30,  0.01875, 'ai.google.dev/pricing'),
+('mistral', 'mistral-large-latest',  '2025-01-01', 2.00, 6.00, null, 'mistral.ai/pricing'),
+('mistral', 'mistral-medium-latest', '2025-01-01', 0.40, 2.00, null, 'mistral.ai/pricing'),
+('mistral', 'mistral-small-latest',  '2025-01-01', 0.10, 0.30, null, 'mistral.ai/pricing'),
+('mistral', 'codestral-latest',      '2025-01-01', 0.30, 0.90, null, 'mistral.ai/pricing'),
+('mistral', 'open-mistral-nemo',     '2025-01-01', 0.15, 0.15, null, 'mistral.ai/pricing');
+
+-- A tenant's own prices (negotiated rates, self-hosted models) take precedence.
+create table app.tenant_model_prices (
+    tenant_id                 uuid not null references app.tenants (id) on delete cascade,
+    provider                  text not null,
+    model                     text not null,
+    effective_from            timestamptz not null,
+    input_usd_per_mtok        numeric(20, 10) not null,
+    output_usd_per_mtok       numeric(20, 10) not null,
+    cached_input_usd_per_mtok numeric(20, 10),
+    created_by                uuid,
+    created_at                timestamptz not null default now(),
+    constraint tenant_model_prices_pkey primary key (tenant_id, provider, model, effective_from),
+    constraint tenant_model_prices_provider_check check (provider ~ '^[a-z0-9][a-z0-9._-]{0,62}$'),
+    constraint tenant_model_prices_model_check check (length(model) between 1 and 200),
+    constraint tenant_model_prices_price_check check (input_usd_per_mtok >= 0 and output_usd_per_mtok >= 0
+                                                      and cached_input_usd_per_mtok >= 0)
+);
+
+alter table app.tenant_model_prices enable row level security;
+alter table app.tenant_model_prices force row level security;
+create policy tenant_model_prices_select on app.tenant_model_prices for select
+    to frontdesk_user, frontdesk_service
+    using (tenant_id = app.current_tenant() and app.is_tenant_staff());
+create policy tenant_model_prices_insert on app.tenant_model_prices for insert to frontdesk_user
+    with check (tenant_id = app.current_tenant() and app.is_tenant_admin());
+-- The message trigger (SECURITY DEFINER) looks prices up as the owner.
+create policy tenant_model_prices_owner on app.tenant_model_prices for select to frontdesk_owner
+    using (tenant_id = app.current_tenant());
+grant select on app.tenant_model_prices to frontdesk_user, frontdesk_service;
+grant insert on app.tenant_model_prices to frontdesk_user;
+grant select, insert, delete on app.tenant_model_prices to frontdesk_operator;
+
+-- The price of a model at a time: the tenant's own, else the catalog's; no row = unpriced.
+create function app.price_at(p_tenant uuid, p_provider text, p_model text, p_at timestamptz,
+                             out input_usd_per_mtok numeric, out output_usd_per_mtok numeric,
+                             out cached_input_usd_per_mtok numeric)
+    language sql stable
+    as $$
+    select p.input_usd_per_mtok, p.output_usd_per_mtok, p.cached_input_usd_per_mtok from (
+        (select t.input_usd_per_mtok, t.output_usd_per_mtok, t.cached_input_usd_per_mtok, 1 as rank
+         from app.tenant_model_prices t
+         where t.tenant_id = p_tenant and t.provider = p_provider and t.model = p_model
+           and t.effective_from <= p_at
+         order by t.effective_from desc limit 1)
+        union all
+        (select g.input_usd_per_mtok, g.output_usd_per_mtok, g.cached_input_usd_per_mtok, 2
+         from app.model_prices g
+         where g.provider = p_provider and g.model = p_model and g.effective_from <= p_at
+         order by g.effective_from desc limit 1)) p
+    order by p.rank limit 1
+$$;
+grant execute on function app.price_at(uuid, text, text, timestamptz)
+    to frontdesk_user, frontdesk_service, frontdesk_operator;
+
+-- ---------------------------------------------------------------------------------------
+-- Messages say where their cost came from.
+
+alter table app.messages add column cost_source text;
+alter table app.messages add constraint messages_cost_source_check
+    check (cost_source in ('provided', 'catalog', 'unpriced'));
+comment on column app.messages.cost_source is 'provided by the client, computed from the price catalog, or unpriced (tokens of a model without a price: costed 0)';
+
+-- ---------------------------------------------------------------------------------------
+-- Daily rollups.
+
+create table app.usage_daily (
+    tenant_id          uuid not null references app.tenants (id) on delete cascade,
+    id                 uuid not null,
+    day                date not null,
+    user_id            uuid,
+    assistant_id       uuid,
+    provider           text,
+    model              text,
+    request_count      bigint not null default 0,
+    message_count      bigint not null default 0,
+    user_messages      bigint not null default 0,
+    assistant_messages bigint not null default 0,
+    prompt_tokens      bigint not null default 0,
+    completion_tokens  bigint not null default 0,
+    total_tokens       bigint generated always as (prompt_tokens + completion_tokens) stored,
+    cost_usd           numeric(24, 10) not null default 0,
+    unpriced_count     bigint not null default 0,
+    latency_ms_sum     bigint not null default 0,
+    latency_count      bigint not null default 0,
+    first_at           timestamptz not null,
+    last_at            timestamptz not null,
+    constraint usage_daily_pkey primary key (tenant_id, id),
+    constraint usage_daily_key unique nulls not distinct (tenant_id, day, user_id, assistant_id, provider, model),
+    constraint usage_daily_counts_check check (request_count >= 0 and message_count >= 0 and prompt_tokens >= 0
+                                               and completion_tokens >= 0 and cost_usd >= 0)
+);
+comment on table app.usage_daily is 'per tenant, day (tenant time zone), user, assistant, provider, model: kept in the same statement as each message';
+comment on column app.usage_daily.request_count is 'LLM calls: messages with tokens or a cost';
+comment on column app.usage_daily.user_id is 'the conversation''s owner (null for contacts'' conversations)';
+
+alter table app.usage_daily enable row level security;
+alter table app.usage_daily force row level security;
+create policy usage_daily_select on app.usage_daily for select to frontdesk_user, frontdesk_service
+    using (tenant_id = app.current_tenant()
+           and (app.is_tenant_staff() or user_id = app.current_user_id()));
+create policy usage_daily_owner on app.usage_daily for all to frontdesk_owner
+    using (tenant_id = app.current_tenant()) with check (tenant_id = app.current_tenant());
+grant select on app.usage_daily to frontdesk_user, frontdesk_service;
+grant select, insert, update, delete on app.usage_daily to frontdesk_operator;
+
+-- ---------------------------------------------------------------------------------------
+-- The message trigger, now costing from the catalog and keeping the rollup.
+
+create or replace function app.messages_before_insert() returns trigger
+    language plpgsql security definer
+    set search_path = pg_catalog
+    as $$
+declare
+    price_in numeric;
+    price_out numeric;
+    assistant uuid;
+    zone text;
+    llm boolean;
+begin
+    new.provider := lower(new.provider);
+    if new.cost_usd is not null then
+        new.cost_source := 'provided';
+    elsif coalesce(new.prompt_tokens, new.completion_tokens) is not null then
+        if new.model is not null then
+            select p.input_usd_per_mtok, p.output_usd_per_mtok into price_in, price_out
+              from app.price_at(new.tenant_id, coalesce(new.provider, ''), new.model, new.created_at) p;
+        end if;
+        if price_in is null then
+            new.cost_usd := 0;
+            new.cost_source := 'unpriced';
+        else
+            new.cost_usd := round((coalesce(new.prompt_tokens, 0) * price_in
+                                   + coalesce(new.completion_tokens, 0) * price_out) / 1000000, 10);
+            new.cost_source := 'catalog';
+        end if;
+    else
+        new.cost_source := null;
+    end if;
+    -- As the owner: only the transaction's tenant is reachable (conversations_owner), and
+    -- the caller's own visibility is checked here, as the select policy would.
+    update app.conversations c
+       set message_count = c.message_count + 1,
+           prompt_tokens = c.prompt_tokens + coalesce(new.prompt_tokens, 0),
+           completion_tokens = c.completion_tokens + coalesce(new.completion_tokens, 0),
+           cost_usd = c.cost_usd + coalesce(new.cost_usd, 0),
+           last_activity_at = greatest(c.last_activity_at, new.created_at)
+      from app.tenants t
+     where c.tenant_id = new.tenant_id and c.id = new.conversation_id and t.id = c.tenant_id
+       and (app.is_tenant_staff() or c.user_id = app.current_user_id()
+            or current_setting('role') = 'frontdesk_operator')
+    returning c.user_id, t.search_language, c.assistant_id, t.timezone
+         into new.owner_user_id, new.search_language, assistant, zone;
+    if not found then
+        raise exception 'no conversation %', new.conversation_id
+            using errcode = 'foreign_key_violation', constraint = 'messages_conversation_id_fkey',
+                  table = 'messages', schema = 'app';
+    end if;
+    new.redacted_at := null;
+    new.redacted_by := null;
+    llm := new.cost_source is not null;
+    insert into app.usage_daily as u (tenant_id, id, day, user_id, assistant_id, provider, model,
+                                      request_count, message_count, user_messages, assistant_messages,
+                                      prompt_tokens, completion_tokens, cost_usd, unpriced_count,
+                                      latency_ms_sum, latency_count, first_at, last_at)
+    values (new.tenant_id, app.uuid_v7(), (new.created_at at time zone zone)::date, new.owner_user_id,
+            assistant, new.provider, new.model, llm::int, 1, (new.role = 'user')::int,
+            (new.role = 'assistant')::int, coalesce(new.prompt_tokens, 0), coalesce(new.completion_tokens, 0),
+            coalesce(new.cost_usd, 0), coalesce(new.cost_source = 'unpriced', false)::int, coalesce(new.latency_ms, 0),
+            (new.latency_ms is not null)::int, new.created_at, new.created_at)
+    on conflict on constraint usage_daily_key do update
+       set request_count = u.request_count + excluded.request_count,
+           message_count = u.message_count + 1,
+           user_messages = u.user_messages + excluded.user_messages,
+           assistant_messages = u.assistant_messages + excluded.assistant_messages,
+           prompt_tokens = u.prompt_tokens + excluded.prompt_tokens,
+           completion_tokens = u.completion_tokens + excluded.completion_tokens,
+           cost_usd = u.cost_usd + excluded.cost_usd,
+           unpriced_count = u.unpriced_count + excluded.unpriced_count,
+           latency_ms_sum = u.latency_ms_sum + excluded.latency_ms_sum,
+           latency_count = u.latency_count + excluded.latency_count,
+           first_at = least(u.first_at, excluded.first_at),
+           last_at = greatest(u.last_at, excluded.last_at);
+    perform app.emit_event(new.tenant_id, 'message.created', new.id, jsonb_build_object(
+        'id', new.id, 'conversation_id', new.conversation_id, 'role', new.role,
+        'content_length', length(new.content),
+        'prompt_tokens', new.prompt_tokens, 'completion_tokens', new.completion_tokens,
+        'total_tokens', coalesce(new.prompt_tokens, 0) + coalesce(new.completion_tokens, 0),
+        'model', new.model, 'provider', new.provider, 'cost_usd', trim_scale(new.cost_usd)::text,
+        'cost_source', new.cost_source, 'latency_ms', new.latency_ms,
+        'action_taken', new.action_taken, 'metadata', new.metadata, 'created_at', new.created_at));
+    return new;
+end
+$$;
