@@ -36,6 +36,10 @@ begin
 end
 $$;
 
+drop table app.usage_events;
+drop function app.usage_events_before_insert();
+drop function app.add_usage(uuid, timestamptz, text, uuid, uuid, text, text, boolean, int, int, int,
+                            bigint, bigint, numeric, boolean, int);
 drop table app.usage_daily;
 alter table app.messages drop column cost_source;
 drop function app.price_at(uuid, text, text, timestamptz);

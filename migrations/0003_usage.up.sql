@@ -169,6 +169,41 @@ create policy usage_daily_owner on app.usage_daily for all to frontdesk_owner
 grant select on app.usage_daily to frontdesk_user, frontdesk_service;
 grant select, insert, update, delete on app.usage_daily to frontdesk_operator;
 
+-- Add one fact (a message or a usage event) to its rollup row. Called by the SECURITY
+-- DEFINER triggers of messages and usage events, as the owner (usage_daily_owner).
+create function app.add_usage(p_tenant uuid, p_at timestamptz, p_zone text, p_user uuid,
+                              p_assistant uuid, p_provider text, p_model text, p_request boolean,
+                              p_messages int, p_user_messages int, p_assistant_messages int,
+                              p_prompt bigint, p_completion bigint, p_cost numeric,
+                              p_unpriced boolean, p_latency_ms int) returns void
+    language sql volatile
+    as $$
+    insert into app.usage_daily as u (tenant_id, id, day, user_id, assistant_id, provider, model,
+                                      request_count, message_count, user_messages, assistant_messages,
+                                      prompt_tokens, completion_tokens, cost_usd, unpriced_count,
+                                      latency_ms_sum, latency_count, first_at, last_at)
+    values (p_tenant, app.uuid_v7(), (p_at at time zone p_zone)::date, p_user, p_assistant,
+            p_provider, p_model, p_request::int, p_messages, p_user_messages, p_assistant_messages,
+            coalesce(p_prompt, 0), coalesce(p_completion, 0), coalesce(p_cost, 0),
+            coalesce(p_unpriced, false)::int, coalesce(p_latency_ms, 0),
+            (p_latency_ms is not null)::int, p_at, p_at)
+    on conflict on constraint usage_daily_key do update
+       set request_count = u.request_count + excluded.request_count,
+           message_count = u.message_count + excluded.message_count,
+           user_messages = u.user_messages + excluded.user_messages,
+           assistant_messages = u.assistant_messages + excluded.assistant_messages,
+           prompt_tokens = u.prompt_tokens + excluded.prompt_tokens,
+           completion_tokens = u.completion_tokens + excluded.completion_tokens,
+           cost_usd = u.cost_usd + excluded.cost_usd,
+           unpriced_count = u.unpriced_count + excluded.unpriced_count,
+           latency_ms_sum = u.latency_ms_sum + excluded.latency_ms_sum,
+           latency_count = u.latency_count + excluded.latency_count,
+           first_at = least(u.first_at, excluded.first_at),
+           last_at = greatest(u.last_at, excluded.last_at)
+$$;
+revoke execute on function app.add_usage(uuid, timestamptz, text, uuid, uuid, text, text, boolean, int,
+                                         int, int, bigint, bigint, numeric, boolean, int) from public;
+
 -- ---------------------------------------------------------------------------------------
 -- The message trigger, now costing from the catalog and keeping the rollup.
 
@@ -181,7 +216,6 @@ declare
     price_out numeric;
     assistant uuid;
     zone text;
-    llm boolean;
 begin
     new.provider := lower(new.provider);
     if new.cost_usd is not null then
@@ -223,29 +257,11 @@ begin
     end if;
     new.redacted_at := null;
     new.redacted_by := null;
-    llm := new.cost_source is not null;
-    insert into app.usage_daily as u (tenant_id, id, day, user_id, assistant_id, provider, model,
-                                      request_count, message_count, user_messages, assistant_messages,
-                                      prompt_tokens, completion_tokens, cost_usd, unpriced_count,
-                                      latency_ms_sum, latency_count, first_at, last_at)
-    values (new.tenant_id, app.uuid_v7(), (new.created_at at time zone zone)::date, new.owner_user_id,
-            assistant, new.provider, new.model, llm::int, 1, (new.role = 'user')::int,
-            (new.role = 'assistant')::int, coalesce(new.prompt_tokens, 0), coalesce(new.completion_tokens, 0),
-            coalesce(new.cost_usd, 0), coalesce(new.cost_source = 'unpriced', false)::int, coalesce(new.latency_ms, 0),
-            (new.latency_ms is not null)::int, new.created_at, new.created_at)
-    on conflict on constraint usage_daily_key do update
-       set request_count = u.request_count + excluded.request_count,
-           message_count = u.message_count + 1,
-           user_messages = u.user_messages + excluded.user_messages,
-           assistant_messages = u.assistant_messages + excluded.assistant_messages,
-           prompt_tokens = u.prompt_tokens + excluded.prompt_tokens,
-           completion_tokens = u.completion_tokens + excluded.completion_tokens,
-           cost_usd = u.cost_usd + excluded.cost_usd,
-           unpriced_count = u.unpriced_count + excluded.unpriced_count,
-           latency_ms_sum = u.latency_ms_sum + excluded.latency_ms_sum,
-           latency_count = u.latency_count + excluded.latency_count,
-           first_at = least(u.first_at, excluded.first_at),
-           last_at = greatest(u.last_at, excluded.last_at);
+    perform app.add_usage(new.tenant_id, new.created_at, zone, new.owner_user_id, assistant,
+                          new.provider, new.model, new.cost_source is not null, 1,
+                          (new.role = 'user')::int, (new.role = 'assistant')::int,
+                          new.prompt_tokens, new.completion_tokens, new.cost_usd,
+                          new.cost_source = 'unpriced', new.latency_ms);
     perform app.emit_event(new.tenant_id, 'message.created', new.id, jsonb_build_object(
         'id', new.id, 'conversation_id', new.conversation_id, 'role', new.role,
         'content_length', length(new.content),
@@ -257,3 +273,105 @@ begin
     return new;
 end
 $$;
+
+-- ---------------------------------------------------------------------------------------
+-- Usage events: usage not tied to a message (embeddings, voice minutes, tool calls), by
+-- tokens (costed like messages) or by unit and quantity with a unit price. Append-only;
+-- each is added to its rollup by its insert trigger, in the same statement.
+
+create table app.usage_events (
+    tenant_id       uuid not null references app.tenants (id) on delete cascade,
+    id              uuid not null,
+    user_id         uuid,
+    assistant_id    uuid,
+    conversation_id uuid,
+    provider        text,
+    model           text,
+    prompt_tokens   integer,
+    completion_tokens integer,
+    unit            text,
+    quantity        numeric(20, 6),
+    unit_price_usd  numeric(20, 10),
+    cost_usd        numeric(20, 10),
+    cost_source     text,
+    metadata        jsonb not null default '{}',
+    actor_user_id   uuid,
+    actor_key_id    uuid,
+    created_at      timestamptz not null default now(),
+    constraint usage_events_pkey primary key (tenant_id, id),
+    constraint usage_events_user_id_fkey foreign key (tenant_id, user_id)
+        references app.memberships (tenant_id, user_id) on delete set null (user_id),
+    constraint usage_events_assistant_id_fkey foreign key (tenant_id, assistant_id)
+        references app.assistants (tenant_id, id) on delete set null (assistant_id),
+    constraint usage_events_conversation_id_fkey foreign key (tenant_id, conversation_id)
+        references app.conversations (tenant_id, id) on delete set null (conversation_id),
+    constraint usage_events_what_check check ((prompt_tokens is not null or completion_tokens is not null)
+                                             <> (unit is not null)),
+    constraint usage_events_tokens_check check (prompt_tokens >= 0 and completion_tokens >= 0),
+    constraint usage_events_unit_check check (unit ~ '^[a-z][a-z0-9_]{0,31}$'),
+    constraint usage_events_quantity_check check ((unit is null) = (quantity is null) and quantity >= 0),
+    constraint usage_events_unit_price_check check (unit_price_usd >= 0 and (unit_price_usd is null or unit is not null)),
+    constraint usage_events_cost_check check (cost_usd >= 0),
+    constraint usage_events_cost_source_check check (cost_source in ('provided', 'catalog', 'unpriced')),
+    constraint usage_events_provider_check check (provider ~ '^[a-z0-9][a-z0-9._-]{0,62}$'),
+    constraint usage_events_model_check check (length(model) between 1 and 200),
+    constraint usage_events_metadata_check check (jsonb_typeof(metadata) = 'object')
+);
+comment on table app.usage_events is 'usage not tied to a message; append-only';
+create index usage_events_user_idx on app.usage_events (tenant_id, user_id) where user_id is not null;
+create index usage_events_assistant_idx on app.usage_events (tenant_id, assistant_id) where assistant_id is not null;
+create index usage_events_conversation_idx on app.usage_events (tenant_id, conversation_id) where conversation_id is not null;
+
+create function app.usage_events_before_insert() returns trigger
+    language plpgsql security definer
+    set search_path = pg_catalog
+    as $$
+declare
+    price_in numeric;
+    price_out numeric;
+    zone text;
+begin
+    new.provider := lower(new.provider);
+    new.actor_user_id := app.current_user_id();
+    new.actor_key_id := app.current_key_id();
+    if new.cost_usd is not null then
+        new.cost_source := 'provided';
+    elsif new.unit is not null then
+        new.cost_usd := case when new.unit_price_usd is null then 0
+                             else round(new.quantity * new.unit_price_usd, 10) end;
+        new.cost_source := case when new.unit_price_usd is null then 'unpriced' else 'provided' end;
+    else
+        if new.model is not null then
+            select p.input_usd_per_mtok, p.output_usd_per_mtok into price_in, price_out
+              from app.price_at(new.tenant_id, coalesce(new.provider, ''), new.model, new.created_at) p;
+        end if;
+        if price_in is null then
+            new.cost_usd := 0;
+            new.cost_source := 'unpriced';
+        else
+            new.cost_usd := round((coalesce(new.prompt_tokens, 0) * price_in
+                                   + coalesce(new.completion_tokens, 0) * price_out) / 1000000, 10);
+            new.cost_source := 'catalog';
+        end if;
+    end if;
+    select t.timezone into zone from app.tenants t where t.id = new.tenant_id;
+    perform app.add_usage(new.tenant_id, new.created_at, zone, new.user_id, new.assistant_id,
+                          new.provider, new.model, true, 0, 0, 0, new.prompt_tokens,
+                          new.completion_tokens, new.cost_usd, new.cost_source = 'unpriced', null);
+    return new;
+end
+$$;
+create trigger usage_events_before_insert before insert on app.usage_events
+    for each row execute function app.usage_events_before_insert();
+create trigger usage_events_append_only before update or delete on app.usage_events
+    for each row execute function app.refuse_change();
+
+alter table app.usage_events enable row level security;
+alter table app.usage_events force row level security;
+create policy usage_events_select on app.usage_events for select to frontdesk_user, frontdesk_service
+    using (tenant_id = app.current_tenant()
+           and (app.is_tenant_staff() or user_id = app.current_user_id()));
+create policy usage_events_insert on app.usage_events for insert to frontdesk_user, frontdesk_service
+    with check (tenant_id = app.current_tenant() and app.is_tenant_staff() and app.can_write());
+grant select, insert on app.usage_events to frontdesk_user, frontdesk_service;
+grant select, insert, update, delete on app.usage_events to frontdesk_operator;

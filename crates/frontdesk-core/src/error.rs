@@ -226,6 +226,18 @@ const CONSTRAINTS: &[(&str, Meaning)] = &[
         ),
     ),
     (
+        "usage_events_user_id_fkey",
+        Meaning::Field("user_id", "must be a member of this tenant"),
+    ),
+    (
+        "usage_events_assistant_id_fkey",
+        Meaning::Field("assistant_id", "no such assistant in this tenant"),
+    ),
+    (
+        "usage_events_conversation_id_fkey",
+        Meaning::Field("conversation_id", "no such conversation in this tenant"),
+    ),
+    (
         "feedback_rating_check",
         Meaning::Field("rating", "must be 1 or -1"),
     ),

@@ -140,3 +140,234 @@ pub async fn monthly(tx: &mut Tx, tenant: Uuid, span: &Span) -> Result<Vec<Usage
         .await?;
     Ok(rows.iter().map(Usage::from_row).collect())
 }
+
+/// Usage not tied to a message, as recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageEvent {
+    pub id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub assistant_id: Option<Uuid>,
+    pub conversation_id: Option<Uuid>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub prompt_tokens: Option<i32>,
+    pub completion_tokens: Option<i32>,
+    pub unit: Option<String>,
+    #[schema(value_type = Option<String>, example = "3.5")]
+    pub quantity: Option<Decimal>,
+    #[schema(value_type = Option<String>, example = "0.02")]
+    pub unit_price_usd: Option<Decimal>,
+    #[schema(value_type = String, example = "0.07")]
+    pub cost_usd: Decimal,
+    /// provided (given, or unit price × quantity), catalog, or unpriced (costed 0).
+    pub cost_source: String,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+const EVENT_COLUMNS: &str = "id, user_id, assistant_id, conversation_id, provider, model, prompt_tokens, \
+    completion_tokens, unit, quantity, unit_price_usd, cost_usd, cost_source, metadata, created_at";
+
+impl UsageEvent {
+    fn from_row(row: &Row) -> Self {
+        let normal = |d: Option<Decimal>| d.map(|d| d.normalize());
+        Self {
+            id: row.get(0),
+            user_id: row.get(1),
+            assistant_id: row.get(2),
+            conversation_id: row.get(3),
+            provider: row.get(4),
+            model: row.get(5),
+            prompt_tokens: row.get(6),
+            completion_tokens: row.get(7),
+            unit: row.get(8),
+            quantity: normal(row.get(9)),
+            unit_price_usd: normal(row.get(10)),
+            cost_usd: row.get::<_, Decimal>(11).normalize(),
+            cost_source: row.get(12),
+            metadata: row.get(13),
+            created_at: row.get(14),
+        }
+    }
+}
+
+/// `POST …/usage`: tokens of a model (costed from the catalog unless `cost_usd` is given),
+/// or a `unit` and `quantity` with an optional `unit_price_usd`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"provider": "openai", "model": "text-embedding-3-small", "prompt_tokens": 5000}))]
+pub struct NewUsageEvent {
+    pub user_id: Option<Uuid>,
+    pub assistant_id: Option<Uuid>,
+    pub conversation_id: Option<Uuid>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    /// e.g. `minute`, `call`, `image`: 1–32 lower-case letters, digits, underscores.
+    pub unit: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub quantity: Option<Decimal>,
+    #[schema(value_type = Option<String>)]
+    pub unit_price_usd: Option<Decimal>,
+    /// Wins over any computed cost.
+    #[schema(value_type = Option<String>)]
+    pub cost_usd: Option<Decimal>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+fn money(errors: &mut Vec<crate::FieldError>, name: &str, v: Option<Decimal>, scale: u32) {
+    if let Some(v) = v
+        && (v.is_sign_negative() || v.scale() > scale || v >= Decimal::from(10_000_000_000i64))
+    {
+        errors.push(crate::FieldError::new(
+            name,
+            format!("must be a non-negative decimal below 10000000000 with at most {scale} decimal places"),
+        ));
+    }
+}
+
+impl NewUsageEvent {
+    pub fn check(&self) -> Result<(), CoreError> {
+        use crate::FieldError;
+        let mut errors = Vec::new();
+        let tokens = self.prompt_tokens.is_some() || self.completion_tokens.is_some();
+        match (tokens, &self.unit) {
+            (true, Some(_)) => {
+                errors.push(FieldError::new("unit", "give tokens or a unit, not both"))
+            }
+            (false, None) => errors.push(FieldError::new(
+                "prompt_tokens",
+                "give tokens, or a unit and quantity",
+            )),
+            (false, Some(unit)) => {
+                let b = unit.as_bytes();
+                if b.is_empty()
+                    || b.len() > 32
+                    || !b[0].is_ascii_lowercase()
+                    || !b
+                        .iter()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+                {
+                    errors.push(FieldError::new(
+                        "unit",
+                        "must be 1 to 32 lower-case letters, digits and underscores",
+                    ));
+                }
+                if self.quantity.is_none() {
+                    errors.push(FieldError::new("quantity", "is required with a unit"));
+                }
+            }
+            (true, None) => {
+                if self.quantity.is_some() || self.unit_price_usd.is_some() {
+                    errors.push(FieldError::new("quantity", "goes with a unit"));
+                }
+            }
+        }
+        for (name, n) in [
+            ("prompt_tokens", self.prompt_tokens),
+            ("completion_tokens", self.completion_tokens),
+        ] {
+            if n.is_some_and(|n| !(0..=i64::from(i32::MAX)).contains(&n)) {
+                errors.push(FieldError::new(
+                    name,
+                    format!("must be between 0 and {}", i32::MAX),
+                ));
+            }
+        }
+        money(&mut errors, "quantity", self.quantity, 6);
+        money(&mut errors, "unit_price_usd", self.unit_price_usd, 10);
+        money(&mut errors, "cost_usd", self.cost_usd, 10);
+        if let Some(p) = &self.provider {
+            let b = p.to_ascii_lowercase();
+            let b = b.as_bytes();
+            if b.is_empty()
+                || b.len() > 63
+                || !b[0].is_ascii_alphanumeric()
+                || !b.iter().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+                })
+            {
+                errors.push(FieldError::new(
+                    "provider",
+                    "must be 1 to 63 letters, digits, dots, underscores or hyphens",
+                ));
+            }
+        }
+        if self
+            .model
+            .as_ref()
+            .is_some_and(|m| m.trim().is_empty() || m.chars().count() > 200)
+        {
+            errors.push(FieldError::new(
+                "model",
+                "must be 1 to 200 characters, not blank",
+            ));
+        }
+        if self.metadata.as_ref().is_some_and(|m| !m.is_object()) {
+            errors.push(FieldError::new("metadata", "must be an object"));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(CoreError::Invalid(errors))
+        }
+    }
+}
+
+/// Record a usage event; its rollup moves in the same statement.
+pub async fn record(tx: &mut Tx, tenant: Uuid, e: &NewUsageEvent) -> Result<UsageEvent, CoreError> {
+    let metadata = e.metadata.clone().unwrap_or_else(|| serde_json::json!({}));
+    let row = tx
+        .query_one(
+            &format!(
+                "insert into app.usage_events (tenant_id, id, user_id, assistant_id, conversation_id, provider,
+                     model, prompt_tokens, completion_tokens, unit, quantity, unit_price_usd, cost_usd, metadata)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 returning {EVENT_COLUMNS}"
+            ),
+            &[
+                &tenant,
+                &Uuid::now_v7(),
+                &e.user_id,
+                &e.assistant_id,
+                &e.conversation_id,
+                &e.provider,
+                &e.model,
+                &e.prompt_tokens.map(|n| n as i32),
+                &e.completion_tokens.map(|n| n as i32),
+                &e.unit,
+                &e.quantity,
+                &e.unit_price_usd,
+                &e.cost_usd,
+                &metadata,
+            ],
+        )
+        .await?;
+    Ok(UsageEvent::from_row(&row))
+}
+
+/// The tenant's usage events, newest first (a member: their own).
+pub async fn events(
+    tx: &mut Tx,
+    tenant: Uuid,
+    page: &crate::page::Page<Uuid>,
+) -> Result<crate::page::Paged<UsageEvent>, CoreError> {
+    tx.commit_with_next();
+    let rows = tx
+        .query(
+            &format!(
+                "select {EVENT_COLUMNS} from app.usage_events
+                 where tenant_id = $1 and ($2::uuid is null or id < $2) order by id desc limit $3"
+            ),
+            &[&tenant, &page.after, &(page.limit + 1)],
+        )
+        .await?;
+    Ok(crate::page::Paged::from_rows(
+        rows.iter().map(UsageEvent::from_row).collect(),
+        page.limit,
+        |e: &UsageEvent| e.id,
+    ))
+}

@@ -194,6 +194,8 @@ pub fn api() -> Api {
     .route(Operator, routes!(prices::add_to_catalog))
     .route(TenantRead, routes!(prices::list))
     .route(TenantAdmin, routes!(prices::add))
+    .route(TenantWrite, routes!(usage::record))
+    .route(TenantRead, routes!(usage::events))
     .route(TenantRead, routes!(usage::daily))
     .route(TenantRead, routes!(usage::today))
     .route(TenantRead, routes!(usage::monthly))

@@ -166,6 +166,15 @@ pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
         )
         .await;
     assert_eq!(rated.status, 201, "feedback: {}", rated.text);
+    let usage = app
+        .post(
+            &format!("{base}/usage"),
+            &full_key,
+            json!({"provider": "openai", "model": "text-embedding-3-small", "prompt_tokens": 5000,
+                   "assistant_id": assistant, "conversation_id": conversation}),
+        )
+        .await;
+    assert_eq!(usage.status, 201, "record usage: {}", usage.text);
     let member_conversation = created(
         app.post(
             &format!("{base}/conversations"),

@@ -195,16 +195,24 @@ async fn rollups_equal_the_messages_under_parallel_writes_through_two_servers() 
     let admin = app.db.admin().await;
     let mismatches: i64 = admin
         .query_one(
-            "with m as (
-                 select m.tenant_id, (m.created_at at time zone t.timezone)::date as day, m.owner_user_id as user_id,
-                        c.assistant_id, m.provider, m.model,
-                        count(*) filter (where m.cost_source is not null) as request_count, count(*) as message_count,
-                        coalesce(sum(m.prompt_tokens), 0) as prompt_tokens,
-                        coalesce(sum(m.completion_tokens), 0) as completion_tokens,
-                        coalesce(sum(m.cost_usd), 0) as cost_usd
+            "with facts as (
+                 select m.tenant_id, m.created_at, m.owner_user_id as user_id, c.assistant_id, m.provider, m.model,
+                        (m.cost_source is not null)::int as requests, 1 as messages,
+                        coalesce(m.prompt_tokens, 0) as prompt_tokens, coalesce(m.completion_tokens, 0) as completion_tokens,
+                        coalesce(m.cost_usd, 0) as cost_usd
                  from app.messages m join app.conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
-                 join app.tenants t on t.id = m.tenant_id
-                 where m.tenant_id = $1 group by 1, 2, 3, 4, 5, 6)
+                 union all
+                 select e.tenant_id, e.created_at, e.user_id, e.assistant_id, e.provider, e.model, 1, 0,
+                        coalesce(e.prompt_tokens, 0), coalesce(e.completion_tokens, 0), e.cost_usd
+                 from app.usage_events e),
+             m as (
+                 select f.tenant_id, (f.created_at at time zone t.timezone)::date as day, f.user_id,
+                        f.assistant_id, f.provider, f.model,
+                        sum(f.requests) as request_count, sum(f.messages) as message_count,
+                        sum(f.prompt_tokens) as prompt_tokens, sum(f.completion_tokens) as completion_tokens,
+                        sum(f.cost_usd) as cost_usd
+                 from facts f join app.tenants t on t.id = f.tenant_id
+                 where f.tenant_id = $1 group by 1, 2, 3, 4, 5, 6)
              select count(*) from m full join app.usage_daily u
                on u.tenant_id = m.tenant_id and u.day = m.day and u.user_id is not distinct from m.user_id
               and u.assistant_id is not distinct from m.assistant_id and u.provider is not distinct from m.provider
@@ -236,7 +244,8 @@ async fn rollups_equal_the_messages_under_parallel_writes_through_two_servers() 
     );
     let stored: Decimal = admin
         .query_one(
-            "select sum(cost_usd) from app.messages where tenant_id = $1",
+            "select (select sum(cost_usd) from app.messages where tenant_id = $1)
+                     + (select coalesce(sum(cost_usd), 0) from app.usage_events where tenant_id = $1)",
             &[&t.id],
         )
         .await
@@ -263,5 +272,111 @@ async fn rollups_equal_the_messages_under_parallel_writes_through_two_servers() 
             .await
             .status,
         422
+    );
+}
+
+#[tokio::test]
+async fn usage_events_are_costed_rolled_up_and_idempotent() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    let other = seed_tenant(&app, "other").await;
+    let before = app
+        .get("/v1/tenants/acme/usage/today", &t.owner_token)
+        .await
+        .body;
+    let minutes = app
+        .post_idempotent("/v1/tenants/acme/usage", &t.full_key, "call-42",
+                         json!({"unit": "minute", "quantity": "3.5", "unit_price_usd": "0.02", "assistant_id": t.assistant}))
+        .await;
+    assert_eq!(minutes.status, 201, "{}", minutes.text);
+    assert_eq!(decimal(&minutes.body["cost_usd"]), "0.07".parse().unwrap());
+    let replay = app
+        .post_idempotent("/v1/tenants/acme/usage", &t.full_key, "call-42",
+                         json!({"unit": "minute", "quantity": "3.5", "unit_price_usd": "0.02", "assistant_id": t.assistant}))
+        .await;
+    assert_eq!(replay.text, minutes.text);
+    let embedded = app
+        .post("/v1/tenants/acme/usage", &t.full_key,
+              json!({"provider": "openai", "model": "text-embedding-3-large", "prompt_tokens": 1_000_000}))
+        .await;
+    assert_eq!(decimal(&embedded.body["cost_usd"]), "0.13".parse().unwrap());
+    assert_eq!(embedded.body["cost_source"], "catalog");
+    let after = app
+        .get("/v1/tenants/acme/usage/today", &t.owner_token)
+        .await
+        .body;
+    assert_eq!(
+        after["request_count"].as_i64().unwrap() - before["request_count"].as_i64().unwrap(),
+        2
+    );
+    assert_eq!(
+        decimal(&after["cost_usd"]) - decimal(&before["cost_usd"]),
+        "0.2".parse().unwrap()
+    );
+    assert_eq!(
+        after["message_count"], before["message_count"],
+        "usage events are not messages"
+    );
+
+    for (body, field) in [
+        (json!({"unit": "minute"}), "quantity"),
+        (
+            json!({"prompt_tokens": 5, "unit": "minute", "quantity": "1"}),
+            "unit",
+        ),
+        (json!({}), "prompt_tokens"),
+        (json!({"prompt_tokens": -5}), "prompt_tokens"),
+        (json!({"unit": "Minutes!", "quantity": "1"}), "unit"),
+        (
+            json!({"prompt_tokens": 5, "assistant_id": other.assistant}),
+            "assistant_id",
+        ),
+        (
+            json!({"prompt_tokens": 5, "user_id": other.owner}),
+            "user_id",
+        ),
+    ] {
+        let r = app.post("/v1/tenants/acme/usage", &t.full_key, body).await;
+        assert_eq!(r.status, 422, "{field}: {}", r.text);
+        assert_eq!(r.error_fields(), [field], "{}", r.text);
+    }
+    // Members and read keys record none; B's key records nothing on A.
+    assert_eq!(
+        app.post(
+            "/v1/tenants/acme/usage",
+            &t.member_token,
+            json!({"prompt_tokens": 5})
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        app.post(
+            "/v1/tenants/acme/usage",
+            &t.read_key,
+            json!({"prompt_tokens": 5})
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        app.post(
+            "/v1/tenants/acme/usage",
+            &other.full_key,
+            json!({"prompt_tokens": 5})
+        )
+        .await
+        .status,
+        403
+    );
+    let listed = app
+        .get("/v1/tenants/acme/usage/events", &t.agent_token)
+        .await;
+    assert_eq!(
+        listed.body["data"].as_array().unwrap().len(),
+        3,
+        "the seeded one and two new"
     );
 }

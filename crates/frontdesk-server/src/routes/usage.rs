@@ -1,12 +1,49 @@
 //! `/v1/tenants/{tenant}/usage/…`: usage from the daily rollups.
 
-use frontdesk_core::usage::{self, Span, Usage};
+use axum::{http::StatusCode, response::Response};
+use frontdesk_core::{
+    page::{PageQuery, Paged},
+    usage::{self, NewUsageEvent, Span, Usage, UsageEvent},
+};
 
 use crate::{
     error::{ApiResult, Problem},
     extract::{QueryParams, TenantScope},
-    routes::TenantPath,
+    idempotency::{Creating, Statements},
+    routes::{IdempotencyHeader, TenantPath},
 };
+
+/// Record usage not tied to a message (embeddings, voice minutes, tool calls): tokens of a
+/// model, costed from the price catalog unless `cost_usd` is given, or a unit and quantity
+/// with a unit price. Staff and keys. It counts in the rollups at once.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/usage", tag = "usage",
+    params(TenantPath, IdempotencyHeader), request_body = NewUsageEvent,
+    responses((status = 201, body = UsageEvent), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn record(scope: TenantScope, new: Creating<NewUsageEvent>) -> ApiResult<Response> {
+    new.body.check()?;
+    scope
+        .create(
+            new.idempotency,
+            StatusCode::CREATED,
+            Statements::One,
+            async |tx| usage::record(tx, scope.tenant, &new.body).await,
+        )
+        .await
+}
+
+/// Recorded usage events, newest first (a member: their own).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/events", tag = "usage", params(TenantPath, PageQuery),
+    responses((status = 200, body = Paged<UsageEvent>)))]
+pub async fn events(
+    scope: TenantScope,
+    QueryParams(page): QueryParams<PageQuery>,
+) -> ApiResult<axum::Json<Paged<UsageEvent>>> {
+    let page = page.parse()?;
+    let mut tx = scope.begin().await?;
+    Ok(axum::Json(
+        usage::events(&mut tx, scope.tenant, &page).await?,
+    ))
+}
 
 /// Usage per day for the last `days` days (default 30), oldest first, in the tenant's
 /// time zone. Members see their own usage only.
