@@ -37,6 +37,11 @@ end
 $$;
 
 drop table app.usage_events;
+drop function app.note_limit_reached(text, timestamptz, jsonb);
+drop function app.charge_limits(uuid, text, integer, bigint, numeric, bigint, numeric);
+drop function app.charge_window(uuid, text, text, timestamptz, timestamptz, numeric, numeric, numeric);
+drop table app.limit_hits;
+drop table app.limit_counters;
 drop function app.usage_events_before_insert();
 drop function app.add_usage(uuid, timestamptz, text, uuid, uuid, text, text, boolean, int, int, int,
                             bigint, bigint, numeric, boolean, int);

@@ -205,6 +205,132 @@ revoke execute on function app.add_usage(uuid, timestamptz, text, uuid, uuid, te
                                          int, int, bigint, bigint, numeric, boolean, int) from public;
 
 -- ---------------------------------------------------------------------------------------
+-- Limits: rate_limit_per_minute (message and usage writes), daily_token_limit (tokens per
+-- day in the tenant's time zone), monthly_budget_usd (cost per calendar month, same zone).
+-- Each write adds itself to the counter row of each configured limit's current window
+-- with INSERT … ON CONFLICT DO UPDATE … RETURNING: the row lock makes concurrent writes of
+-- a tenant (from any number of servers) take turns, each sees the total including all
+-- committed before it, and a write that would pass the limit raises SQLSTATE FD429, which
+-- rolls back its whole transaction (counter increment included). A window's counter row
+-- starts from the rollups, so a limit set during a day or month counts what came before.
+
+create table app.limit_counters (
+    tenant_id    uuid not null references app.tenants (id) on delete cascade,
+    kind         text not null,
+    window_start timestamptz not null,
+    used         numeric(24, 10) not null,
+    constraint limit_counters_pkey primary key (tenant_id, kind, window_start),
+    constraint limit_counters_kind_check check (kind in ('minute', 'day', 'month'))
+);
+comment on table app.limit_counters is 'usage per limit window, kept only while the tenant has that limit; old windows are swept';
+
+alter table app.limit_counters enable row level security;
+alter table app.limit_counters force row level security;
+create policy limit_counters_select on app.limit_counters for select to frontdesk_user, frontdesk_service
+    using (tenant_id = app.current_tenant() and app.is_tenant_staff());
+create policy limit_counters_owner on app.limit_counters for all to frontdesk_owner
+    using (tenant_id = app.current_tenant()) with check (tenant_id = app.current_tenant());
+grant select on app.limit_counters to frontdesk_user, frontdesk_service;
+grant select, insert, update, delete on app.limit_counters to frontdesk_operator;
+
+-- The first time each limit is hit in its window (so usage.limit_reached is sent once).
+create table app.limit_hits (
+    tenant_id    uuid not null references app.tenants (id) on delete cascade,
+    limit_name   text not null,
+    window_start timestamptz not null,
+    created_at   timestamptz not null default now(),
+    constraint limit_hits_pkey primary key (tenant_id, limit_name, window_start),
+    constraint limit_hits_limit_name_check
+        check (limit_name in ('rate_limit_per_minute', 'daily_token_limit', 'monthly_budget_usd'))
+);
+alter table app.limit_hits enable row level security;
+alter table app.limit_hits force row level security;
+create policy limit_hits_select on app.limit_hits for select to frontdesk_user, frontdesk_service
+    using (tenant_id = app.current_tenant() and app.is_tenant_staff());
+create policy limit_hits_owner on app.limit_hits for all to frontdesk_owner
+    using (tenant_id = app.current_tenant()) with check (tenant_id = app.current_tenant());
+grant select on app.limit_hits to frontdesk_user, frontdesk_service;
+grant select, insert, update, delete on app.limit_hits to frontdesk_operator;
+
+-- Add `amount` to a window's counter and refuse (FD429) past `lim`. The detail carries
+-- what the server needs for its 429: the limit, what was used, the window's end.
+create function app.charge_window(p_tenant uuid, p_kind text, p_name text, p_start timestamptz,
+                                  p_end timestamptz, p_amount numeric, p_lim numeric,
+                                  p_initial numeric) returns void
+    language plpgsql volatile
+    as $$
+declare
+    total numeric;
+begin
+    insert into app.limit_counters as c (tenant_id, kind, window_start, used)
+    values (p_tenant, p_kind, p_start, p_initial + p_amount)
+    on conflict (tenant_id, kind, window_start) do update set used = c.used + excluded.used - p_initial
+    returning c.used into total;
+    if total > p_lim then
+        raise exception 'limit % reached', p_name
+            using errcode = 'FD429', constraint = p_name,
+                  detail = json_build_object('limit', trim_scale(p_lim)::text,
+                                             'used', trim_scale(total - p_amount)::text,
+                                             'window_start', p_start, 'resets_at', p_end)::text;
+    end if;
+end
+$$;
+
+-- Charge one write against the tenant's limits (run by the SECURITY DEFINER triggers).
+create function app.charge_limits(p_tenant uuid, p_zone text, p_rate integer, p_daily bigint,
+                                  p_budget numeric, p_tokens bigint, p_cost numeric) returns void
+    language plpgsql volatile
+    as $$
+declare
+    minute timestamptz := date_trunc('minute', now());
+    local_now timestamp := now() at time zone p_zone;
+    day_start timestamptz := date_trunc('day', local_now) at time zone p_zone;
+    month_start timestamptz := date_trunc('month', local_now) at time zone p_zone;
+begin
+    if p_rate is not null then
+        perform app.charge_window(p_tenant, 'minute', 'rate_limit_per_minute', minute,
+                                  minute + interval '1 minute', 1, p_rate, 0);
+    end if;
+    if p_daily is not null and p_tokens > 0 then
+        perform app.charge_window(p_tenant, 'day', 'daily_token_limit', day_start,
+            (date_trunc('day', local_now) + interval '1 day') at time zone p_zone, p_tokens, p_daily,
+            coalesce((select sum(u.total_tokens) from app.usage_daily u
+                      where u.tenant_id = p_tenant and u.day = local_now::date), 0));
+    end if;
+    if p_budget is not null and p_cost > 0 then
+        perform app.charge_window(p_tenant, 'month', 'monthly_budget_usd', month_start,
+            (date_trunc('month', local_now) + interval '1 month') at time zone p_zone, p_cost, p_budget,
+            coalesce((select sum(u.cost_usd) from app.usage_daily u
+                      where u.tenant_id = p_tenant and u.day >= date_trunc('month', local_now)::date
+                        and u.day < (date_trunc('month', local_now) + interval '1 month')::date), 0));
+    end if;
+end
+$$;
+revoke execute on function app.charge_window(uuid, text, text, timestamptz, timestamptz, numeric, numeric, numeric) from public;
+revoke execute on function app.charge_limits(uuid, text, integer, bigint, numeric, bigint, numeric) from public;
+
+-- Note that a limit was hit in its window, after the refused write rolled back (the
+-- server calls it in a transaction of its own); emits usage.limit_reached the first time.
+create function app.note_limit_reached(p_limit text, p_window timestamptz, p_detail jsonb) returns boolean
+    language plpgsql volatile security definer
+    set search_path = pg_catalog
+    as $$
+declare
+    t uuid := app.current_tenant();
+begin
+    insert into app.limit_hits (tenant_id, limit_name, window_start) values (t, p_limit, p_window)
+    on conflict do nothing;
+    if not found then
+        return false;
+    end if;
+    perform app.emit_event(t, 'usage.limit_reached', null, p_detail || jsonb_build_object('limit_name', p_limit));
+    return true;
+end
+$$;
+revoke execute on function app.note_limit_reached(text, timestamptz, jsonb) from public;
+grant execute on function app.note_limit_reached(text, timestamptz, jsonb) to frontdesk_user, frontdesk_service, frontdesk_operator;
+
+-- ---------------------------------------------------------------------------------------
 -- The message trigger, now costing from the catalog and keeping the rollup.
 
 create or replace function app.messages_before_insert() returns trigger
@@ -216,6 +342,9 @@ declare
     price_out numeric;
     assistant uuid;
     zone text;
+    rate integer;
+    daily bigint;
+    budget numeric;
 begin
     new.provider := lower(new.provider);
     if new.cost_usd is not null then
@@ -248,8 +377,9 @@ begin
      where c.tenant_id = new.tenant_id and c.id = new.conversation_id and t.id = c.tenant_id
        and (app.is_tenant_staff() or c.user_id = app.current_user_id()
             or current_setting('role') = 'frontdesk_operator')
-    returning c.user_id, t.search_language, c.assistant_id, t.timezone
-         into new.owner_user_id, new.search_language, assistant, zone;
+    returning c.user_id, t.search_language, c.assistant_id, t.timezone, t.rate_limit_per_minute,
+              t.daily_token_limit, t.monthly_budget_usd
+         into new.owner_user_id, new.search_language, assistant, zone, rate, daily, budget;
     if not found then
         raise exception 'no conversation %', new.conversation_id
             using errcode = 'foreign_key_violation', constraint = 'messages_conversation_id_fkey',
@@ -257,6 +387,11 @@ begin
     end if;
     new.redacted_at := null;
     new.redacted_by := null;
+    if rate is not null or daily is not null or budget is not null then
+        perform app.charge_limits(new.tenant_id, zone, rate, daily, budget,
+                                  coalesce(new.prompt_tokens, 0) + coalesce(new.completion_tokens, 0),
+                                  coalesce(new.cost_usd, 0));
+    end if;
     perform app.add_usage(new.tenant_id, new.created_at, zone, new.owner_user_id, assistant,
                           new.provider, new.model, new.cost_source is not null, 1,
                           (new.role = 'user')::int, (new.role = 'assistant')::int,
@@ -330,6 +465,9 @@ declare
     price_in numeric;
     price_out numeric;
     zone text;
+    rate integer;
+    daily bigint;
+    budget numeric;
 begin
     new.provider := lower(new.provider);
     new.actor_user_id := app.current_user_id();
@@ -354,7 +492,14 @@ begin
             new.cost_source := 'catalog';
         end if;
     end if;
-    select t.timezone into zone from app.tenants t where t.id = new.tenant_id;
+    select t.timezone, t.rate_limit_per_minute, t.daily_token_limit, t.monthly_budget_usd
+      into zone, rate, daily, budget
+      from app.tenants t where t.id = new.tenant_id;
+    if rate is not null or daily is not null or budget is not null then
+        perform app.charge_limits(new.tenant_id, zone, rate, daily, budget,
+                                  coalesce(new.prompt_tokens, 0) + coalesce(new.completion_tokens, 0),
+                                  new.cost_usd);
+    end if;
     perform app.add_usage(new.tenant_id, new.created_at, zone, new.user_id, new.assistant_id,
                           new.provider, new.model, true, 0, 0, 0, new.prompt_tokens,
                           new.completion_tokens, new.cost_usd, new.cost_source = 'unpriced', null);

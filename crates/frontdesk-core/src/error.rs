@@ -43,6 +43,10 @@ pub enum CoreError {
         from: String,
         allowed: Vec<String>,
     },
+    /// A write that would pass one of the tenant's limits (SQLSTATE FD429 from
+    /// `app.charge_limits`); nothing of it was stored.
+    #[error("limit reached: {}", .0.name)]
+    LimitReached(LimitReached),
     /// The database refused the request context (`app.assert_principal`).
     #[error("request context refused by the database")]
     ContextRefused,
@@ -55,6 +59,38 @@ pub enum CoreError {
 impl CoreError {
     pub fn invalid(field: &str, message: &str) -> Self {
         Self::Invalid(vec![FieldError::new(field, message)])
+    }
+}
+
+/// Which limit a write hit, and its window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitReached {
+    /// rate_limit_per_minute, daily_token_limit or monthly_budget_usd.
+    pub name: String,
+    /// The limit and what was used before this write, as decimal strings.
+    pub limit: String,
+    pub used: String,
+    pub window_start: chrono::DateTime<chrono::Utc>,
+    pub resets_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl LimitReached {
+    fn from_db(db: &tokio_postgres::error::DbError) -> Option<Self> {
+        #[derive(serde::Deserialize)]
+        struct Detail {
+            limit: String,
+            used: String,
+            window_start: chrono::DateTime<chrono::Utc>,
+            resets_at: chrono::DateTime<chrono::Utc>,
+        }
+        let detail: Detail = serde_json::from_str(db.detail()?).ok()?;
+        Some(Self {
+            name: db.constraint()?.to_owned(),
+            limit: detail.limit,
+            used: detail.used,
+            window_start: detail.window_start,
+            resets_at: detail.resets_at,
+        })
     }
 }
 
@@ -261,6 +297,11 @@ impl From<DbError> for CoreError {
             return Self::ContextRefused;
         }
         let code = db.code().code();
+        if code == "FD429"
+            && let Some(limit) = LimitReached::from_db(db)
+        {
+            return Self::LimitReached(limit);
+        }
         if code == "42501" {
             // A policy's WITH CHECK or a missing grant: the context may not do this.
             return Self::Forbidden("this change is not allowed for your role".into());

@@ -22,5 +22,5 @@ pub mod tenants;
 pub mod usage;
 pub mod users;
 
-pub use error::{CoreError, FieldError};
+pub use error::{CoreError, FieldError, LimitReached};
 pub use frontdesk_pg::{KeyScope, MemberRole, Principal, RequestContext, Tx};

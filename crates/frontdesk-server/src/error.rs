@@ -4,7 +4,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use frontdesk_core::{CoreError, FieldError};
+use frontdesk_core::{CoreError, FieldError, LimitReached};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -26,6 +26,16 @@ pub struct Problem {
     /// …and the states its flow allows from there.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_transitions: Option<Vec<String>>,
+    /// On 429: the limit reached (rate_limit_per_minute, daily_token_limit,
+    /// monthly_budget_usd), its value, what was used, and when its window ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resets_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +65,8 @@ pub enum ApiError {
     },
     #[error("request body too large")]
     PayloadTooLarge,
+    #[error("limit reached: {}", .0.name)]
+    LimitReached(LimitReached),
     #[error("unsupported media type")]
     UnsupportedMediaType,
     /// The database refused the request context: caches are stale; the request is retried.
@@ -104,6 +116,11 @@ impl ApiError {
                 "validation",
                 "Invalid request",
             ),
+            Self::LimitReached(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "limit-reached",
+                "Limit reached",
+            ),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
@@ -140,6 +157,10 @@ impl ApiError {
             Self::PayloadTooLarge => {
                 format!("request bodies are limited to {} bytes", crate::BODY_LIMIT)
             }
+            Self::LimitReached(l) => format!(
+                "this would pass the tenant's {} ({}; {} used); nothing was stored",
+                l.name, l.limit, l.used
+            ),
             Self::UnsupportedMediaType => "send JSON with Content-Type: application/json".into(),
             Self::ContextRefused => "your access to this tenant changed; try again".into(),
             Self::Unavailable(_) => "the database is not available; try again shortly".into(),
@@ -175,11 +196,22 @@ impl IntoResponse for ApiError {
             errors,
             current_state: None,
             allowed_transitions: None,
+            limit_name: None,
+            limit: None,
+            used: None,
+            resets_at: None,
         };
         let problem = match &self {
             Self::Transition { from, allowed, .. } => Problem {
                 current_state: Some(from.clone()),
                 allowed_transitions: Some(allowed.clone()),
+                ..problem
+            },
+            Self::LimitReached(l) => Problem {
+                limit_name: Some(l.name.clone()),
+                limit: Some(l.limit.clone()),
+                used: Some(l.used.clone()),
+                resets_at: Some(l.resets_at),
                 ..problem
             },
             _ => problem,
@@ -193,6 +225,20 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::LimitReached(l) = &self {
+            let seconds = (l.resets_at - chrono::Utc::now()).num_seconds().max(1);
+            let headers = response.headers_mut();
+            for (name, value) in [
+                ("retry-after", seconds.to_string()),
+                ("ratelimit-limit", l.limit.clone()),
+                ("ratelimit-remaining", "0".to_owned()),
+                ("ratelimit-reset", seconds.to_string()),
+            ] {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(name, value);
+                }
+            }
         }
         if matches!(self, Self::ContextRefused) {
             response.extensions_mut().insert(RefusedContext);
@@ -208,6 +254,7 @@ impl From<CoreError> for ApiError {
             CoreError::Forbidden(d) => Self::Forbidden(d),
             CoreError::Conflict { field, message } => Self::Conflict { field, message },
             CoreError::Invalid(errors) => Self::Validation(errors),
+            CoreError::LimitReached(l) => Self::LimitReached(l),
             CoreError::Transition {
                 message,
                 from,

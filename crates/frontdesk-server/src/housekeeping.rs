@@ -1,10 +1,10 @@
-//! Background upkeep run by `frontdesk serve`: today, deleting idempotency keys past
-//! their retention. Safe to run in every server process at once (the DELETE is idempotent).
+//! Background upkeep run by `frontdesk serve`: deleting idempotency keys past their
+//! retention and limit counters of long-past windows. Safe to run in every server process at once (the DELETE is idempotent).
 
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use frontdesk_core::{Principal, RequestContext, Tx, idempotency};
+use frontdesk_core::{Principal, RequestContext, Tx, idempotency, usage};
 
 /// How often expired idempotency keys are swept.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(600);
@@ -17,14 +17,17 @@ pub fn spawn(pool: Pool) -> tokio::task::JoinHandle<()> {
             tick.tick().await;
             match sweep(&pool).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "expired idempotency keys swept"),
-                Err(error) => tracing::warn!(%error, "sweeping idempotency keys failed"),
+                Ok(n) => tracing::info!(
+                    deleted = n,
+                    "expired idempotency keys and limit counters swept"
+                ),
+                Err(error) => tracing::warn!(%error, "sweeping failed"),
             }
         }
     })
 }
 
-/// Delete expired idempotency keys of every tenant, as the operator.
+/// Delete expired idempotency keys and old limit counters of every tenant, as the operator.
 pub async fn sweep(pool: &Pool) -> anyhow::Result<u64> {
     let context = RequestContext {
         tenant: None,
@@ -34,7 +37,10 @@ pub async fn sweep(pool: &Pool) -> anyhow::Result<u64> {
     let mut tx = Tx::begin(pool, &context).await?;
     let n = idempotency::sweep(&mut tx)
         .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?
+        + usage::sweep_counters(&mut tx)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     tx.commit().await?;
     Ok(n)
 }

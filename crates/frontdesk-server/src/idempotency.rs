@@ -101,6 +101,48 @@ impl TenantScope {
         statements: Statements,
         work: impl AsyncFnOnce(&mut Tx) -> Result<T, CoreError>,
     ) -> ApiResult<Response> {
+        match self
+            .create_inner(idempotency, status, statements, work)
+            .await
+        {
+            Err(ApiError::LimitReached(limit)) => {
+                self.note_limit_reached(&limit).await;
+                Err(ApiError::LimitReached(limit))
+            }
+            other => other,
+        }
+    }
+
+    /// Record that a limit was hit (the refused write rolled back): the first time in its
+    /// window this emits usage.limit_reached. Best effort: the 429 stands either way.
+    async fn note_limit_reached(&self, limit: &frontdesk_core::LimitReached) {
+        let detail = serde_json::json!({
+            "limit": limit.limit, "used": limit.used,
+            "window_start": limit.window_start, "resets_at": limit.resets_at,
+        });
+        let result = async {
+            let mut tx = self.begin().await?;
+            tx.execute(
+                "select app.note_limit_reached($1, $2, $3)",
+                &[&limit.name, &limit.window_start, &detail],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<_, ApiError>(())
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(?error, "recording a reached limit failed");
+        }
+    }
+
+    async fn create_inner<T: Serialize>(
+        &self,
+        idempotency: Option<IdempotencyKey>,
+        status: StatusCode,
+        statements: Statements,
+        work: impl AsyncFnOnce(&mut Tx) -> Result<T, CoreError>,
+    ) -> ApiResult<Response> {
         let mut tx = self.begin().await?;
         let Some(idem) = idempotency else {
             if statements == Statements::One {

@@ -199,6 +199,7 @@ pub fn api() -> Api {
     .route(TenantRead, routes!(usage::daily))
     .route(TenantRead, routes!(usage::today))
     .route(TenantRead, routes!(usage::monthly))
+    .route(TenantRead, routes!(usage::limits))
 }
 
 /// The route table, for tests and tools.

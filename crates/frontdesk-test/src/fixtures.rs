@@ -175,6 +175,27 @@ pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
         )
         .await;
     assert_eq!(usage.status, 201, "record usage: {}", usage.text);
+    // A limit's window counter, and a refusal (which records the limit as reached).
+    for (limit, expected) in [(json!(1_000_000), 201), (json!(1), 429), (Value::Null, 0)] {
+        let set = app
+            .patch(&base, &owner_token, json!({"daily_token_limit": limit}))
+            .await;
+        assert_eq!(set.status, 200, "set daily_token_limit: {}", set.text);
+        if expected != 0 {
+            let charged = app
+                .post(
+                    &format!("{base}/usage"),
+                    &full_key,
+                    json!({"prompt_tokens": 10}),
+                )
+                .await;
+            assert_eq!(
+                charged.status, expected,
+                "usage under a limit: {}",
+                charged.text
+            );
+        }
+    }
     let member_conversation = created(
         app.post(
             &format!("{base}/conversations"),

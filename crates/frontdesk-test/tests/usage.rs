@@ -376,7 +376,241 @@ async fn usage_events_are_costed_rolled_up_and_idempotent() {
         .await;
     assert_eq!(
         listed.body["data"].as_array().unwrap().len(),
-        3,
-        "the seeded one and two new"
+        4,
+        "the seeded two and two new"
     );
+}
+
+async fn today_tokens(admin: &tokio_postgres::Client, tenant: Uuid) -> i64 {
+    admin
+        .query_one(
+            "select coalesce(sum(total_tokens), 0)::bigint from app.usage_daily
+             where tenant_id = $1 and day = current_date",
+            &[&tenant],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Post `n` messages in parallel, alternating between two servers; the statuses.
+async fn flood(
+    apps: [&frontdesk_test::TestApp; 2],
+    token: &str,
+    conversation: Uuid,
+    n: usize,
+    body: Value,
+) -> Vec<(u16, reqwest::header::HeaderMap, Value)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let base = apps[i % 2].base.clone();
+        let (http, token, body) = (apps[0].http.clone(), token.to_owned(), body.clone());
+        tasks.spawn(async move {
+            let r = http
+                .post(format!(
+                    "{base}/v1/tenants/acme/conversations/{conversation}/messages"
+                ))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let (status, headers) = (r.status().as_u16(), r.headers().clone());
+            (
+                status,
+                headers,
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        out.push(r.unwrap());
+    }
+    out
+}
+
+fn check_refusals(replies: &[(u16, reqwest::header::HeaderMap, Value)], limit: &str) -> usize {
+    let mut refused = 0;
+    for (status, headers, body) in replies {
+        match status {
+            201 => {}
+            429 => {
+                refused += 1;
+                assert_eq!(body["limit_name"], limit, "{body}");
+                assert_eq!(body["type"], "/problems/limit-reached");
+                let retry: i64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+                assert!(retry >= 1, "Retry-After {retry}");
+                assert_eq!(headers["ratelimit-remaining"], "0");
+                assert!(
+                    headers.contains_key("ratelimit-limit")
+                        && headers.contains_key("ratelimit-reset")
+                );
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    refused
+}
+
+#[tokio::test]
+async fn limits_hold_exactly_under_parallel_writes_through_two_servers() {
+    let app = spawn_app().await;
+    let second = spawn_app_on(&app.db).await;
+    let t = seed_tenant(&app, "acme").await;
+    let admin = app.db.admin().await;
+    let already = today_tokens(&admin, t.id).await;
+
+    // Daily tokens: room for 50 messages of 100 tokens, 120 tried.
+    let limit = already + 5_000;
+    let set = app
+        .patch(
+            "/v1/tenants/acme",
+            &t.owner_token,
+            json!({"daily_token_limit": limit}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    let messages_before: i64 = admin
+        .query_one(
+            "select count(*) from app.messages where tenant_id = $1",
+            &[&t.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let replies = flood(
+        [&app, &second],
+        &t.full_key,
+        t.conversation,
+        120,
+        json!({"role": "assistant", "content": "x", "prompt_tokens": 60, "completion_tokens": 40}),
+    )
+    .await;
+    let refused = check_refusals(&replies, "daily_token_limit");
+    let used = today_tokens(&admin, t.id).await;
+    assert!(used <= limit, "{used} > {limit}");
+    assert!(
+        used - already >= 4_500,
+        "at least 90 % usable: {}",
+        used - already
+    );
+    assert_eq!(
+        refused, 70,
+        "exactly the writes that did not fit were refused"
+    );
+    let messages_after: i64 = admin
+        .query_one(
+            "select count(*) from app.messages where tenant_id = $1",
+            &[&t.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        messages_after - messages_before,
+        50,
+        "refused writes stored nothing"
+    );
+    let limits_hit = app
+        .get(
+            "/v1/tenants/acme/events?type=usage.limit_reached",
+            &t.owner_token,
+        )
+        .await;
+    assert_eq!(
+        limits_hit.body["data"].as_array().unwrap().len(),
+        1,
+        "one event per window"
+    );
+
+    // Monthly budget: the month's cost so far plus room for 40 messages of 0.0003.
+    let clear = app
+        .patch(
+            "/v1/tenants/acme",
+            &t.owner_token,
+            json!({"daily_token_limit": null}),
+        )
+        .await;
+    assert_eq!(clear.status, 200);
+    let month_cost: Decimal = admin
+        .query_one(
+            "select coalesce(sum(cost_usd), 0) from app.usage_daily
+             where tenant_id = $1 and day >= date_trunc('month', current_date)::date",
+            &[&t.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let budget = month_cost + Decimal::new(120, 4);
+    let set = app
+        .patch(
+            "/v1/tenants/acme",
+            &t.owner_token,
+            json!({"monthly_budget_usd": budget.to_string()}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    let replies = flood(
+        [&app, &second],
+        &t.full_key,
+        t.conversation,
+        100,
+        json!({"role": "assistant", "content": "x", "cost_usd": "0.0003"}),
+    )
+    .await;
+    assert_eq!(check_refusals(&replies, "monthly_budget_usd"), 60);
+    let spent: Decimal = admin
+        .query_one(
+            "select coalesce(sum(cost_usd), 0) from app.usage_daily
+             where tenant_id = $1 and day >= date_trunc('month', current_date)::date",
+            &[&t.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        spent, budget,
+        "the budget is used to the last decimal, never passed"
+    );
+
+    // Rate per minute: 30 writes a minute.
+    let set = app
+        .patch(
+            "/v1/tenants/acme",
+            &t.owner_token,
+            json!({"monthly_budget_usd": null, "rate_limit_per_minute": 30}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    let replies = flood(
+        [&app, &second],
+        &t.full_key,
+        t.conversation,
+        80,
+        json!({"role": "user", "content": "hi"}),
+    )
+    .await;
+    let refused = check_refusals(&replies, "rate_limit_per_minute");
+    let per_minute: Vec<i64> = admin
+        .query(
+            "select count(*) from app.messages where tenant_id = $1 and content = 'hi'
+             group by date_trunc('minute', created_at)",
+            &[&t.id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(per_minute.iter().all(|n| *n <= 30), "{per_minute:?}");
+    assert_eq!(per_minute.iter().sum::<i64>() as usize, 80 - refused);
+    assert!(80 - refused >= 30 || per_minute.len() > 1);
+    let limits = app.get("/v1/tenants/acme/limits", &t.agent_token).await;
+    assert_eq!(limits.status, 200, "{}", limits.text);
+    let rate = &limits.body[0];
+    assert_eq!(rate["name"], "rate_limit_per_minute");
+    assert_eq!(rate["limit"], "30");
+    assert!(rate["remaining"].is_string());
+    assert!(limits.body[1]["limit"].is_null() && limits.body[1]["remaining"].is_null());
 }
