@@ -2,6 +2,7 @@
 //! queries, and the mapping from database errors to domain errors. Every query runs in a
 //! request transaction (`frontdesk_pg::Tx`) that carries the RLS context.
 
+pub mod analytics;
 pub mod api_keys;
 pub mod assistants;
 pub mod contacts;

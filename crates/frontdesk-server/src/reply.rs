@@ -31,3 +31,71 @@ pub fn to_vec<T: Serialize>(value: &T, capacity: usize) -> ApiResult<Vec<u8>> {
 pub fn json<T: Serialize>(status: StatusCode, value: &T, capacity: usize) -> ApiResult<Response> {
     Ok(json_bytes(status, to_vec(value, capacity)?))
 }
+
+/// Whether the client asked for CSV (`Accept: text/csv`).
+pub fn wants_csv(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.trim().starts_with("text/csv")))
+}
+
+/// One CSV cell: quoted when it must be, and text that a spreadsheet would run as a
+/// formula (`=`, `+`, `-`, `@` first) prefixed with `'`.
+fn csv_cell(value: &serde_json::Value, out: &mut String) {
+    let text = match value {
+        serde_json::Value::Null => return,
+        serde_json::Value::String(s) => {
+            if s.starts_with(['=', '+', '-', '@']) {
+                format!("'{s}")
+            } else {
+                s.clone()
+            }
+        }
+        other => other.to_string(),
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&text.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(&text);
+    }
+}
+
+/// `rows` as CSV (RFC 4180, CRLF line ends) with a header line of `columns`, each the
+/// name of a field of the rows' JSON.
+pub fn csv<T: Serialize>(rows: &[T], columns: &[&str]) -> ApiResult<Response> {
+    let mut out = columns.join(",");
+    out.push_str("\r\n");
+    for row in rows {
+        let value = serde_json::to_value(row).map_err(|e| ApiError::Internal(e.to_string()))?;
+        for (i, column) in columns.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            csv_cell(&value[*column], &mut out);
+        }
+        out.push_str("\r\n");
+    }
+    let mut response = (StatusCode::OK, out).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+/// `rows` as JSON, or as CSV when the client asked for it.
+pub fn table<T: Serialize>(
+    headers: &axum::http::HeaderMap,
+    rows: &[T],
+    columns: &[&str],
+) -> ApiResult<Response> {
+    if wants_csv(headers) {
+        csv(rows, columns)
+    } else {
+        json(StatusCode::OK, &rows, 256 * rows.len() + 2)
+    }
+}

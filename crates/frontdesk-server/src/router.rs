@@ -14,8 +14,8 @@ use crate::{
     access::{Access, RouteSpec},
     error::Problem,
     routes::{
-        api_keys, assistants, contacts, conversations, events, feedback, flows, me, members,
-        messages, prices, search, tenants, usage,
+        analytics, api_keys, assistants, contacts, conversations, events, feedback, flows, me,
+        members, messages, prices, search, tenants, usage,
     },
     state::AppState,
 };
@@ -200,6 +200,9 @@ pub fn api() -> Api {
     .route(TenantRead, routes!(usage::today))
     .route(TenantRead, routes!(usage::monthly))
     .route(TenantRead, routes!(usage::limits))
+    .route(TenantRead, routes!(analytics::providers))
+    .route(TenantRead, routes!(analytics::daily_messages))
+    .route(TenantRead, routes!(analytics::top))
 }
 
 /// The route table, for tests and tools.

@@ -614,3 +614,112 @@ async fn limits_hold_exactly_under_parallel_writes_through_two_servers() {
     assert!(rate["remaining"].is_string());
     assert!(limits.body[1]["limit"].is_null() && limits.body[1]["remaining"].is_null());
 }
+
+#[tokio::test]
+async fn analytics_come_from_the_rollups_as_json_or_csv() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    let mine = format!(
+        "/v1/tenants/acme/conversations/{}/messages",
+        t.member_conversation
+    );
+    for (tokens, latency) in [(1000, 200), (3000, 400)] {
+        let r = app
+            .post(&mine, &t.member_token,
+                  json!({"role": "assistant", "content": "x", "provider": "openai", "model": "gpt-4.1-nano",
+                         "prompt_tokens": tokens, "completion_tokens": 0, "latency_ms": latency}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let providers = app
+        .get(
+            "/v1/tenants/acme/analytics/providers?days=7",
+            &t.owner_token,
+        )
+        .await;
+    assert_eq!(providers.status, 200, "{}", providers.text);
+    let mini = providers
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["model"] == "gpt-4.1-nano")
+        .unwrap()
+        .clone();
+    assert_eq!(mini["request_count"], 2);
+    assert_eq!(mini["prompt_tokens"], 4000);
+    assert_eq!(mini["avg_latency_ms"], 300.0);
+    assert_eq!(decimal(&mini["cost_usd"]), "0.0004".parse().unwrap());
+
+    let csv = app
+        .http
+        .get(format!("{}/v1/tenants/acme/analytics/providers", app.base))
+        .bearer_auth(&t.owner_token)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let text = csv.text().await.unwrap();
+    let mut lines = text.split("\r\n");
+    assert_eq!(
+        lines.next().unwrap(),
+        "provider,model,request_count,prompt_tokens,completion_tokens,total_tokens,cost_usd,avg_latency_ms,first_used_at,last_used_at"
+    );
+    assert!(
+        text.contains("openai,gpt-4.1-nano,2,4000,0,4000,0.0004,300.0,"),
+        "{text}"
+    );
+
+    let daily = app
+        .get("/v1/tenants/acme/analytics/messages/daily", &t.owner_token)
+        .await;
+    let member_row = daily
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["user_id"] == json!(t.member))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        member_row["message_count"], 3,
+        "the seeded question and two answers"
+    );
+    assert_eq!(member_row["assistant_messages"], 2);
+    // A member sees only their own usage.
+    let theirs = app
+        .get("/v1/tenants/acme/analytics/messages/daily", &t.member_token)
+        .await;
+    assert!(
+        theirs
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["user_id"] == json!(t.member))
+    );
+    let top = app
+        .get(
+            "/v1/tenants/acme/analytics/top?by=assistants&limit=1",
+            &t.owner_token,
+        )
+        .await;
+    assert_eq!(top.body.as_array().unwrap().len(), 1);
+    for bad in [
+        "top?by=planets",
+        "top?by=users&limit=0",
+        "providers?days=0",
+        "messages/daily?days=999",
+    ] {
+        let r = app
+            .get(&format!("/v1/tenants/acme/analytics/{bad}"), &t.owner_token)
+            .await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.text);
+    }
+}

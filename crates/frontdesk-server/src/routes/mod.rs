@@ -1,5 +1,6 @@
 //! One module per resource; one function per action.
 
+pub mod analytics;
 pub mod api_keys;
 pub mod assistants;
 pub mod contacts;

@@ -1,0 +1,225 @@
+//! Analytics over the daily rollups (never the messages): provider usage, daily message
+//! volume, and the top users or assistants by cost. Periods are the tenant's days; a
+//! member sees only their own usage (the rollups' row policy), staff the tenant's.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Row;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{CoreError, Tx};
+
+/// `?days=` (1–366, default 30): the last N days of the tenant, today included.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Days {
+    pub days: Option<i32>,
+}
+
+impl Days {
+    pub fn parse(&self) -> Result<i32, CoreError> {
+        match self.days.unwrap_or(30) {
+            n @ 1..=366 => Ok(n),
+            _ => Err(CoreError::invalid("days", "must be between 1 and 366")),
+        }
+    }
+}
+
+/// The first day of the last `days` days, in the tenant's time zone.
+const SINCE: &str =
+    "(select (now() at time zone timezone)::date - ($2 - 1) from app.tenants where id = $1)";
+
+/// Usage of one provider's model over the period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderUsage {
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub request_count: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    #[schema(value_type = String)]
+    pub cost_usd: Decimal,
+    /// Mean latency of the messages that reported one.
+    pub avg_latency_ms: Option<f64>,
+    pub first_used_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+}
+
+pub const PROVIDER_COLUMNS: &[&str] = &[
+    "provider",
+    "model",
+    "request_count",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_usd",
+    "avg_latency_ms",
+    "first_used_at",
+    "last_used_at",
+];
+
+pub async fn providers(
+    tx: &mut Tx,
+    tenant: Uuid,
+    days: i32,
+) -> Result<Vec<ProviderUsage>, CoreError> {
+    tx.commit_with_next();
+    let rows = tx
+        .query(
+            &format!(
+                "select provider, model, sum(request_count)::bigint as requests,
+                        sum(prompt_tokens)::bigint as prompt, sum(completion_tokens)::bigint as completion,
+                        sum(cost_usd) as cost,
+                        (sum(latency_ms_sum)::float8 / nullif(sum(latency_count), 0)) as latency,
+                        min(first_at) as first_at, max(last_at) as last_at
+                 from app.usage_daily
+                 where tenant_id = $1 and day >= {SINCE} and request_count > 0
+                 group by provider, model order by cost desc, requests desc, provider, model"
+            ),
+            &[&tenant, &days],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r: &Row| {
+            let prompt: i64 = r.get("prompt");
+            let completion: i64 = r.get("completion");
+            ProviderUsage {
+                provider: r.get("provider"),
+                model: r.get("model"),
+                request_count: r.get("requests"),
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                total_tokens: prompt + completion,
+                cost_usd: r.get::<_, Decimal>("cost").normalize(),
+                avg_latency_ms: r.get("latency"),
+                first_used_at: r.get("first_at"),
+                last_used_at: r.get("last_at"),
+            }
+        })
+        .collect())
+}
+
+/// Messages of one day and user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DailyMessages {
+    /// `YYYY-MM-DD`, the tenant's day.
+    pub day: String,
+    /// The conversation owner; null for contacts' conversations.
+    pub user_id: Option<Uuid>,
+    pub message_count: i64,
+    pub user_messages: i64,
+    pub assistant_messages: i64,
+    pub total_tokens: i64,
+    #[schema(value_type = String)]
+    pub cost_usd: Decimal,
+}
+
+pub const DAILY_MESSAGES_COLUMNS: &[&str] = &[
+    "day",
+    "user_id",
+    "message_count",
+    "user_messages",
+    "assistant_messages",
+    "total_tokens",
+    "cost_usd",
+];
+
+pub async fn daily_messages(
+    tx: &mut Tx,
+    tenant: Uuid,
+    days: i32,
+) -> Result<Vec<DailyMessages>, CoreError> {
+    tx.commit_with_next();
+    let rows = tx
+        .query(
+            &format!(
+                "select to_char(day, 'YYYY-MM-DD') as day, user_id, sum(message_count)::bigint as messages,
+                        sum(user_messages)::bigint as from_users, sum(assistant_messages)::bigint as from_assistants,
+                        sum(total_tokens)::bigint as tokens, sum(cost_usd) as cost
+                 from app.usage_daily
+                 where tenant_id = $1 and day >= {SINCE} and message_count > 0
+                 group by day, user_id order by day, user_id nulls first"
+            ),
+            &[&tenant, &days],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| DailyMessages {
+            day: r.get("day"),
+            user_id: r.get("user_id"),
+            message_count: r.get("messages"),
+            user_messages: r.get("from_users"),
+            assistant_messages: r.get("from_assistants"),
+            total_tokens: r.get("tokens"),
+            cost_usd: r.get::<_, Decimal>("cost").normalize(),
+        })
+        .collect())
+}
+
+/// `GET …/analytics/top`: who spent most.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TopQuery {
+    /// users or assistants.
+    #[param(example = "users")]
+    pub by: String,
+    /// 1–366 (default 30).
+    pub days: Option<i32>,
+    /// 1–100 (default 10).
+    pub limit: Option<i64>,
+}
+
+/// A user's or assistant's spending over the period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopSpender {
+    /// The user or assistant; null for usage without one.
+    pub id: Option<Uuid>,
+    pub request_count: i64,
+    pub total_tokens: i64,
+    #[schema(value_type = String)]
+    pub cost_usd: Decimal,
+}
+
+pub const TOP_COLUMNS: &[&str] = &["id", "request_count", "total_tokens", "cost_usd"];
+
+pub async fn top(tx: &mut Tx, tenant: Uuid, q: &TopQuery) -> Result<Vec<TopSpender>, CoreError> {
+    let column = match q.by.as_str() {
+        "users" => "user_id",
+        "assistants" => "assistant_id",
+        _ => return Err(CoreError::invalid("by", "must be users or assistants")),
+    };
+    let days = Days { days: q.days }.parse()?;
+    let limit = match q.limit.unwrap_or(10) {
+        n @ 1..=100 => n,
+        _ => return Err(CoreError::invalid("limit", "must be between 1 and 100")),
+    };
+    tx.commit_with_next();
+    let rows = tx
+        .query(
+            &format!(
+                "select {column} as id, sum(request_count)::bigint as requests,
+                        sum(total_tokens)::bigint as tokens, sum(cost_usd) as cost
+                 from app.usage_daily
+                 where tenant_id = $1 and day >= {SINCE}
+                 group by {column} order by cost desc, tokens desc, id limit $3"
+            ),
+            &[&tenant, &days, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| TopSpender {
+            id: r.get("id"),
+            request_count: r.get("requests"),
+            total_tokens: r.get("tokens"),
+            cost_usd: r.get::<_, Decimal>("cost").normalize(),
+        })
+        .collect())
+}
