@@ -47,6 +47,7 @@ drop function app.add_usage(uuid, timestamptz, text, uuid, uuid, text, text, boo
                             bigint, bigint, numeric, boolean, int);
 drop table app.usage_daily;
 alter table app.messages drop column cost_source;
+drop function app.token_cost(uuid, text, text, timestamptz, integer, integer);
 drop function app.price_at(uuid, text, text, timestamptz);
 drop table app.tenant_model_prices;
 drop table app.model_prices;

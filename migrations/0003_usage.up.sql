@@ -118,6 +118,20 @@ $$;
 grant execute on function app.price_at(uuid, text, text, timestamptz)
     to frontdesk_user, frontdesk_service, frontdesk_operator;
 
+-- The cost of tokens from the price catalog at a time: 'catalog', or 'unpriced' and 0 when
+-- the model (or its price) is unknown. Used by the message and usage event triggers.
+create function app.token_cost(p_tenant uuid, p_provider text, p_model text, p_at timestamptz,
+                               p_prompt integer, p_completion integer,
+                               out cost_usd numeric, out cost_source text)
+    language sql stable
+    as $$
+    select coalesce(round((coalesce(p_prompt, 0) * p.input_usd_per_mtok
+                           + coalesce(p_completion, 0) * p.output_usd_per_mtok) / 1000000, 10), 0),
+           case when p.input_usd_per_mtok is null then 'unpriced' else 'catalog' end
+    from (select 1) one
+    left join app.price_at(p_tenant, coalesce(p_provider, ''), p_model, p_at) p on true
+$$;
+
 -- ---------------------------------------------------------------------------------------
 -- Messages say where their cost came from.
 
@@ -338,8 +352,6 @@ create or replace function app.messages_before_insert() returns trigger
     set search_path = pg_catalog
     as $$
 declare
-    price_in numeric;
-    price_out numeric;
     assistant uuid;
     zone text;
     rate integer;
@@ -350,18 +362,9 @@ begin
     if new.cost_usd is not null then
         new.cost_source := 'provided';
     elsif coalesce(new.prompt_tokens, new.completion_tokens) is not null then
-        if new.model is not null then
-            select p.input_usd_per_mtok, p.output_usd_per_mtok into price_in, price_out
-              from app.price_at(new.tenant_id, coalesce(new.provider, ''), new.model, new.created_at) p;
-        end if;
-        if price_in is null then
-            new.cost_usd := 0;
-            new.cost_source := 'unpriced';
-        else
-            new.cost_usd := round((coalesce(new.prompt_tokens, 0) * price_in
-                                   + coalesce(new.completion_tokens, 0) * price_out) / 1000000, 10);
-            new.cost_source := 'catalog';
-        end if;
+        select c.cost_usd, c.cost_source into new.cost_usd, new.cost_source
+          from app.token_cost(new.tenant_id, new.provider, new.model, new.created_at,
+                              new.prompt_tokens, new.completion_tokens) c;
     else
         new.cost_source := null;
     end if;
@@ -462,8 +465,6 @@ create function app.usage_events_before_insert() returns trigger
     set search_path = pg_catalog
     as $$
 declare
-    price_in numeric;
-    price_out numeric;
     zone text;
     rate integer;
     daily bigint;
@@ -479,18 +480,9 @@ begin
                              else round(new.quantity * new.unit_price_usd, 10) end;
         new.cost_source := case when new.unit_price_usd is null then 'unpriced' else 'provided' end;
     else
-        if new.model is not null then
-            select p.input_usd_per_mtok, p.output_usd_per_mtok into price_in, price_out
-              from app.price_at(new.tenant_id, coalesce(new.provider, ''), new.model, new.created_at) p;
-        end if;
-        if price_in is null then
-            new.cost_usd := 0;
-            new.cost_source := 'unpriced';
-        else
-            new.cost_usd := round((coalesce(new.prompt_tokens, 0) * price_in
-                                   + coalesce(new.completion_tokens, 0) * price_out) / 1000000, 10);
-            new.cost_source := 'catalog';
-        end if;
+        select c.cost_usd, c.cost_source into new.cost_usd, new.cost_source
+          from app.token_cost(new.tenant_id, new.provider, new.model, new.created_at,
+                              new.prompt_tokens, new.completion_tokens) c;
     end if;
     select t.timezone, t.rate_limit_per_minute, t.daily_token_limit, t.monthly_budget_usd
       into zone, rate, daily, budget
