@@ -20,6 +20,15 @@ fn id(v: &Value) -> Uuid {
         .unwrap_or_else(|| panic!("no id in {v}"))
 }
 
+/// The SQL that opens a transaction as `user` with `role` in `tenant`, as the server does.
+fn as_user(tenant: Uuid, user: Uuid, role: &str) -> String {
+    format!(
+        "begin; set local role frontdesk_user; set local frontdesk.tenant_id = '{tenant}';
+         set local frontdesk.user_id = '{user}'; set local frontdesk.member_role = '{role}';
+         select app.assert_principal();"
+    )
+}
+
 fn base(t: &Seeded) -> String {
     format!("/v1/tenants/{}", t.slug)
 }
@@ -202,12 +211,7 @@ async fn a_state_outside_the_flow_is_refused_by_the_database_itself() {
     let app = spawn_app().await;
     let t = seed_tenant(&app, "acme").await;
     let client = app.db.authenticator().await;
-    let context = format!(
-        "begin; set local role frontdesk_user; set local frontdesk.tenant_id = '{}';
-         set local frontdesk.user_id = '{}'; set local frontdesk.member_role = 'owner';
-         select app.assert_principal();",
-        t.id, t.owner
-    );
+    let context = as_user(t.id, t.owner, "owner");
     for (sql, constraint) in [
         (
             "update app.conversations set state = 'nirvana' where id = $1",
@@ -511,12 +515,7 @@ async fn messages_are_append_only_and_admins_redact_once() {
 
     // Even as the owner in plain SQL, messages cannot be edited or deleted.
     let client = app.db.authenticator().await;
-    let context = format!(
-        "begin; set local role frontdesk_user; set local frontdesk.tenant_id = '{}';
-         set local frontdesk.user_id = '{}'; set local frontdesk.member_role = 'owner';
-         select app.assert_principal();",
-        t.id, t.owner
-    );
+    let context = as_user(t.id, t.owner, "owner");
     for sql in [
         "update app.messages set content = 'rewritten' where id = $1",
         "update app.messages set redacted_at = null, redacted_by = null where id = $1",
@@ -1263,18 +1262,8 @@ async fn counters_history_and_events_are_written_only_by_the_database() {
     let app = spawn_app().await;
     let t = seed_tenant(&app, "acme").await;
     let client = app.db.authenticator().await;
-    let as_owner = format!(
-        "begin; set local role frontdesk_user; set local frontdesk.tenant_id = '{}';
-         set local frontdesk.user_id = '{}'; set local frontdesk.member_role = 'owner';
-         select app.assert_principal();",
-        t.id, t.owner
-    );
-    let as_member = format!(
-        "begin; set local role frontdesk_user; set local frontdesk.tenant_id = '{}';
-         set local frontdesk.user_id = '{}'; set local frontdesk.member_role = 'member';
-         select app.assert_principal();",
-        t.id, t.member
-    );
+    let as_owner = as_user(t.id, t.owner, "owner");
+    let as_member = as_user(t.id, t.member, "member");
     for sql in [
         format!(
             "update app.conversations set message_count = 0 where id = '{}'",
