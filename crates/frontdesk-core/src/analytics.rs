@@ -223,3 +223,66 @@ pub async fn top(tx: &mut Tx, tenant: Uuid, q: &TopQuery) -> Result<Vec<TopSpend
         })
         .collect())
 }
+
+/// `GET …/analytics/funnel`: a flow and a period.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FunnelQuery {
+    /// The flow's key.
+    #[param(example = "ari_sales")]
+    pub flow: String,
+    /// 1–366 (default 30).
+    pub days: Option<i32>,
+}
+
+/// How many conversations of the flow entered a state in the period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FunnelStep {
+    pub state: String,
+    pub conversations: i64,
+}
+
+pub const FUNNEL_COLUMNS: &[&str] = &["state", "conversations"];
+
+/// Every state of the flow, in the flow's order, with the conversations that entered it
+/// in the last `days` days (from the state history; a member counts their own).
+pub async fn funnel(
+    tx: &mut Tx,
+    tenant: Uuid,
+    q: &FunnelQuery,
+) -> Result<Vec<FunnelStep>, CoreError> {
+    let days = Days { days: q.days }.parse()?;
+    let flow = match crate::flows::get(tx, tenant, &q.flow).await {
+        Err(CoreError::NotFound) => return Err(CoreError::invalid("flow", "no such flow")),
+        other => other?,
+    };
+    tx.commit_with_next();
+    let rows = tx
+        .query(
+            &format!(
+                "select t.to_state, count(distinct t.conversation_id) as n
+                 from app.conversation_transitions t
+                 join app.conversations c on c.tenant_id = t.tenant_id and c.id = t.conversation_id
+                 where t.tenant_id = $1 and c.flow_key = $3
+                   and t.created_at >= ({SINCE})::timestamp at time zone
+                       (select timezone from app.tenants where id = $1)
+                 group by t.to_state"
+            ),
+            &[&tenant, &days, &q.flow],
+        )
+        .await?;
+    let count = |state: &str| {
+        rows.iter()
+            .find(|r| r.get::<_, &str>(0) == state)
+            .map_or(0, |r| r.get::<_, i64>(1))
+    };
+    Ok(flow
+        .states
+        .iter()
+        .map(|state| FunnelStep {
+            state: state.clone(),
+            conversations: count(state),
+        })
+        .collect())
+}

@@ -203,6 +203,7 @@ pub fn api() -> Api {
     .route(TenantRead, routes!(analytics::providers))
     .route(TenantRead, routes!(analytics::daily_messages))
     .route(TenantRead, routes!(analytics::top))
+    .route(TenantRead, routes!(analytics::funnel))
 }
 
 /// The route table, for tests and tools.

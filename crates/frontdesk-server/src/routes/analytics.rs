@@ -1,10 +1,10 @@
-//! `/v1/tenants/{tenant}/analytics/…`: figures from the daily rollups, as JSON or, with
-//! `Accept: text/csv`, as CSV.
+//! `/v1/tenants/{tenant}/analytics/…`: figures from the daily rollups (and, for funnels,
+//! the state history), as JSON or, with `Accept: text/csv`, as CSV.
 
 use axum::{http::HeaderMap, response::Response};
 use frontdesk_core::analytics::{
-    self, DAILY_MESSAGES_COLUMNS, DailyMessages, Days, PROVIDER_COLUMNS, ProviderUsage,
-    TOP_COLUMNS, TopQuery, TopSpender,
+    self, DAILY_MESSAGES_COLUMNS, DailyMessages, Days, FUNNEL_COLUMNS, FunnelQuery, FunnelStep,
+    PROVIDER_COLUMNS, ProviderUsage, TOP_COLUMNS, TopQuery, TopSpender,
 };
 
 use crate::{
@@ -58,4 +58,19 @@ pub async fn top(
     let mut tx = scope.begin().await?;
     let rows = analytics::top(&mut tx, scope.tenant, &q).await?;
     reply::table(&headers, &rows, TOP_COLUMNS)
+}
+
+/// A flow's funnel: for each of its states, in order, how many conversations entered it
+/// in the last `days` days.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/funnel", tag = "analytics", params(TenantPath, FunnelQuery),
+    responses((status = 200, body = Vec<FunnelStep>, description = "JSON, or CSV with Accept: text/csv"),
+              (status = 422, body = Problem)))]
+pub async fn funnel(
+    scope: TenantScope,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<FunnelQuery>,
+) -> ApiResult<Response> {
+    let mut tx = scope.begin().await?;
+    let rows = analytics::funnel(&mut tx, scope.tenant, &q).await?;
+    reply::table(&headers, &rows, FUNNEL_COLUMNS)
 }
