@@ -9,24 +9,7 @@ use tokio_postgres::Row;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::{CoreError, Tx};
-
-/// `?days=` (1–366, default 30): the last N days of the tenant, today included.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct Days {
-    pub days: Option<i32>,
-}
-
-impl Days {
-    pub fn parse(&self) -> Result<i32, CoreError> {
-        match self.days.unwrap_or(30) {
-            n @ 1..=366 => Ok(n),
-            _ => Err(CoreError::invalid("days", "must be between 1 and 366")),
-        }
-    }
-}
+use crate::{CoreError, Tx, usage::Days};
 
 /// The first day of the last `days` days, in the tenant's time zone.
 const SINCE: &str =

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use utoipa::ToSchema;
 
-use crate::{CoreError, FieldError, Tx};
+use crate::{CoreError, FieldError, Tx, input::is_identifier};
 
 /// A flow with its states and allowed transitions.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -76,19 +76,11 @@ pub struct NewFlow {
     pub transitions: BTreeMap<String, Vec<String>>,
 }
 
-fn is_name(s: &str, min: usize) -> bool {
-    let b = s.as_bytes();
-    (min..=63).contains(&b.len())
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
-}
-
 impl NewFlow {
     pub fn check(&self) -> Result<(), CoreError> {
         let mut errors = Vec::new();
         let mut error = |field: String, message: &str| errors.push(FieldError::new(field, message));
-        if !is_name(&self.key, 2) {
+        if !is_identifier(&self.key, 2, 63) {
             error(
                 "key".into(),
                 "must be 2 to 63 lower-case letters, digits and underscores, starting with a letter",
@@ -112,7 +104,7 @@ impl NewFlow {
             error("states".into(), "must not repeat a state");
         }
         for (i, s) in self.states.iter().enumerate() {
-            if !is_name(s, 1) {
+            if !is_identifier(s, 1, 63) {
                 error(
                     format!("states[{i}]"),
                     "must be 1 to 63 lower-case letters, digits and underscores, starting with a letter",

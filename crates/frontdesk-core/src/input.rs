@@ -127,6 +127,42 @@ pub fn within(range: std::ops::RangeInclusive<i64>) -> impl Fn(&i64) -> Option<S
     }
 }
 
+/// Whether `s` is `min` to `max` lower-case letters, digits and underscores, starting with
+/// a letter (flow keys, state names, usage units).
+pub fn is_identifier(s: &str, min: usize, max: usize) -> bool {
+    let b = s.as_bytes();
+    (min..=max).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+pub const PROVIDER_RULE: &str =
+    "must be 1 to 63 lower-case letters, digits, dots, underscores or hyphens";
+
+/// A provider name as stored (lower case): 1–63 of `[a-z0-9._-]`, starting alphanumeric.
+pub fn is_provider(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=63).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+        })
+}
+
+/// A rule for money and quantities: not negative, below 10^10, at most `scale` decimal
+/// places (what the NUMERIC columns hold).
+pub fn decimal_rule(d: &rust_decimal::Decimal, scale: u32) -> Option<String> {
+    (d.is_sign_negative()
+        || d.scale() > scale
+        || *d >= rust_decimal::Decimal::from(10_000_000_000i64))
+    .then(|| {
+        format!(
+            "must be a non-negative decimal below 10000000000 with at most {scale} decimal places"
+        )
+    })
+}
+
 /// Whether `s` is an http(s) URL with a host and no whitespace.
 pub fn is_http_url(s: &str) -> bool {
     let rest = s

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, FieldError, Tx,
+    input::decimal_rule,
     page::{Page, PageQuery, Paged},
 };
 
@@ -189,15 +190,8 @@ impl NewMessage {
         short(&mut errors, "model", &self.model, 200);
         short(&mut errors, "provider", &self.provider, 100);
         short(&mut errors, "action_taken", &self.action_taken, 200);
-        if let Some(cost) = self.cost_usd
-            && (cost.is_sign_negative()
-                || cost.scale() > 10
-                || cost >= Decimal::from(10_000_000_000i64))
-        {
-            errors.push(FieldError::new(
-                "cost_usd",
-                "must be a non-negative decimal below 10000000000 with at most 10 decimal places",
-            ));
+        if let Some(message) = self.cost_usd.and_then(|c| decimal_rule(&c, 10)) {
+            errors.push(FieldError::new("cost_usd", message));
         }
         if self.questions_asked.as_ref().is_some_and(|q| !q.is_array()) {
             errors.push(FieldError::new("questions_asked", "must be an array"));

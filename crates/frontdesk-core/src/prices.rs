@@ -10,7 +10,10 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{CoreError, FieldError, Tx};
+use crate::{
+    CoreError, FieldError, Tx,
+    input::{PROVIDER_RULE, decimal_rule, is_provider},
+};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Price {
@@ -72,18 +75,8 @@ pub struct NewPrice {
 impl NewPrice {
     pub fn check(&self) -> Result<(), CoreError> {
         let mut errors = Vec::new();
-        let p = self.provider.as_bytes();
-        if p.is_empty()
-            || p.len() > 63
-            || !p[0].is_ascii_alphanumeric()
-            || !p.iter().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
-            })
-        {
-            errors.push(FieldError::new(
-                "provider",
-                "must be 1 to 63 lower-case letters, digits, dots, underscores or hyphens",
-            ));
+        if !is_provider(&self.provider) {
+            errors.push(FieldError::new("provider", PROVIDER_RULE));
         }
         if self.model.trim().is_empty() || self.model.chars().count() > 200 {
             errors.push(FieldError::new(
@@ -97,13 +90,8 @@ impl NewPrice {
             ("cached_input_usd_per_mtok", self.cached_input_usd_per_mtok),
         ];
         for (field, value) in prices {
-            if let Some(v) = value
-                && (v.is_sign_negative() || v.scale() > 10 || v >= Decimal::from(10_000_000_000i64))
-            {
-                errors.push(FieldError::new(
-                    field,
-                    "must be a non-negative decimal below 10000000000 with at most 10 decimal places",
-                ));
+            if let Some(message) = value.and_then(|v| decimal_rule(&v, 10)) {
+                errors.push(FieldError::new(field, message));
             }
         }
         if self

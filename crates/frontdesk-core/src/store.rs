@@ -17,7 +17,7 @@ fn columns(fields: &Map<String, Value>) -> String {
 }
 
 /// Insert one row; columns absent from `fields` take their defaults.
-pub async fn insert(tx: &mut Tx, table: &str, fields: Map<String, Value>) -> Result<(), CoreError> {
+async fn insert(tx: &mut Tx, table: &str, fields: Map<String, Value>) -> Result<(), CoreError> {
     let cols = columns(&fields);
     tx.execute(
         &format!(

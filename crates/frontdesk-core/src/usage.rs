@@ -8,7 +8,10 @@ use tokio_postgres::Row;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::{CoreError, Tx};
+use crate::{
+    CoreError, Tx,
+    input::{PROVIDER_RULE, decimal_rule, is_identifier, is_provider},
+};
 
 /// Totals over a period.
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,34 +60,43 @@ impl Usage {
     }
 }
 
-/// `?days=` (1–366, default 30) for daily figures; `?months=` (1–36, default 12) for monthly.
+/// `?days=` (1–366, default 30): the last N days of the tenant, today included.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct Span {
+pub struct Days {
     pub days: Option<i32>,
+}
+
+impl Days {
+    pub fn parse(&self) -> Result<i32, CoreError> {
+        match self.days.unwrap_or(30) {
+            n @ 1..=366 => Ok(n),
+            _ => Err(CoreError::invalid("days", "must be between 1 and 366")),
+        }
+    }
+}
+
+/// `?months=` (1–36, default 12): the last N calendar months, this one included.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Months {
     pub months: Option<i32>,
 }
 
-impl Span {
-    fn count(value: Option<i32>, name: &str, default: i32, max: i32) -> Result<i32, CoreError> {
-        match value.unwrap_or(default) {
-            n if (1..=max).contains(&n) => Ok(n),
-            _ => Err(CoreError::invalid(
-                name,
-                &format!("must be between 1 and {max}"),
-            )),
+impl Months {
+    pub fn parse(&self) -> Result<i32, CoreError> {
+        match self.months.unwrap_or(12) {
+            n @ 1..=36 => Ok(n),
+            _ => Err(CoreError::invalid("months", "must be between 1 and 36")),
         }
     }
 }
 
 /// One row per day of the last `days` days (today included), oldest first; days without
 /// usage are zeros.
-pub async fn daily(tx: &mut Tx, tenant: Uuid, span: &Span) -> Result<Vec<Usage>, CoreError> {
-    if span.months.is_some() {
-        return Err(CoreError::invalid("months", "is for /usage/monthly"));
-    }
-    let days = Span::count(span.days, "days", 30, 366)?;
+pub async fn daily(tx: &mut Tx, tenant: Uuid, days: i32) -> Result<Vec<Usage>, CoreError> {
     tx.commit_with_next();
     let rows = tx
         .query(
@@ -103,24 +115,12 @@ pub async fn daily(tx: &mut Tx, tenant: Uuid, span: &Span) -> Result<Vec<Usage>,
 
 /// Today so far, in the tenant's time zone.
 pub async fn today(tx: &mut Tx, tenant: Uuid) -> Result<Usage, CoreError> {
-    let mut days = daily(
-        tx,
-        tenant,
-        &Span {
-            days: Some(1),
-            months: None,
-        },
-    )
-    .await?;
+    let mut days = daily(tx, tenant, 1).await?;
     days.pop().ok_or(CoreError::NotFound)
 }
 
 /// One row per calendar month of the last `months` months (this one included).
-pub async fn monthly(tx: &mut Tx, tenant: Uuid, span: &Span) -> Result<Vec<Usage>, CoreError> {
-    if span.days.is_some() {
-        return Err(CoreError::invalid("days", "is for /usage/daily"));
-    }
-    let months = Span::count(span.months, "months", 12, 36)?;
+pub async fn monthly(tx: &mut Tx, tenant: Uuid, months: i32) -> Result<Vec<Usage>, CoreError> {
     tx.commit_with_next();
     let rows = tx
         .query(
@@ -218,17 +218,6 @@ pub struct NewUsageEvent {
     pub metadata: Option<serde_json::Value>,
 }
 
-fn money(errors: &mut Vec<crate::FieldError>, name: &str, v: Option<Decimal>, scale: u32) {
-    if let Some(v) = v
-        && (v.is_sign_negative() || v.scale() > scale || v >= Decimal::from(10_000_000_000i64))
-    {
-        errors.push(crate::FieldError::new(
-            name,
-            format!("must be a non-negative decimal below 10000000000 with at most {scale} decimal places"),
-        ));
-    }
-}
-
 impl NewUsageEvent {
     pub fn check(&self) -> Result<(), CoreError> {
         use crate::FieldError;
@@ -243,14 +232,7 @@ impl NewUsageEvent {
                 "give tokens, or a unit and quantity",
             )),
             (false, Some(unit)) => {
-                let b = unit.as_bytes();
-                if b.is_empty()
-                    || b.len() > 32
-                    || !b[0].is_ascii_lowercase()
-                    || !b
-                        .iter()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
-                {
+                if !is_identifier(unit, 1, 32) {
                     errors.push(FieldError::new(
                         "unit",
                         "must be 1 to 32 lower-case letters, digits and underscores",
@@ -277,24 +259,21 @@ impl NewUsageEvent {
                 ));
             }
         }
-        money(&mut errors, "quantity", self.quantity, 6);
-        money(&mut errors, "unit_price_usd", self.unit_price_usd, 10);
-        money(&mut errors, "cost_usd", self.cost_usd, 10);
-        if let Some(p) = &self.provider {
-            let b = p.to_ascii_lowercase();
-            let b = b.as_bytes();
-            if b.is_empty()
-                || b.len() > 63
-                || !b[0].is_ascii_alphanumeric()
-                || !b.iter().all(|c| {
-                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
-                })
-            {
-                errors.push(FieldError::new(
-                    "provider",
-                    "must be 1 to 63 letters, digits, dots, underscores or hyphens",
-                ));
+        for (name, value, scale) in [
+            ("quantity", self.quantity, 6),
+            ("unit_price_usd", self.unit_price_usd, 10),
+            ("cost_usd", self.cost_usd, 10),
+        ] {
+            if let Some(message) = value.and_then(|v| decimal_rule(&v, scale)) {
+                errors.push(FieldError::new(name, message));
             }
+        }
+        if self
+            .provider
+            .as_ref()
+            .is_some_and(|p| !is_provider(&p.to_ascii_lowercase()))
+        {
+            errors.push(FieldError::new("provider", PROVIDER_RULE));
         }
         if self
             .model

@@ -16,7 +16,7 @@ use crate::{
     extract::{Json, TenantScope},
 };
 
-pub const HEADER: &str = "idempotency-key";
+const HEADER: &str = "idempotency-key";
 
 /// A client's idempotency key and the digest of the request it came with.
 #[derive(Debug, Clone)]

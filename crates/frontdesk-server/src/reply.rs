@@ -10,14 +10,17 @@ use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult};
 
+fn typed(status: StatusCode, body: impl IntoResponse, content_type: &'static str) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
 /// `body` (JSON already) as a response.
 pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    typed(status, body, "application/json")
 }
 
 /// Serialize `value` into a buffer of `capacity` bytes (a good guess saves the regrowth).
@@ -33,7 +36,7 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T, capacity: usize) -> Api
 }
 
 /// Whether the client asked for CSV (`Accept: text/csv`).
-pub fn wants_csv(headers: &axum::http::HeaderMap) -> bool {
+fn wants_csv(headers: &axum::http::HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()
@@ -66,7 +69,7 @@ fn csv_cell(value: &serde_json::Value, out: &mut String) {
 
 /// `rows` as CSV (RFC 4180, CRLF line ends) with a header line of `columns`, each the
 /// name of a field of the rows' JSON.
-pub fn csv<T: Serialize>(rows: &[T], columns: &[&str]) -> ApiResult<Response> {
+fn csv<T: Serialize>(rows: &[T], columns: &[&str]) -> ApiResult<Response> {
     let mut out = columns.join(",");
     out.push_str("\r\n");
     for row in rows {
@@ -79,12 +82,7 @@ pub fn csv<T: Serialize>(rows: &[T], columns: &[&str]) -> ApiResult<Response> {
         }
         out.push_str("\r\n");
     }
-    let mut response = (StatusCode::OK, out).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    Ok(response)
+    Ok(typed(StatusCode::OK, out, "text/csv; charset=utf-8"))
 }
 
 /// `rows` as JSON, or as CSV when the client asked for it.

@@ -2,9 +2,12 @@
 //! the state history), as JSON or, with `Accept: text/csv`, as CSV.
 
 use axum::{http::HeaderMap, response::Response};
-use frontdesk_core::analytics::{
-    self, DAILY_MESSAGES_COLUMNS, DailyMessages, Days, FUNNEL_COLUMNS, FunnelQuery, FunnelStep,
-    PROVIDER_COLUMNS, ProviderUsage, TOP_COLUMNS, TopQuery, TopSpender,
+use frontdesk_core::{
+    analytics::{
+        self, DAILY_MESSAGES_COLUMNS, DailyMessages, FUNNEL_COLUMNS, FunnelQuery, FunnelStep,
+        PROVIDER_COLUMNS, ProviderUsage, TOP_COLUMNS, TopQuery, TopSpender,
+    },
+    usage::Days,
 };
 
 use crate::{

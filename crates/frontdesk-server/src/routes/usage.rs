@@ -3,7 +3,7 @@
 use axum::{http::StatusCode, response::Response};
 use frontdesk_core::{
     page::{PageQuery, Paged},
-    usage::{self, LimitStatus, NewUsageEvent, Span, Usage, UsageEvent},
+    usage::{self, Days, LimitStatus, Months, NewUsageEvent, Usage, UsageEvent},
 };
 
 use crate::{
@@ -47,16 +47,15 @@ pub async fn events(
 
 /// Usage per day for the last `days` days (default 30), oldest first, in the tenant's
 /// time zone. Members see their own usage only.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/daily", tag = "usage", params(TenantPath, Span),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/daily", tag = "usage", params(TenantPath, Days),
     responses((status = 200, body = Vec<Usage>), (status = 422, body = Problem)))]
 pub async fn daily(
     scope: TenantScope,
-    QueryParams(span): QueryParams<Span>,
+    QueryParams(q): QueryParams<Days>,
 ) -> ApiResult<axum::Json<Vec<Usage>>> {
+    let days = q.parse()?;
     let mut tx = scope.begin().await?;
-    Ok(axum::Json(
-        usage::daily(&mut tx, scope.tenant, &span).await?,
-    ))
+    Ok(axum::Json(usage::daily(&mut tx, scope.tenant, days).await?))
 }
 
 /// Today's usage so far, in the tenant's time zone.
@@ -68,15 +67,16 @@ pub async fn today(scope: TenantScope) -> ApiResult<axum::Json<Usage>> {
 }
 
 /// Usage per calendar month for the last `months` months (default 12), oldest first.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/monthly", tag = "usage", params(TenantPath, Span),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/monthly", tag = "usage", params(TenantPath, Months),
     responses((status = 200, body = Vec<Usage>), (status = 422, body = Problem)))]
 pub async fn monthly(
     scope: TenantScope,
-    QueryParams(span): QueryParams<Span>,
+    QueryParams(q): QueryParams<Months>,
 ) -> ApiResult<axum::Json<Vec<Usage>>> {
+    let months = q.parse()?;
     let mut tx = scope.begin().await?;
     Ok(axum::Json(
-        usage::monthly(&mut tx, scope.tenant, &span).await?,
+        usage::monthly(&mut tx, scope.tenant, months).await?,
     ))
 }
 
