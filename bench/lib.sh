@@ -147,6 +147,55 @@ pgbench_percentiles() {
 
 ratio() { awk -v a="$1" -v p="$2" 'BEGIN { if (p > 0) printf "%.2f", a / p; else print "?" }'; }
 
+# --- the two loads -----------------------------------------------------------------------
+# Both measure warmup seconds unrecorded, then duration seconds, and print
+# "rate p50 p99 n gen srv pg other other%" (the last five from cpu_split). They read the
+# callers' $out, $threads, $warmup, $duration (and $base, $lua for wrk; $pgb for pgbench).
+# Run them as `< <(run_… …)`: the CPU of the load generator is that subshell's children.
+
+# run_wrk NAME CLIENTS: the API through wrk.
+run_wrk() {
+    local name=$1 clients=$2 me=$BASHPID before after rps n p50 p99
+    local log=$out/wrk-$name-$clients.txt
+    wrk -t "$threads" -c "$clients" -d "${warmup}s" -s "$lua" "$base" >"$out/wrk-warmup-$name-$clients.txt"
+    before=$(snapshot "$me")
+    wrk -t "$threads" -c "$clients" -d "${duration}s" --latency -s "$lua" "$base" >"$log"
+    after=$(snapshot "$me")
+    rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$log")
+    n=$(awk '/ requests in / { print $1; exit }' "$log")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2; exit }' "$log")")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2; exit }' "$log")")
+    if grep -qE 'Non-2xx|Socket errors' "$log"; then
+        echo "wrk ($name) at $clients clients: $(grep -E 'Non-2xx|Socket errors' "$log" | tr -s ' ' | tr '\n' ';')" \
+            >>"$out/problems.txt"
+    fi
+    echo "$rps $p50 $p99 $n $(cpu_split "$n" "$before" "$after")"
+}
+
+# run_pgbench NAME SCRIPT CLIENTS: the bare SQL through pgbench, percentiles from its
+# per-transaction log.
+run_pgbench() {
+    local name=$1 script=$2 clients=$3 me=$BASHPID tps p50 p99 n failed before after
+    local log=$out/pgbench-$name-$clients.txt
+    "${pgb[@]}" -f "$script" -c "$clients" -j "$threads" -T "$warmup" frontdesk \
+        >"$out/pgbench-warmup-$name-$clients.txt" 2>&1
+    rm -f "$out/pgblog-$name-$clients".*
+    sleep 0.5 # let the warmup's backends exit
+    before=$(snapshot "$me")
+    "${pgb[@]}" -f "$script" -c "$clients" -j "$threads" -T "$duration" \
+        -l --log-prefix="$out/pgblog-$name-$clients" frontdesk >"$log" 2>&1
+    sleep 0.5
+    after=$(snapshot "$me")
+    tps=$(awk '/^tps = / { printf "%.0f", $3; exit }' "$log")
+    n=$(awk '/^number of transactions actually processed:/ { split($NF, a, "/"); print a[1] }' "$log")
+    read -r p50 p99 < <(pgbench_percentiles "$out/pgblog-$name-$clients".*)
+    failed=$(awk -F': ' '/^number of failed transactions/ { split($2, a, " "); print a[1] }' "$log")
+    if [[ -n $failed && $failed != 0 ]]; then
+        echo "pgbench ($name) at $clients clients: $failed failed transactions" >>"$out/problems.txt"
+    fi
+    echo "$tps $p50 $p99 $n $(cpu_split "$n" "$before" "$after")"
+}
+
 # --- CPU accounting ----------------------------------------------------------------------
 # In clock ticks summed over all cores. The load generators, the server and PostgreSQL
 # share the machine's cores, so each measured load also reports where its CPU went per

@@ -240,29 +240,6 @@ settle() {
     "${su_psql[@]}" -c "checkpoint" >/dev/null
 }
 
-# One pgbench load; prints "tps p50 p99 n gen srv pg other other%".
-run_pgbench() {
-    local load=$1 clients=$2 me=$BASHPID tps p50 p99 n failed before after
-    "${pgb[@]}" -f "$out/pgbench/$load.sql" -c "$clients" -j "$threads" -T "$warmup" frontdesk \
-        >"$out/pgbench-warmup-$load-$clients.txt" 2>&1
-    rm -f "$out/pgblog-$load-$clients".*
-    sleep 0.5 # let the warmup's backends exit
-    before=$(snapshot "$me")
-    "${pgb[@]}" -f "$out/pgbench/$load.sql" -c "$clients" -j "$threads" -T "$duration" \
-        -l --log-prefix="$out/pgblog-$load-$clients" frontdesk >"$out/pgbench-$load-$clients.txt" 2>&1
-    sleep 0.5
-    after=$(snapshot "$me")
-    tps=$(awk '/^tps = / { printf "%.0f", $3; exit }' "$out/pgbench-$load-$clients.txt")
-    n=$(awk '/^number of transactions actually processed:/ { split($NF, a, "/"); print a[1] }' \
-        "$out/pgbench-$load-$clients.txt")
-    read -r p50 p99 < <(pgbench_percentiles "$out/pgblog-$load-$clients".*)
-    failed=$(awk -F': ' '/^number of failed transactions/ { split($2, a, " "); print a[1] }' \
-        "$out/pgbench-$load-$clients.txt")
-    if [[ -n $failed && $failed != 0 ]]; then
-        echo "pgbench ($load) at $clients clients: $failed failed transactions" >>"$out/problems.txt"
-    fi
-    echo "$tps $p50 $p99 $n $(cpu_split "$n" "$before" "$after")"
-}
 
 export BENCH_TARGETS=$state/targets.tsv BENCH_CONTENTS=$contents
 rows=()
@@ -284,26 +261,13 @@ for clients in $clients_list; do
 
         say "bench: $what, $clients clients: API (wrk ${warmup}s warmup + ${duration}s)"
         export BENCH_MODE=$load
-        wrk -t "$threads" -c "$clients" -d "${warmup}s" -s "$lua" "$base" >"$out/wrk-warmup-$load-$clients.txt"
-        me=$BASHPID
-        before=$(snapshot "$me")
-        wrk -t "$threads" -c "$clients" -d "${duration}s" --latency -s "$lua" "$base" >"$out/wrk-$load-$clients.txt"
-        after=$(snapshot "$me")
-        api_rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out/wrk-$load-$clients.txt")
-        api_n=$(awk '/ requests in / { print $1; exit }' "$out/wrk-$load-$clients.txt")
-        api_p50=$(to_ms "$(awk '$1 == "50%" { print $2; exit }' "$out/wrk-$load-$clients.txt")")
-        api_p99=$(to_ms "$(awk '$1 == "99%" { print $2; exit }' "$out/wrk-$load-$clients.txt")")
-        read -r a_gen a_srv a_pg a_other a_pct < <(cpu_split "$api_n" "$before" "$after")
-        if grep -qE 'Non-2xx|Socket errors' "$out/wrk-$load-$clients.txt"; then
-            echo "wrk ($load) at $clients clients: $(grep -E 'Non-2xx|Socket errors' "$out/wrk-$load-$clients.txt" | tr -s ' ' | tr '\n' ';')" \
-                >>"$out/problems.txt"
-        fi
+        read -r api_rps api_p50 api_p99 _ a_gen a_srv a_pg a_other a_pct < <(run_wrk "$load" "$clients")
 
         settle
         busy=$(wait_idle "$idle_wait")
         ((busy > busy_max)) && busy_max=$busy
         say "bench: $what, $clients clients: pgbench -M $pgbench_mode (${warmup}s warmup + ${duration}s; CPU ${busy}% busy before)"
-        read -r pg_tps pg_p50 pg_p99 _ p_gen _ p_pg p_other p_pct < <(run_pgbench "$load" "$clients")
+        read -r pg_tps pg_p50 pg_p99 _ p_gen _ p_pg p_other p_pct < <(run_pgbench "$load" "$out/pgbench/$load.sql" "$clients")
 
         for pct in "$a_pct" "$p_pct"; do ((pct > other_max)) && other_max=$pct; done
         r=$(ratio "$api_rps" "$pg_tps")

@@ -86,31 +86,7 @@ for shape in 1rt 2rt; do
         || { cat "$out/pgbench-check-$shape.txt" >&2; die "pgbench cannot run $out/pgbench-$shape.sql"; }
 done
 
-# (to_ms, pgbench_percentiles, ratio and the CPU accounting are in lib.sh)
-
-# One pgbench load; prints "tps p50 p99 n gen srv pg other other%".
-run_pgbench() {
-    local shape=$1 clients=$2 me=$BASHPID tps p50 p99 n failed before after
-    "${pgb[@]}" -f "$out/pgbench-$shape.sql" -c "$clients" -j "$threads" -T "$warmup" frontdesk \
-        >"$out/pgbench-warmup-$shape-$clients.txt" 2>&1
-    rm -f "$out/pgblog-$shape-$clients".*
-    sleep 0.5 # let the warmup's backends exit
-    before=$(snapshot "$me")
-    "${pgb[@]}" -f "$out/pgbench-$shape.sql" -c "$clients" -j "$threads" -T "$duration" \
-        -l --log-prefix="$out/pgblog-$shape-$clients" frontdesk >"$out/pgbench-$shape-$clients.txt" 2>&1
-    sleep 0.5
-    after=$(snapshot "$me")
-    tps=$(awk '/^tps = / { printf "%.0f", $3; exit }' "$out/pgbench-$shape-$clients.txt")
-    n=$(awk '/^number of transactions actually processed:/ { split($NF, a, "/"); print a[1] }' \
-        "$out/pgbench-$shape-$clients.txt")
-    read -r p50 p99 < <(pgbench_percentiles "$out/pgblog-$shape-$clients".*)
-    failed=$(awk -F': ' '/^number of failed transactions/ { split($2, a, " "); print a[1] }' \
-        "$out/pgbench-$shape-$clients.txt")
-    if [[ -n $failed && $failed != 0 ]]; then
-        echo "pgbench ($shape) at $clients clients: $failed failed transactions" >>"$out/problems.txt"
-    fi
-    echo "$tps $p50 $p99 $n $(cpu_split "$n" "$before" "$after")"
-}
+# (run_wrk, run_pgbench, the percentiles and the CPU accounting are in lib.sh)
 
 # --- the runs ----------------------------------------------------------------------------
 export BENCH_TOKEN=$token BENCH_TENANT=$tenant
@@ -126,25 +102,12 @@ for clients in $clients_list; do
     say "bench: $clients clients: CPU ${busy}% busy before the loads"
 
     say "bench: $clients clients: API (wrk ${warmup}s warmup + ${duration}s)"
-    wrk -t "$threads" -c "$clients" -d "${warmup}s" -s "$lua" "$base" >"$out/wrk-warmup-$clients.txt"
-    me=$BASHPID
-    before=$(snapshot "$me")
-    wrk -t "$threads" -c "$clients" -d "${duration}s" --latency -s "$lua" "$base" >"$out/wrk-$clients.txt"
-    after=$(snapshot "$me")
-    api_rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out/wrk-$clients.txt")
-    api_n=$(awk '/ requests in / { print $1; exit }' "$out/wrk-$clients.txt")
-    api_p50=$(to_ms "$(awk '$1 == "50%" { print $2; exit }' "$out/wrk-$clients.txt")")
-    api_p99=$(to_ms "$(awk '$1 == "99%" { print $2; exit }' "$out/wrk-$clients.txt")")
-    read -r a_gen a_srv a_pg a_other a_pct < <(cpu_split "$api_n" "$before" "$after")
-    if grep -qE 'Non-2xx|Socket errors' "$out/wrk-$clients.txt"; then
-        echo "wrk at $clients clients: $(grep -E 'Non-2xx|Socket errors' "$out/wrk-$clients.txt" | tr -s ' ' | tr '\n' ';')" \
-            >>"$out/problems.txt"
-    fi
+    read -r api_rps api_p50 api_p99 _ a_gen a_srv a_pg a_other a_pct < <(run_wrk get-tenant "$clients")
 
     say "bench: $clients clients: pgbench -M $pgbench_mode, one round trip (${warmup}s warmup + ${duration}s)"
-    read -r pg_tps pg_p50 pg_p99 _ p_gen _ p_pg p_other p_pct < <(run_pgbench 1rt "$clients")
+    read -r pg_tps pg_p50 pg_p99 _ p_gen _ p_pg p_other p_pct < <(run_pgbench 1rt "$out/pgbench-1rt.sql" "$clients")
     say "bench: $clients clients: pgbench -M $pgbench_mode, two round trips (${warmup}s warmup + ${duration}s)"
-    read -r pg2_tps pg2_p50 pg2_p99 _ q_gen _ q_pg q_other q_pct < <(run_pgbench 2rt "$clients")
+    read -r pg2_tps pg2_p50 pg2_p99 _ q_gen _ q_pg q_other q_pct < <(run_pgbench 2rt "$out/pgbench-2rt.sql" "$clients")
 
     for pct in "$a_pct" "$p_pct" "$q_pct"; do ((pct > other_max)) && other_max=$pct; done
     rows+=("| $clients | $api_rps | $api_p50 ms | $api_p99 ms | $pg_tps | $pg_p50 ms | $pg_p99 ms | $(ratio "$api_rps" "$pg_tps") |")
