@@ -212,6 +212,31 @@ pub struct Reply {
     pub text: String,
 }
 
+/// One POST of a batch sent in parallel (`post_all`).
+pub struct Post {
+    pub url: String,
+    pub token: String,
+    pub body: Value,
+    pub idempotency_key: Option<String>,
+}
+
+/// Send every POST at once; the replies, in the order they finished.
+pub async fn post_all(http: &reqwest::Client, posts: Vec<Post>) -> Vec<Reply> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for post in posts {
+        let mut request = http.post(post.url).bearer_auth(post.token).json(&post.body);
+        if let Some(key) = post.idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        tasks.spawn(Reply::of(request));
+    }
+    let mut replies = Vec::new();
+    while let Some(reply) = tasks.join_next().await {
+        replies.push(reply.expect("request task"));
+    }
+    replies
+}
+
 impl Reply {
     /// Send `request` and read the whole response.
     pub async fn of(request: reqwest::RequestBuilder) -> Self {
@@ -295,6 +320,16 @@ impl TestApp {
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
         self.call("POST", path, Some(token), Some(&body)).await
+    }
+
+    /// A POST to `path` on this app, for `post_all`.
+    pub fn post_to(&self, path: &str, token: &str, body: Value) -> Post {
+        Post {
+            url: format!("{}{path}", self.base),
+            token: token.to_owned(),
+            body,
+            idempotency_key: None,
+        }
     }
 
     /// POST with an `Idempotency-Key` header.

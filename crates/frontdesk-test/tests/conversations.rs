@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 
 use frontdesk_test::{
-    TestApp,
+    Post, TestApp,
     fixtures::{Seeded, seed_tenant},
-    spawn_app, tenant_snapshot,
+    post_all, spawn_app, tenant_snapshot,
 };
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -253,34 +253,25 @@ async fn five_hundred_parallel_messages_add_up_exactly() {
     let t = seed_tenant(&app, "acme").await;
     let c = id(&conversation(&app, &t, &t.full_key, json!({"assistant_id": t.assistant})).await);
     let path = format!("{}/conversations/{c}/messages", base(&t));
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..500u32 {
-        let (http, url, key) = (
-            app.http.clone(),
-            format!("{}{path}", app.base),
-            t.full_key.clone(),
-        );
-        tasks.spawn(async move {
-            let body = json!({
-                "role": if i % 2 == 0 { "user" } else { "assistant" },
-                "content": format!("message {i}"),
-                "prompt_tokens": i, "completion_tokens": 2 * i + 1,
-                "cost_usd": format!("0.{:010}", 1_234_567 + i as u64 * 7),
-            });
-            http.post(url)
-                .bearer_auth(key)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        });
-    }
-    let mut statuses = Vec::new();
-    while let Some(status) = tasks.join_next().await {
-        statuses.push(status.unwrap());
-    }
+    let posts = (0..500u32)
+        .map(|i| {
+            app.post_to(
+                &path,
+                &t.full_key,
+                json!({
+                    "role": if i % 2 == 0 { "user" } else { "assistant" },
+                    "content": format!("message {i}"),
+                    "prompt_tokens": i, "completion_tokens": 2 * i + 1,
+                    "cost_usd": format!("0.{:010}", 1_234_567 + i as u64 * 7),
+                }),
+            )
+        })
+        .collect();
+    let statuses: Vec<u16> = post_all(&app.http, posts)
+        .await
+        .iter()
+        .map(|r| r.status.as_u16())
+        .collect();
     assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
     let expected_prompt: i64 = (0..500).sum();
     let expected_completion: i64 = (0..500).map(|i| 2 * i + 1).sum();
@@ -713,36 +704,21 @@ async fn idempotency_keys_replay_refuse_and_serialize() {
     assert_eq!(messages, 4, "two seeded, one per principal");
 
     // Concurrent duplicates: one creates, the others replay it or are told it is in flight.
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..20 {
-        let (http, url, key, body) = (
-            app.http.clone(),
-            format!("{}{path}", app.base),
-            t.full_key.clone(),
-            body.clone(),
-        );
-        tasks.spawn(async move {
-            let r = http
-                .post(url)
-                .bearer_auth(key)
-                .header("idempotency-key", "k-2")
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            (status, r.text().await.unwrap())
-        });
-    }
+    let posts = (0..20)
+        .map(|_| Post {
+            idempotency_key: Some("k-2".into()),
+            ..app.post_to(&path, &t.full_key, body.clone())
+        })
+        .collect();
+    let replies = post_all(&app.http, posts).await;
     let mut created = HashSet::new();
-    while let Some(result) = tasks.join_next().await {
-        let (status, text) = result.unwrap();
-        match status {
+    for reply in &replies {
+        match reply.status.as_u16() {
             201 => {
-                created.insert(id(&serde_json::from_str(&text).unwrap()));
+                created.insert(id(&reply.body));
             }
             409 => {}
-            other => panic!("unexpected {other}: {text}"),
+            other => panic!("unexpected {other}: {}", reply.text),
         }
     }
     assert_eq!(created.len(), 1, "every 201 is the same message");
@@ -772,29 +748,20 @@ async fn one_open_conversation_per_contact_holds_under_parallel_creation() {
         .await;
     assert_eq!(assistant.status, 201, "{}", assistant.text);
     let body = json!({"assistant_id": id(&assistant.body), "contact_id": t.contact});
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..10 {
-        let (http, url, key, body) = (
-            app.http.clone(),
-            format!("{}{}/conversations", app.base, base(&t)),
-            t.full_key.clone(),
-            body.clone(),
-        );
-        tasks.spawn(async move {
-            http.post(url)
-                .bearer_auth(key)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        });
-    }
-    let mut statuses = Vec::new();
-    while let Some(s) = tasks.join_next().await {
-        statuses.push(s.unwrap());
-    }
+    let posts = (0..10)
+        .map(|_| {
+            app.post_to(
+                &format!("{}/conversations", base(&t)),
+                &t.full_key,
+                body.clone(),
+            )
+        })
+        .collect();
+    let mut statuses: Vec<u16> = post_all(&app.http, posts)
+        .await
+        .iter()
+        .map(|r| r.status.as_u16())
+        .collect();
     statuses.sort();
     assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
     // Closing it frees the contact for a new one.

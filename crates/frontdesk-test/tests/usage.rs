@@ -1,7 +1,7 @@
 //! Usage: costing from the price catalog and the daily rollups, exact under parallel
 //! writes through two server processes.
 
-use frontdesk_test::{fixtures::seed_tenant, spawn_app, spawn_app_on, user_token};
+use frontdesk_test::{Reply, fixtures::seed_tenant, post_all, spawn_app, spawn_app_on, user_token};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -160,16 +160,10 @@ async fn rollups_equal_the_messages_under_parallel_writes_through_two_servers() 
         .get("/v1/tenants/acme/usage/today", &t.owner_token)
         .await
         .body;
-    let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..2000usize {
-        let (token, conversation) = writers[n % 4].clone();
-        let base = if n % 2 == 0 {
-            app.base.clone()
-        } else {
-            second.base.clone()
-        };
-        let http = app.http.clone();
-        tasks.spawn(async move {
+    let posts = (0..2000usize)
+        .map(|n| {
+            let (token, conversation) = &writers[n % 4];
+            let server = if n % 2 == 0 { &app } else { &second };
             let model = ["gpt-4o", "gpt-4o-mini", "claude-3-5-haiku"][n % 3];
             let provider = if n % 3 == 2 { "anthropic" } else { "openai" };
             let mut body = json!({"role": if n % 5 == 0 { "user" } else { "assistant" }, "content": format!("m{n}"),
@@ -178,18 +172,11 @@ async fn rollups_equal_the_messages_under_parallel_writes_through_two_servers() 
             if n % 4 == 0 {
                 body["cost_usd"] = json!(format!("0.{:010}", 123_456_789 + n));
             }
-            let r = http
-                .post(format!("{base}/v1/tenants/acme/conversations/{conversation}/messages"))
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            r.status().as_u16()
-        });
-    }
-    while let Some(status) = tasks.join_next().await {
-        assert_eq!(status.unwrap(), 201);
+            server.post_to(&format!("/v1/tenants/acme/conversations/{conversation}/messages"), token, body)
+        })
+        .collect();
+    for reply in post_all(&app.http, posts).await {
+        assert_eq!(reply.status, 201);
     }
     // Every rollup row equals the sum of its messages, to the last decimal.
     let admin = app.db.admin().await;
@@ -393,47 +380,31 @@ async fn today_tokens(admin: &tokio_postgres::Client, tenant: Uuid) -> i64 {
         .get(0)
 }
 
-/// Post `n` messages in parallel, alternating between two servers; the statuses.
+/// Post `n` messages in parallel, alternating between two servers; the replies.
 async fn flood(
     apps: [&frontdesk_test::TestApp; 2],
     token: &str,
     conversation: Uuid,
     n: usize,
     body: Value,
-) -> Vec<(u16, reqwest::header::HeaderMap, Value)> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..n {
-        let base = apps[i % 2].base.clone();
-        let (http, token, body) = (apps[0].http.clone(), token.to_owned(), body.clone());
-        tasks.spawn(async move {
-            let r = http
-                .post(format!(
-                    "{base}/v1/tenants/acme/conversations/{conversation}/messages"
-                ))
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let (status, headers) = (r.status().as_u16(), r.headers().clone());
-            (
-                status,
-                headers,
-                r.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        out.push(r.unwrap());
-    }
-    out
+) -> Vec<Reply> {
+    let path = format!("/v1/tenants/acme/conversations/{conversation}/messages");
+    let posts = (0..n)
+        .map(|i| apps[i % 2].post_to(&path, token, body.clone()))
+        .collect();
+    post_all(&apps[0].http, posts).await
 }
 
-fn check_refusals(replies: &[(u16, reqwest::header::HeaderMap, Value)], limit: &str) -> usize {
+fn check_refusals(replies: &[Reply], limit: &str) -> usize {
     let mut refused = 0;
-    for (status, headers, body) in replies {
-        match status {
+    for Reply {
+        status,
+        headers,
+        body,
+        ..
+    } in replies
+    {
+        match status.as_u16() {
             201 => {}
             429 => {
                 refused += 1;
