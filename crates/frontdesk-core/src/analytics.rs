@@ -1,5 +1,5 @@
 //! Analytics over the daily rollups (never the messages): provider usage, daily message
-//! volume, and the top users or assistants by cost. Periods are the tenant's days; a
+//! volume, the top users or assistants by cost, and feedback by assistant or model. Periods are the tenant's days; a
 //! member sees only their own usage (the rollups' row policy), staff the tenant's.
 
 use chrono::{DateTime, Utc};
@@ -205,6 +205,125 @@ pub async fn top(tx: &mut Tx, tenant: Uuid, q: &TopQuery) -> Result<Vec<TopSpend
             cost_usd: r.get::<_, Decimal>("cost").normalize(),
         })
         .collect())
+}
+
+/// `GET …/analytics/feedback`: ratings grouped by assistant or by model.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FeedbackQuery {
+    /// assistant (default) or model.
+    pub by: Option<String>,
+    /// 1–366 (default 30): ratings of messages written in the last N days.
+    pub days: Option<i32>,
+}
+
+/// Counts of ratings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ratings {
+    pub ratings: i64,
+    pub positive: i64,
+    pub negative: i64,
+    /// positive ÷ ratings.
+    pub positive_rate: f64,
+}
+
+/// Ratings of one assistant's messages over the period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedbackByAssistant {
+    /// Null: messages of conversations whose assistant was deleted.
+    pub assistant_id: Option<Uuid>,
+    #[serde(flatten)]
+    pub ratings: Ratings,
+}
+
+/// Ratings of one model's messages over the period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedbackByModel {
+    /// Null, with `model`: messages without a model (e.g. a person's).
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    #[serde(flatten)]
+    pub ratings: Ratings,
+}
+
+pub const FEEDBACK_BY_ASSISTANT_COLUMNS: &[&str] = &[
+    "assistant_id",
+    "ratings",
+    "positive",
+    "negative",
+    "positive_rate",
+];
+pub const FEEDBACK_BY_MODEL_COLUMNS: &[&str] = &[
+    "provider",
+    "model",
+    "ratings",
+    "positive",
+    "negative",
+    "positive_rate",
+];
+
+/// Feedback grouped as asked.
+pub enum Feedback {
+    ByAssistant(Vec<FeedbackByAssistant>),
+    ByModel(Vec<FeedbackByModel>),
+}
+
+/// Feedback by assistant or by model, from the feedback rollup; most rated first.
+pub async fn feedback(tx: &mut Tx, tenant: Uuid, q: &FeedbackQuery) -> Result<Feedback, CoreError> {
+    let by_model = match q.by.as_deref() {
+        None | Some("assistant") => false,
+        Some("model") => true,
+        Some(_) => return Err(CoreError::invalid("by", "must be assistant or model")),
+    };
+    let days = Days { days: q.days }.parse()?;
+    let group = if by_model {
+        "provider, model"
+    } else {
+        "assistant_id, null::text"
+    };
+    tx.commit_with_next();
+    let rows = tx
+        .query(
+            &format!(
+                "select {group}, sum(positive)::bigint, sum(negative)::bigint
+                 from app.feedback_daily
+                 where tenant_id = $1 and day >= {SINCE}
+                 group by 1, 2 having sum(positive) + sum(negative) > 0
+                 order by sum(positive) + sum(negative) desc, 1, 2"
+            ),
+            &[&tenant, &days],
+        )
+        .await?;
+    let ratings = |r: &Row| {
+        let (positive, negative): (i64, i64) = (r.get(2), r.get(3));
+        Ratings {
+            ratings: positive + negative,
+            positive,
+            negative,
+            positive_rate: positive as f64 / (positive + negative) as f64,
+        }
+    };
+    Ok(if by_model {
+        Feedback::ByModel(
+            rows.iter()
+                .map(|r| FeedbackByModel {
+                    provider: r.get(0),
+                    model: r.get(1),
+                    ratings: ratings(r),
+                })
+                .collect(),
+        )
+    } else {
+        Feedback::ByAssistant(
+            rows.iter()
+                .map(|r| FeedbackByAssistant {
+                    assistant_id: r.get(0),
+                    ratings: ratings(r),
+                })
+                .collect(),
+        )
+    })
 }
 
 /// `GET …/analytics/funnel`: a flow and a period.

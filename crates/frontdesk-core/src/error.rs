@@ -274,6 +274,17 @@ const CONSTRAINTS: &[(&str, Meaning)] = &[
         Meaning::Field("conversation_id", "no such conversation in this tenant"),
     ),
     (
+        "limit_reservations_unknown",
+        Meaning::Field("reservation_id", "no such reservation in this tenant"),
+    ),
+    (
+        "limit_reservations_used",
+        Meaning::Conflict(
+            Some("reservation_id"),
+            "this reservation was already settled or cancelled",
+        ),
+    ),
+    (
         "feedback_rating_check",
         Meaning::Field("rating", "must be 1 or -1"),
     ),

@@ -13,6 +13,7 @@ pub mod feedback;
 pub mod flows;
 pub mod idempotency;
 pub mod input;
+pub mod limits;
 pub mod members;
 pub mod messages;
 pub mod page;

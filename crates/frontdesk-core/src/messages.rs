@@ -124,6 +124,9 @@ pub struct NewMessage {
     pub delegation_plan: Option<Value>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
+    /// The reservation (`POST …/limits/check`) this message settles: what it held is
+    /// given back and the message's own tokens and cost are charged.
+    pub reservation_id: Option<Uuid>,
 }
 
 fn count(errors: &mut Vec<FieldError>, name: &str, n: Option<i64>) -> Option<i32> {
@@ -230,8 +233,8 @@ pub async fn create(
             &format!(
                 "insert into app.messages (tenant_id, id, conversation_id, role, content, prompt_tokens,
                      completion_tokens, model, provider, cost_usd, latency_ms, action_taken,
-                     questions_asked, delegation_plan, metadata)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                     questions_asked, delegation_plan, metadata, reservation_id)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                  returning {COLUMNS}"
             ),
             &[
@@ -250,13 +253,20 @@ pub async fn create(
                 &m.new.questions_asked,
                 &m.new.delegation_plan,
                 &metadata,
+                &m.new.reservation_id,
             ],
         )
         .await;
     match result {
         Ok(row) => Ok(Message::from_row(&row)),
         // The insert trigger found no conversation the caller may write to.
-        Err(e) if e.code() == Some("23503") => Err(CoreError::NotFound),
+        Err(e)
+            if e.db_error()
+                .and_then(|d| d.constraint())
+                .is_some_and(|c| c.starts_with("messages_conversation_id_fkey")) =>
+        {
+            Err(CoreError::NotFound)
+        }
         Err(e) => Err(e.into()),
     }
 }

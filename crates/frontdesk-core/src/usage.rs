@@ -216,6 +216,8 @@ pub struct NewUsageEvent {
     pub cost_usd: Option<Decimal>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
+    /// The reservation (`POST …/limits/check`) this usage settles.
+    pub reservation_id: Option<Uuid>,
 }
 
 impl NewUsageEvent {
@@ -303,8 +305,9 @@ pub async fn record(tx: &mut Tx, tenant: Uuid, e: &NewUsageEvent) -> Result<Usag
         .query_one(
             &format!(
                 "insert into app.usage_events (tenant_id, id, user_id, assistant_id, conversation_id, provider,
-                     model, prompt_tokens, completion_tokens, unit, quantity, unit_price_usd, cost_usd, metadata)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                     model, prompt_tokens, completion_tokens, unit, quantity, unit_price_usd, cost_usd, metadata,
+                     reservation_id)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                  returning {EVENT_COLUMNS}"
             ),
             &[
@@ -322,6 +325,7 @@ pub async fn record(tx: &mut Tx, tenant: Uuid, e: &NewUsageEvent) -> Result<Usag
                 &e.unit_price_usd,
                 &e.cost_usd,
                 &metadata,
+                &e.reservation_id,
             ],
         )
         .await?;
@@ -349,97 +353,4 @@ pub async fn events(
         page.limit,
         |e: &UsageEvent| e.id,
     ))
-}
-
-/// One of the tenant's limits and where it stands in its current window.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LimitStatus {
-    /// rate_limit_per_minute, daily_token_limit or monthly_budget_usd.
-    pub name: String,
-    /// Null: unlimited. Decimal string.
-    pub limit: Option<String>,
-    /// Writes this minute, tokens today, or USD this month (decimal string).
-    pub used: String,
-    /// Null when unlimited.
-    pub remaining: Option<String>,
-    pub window_start: chrono::DateTime<chrono::Utc>,
-    pub resets_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// The tenant's limits with what is used and left in each current window.
-pub async fn limits(tx: &mut Tx, tenant: Uuid) -> Result<Vec<LimitStatus>, CoreError> {
-    tx.commit_with_next();
-    let row = tx
-        .query_opt(
-            "with t as (select id, rate_limit_per_minute::numeric as rate, daily_token_limit::numeric as daily,
-                               monthly_budget_usd as budget, timezone as zone,
-                               now() at time zone timezone as local_now
-                        from app.tenants where id = $1)
-             select t.rate, t.daily, t.budget,
-                    date_trunc('minute', now()) as minute_start,
-                    date_trunc('day', t.local_now) at time zone t.zone as day_start,
-                    (date_trunc('day', t.local_now) + interval '1 day') at time zone t.zone as day_end,
-                    date_trunc('month', t.local_now) at time zone t.zone as month_start,
-                    (date_trunc('month', t.local_now) + interval '1 month') at time zone t.zone as month_end,
-                    coalesce((select c.used from app.limit_counters c where c.tenant_id = t.id and c.kind = 'minute'
-                              and c.window_start = date_trunc('minute', now())), 0) as minute_used,
-                    coalesce((select sum(u.total_tokens) from app.usage_daily u
-                              where u.tenant_id = t.id and u.day = t.local_now::date), 0)::numeric as day_used,
-                    coalesce((select sum(u.cost_usd) from app.usage_daily u
-                              where u.tenant_id = t.id and u.day >= date_trunc('month', t.local_now)::date
-                                and u.day < (date_trunc('month', t.local_now) + interval '1 month')::date), 0) as month_used
-             from t",
-            &[&tenant],
-        )
-        .await?
-        .ok_or(CoreError::NotFound)?;
-    let minute_start: chrono::DateTime<chrono::Utc> = row.get("minute_start");
-    let status = |name: &str, limit: &str, used: &str, start: &str, end: Option<&str>| {
-        let limit: Option<Decimal> = row.get(limit);
-        let used: Decimal = row.get::<_, Decimal>(used).normalize();
-        LimitStatus {
-            name: name.to_owned(),
-            limit: limit.map(|l| l.normalize().to_string()),
-            used: used.to_string(),
-            remaining: limit.map(|l| (l - used).max(Decimal::ZERO).normalize().to_string()),
-            window_start: row.get(start),
-            resets_at: end.map_or(minute_start + chrono::Duration::minutes(1), |e| row.get(e)),
-        }
-    };
-    Ok(vec![
-        status(
-            "rate_limit_per_minute",
-            "rate",
-            "minute_used",
-            "minute_start",
-            None,
-        ),
-        status(
-            "daily_token_limit",
-            "daily",
-            "day_used",
-            "day_start",
-            Some("day_end"),
-        ),
-        status(
-            "monthly_budget_usd",
-            "budget",
-            "month_used",
-            "month_start",
-            Some("month_end"),
-        ),
-    ])
-}
-
-/// Delete limit counters of windows long past (minute windows after an hour, day and
-/// month windows after 40 days), as the operator. Returns how many went.
-pub async fn sweep_counters(tx: &mut Tx) -> Result<u64, CoreError> {
-    Ok(tx
-        .execute(
-            "delete from app.limit_counters
-             where (kind = 'minute' and window_start < now() - interval '1 hour')
-                or window_start < now() - interval '40 days'",
-            &[],
-        )
-        .await?)
 }

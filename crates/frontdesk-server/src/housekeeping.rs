@@ -1,13 +1,16 @@
 //! Background upkeep run by `frontdesk serve`: deleting idempotency keys past their
-//! retention and limit counters of long-past windows. Safe to run in every server process at once (the DELETE is idempotent).
+//! retention and limit counters of long-past windows, and releasing expired limit
+//! reservations. Safe to run in every server process at once (the deletes are idempotent,
+//! and each expired reservation is claimed by one sweeper with `SKIP LOCKED`).
 
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use frontdesk_core::{Principal, RequestContext, Tx, idempotency, usage};
+use frontdesk_core::{Principal, RequestContext, Tx, idempotency, limits};
 
-/// How often expired idempotency keys are swept.
-pub const SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// How often the sweep runs. Expired reservations already hold nothing (a refusal
+/// discounts them); the sweep only gives their amounts back to the counters.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Sweep once now and then every `SWEEP_EVERY`, until the runtime stops.
 pub fn spawn(pool: Pool) -> tokio::task::JoinHandle<()> {
@@ -19,7 +22,7 @@ pub fn spawn(pool: Pool) -> tokio::task::JoinHandle<()> {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     deleted = n,
-                    "expired idempotency keys and limit counters swept"
+                    "expired idempotency keys, limit counters and reservations swept"
                 ),
                 Err(error) => tracing::warn!(%error, "sweeping failed"),
             }
@@ -27,7 +30,8 @@ pub fn spawn(pool: Pool) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Delete expired idempotency keys and old limit counters of every tenant, as the operator.
+/// Delete expired idempotency keys and old limit counters, and release expired
+/// reservations, of every tenant, as the operator.
 pub async fn sweep(pool: &Pool) -> anyhow::Result<u64> {
     let context = RequestContext {
         tenant: None,
@@ -38,7 +42,7 @@ pub async fn sweep(pool: &Pool) -> anyhow::Result<u64> {
     let n = idempotency::sweep(&mut tx)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?
-        + usage::sweep_counters(&mut tx)
+        + limits::sweep(&mut tx)
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     tx.commit().await?;

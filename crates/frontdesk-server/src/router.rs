@@ -14,8 +14,8 @@ use crate::{
     access::{Access, RouteSpec},
     error::Problem,
     routes::{
-        analytics, api_keys, assistants, contacts, conversations, events, feedback, flows, me,
-        members, messages, prices, search, tenants, usage,
+        analytics, api_keys, assistants, contacts, conversations, events, feedback, flows, limits,
+        me, members, messages, prices, search, tenants, usage,
     },
     state::AppState,
 };
@@ -27,7 +27,8 @@ use crate::{
         description = "The multi-tenant system of record for AI assistants that do business. \
                        Conventions (auth, errors, pagination, idempotency) are in docs/API.md."
     ),
-    components(schemas(Problem, frontdesk_core::FieldError)),
+    // FeedbackByModel: the rows of /analytics/feedback?by=model.
+    components(schemas(Problem, frontdesk_core::FieldError, frontdesk_core::analytics::FeedbackByModel)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -199,11 +200,16 @@ pub fn api() -> Api {
     .route(TenantRead, routes!(usage::daily))
     .route(TenantRead, routes!(usage::today))
     .route(TenantRead, routes!(usage::monthly))
-    .route(TenantRead, routes!(usage::limits))
+    .route(TenantRead, routes!(limits::list))
+    .route(TenantWrite, routes!(limits::check))
+    .route(TenantRead, routes!(limits::reservations))
+    .route(TenantRead, routes!(limits::reservation))
+    .route(TenantWrite, routes!(limits::cancel))
     .route(TenantRead, routes!(analytics::providers))
     .route(TenantRead, routes!(analytics::daily_messages))
     .route(TenantRead, routes!(analytics::top))
     .route(TenantRead, routes!(analytics::funnel))
+    .route(TenantRead, routes!(analytics::feedback))
 }
 
 /// The route table, for tests and tools.

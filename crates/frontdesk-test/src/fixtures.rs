@@ -176,6 +176,19 @@ pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
         .await;
     assert_eq!(usage.status, 201, "record usage: {}", usage.text);
     // A limit's window counter, and a refusal (which records the limit as reached).
+    // A reservation, held against the limit and left to expire.
+    let set = app
+        .patch(&base, &owner_token, json!({"daily_token_limit": 1_000_000}))
+        .await;
+    assert_eq!(set.status, 200, "set daily_token_limit: {}", set.text);
+    let reserved = app
+        .post(
+            &format!("{base}/limits/check"),
+            &full_key,
+            json!({"prompt_tokens": 100, "reserve": true, "ttl_seconds": 600}),
+        )
+        .await;
+    assert_eq!(reserved.status, 201, "reserve: {}", reserved.text);
     for (limit, expected) in [(json!(1_000_000), 201), (json!(1), 429), (Value::Null, 0)] {
         let set = app
             .patch(&base, &owner_token, json!({"daily_token_limit": limit}))

@@ -4,8 +4,10 @@
 use axum::{http::HeaderMap, response::Response};
 use frontdesk_core::{
     analytics::{
-        self, DAILY_MESSAGES_COLUMNS, DailyMessages, FUNNEL_COLUMNS, FunnelQuery, FunnelStep,
-        PROVIDER_COLUMNS, ProviderUsage, TOP_COLUMNS, TopQuery, TopSpender,
+        self, DAILY_MESSAGES_COLUMNS, DailyMessages, FEEDBACK_BY_ASSISTANT_COLUMNS,
+        FEEDBACK_BY_MODEL_COLUMNS, FUNNEL_COLUMNS, Feedback, FeedbackByAssistant, FeedbackQuery,
+        FunnelQuery, FunnelStep, PROVIDER_COLUMNS, ProviderUsage, TOP_COLUMNS, TopQuery,
+        TopSpender,
     },
     usage::Days,
 };
@@ -76,4 +78,23 @@ pub async fn funnel(
     let mut tx = scope.begin().await?;
     let rows = analytics::funnel(&mut tx, scope.tenant, &q).await?;
     reply::table(&headers, &rows, FUNNEL_COLUMNS)
+}
+
+/// Ratings of the messages written in the last `days` days, by assistant (default) or by
+/// model (`by=model`): how many, up, down, and the positive rate; most rated first. From
+/// the feedback rollup; a member counts the ratings in their own conversations.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/feedback", tag = "analytics", params(TenantPath, FeedbackQuery),
+    responses((status = 200, body = Vec<FeedbackByAssistant>, description = "JSON (by=model: FeedbackByModel rows), or CSV with Accept: text/csv"),
+              (status = 422, body = Problem)),
+    )]
+pub async fn feedback(
+    scope: TenantScope,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<FeedbackQuery>,
+) -> ApiResult<Response> {
+    let mut tx = scope.begin().await?;
+    match analytics::feedback(&mut tx, scope.tenant, &q).await? {
+        Feedback::ByAssistant(rows) => reply::table(&headers, &rows, FEEDBACK_BY_ASSISTANT_COLUMNS),
+        Feedback::ByModel(rows) => reply::table(&headers, &rows, FEEDBACK_BY_MODEL_COLUMNS),
+    }
 }

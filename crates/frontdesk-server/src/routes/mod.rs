@@ -8,6 +8,7 @@ pub mod conversations;
 pub mod events;
 pub mod feedback;
 pub mod flows;
+pub mod limits;
 pub mod me;
 pub mod members;
 pub mod messages;

@@ -3,7 +3,7 @@
 use axum::{http::StatusCode, response::Response};
 use frontdesk_core::{
     page::{PageQuery, Paged},
-    usage::{self, Days, LimitStatus, Months, NewUsageEvent, Usage, UsageEvent},
+    usage::{self, Days, Months, NewUsageEvent, Usage, UsageEvent},
 };
 
 use crate::{
@@ -78,13 +78,4 @@ pub async fn monthly(
     Ok(axum::Json(
         usage::monthly(&mut tx, scope.tenant, months).await?,
     ))
-}
-
-/// The tenant's limits: each one's value (null: unlimited), what is used and what is left
-/// in its current window, and when that window ends. Staff see the tenant's usage.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/limits", tag = "usage", params(TenantPath),
-    responses((status = 200, body = Vec<LimitStatus>)))]
-pub async fn limits(scope: TenantScope) -> ApiResult<axum::Json<Vec<LimitStatus>>> {
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(usage::limits(&mut tx, scope.tenant).await?))
 }

@@ -1,0 +1,455 @@
+//! Limit checks and reservations (`POST /limits/check`), and feedback analytics from the
+//! feedback rollup.
+
+use frontdesk_test::{Reply, TestApp, fixtures::seed_tenant, post_all, spawn_app, spawn_app_on};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const BASE: &str = "/v1/tenants/acme";
+
+fn daily_limit(limits: &Value) -> &Value {
+    limits
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "daily_token_limit")
+        .unwrap()
+}
+
+/// The daily token limit's used, reserved and remaining (-1: unlimited).
+async fn daily(app: &TestApp, token: &str) -> (i64, i64, i64) {
+    let r = app.get(&format!("{BASE}/limits"), token).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let d = daily_limit(&r.body);
+    let n = |v: &Value| v.as_str().map_or(-1, |s| s.parse::<i64>().unwrap());
+    (n(&d["used"]), n(&d["reserved"]), n(&d["remaining"]))
+}
+
+/// The day counter equals what is stored today plus what active reservations hold: the
+/// invariant every settle, cancel, expiry and refusal must keep.
+async fn assert_counter_matches(admin: &tokio_postgres::Client, tenant: Uuid) {
+    let row = admin
+        .query_one(
+            "select (select used from app.limit_counters where tenant_id = $1 and kind = 'day'
+                     and window_start = date_trunc('day', now())),
+                    (select coalesce(sum(total_tokens), 0) from app.usage_daily
+                     where tenant_id = $1 and day = current_date)::numeric
+                    + (select coalesce(sum(tokens), 0) from app.limit_reservations
+                       where tenant_id = $1 and status = 'active'
+                         and day_window = date_trunc('day', now()))",
+            &[&tenant],
+        )
+        .await
+        .unwrap();
+    let (counter, facts): (Option<Decimal>, Decimal) = (row.get(0), row.get(1));
+    assert_eq!(counter, Some(facts), "day counter = stored + held");
+}
+
+async fn cancel_all_reservations(app: &TestApp, token: &str) {
+    let active = app
+        .get(&format!("{BASE}/limits/reservations?status=active"), token)
+        .await;
+    for r in active.body["data"].as_array().unwrap() {
+        let id = r["id"].as_str().unwrap();
+        let gone = app
+            .delete(&format!("{BASE}/limits/reservations/{id}"), token)
+            .await;
+        assert_eq!(gone.status, 204, "{}", gone.text);
+    }
+}
+
+#[tokio::test]
+async fn reservations_hold_settle_cancel_and_expire_without_overshooting() {
+    let app = spawn_app().await;
+    let second = spawn_app_on(&app.db).await;
+    let t = seed_tenant(&app, "acme").await;
+    let admin = app.db.admin().await;
+    cancel_all_reservations(&app, &t.owner_token).await;
+    let (already, reserved, _) = daily(&app, &t.owner_token).await;
+    assert_eq!(reserved, 0, "the fixture's reservation was cancelled");
+    let set = app
+        .patch(
+            BASE,
+            &t.owner_token,
+            json!({"daily_token_limit": already + 1000}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+
+    // Asking holds nothing.
+    let check = format!("{BASE}/limits/check");
+    let fits = app
+        .post(&check, &t.full_key, json!({"prompt_tokens": 600}))
+        .await;
+    assert_eq!(fits.status, 200, "{}", fits.text);
+    assert_eq!(fits.body["allowed"], true);
+    assert_eq!(fits.body["tokens"], 600);
+    assert!(fits.body["reservation"].is_null());
+    let too_big = app
+        .post(
+            &check,
+            &t.full_key,
+            json!({"prompt_tokens": 700, "completion_tokens": 301}),
+        )
+        .await;
+    assert_eq!(too_big.status, 200, "{}", too_big.text);
+    assert_eq!(too_big.body["allowed"], false);
+    assert_eq!(too_big.body["refused_by"], json!(["daily_token_limit"]));
+    assert_eq!(daily(&app, &t.owner_token).await, (already, 0, 1000));
+
+    // 40 reservations of 100 tokens through two servers: exactly 10 fit.
+    let posts = (0..40)
+        .map(|i| {
+            [&app, &second][i % 2].post_to(
+                &check,
+                &t.full_key,
+                json!({"prompt_tokens": 100, "reserve": true}),
+            )
+        })
+        .collect();
+    let replies = post_all(&app.http, posts).await;
+    let mut held = Vec::new();
+    for Reply {
+        status,
+        body,
+        headers,
+        ..
+    } in &replies
+    {
+        match status.as_u16() {
+            201 => held.push(body["reservation"]["id"].as_str().unwrap().to_owned()),
+            429 => {
+                assert_eq!(body["limit_name"], "daily_token_limit", "{body}");
+                assert!(headers.contains_key("retry-after"));
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(held.len(), 10, "exactly what fits is reserved");
+    assert_eq!(daily(&app, &t.owner_token).await, (already, 1000, 0));
+    assert_counter_matches(&admin, t.id).await;
+    let refused = app
+        .post(
+            &format!("{BASE}/conversations/{}/messages", t.conversation),
+            &t.full_key,
+            json!({"role": "assistant", "content": "no room", "prompt_tokens": 1}),
+        )
+        .await;
+    assert_eq!(refused.status, 429, "reserved capacity is not free");
+
+    // A message settles its reservation: the 100 held go back, its 60 are charged.
+    let messages = format!("{BASE}/conversations/{}/messages", t.conversation);
+    let settled = app
+        .post(
+            &messages,
+            &t.full_key,
+            json!({"role": "assistant", "content": "answer", "prompt_tokens": 40,
+                   "completion_tokens": 20, "reservation_id": held[0]}),
+        )
+        .await;
+    assert_eq!(settled.status, 201, "{}", settled.text);
+    assert_eq!(daily(&app, &t.owner_token).await, (already + 60, 900, 40));
+    let first = app
+        .get(
+            &format!("{BASE}/limits/reservations/{}", held[0]),
+            &t.full_key,
+        )
+        .await;
+    assert_eq!(first.body["status"], "settled");
+    assert_eq!(first.body["settled_by"], settled.body["id"]);
+    let again = app
+        .post(
+            &messages,
+            &t.full_key,
+            json!({"role": "assistant", "content": "again", "prompt_tokens": 1, "reservation_id": held[0]}),
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert_eq!(again.error_fields(), ["reservation_id"]);
+    let unknown = app
+        .post(
+            &messages,
+            &t.full_key,
+            json!({"role": "assistant", "content": "?", "reservation_id": Uuid::now_v7()}),
+        )
+        .await;
+    assert_eq!(unknown.status, 422, "{}", unknown.text);
+    assert_eq!(unknown.error_fields(), ["reservation_id"]);
+
+    // A usage event settles one too, and may use more than was held while it fits.
+    let usage = app
+        .post(
+            &format!("{BASE}/usage"),
+            &t.full_key,
+            json!({"prompt_tokens": 130, "reservation_id": held[1]}),
+        )
+        .await;
+    assert_eq!(usage.status, 201, "{}", usage.text);
+    assert_eq!(daily(&app, &t.owner_token).await, (already + 190, 800, 10));
+    assert_counter_matches(&admin, t.id).await;
+
+    // Cancelling gives back; cancelling twice is a no-op; a settled one is a conflict.
+    let one = format!("{BASE}/limits/reservations/{}", held[2]);
+    assert_eq!(app.delete(&one, &t.full_key).await.status, 204);
+    assert_eq!(app.delete(&one, &t.full_key).await.status, 204);
+    assert_eq!(daily(&app, &t.owner_token).await, (already + 190, 700, 110));
+    let settled_one = format!("{BASE}/limits/reservations/{}", held[0]);
+    assert_eq!(app.delete(&settled_one, &t.full_key).await.status, 409);
+    // A member sees neither the key's reservations nor can cancel them.
+    assert_eq!(app.get(&one, &t.member_token).await.status, 404);
+    let other = format!("{BASE}/limits/reservations/{}", held[3]);
+    assert_eq!(app.delete(&other, &t.member_token).await.status, 404);
+    // A read key may ask nothing that writes.
+    let read = app
+        .post(
+            &check,
+            &t.read_key,
+            json!({"prompt_tokens": 1, "reserve": true}),
+        )
+        .await;
+    assert_eq!(read.status, 403, "{}", read.text);
+
+    // An unused reservation expires: from its expiry it holds nothing, before any sweep.
+    let short = app
+        .post(
+            &check,
+            &t.full_key,
+            json!({"prompt_tokens": 110, "reserve": true, "ttl_seconds": 1}),
+        )
+        .await;
+    assert_eq!(short.status, 201, "{}", short.text);
+    let short_id = short.body["reservation"]["id"].as_str().unwrap().to_owned();
+    let full = app
+        .post(
+            &check,
+            &t.full_key,
+            json!({"prompt_tokens": 100, "reserve": true}),
+        )
+        .await;
+    assert_eq!(full.status, 429, "{}", full.text);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(daily(&app, &t.owner_token).await, (already + 190, 700, 110));
+    let after = app
+        .post(
+            &check,
+            &t.full_key,
+            json!({"prompt_tokens": 100, "reserve": true}),
+        )
+        .await;
+    assert_eq!(
+        after.status, 201,
+        "an expired hold is discounted at once: {}",
+        after.text
+    );
+    let expired = app
+        .get(
+            &format!("{BASE}/limits/reservations/{short_id}"),
+            &t.full_key,
+        )
+        .await;
+    assert_eq!(expired.body["status"], "expired");
+    // The sweep gives the expired hold back to the counter.
+    let swept = frontdesk_server::housekeeping::sweep(&app.db.pool(1))
+        .await
+        .unwrap();
+    assert!(swept >= 1);
+    assert_counter_matches(&admin, t.id).await;
+    assert_eq!(daily(&app, &t.owner_token).await, (already + 190, 800, 10));
+    // A write naming an expired reservation is charged like any other.
+    let late = app
+        .post(
+            &messages,
+            &t.full_key,
+            json!({"role": "assistant", "content": "late", "prompt_tokens": 5, "reservation_id": short_id}),
+        )
+        .await;
+    assert_eq!(late.status, 201, "{}", late.text);
+    assert_eq!(daily(&app, &t.owner_token).await, (already + 195, 800, 5));
+    assert_counter_matches(&admin, t.id).await;
+
+    for bad in [
+        json!({"prompt_tokens": -1}),
+        json!({"ttl_seconds": 0, "reserve": true}),
+        json!({"ttl_seconds": 3601}),
+        json!({"cost_usd": "-1"}),
+        json!({"provider": "Not A Provider!"}),
+        json!({"tokens": 5}),
+    ] {
+        let r = app.post(&check, &t.full_key, bad.clone()).await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn a_reservation_is_priced_from_the_catalog_and_holds_budget_and_rate() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    let set = app
+        .patch(
+            BASE,
+            &t.owner_token,
+            json!({"monthly_budget_usd": "1000", "rate_limit_per_minute": 1000}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    // gpt-4o: 2.50 in, 10.00 out per million tokens.
+    let r = app
+        .post(
+            &format!("{BASE}/limits/check"),
+            &t.full_key,
+            json!({"provider": "openai", "model": "gpt-4o", "prompt_tokens": 1000,
+                   "completion_tokens": 500, "reserve": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["cost_usd"], "0.0075");
+    assert_eq!(r.body["cost_source"], "catalog");
+    let reservation = &r.body["reservation"];
+    assert!(reservation["minute_window"].is_string() && reservation["month_window"].is_string());
+    let limits = r.body["limits"].as_array().unwrap();
+    assert_eq!(limits[0]["name"], "rate_limit_per_minute");
+    assert_eq!(limits[0]["reserved"], "1");
+    assert_eq!(limits[2]["reserved"], "0.0075");
+    // The message that settles it, in the same minute, takes the write it held.
+    let m = app
+        .post(
+            &format!("{BASE}/conversations/{}/messages", t.conversation),
+            &t.full_key,
+            json!({"role": "assistant", "content": "ok", "provider": "openai", "model": "gpt-4o",
+                   "prompt_tokens": 1000, "completion_tokens": 100,
+                   "reservation_id": reservation["id"]}),
+        )
+        .await;
+    assert_eq!(m.status, 201, "{}", m.text);
+    let after = app.get(&format!("{BASE}/limits"), &t.owner_token).await;
+    assert_eq!(after.body[0]["reserved"], "0");
+    assert_eq!(after.body[2]["reserved"], "0");
+    let counter: Decimal = app
+        .db
+        .admin()
+        .await
+        .query_one(
+            "select used from app.limit_counters where tenant_id = $1 and kind = 'minute'
+             and window_start = date_trunc('minute', now())",
+            &[&t.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // One reservation + its settling message = one write (unless the minute turned).
+    let used: i64 = after.body[0]["used"].as_str().unwrap().parse().unwrap();
+    assert_eq!(Decimal::from(used), counter);
+    assert!(
+        used <= 1,
+        "the settled reservation's write is not counted twice"
+    );
+}
+
+#[tokio::test]
+async fn feedback_analytics_follow_ratings_changes_and_removals() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    // The fixture: the owner rated the assistant's gpt-4o-mini message +1.
+    let rate = |token: String, message: Uuid, rating: i64| {
+        let app = &app;
+        async move {
+            let r = app
+                .call(
+                    "PUT",
+                    &format!("{BASE}/messages/{message}/feedback"),
+                    Some(&token),
+                    Some(&json!({"rating": rating})),
+                )
+                .await;
+            assert!(r.status == 200 || r.status == 201, "{}", r.text);
+        }
+    };
+    rate(t.agent_token.clone(), t.message, -1).await;
+    rate(t.member_token.clone(), t.member_message, 1).await;
+    let get = |query: &'static str, token: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .get(&format!("{BASE}/analytics/feedback{query}"), &token)
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.body
+        }
+    };
+    let by_assistant = get("", t.owner_token.clone()).await;
+    assert_eq!(
+        by_assistant,
+        json!([{"assistant_id": t.assistant, "ratings": 3, "positive": 2, "negative": 1,
+                "positive_rate": 2.0 / 3.0}])
+    );
+    let by_model = get("?by=model", t.owner_token.clone()).await;
+    assert_eq!(
+        by_model,
+        json!([{"provider": "openai", "model": "gpt-4o-mini", "ratings": 2, "positive": 1,
+                "negative": 1, "positive_rate": 0.5},
+               {"provider": null, "model": null, "ratings": 1, "positive": 1, "negative": 0,
+                "positive_rate": 1.0}])
+    );
+    // A changed rating moves between up and down; a removed one leaves.
+    rate(t.agent_token.clone(), t.message, 1).await;
+    let removed = app
+        .delete(
+            &format!("{BASE}/messages/{}/feedback", t.message),
+            &t.owner_token,
+        )
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.text);
+    let by_model = get("?by=model", t.owner_token.clone()).await;
+    assert_eq!(by_model[0]["model"], "gpt-4o-mini");
+    assert_eq!(
+        (&by_model[0]["positive"], &by_model[0]["negative"]),
+        (&json!(1), &json!(0))
+    );
+    // A member counts only ratings in their own conversations.
+    let theirs = get("?by=model", t.member_token.clone()).await;
+    assert_eq!(
+        theirs,
+        json!([{"provider": null, "model": null, "ratings": 1, "positive": 1, "negative": 0,
+                "positive_rate": 1.0}])
+    );
+    // The rollup equals the ratings, row by row.
+    let admin = app.db.admin().await;
+    let mismatched: i64 = admin
+        .query_one(
+            "select count(*) from app.feedback_daily d
+             cross join lateral (select count(*) filter (where f.rating = 1) as up,
+                                        count(*) filter (where f.rating = -1) as down
+                                 from app.feedback f
+                                 where f.tenant_id = d.tenant_id and f.rollup_id = d.id) f
+             where d.tenant_id = $1 and (d.positive <> f.up or d.negative <> f.down)",
+            &[&t.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mismatched, 0);
+    let csv = app
+        .http
+        .get(format!("{}{BASE}/analytics/feedback?by=model", app.base))
+        .bearer_auth(&t.owner_token)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with(
+            "provider,model,ratings,positive,negative,positive_rate\r\nopenai,gpt-4o-mini,1,1,0,1.0\r\n"
+        ),
+        "{csv}"
+    );
+    for bad in ["?by=planet", "?days=0", "?colour=red"] {
+        let r = app
+            .get(&format!("{BASE}/analytics/feedback{bad}"), &t.owner_token)
+            .await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.text);
+    }
+}
