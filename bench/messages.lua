@@ -1,10 +1,13 @@
 -- wrk script for the message benchmarks (bench/messages.sh): each request goes to a random
 -- conversation of the whole dataset, with that conversation's tenant's API key.
 --
---   BENCH_MODE=get   GET  /v1/tenants/{tenant}/conversations/{id}/messages?limit=50
---   BENCH_MODE=post  POST /v1/tenants/{tenant}/conversations/{id}/messages with
---                    {"role":"user","content":…,"prompt_tokens":12,"completion_tokens":7,
---                     "model":"gpt-4o-mini","provider":"openai","cost_usd":"0.0004"}
+--   BENCH_MODE=get       GET  /v1/tenants/{tenant}/conversations/{id}/messages?limit=50
+--   BENCH_MODE=post      POST /v1/tenants/{tenant}/conversations/{id}/messages with
+--                        {"role":"user","content":…,"prompt_tokens":12,"completion_tokens":7,
+--                         "model":"gpt-4o-mini","provider":"openai","cost_usd":"0.0004"}
+--   BENCH_MODE=providers GET  /v1/tenants/{tenant}/analytics/providers?days=30
+--   BENCH_MODE=today     GET  /v1/tenants/{tenant}/usage/today
+-- (the last two: the tenant of a random conversation, so tenants are drawn alike)
 --
 -- BENCH_TARGETS names the file messages.sh writes, one conversation a line:
 --   tenant_n <TAB> tenant id <TAB> API key secret <TAB> conversation id
@@ -20,8 +23,8 @@ local contents_path = os.getenv("BENCH_CONTENTS")
 if targets_path == nil then
   error("BENCH_TARGETS must name the targets file")
 end
-if mode ~= "get" and mode ~= "post" then
-  error("BENCH_MODE must be get or post")
+if mode ~= "get" and mode ~= "post" and mode ~= "providers" and mode ~= "today" then
+  error("BENCH_MODE must be get, post, providers or today")
 end
 
 -- A JSON string literal (the contents are plain text, but escape what JSON requires).
@@ -66,6 +69,10 @@ function init(args)
       count = count + 1
       if mode == "get" then
         requests[count] = wrk.format("GET", path .. "?limit=50", headers)
+      elseif mode == "providers" then
+        requests[count] = wrk.format("GET", "/v1/tenants/" .. tenant .. "/analytics/providers?days=30", headers)
+      elseif mode == "today" then
+        requests[count] = wrk.format("GET", "/v1/tenants/" .. tenant .. "/usage/today", headers)
       else
         headers["Content-Type"] = "application/json"
         local body = '{"role":"user","content":' .. json_string(contents[tonumber(n) % #contents + 1])

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# The message benchmarks on a generated dataset (by default 100 tenants, 10,000
-# conversations, 1,000,000 messages; bench/messages_dataset.sql): POST a message, and GET
-# a conversation's last 50 messages, each measured two ways against the same database in
-# one run: through the API with wrk (bench/messages.lua), and as the bare SQL transaction
-# with pgbench (bench/messages_post.sql, bench/messages_get.sql). Every request and every
-# pgbench transaction goes to a random conversation of a random tenant, with that
-# tenant's API key. Prints Markdown tables: req/s, p50 and p99 of both, API ÷ pgbench, and
-# the CPU time per request. See bench/README.md.
+# The message and usage benchmarks on a generated dataset (by default 100 tenants, 10,000
+# conversations, 1,000,000 messages with their daily rollups; bench/messages_dataset.sql):
+#   get          GET a conversation's last 50 messages        (bench/messages_get.sql)
+#   post         POST a message                                (bench/messages_post.sql)
+#   providers    GET the 30-day provider analytics             (bench/analytics_providers.sql)
+#   today        GET today's usage                             (bench/usage_today.sql)
+#   post_limits  POST a message with all three limits set on every tenant (high enough never
+#                to refuse), to compare with `post`: the cost of enforcing limits
+# each measured two ways against the same database in one run: through the API with wrk
+# (bench/messages.lua), and as the bare SQL transaction with pgbench. Every request and
+# every pgbench transaction goes to a random conversation (or its tenant) of a random
+# tenant, with that tenant's API key. Prints Markdown tables: req/s, p50 and p99 of both,
+# API ÷ pgbench, and the CPU time per request. See bench/README.md.
 #
 # Generating the dataset takes minutes; give BENCH_DATA a directory to keep it and the
 # next run reuses it (each run adds the messages it POSTs).
@@ -17,7 +22,7 @@
 #   BENCH_DATA           data directory to keep and reuse (server, cluster and dataset);
 #                        default: a temporary one, deleted at the end. Must be reachable by
 #                        the postgres user when run as root (e.g. under /tmp).
-#   BENCH_LOADS          which loads, in order (default "get post")
+#   BENCH_LOADS          which loads, in order (default "get post providers today post_limits")
 #   BENCH_CLIENTS        client counts, space separated (default "32")
 #   BENCH_DURATION       seconds measured per load and client count (default 20)
 #   BENCH_WARMUP         seconds of unmeasured load before each measurement (default 5)
@@ -35,7 +40,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${FRONTDESK_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/frontdesk}
 case $bin in /*) ;; *) bin=$PWD/$bin ;; esac
 pool=${FRONTDESK_POOL_SIZE:-8}
-loads=${BENCH_LOADS:-"get post"}
+loads=${BENCH_LOADS:-"get post providers today post_limits"}
 clients_list=${BENCH_CLIENTS:-"32"}
 duration=${BENCH_DURATION:-20}
 warmup=${BENCH_WARMUP:-5}
@@ -52,8 +57,17 @@ contents=$root/bench/messages_contents.txt
 bench_tools
 psql=${pg_bindir:+$pg_bindir/}psql
 command -v "$psql" >/dev/null || die "psql not found (Debian: apt-get install postgresql-client)"
+# The pgbench template of each load.
+template() {
+    case $1 in
+        get) echo messages_get.sql ;;
+        post | post_limits) echo messages_post.sql ;;
+        providers) echo analytics_providers.sql ;;
+        today) echo usage_today.sql ;;
+    esac
+}
 for load in $loads; do
-    [[ $load == get || $load == post ]] || die "BENCH_LOADS: unknown load $load (get, post)"
+    [[ -n $(template "$load") ]] || die "BENCH_LOADS: unknown load $load (get, post, providers, today, post_limits)"
 done
 
 # --- directories -------------------------------------------------------------------------
@@ -194,10 +208,10 @@ tenant_tree() { # lo hi: the tenants lo..hi
     fi
 }
 tenant_tree 0 $((n_tenants - 1)) >"$out/pgbench/tenants.sql"
-for load in get post; do
+for load in $loads; do
     awk -v tree="$out/pgbench/tenants.sql" '
         $0 == "@TENANT_SETTINGS@" { while ((getline line < tree) > 0) print line; next }
-        { print }' "$root/bench/messages_$load.sql" >"$out/pgbench/$load.sql"
+        { print }' "$root/bench/$(template "$load")" >"$out/pgbench/$load.sql"
 done
 
 # The POST contents, for the pgbench script to read by number (wrk reads the file).
@@ -236,13 +250,27 @@ done
 # Before each load: vacuum what the previous loads wrote and checkpoint, so that every load
 # starts from the same state and no autovacuum of an earlier load runs during it.
 settle() {
-    "${su_psql[@]}" -c "vacuum (analyze) app.conversations, app.messages, app.events" >/dev/null
+    "${su_psql[@]}" -c "vacuum (analyze) app.conversations, app.messages, app.events, app.usage_daily, app.limit_state" >/dev/null
     "${su_psql[@]}" -c "checkpoint" >/dev/null
 }
+
+# post_limits: every tenant gets all three limits, far above what a run can use (so
+# nothing is refused and every write is charged), and loses them afterwards. Set as the
+# superuser; the server reads the tenant's limits in the message trigger, so no restart.
+limits_on() {
+    "${su_psql[@]}" -c "update app.tenants set rate_limit_per_minute = 100000000,
+        daily_token_limit = 1000000000000, monthly_budget_usd = 10000000" >/dev/null
+}
+limits_off() {
+    "${su_psql[@]}" -c "update app.tenants set rate_limit_per_minute = null, daily_token_limit = null,
+        monthly_budget_usd = null" >/dev/null
+}
+trap 'limits_off 2>/dev/null; cleanup' EXIT
 
 
 export BENCH_TARGETS=$state/targets.tsv BENCH_CONTENTS=$contents
 rows=()
+declare -A api_rps_of pg_tps_of
 cpu_rows=()
 verdicts=()
 : >"$out/problems.txt"
@@ -253,14 +281,18 @@ for clients in $clients_list; do
         case $load in
             get) what="GET last 50" ;;
             post) what="POST message" ;;
+            providers) what="GET providers 30 days" ;;
+            today) what="GET usage today" ;;
+            post_limits) what="POST message, limits set" ;;
         esac
+        [[ $load == post_limits ]] && limits_on
         settle
         busy=$(wait_idle "$idle_wait")
         ((busy > busy_max)) && busy_max=$busy
         say "bench: $what, $clients clients: CPU ${busy}% busy before the loads"
 
         say "bench: $what, $clients clients: API (wrk ${warmup}s warmup + ${duration}s)"
-        export BENCH_MODE=$load
+        export BENCH_MODE=${load%_limits}
         read -r api_rps api_p50 api_p99 _ a_gen a_srv a_pg a_other a_pct < <(run_wrk "$load" "$clients")
 
         settle
@@ -268,6 +300,9 @@ for clients in $clients_list; do
         ((busy > busy_max)) && busy_max=$busy
         say "bench: $what, $clients clients: pgbench -M $pgbench_mode (${warmup}s warmup + ${duration}s; CPU ${busy}% busy before)"
         read -r pg_tps pg_p50 pg_p99 _ p_gen _ p_pg p_other p_pct < <(run_pgbench "$load" "$out/pgbench/$load.sql" "$clients")
+        [[ $load == post_limits ]] && limits_off
+        api_rps_of[$load-$clients]=$api_rps
+        pg_tps_of[$load-$clients]=$pg_tps
 
         for pct in "$a_pct" "$p_pct"; do ((pct > other_max)) && other_max=$pct; done
         r=$(ratio "$api_rps" "$pg_tps")
@@ -276,9 +311,19 @@ for clients in $clients_list; do
         cpu_rows+=("| $what | $clients | pgbench | $p_gen | – | $p_pg | $p_other ($p_pct%) | $((p_gen + p_pg + p_other)) |")
         met=$(awk -v r="$r" 'BEGIN { print (r + 0 >= 0.85) ? "met" : "NOT met" }')
         verdicts+=("$what, $clients clients: API ÷ pgbench = $r (≥ 0.85: $met)")
-        if [[ $load == get ]]; then
-            met=$(awk -v p="$api_p99" 'BEGIN { print (p + 0 < 10) ? "met" : "NOT met" }')
-            verdicts+=("$what, $clients clients: API p99 = $api_p99 ms (< 10 ms: $met)")
+        case $load in
+            get) p99_target=10 ;;
+            providers | today) p99_target=20 ;;
+            *) p99_target="" ;;
+        esac
+        if [[ -n $p99_target ]]; then
+            met=$(awk -v p="$api_p99" -v t="$p99_target" 'BEGIN { print (p + 0 < t) ? "met" : "NOT met" }')
+            verdicts+=("$what, $clients clients: API p99 = $api_p99 ms (< $p99_target ms: $met)")
+        fi
+        if [[ $load == post_limits && -n ${api_rps_of[post-$clients]:-} ]]; then
+            r=$(ratio "$api_rps" "${api_rps_of[post-$clients]}")
+            met=$(awk -v r="$r" 'BEGIN { print (r + 0 >= 0.90) ? "met" : "NOT met" }')
+            verdicts+=("limits, $clients clients: API req/s with ÷ without = $r (≥ 0.90: $met); pgbench $(ratio "$pg_tps" "${pg_tps_of[post-$clients]}")")
         fi
     done
 done

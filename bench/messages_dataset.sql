@@ -18,10 +18,12 @@
 --   * conversations: flow, state and channel are set directly; their first state
 --     transition and their conversation.created event are inserted from the rows;
 --   * messages: owner_user_id and search_language are copied from the conversation and
---     the tenant; one message.created event per message is inserted from the rows; and
---     each conversation's counters (message_count, prompt_tokens, completion_tokens,
---     cost_usd, last_activity_at) are set by ONE UPDATE from the messages' aggregates,
---     then checked against them before the transaction commits.
+--     the tenant, cost_source is 'provided' where there is a cost; one message.created
+--     event per message is inserted from the rows; the daily usage rollups are inserted
+--     from the messages' aggregates by tenant day; and each conversation's counters
+--     (message_count, prompt_tokens, completion_tokens, cost_usd, last_activity_at) are
+--     set by ONE UPDATE from the messages' aggregates; counters and rollups are checked
+--     against the messages before the transaction commits.
 -- The full-text search index on messages is dropped during the load and built again
 -- afterwards (one sorted build instead of a million GIN insertions).
 --
@@ -237,14 +239,15 @@ drop index app.messages_search_idx;
 -- for them: a prompt that grows with the conversation, a completion of about one token per
 -- four characters, gpt-4o-mini prices ($0.15 / $0.60 per million tokens).
 insert into app.messages (tenant_id, id, conversation_id, owner_user_id, role, content,
-                          prompt_tokens, completion_tokens, model, provider, cost_usd, latency_ms,
-                          metadata, search_language, created_at)
+                          prompt_tokens, completion_tokens, model, provider, cost_usd, cost_source,
+                          latency_ms, metadata, search_language, created_at)
 select m.tenant_id, bench.uuid_v7_at(m.created_at), m.conversation_id, m.user_id,
        m.role, m.content, m.prompt_tokens, m.completion_tokens,
        case when m.role = 'assistant' then 'gpt-4o-mini' end,
        case when m.role = 'assistant' then 'openai' end,
        case when m.role = 'assistant'
             then round(m.prompt_tokens * 0.00000015 + m.completion_tokens * 0.0000006, 10) end,
+       case when m.role = 'assistant' then 'provided' end,
        case when m.role = 'assistant' then 300 + floor(random() * 2700)::int end,
        '{}', 'simple', m.created_at
 from (select t.*, x.content,
@@ -260,15 +263,39 @@ order by m.created_at;
 insert into app.events (tenant_id, id, type, subject_id, data, created_at)
 select m.tenant_id, bench.uuid_v7_at(m.created_at), 'message.created', m.id,
        jsonb_build_object(
-           'id', m.id, 'conversation_id', m.conversation_id, 'role', m.role, 'content', m.content,
+           'id', m.id, 'conversation_id', m.conversation_id, 'role', m.role,
+           'content_length', length(m.content),
            'prompt_tokens', m.prompt_tokens, 'completion_tokens', m.completion_tokens,
            'total_tokens', coalesce(m.prompt_tokens, 0) + coalesce(m.completion_tokens, 0),
-           'model', m.model, 'provider', m.provider, 'cost_usd', m.cost_usd::text,
-           'latency_ms', m.latency_ms, 'action_taken', m.action_taken,
-           'metadata', m.metadata, 'created_at', m.created_at),
+           'model', m.model, 'provider', m.provider, 'cost_usd', trim_scale(m.cost_usd)::text,
+           'cost_source', m.cost_source, 'latency_ms', m.latency_ms,
+           'action_taken', m.action_taken, 'metadata', m.metadata, 'created_at', m.created_at),
        m.created_at
 from app.messages m
 order by m.created_at;
+
+-- What app.add_usage would have kept: the daily rollups (per tenant, day in the tenant's
+-- time zone, owner, assistant, provider, model), from the messages in one statement.
+insert into app.usage_daily (tenant_id, id, day, user_id, assistant_id, provider, model, request_count,
+                             message_count, user_messages, assistant_messages, prompt_tokens,
+                             completion_tokens, cost_usd, unpriced_count, latency_ms_sum, latency_count,
+                             first_at, last_at)
+select r.tenant_id, bench.uuid_v7_at(r.first_at), r.day, r.user_id, r.assistant_id, r.provider, r.model,
+       r.requests, r.n, r.from_users, r.from_assistants, r.prompt, r.completion, r.cost, 0, r.latency,
+       r.latencies, r.first_at, r.last_at
+from (select m.tenant_id, (m.created_at at time zone t.timezone)::date as day, m.owner_user_id as user_id,
+             c.assistant_id, m.provider, m.model,
+             count(*) filter (where m.cost_source is not null) as requests, count(*) as n,
+             count(*) filter (where m.role = 'user') as from_users,
+             count(*) filter (where m.role = 'assistant') as from_assistants,
+             coalesce(sum(m.prompt_tokens), 0) as prompt, coalesce(sum(m.completion_tokens), 0) as completion,
+             coalesce(sum(m.cost_usd), 0) as cost, coalesce(sum(m.latency_ms), 0) as latency,
+             count(m.latency_ms) as latencies, min(m.created_at) as first_at, max(m.created_at) as last_at
+      from app.messages m
+      join app.conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
+      join app.tenants t on t.id = m.tenant_id
+      group by 1, 2, 3, 4, 5, 6) r
+order by r.first_at;
 
 -- The conversations' counters, from their messages, in one statement (with the trigger on,
 -- each message would have moved them itself).
@@ -309,6 +336,10 @@ begin
     if wrong > 0 then
         raise exception '% conversations have counters that differ from their messages', wrong;
     end if;
+    if (select sum(message_count) from app.usage_daily) <> got_messages
+       or (select sum(cost_usd) from app.usage_daily) <> (select sum(cost_usd) from app.messages) then
+        raise exception 'the rollups differ from the messages';
+    end if;
     raise notice 'dataset: % tenants, % conversations, % messages',
         (select count(*) from app.tenants), got_conversations, got_messages;
 end
@@ -318,6 +349,6 @@ commit;
 -- Statistics, hint bits, the visibility map and frozen rows now, so that no vacuum of the
 -- load runs during a measurement; then a checkpoint to write the load out.
 vacuum (freeze, analyze) app.users, app.tenants, app.memberships, app.assistants,
-    app.conversations, app.conversation_transitions, app.events, app.messages,
+    app.conversations, app.conversation_transitions, app.events, app.messages, app.usage_daily,
     bench.tenants, bench.targets;
 checkpoint;

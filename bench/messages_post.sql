@@ -19,8 +19,8 @@
 --     probes of small tables) instead of being bound as parameters; the message id, which
 --     the server makes in Rust (Uuid::now_v7) and binds as $2, is made in SQL by
 --     bench.uuid_v7_at(clock_timestamp()).
---   * latency_ms, action_taken, questions_asked and delegation_plan, absent from the body,
---     are null literals: pgbench cannot bind NULL.
+--   * latency_ms, action_taken, questions_asked, delegation_plan and reservation_id,
+--     absent from the body, are null literals: pgbench cannot bind NULL.
 \set n random(0, :targets - 1)
 \set t :n / :conversations
 \set content :t % :contents
@@ -32,15 +32,15 @@ set local frontdesk.key_scope = 'full';
 select app.assert_principal();
 insert into app.messages (tenant_id, id, conversation_id, role, content, prompt_tokens,
                      completion_tokens, model, provider, cost_usd, latency_ms, action_taken,
-                     questions_asked, delegation_plan, metadata)
+                     questions_asked, delegation_plan, metadata, reservation_id)
                  values ((select tenant_id from bench.targets where n = :n),
                          bench.uuid_v7_at(clock_timestamp()),
                          (select conversation_id from bench.targets where n = :n),
                          :role, (select content from bench.contents where i = :content),
                          :prompt_tokens, :completion_tokens, :model, :provider, :cost_usd,
-                         null, null, null, null, :metadata)
+                         null, null, null, null, :metadata, null)
                  returning id, conversation_id, role, content, prompt_tokens, completion_tokens, total_tokens,
     model, provider, cost_usd, latency_ms, action_taken, questions_asked, delegation_plan, metadata,
-    created_at, redacted_at, redacted_by;
+    created_at, redacted_at, redacted_by, cost_source;
 commit;
 \endpipeline

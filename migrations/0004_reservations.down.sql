@@ -12,6 +12,25 @@ drop table app.feedback_daily;
 drop trigger tenants_limits_set on app.tenants;
 drop function app.tenants_limits_set();
 
+create table app.limit_counters (
+    tenant_id    uuid not null references app.tenants (id) on delete cascade,
+    kind         text not null,
+    window_start timestamptz not null,
+    used         numeric(24, 10) not null,
+    constraint limit_counters_pkey primary key (tenant_id, kind, window_start),
+    constraint limit_counters_kind_check check (kind in ('minute', 'day', 'month'))
+);
+comment on table app.limit_counters is 'usage per limit window, kept only while the tenant has that limit; old windows are swept';
+
+alter table app.limit_counters enable row level security;
+alter table app.limit_counters force row level security;
+create policy limit_counters_select on app.limit_counters for select to frontdesk_user, frontdesk_service
+    using (tenant_id = app.current_tenant() and app.is_tenant_staff());
+create policy limit_counters_owner on app.limit_counters for all to frontdesk_owner
+    using (tenant_id = app.current_tenant()) with check (tenant_id = app.current_tenant());
+grant select on app.limit_counters to frontdesk_user, frontdesk_service;
+grant select, insert, update, delete on app.limit_counters to frontdesk_operator;
+
 create function app.charge_window(p_tenant uuid, p_kind text, p_name text, p_start timestamptz,
                                   p_end timestamptz, p_amount numeric, p_lim numeric,
                                   p_initial numeric) returns void
@@ -178,7 +197,8 @@ drop function app.reserve_limits(uuid, bigint, numeric, text, integer);
 drop function app.charge_limits(uuid, text, integer, bigint, numeric, bigint, numeric, uuid, uuid);
 drop function app.take_reservation(uuid, uuid, uuid);
 drop function app.release_reservation(app.limit_reservations);
-drop function app.charge_counter(uuid, text, text, text, timestamptz, timestamptz, numeric, numeric);
+drop function app.refuse_limit(text, numeric, numeric, timestamptz, timestamptz);
+drop table app.limit_state;
 drop function app.reserved_in(uuid, text, timestamptz, boolean);
 alter table app.usage_events drop column reservation_id;
 alter table app.messages drop column reservation_id;

@@ -285,6 +285,24 @@ const CONSTRAINTS: &[(&str, Meaning)] = &[
         ),
     ),
     (
+        "webhook_endpoints_url_check",
+        Meaning::Field(
+            "url",
+            "must be an http or https URL of at most 2000 characters",
+        ),
+    ),
+    (
+        "webhook_endpoints_description_check",
+        Meaning::Field("description", "must be at most 500 characters"),
+    ),
+    (
+        "webhook_endpoints_event_types_check",
+        Meaning::Field(
+            "event_types",
+            "must be at most 50 event types (e.g. message.created) or families (e.g. conversation.*)",
+        ),
+    ),
+    (
         "feedback_rating_check",
         Meaning::Field("rating", "must be 1 or -1"),
     ),

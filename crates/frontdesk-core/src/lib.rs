@@ -23,6 +23,7 @@ pub mod store;
 pub mod tenants;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 
 pub use error::{CoreError, FieldError, LimitReached};
 pub use frontdesk_pg::{KeyScope, MemberRole, Principal, RequestContext, Tx};

@@ -403,21 +403,12 @@ pub async fn cancel(tx: &mut Tx, id: Uuid) -> Result<(), CoreError> {
     }
 }
 
-/// Mark expired reservations and give back what they held; delete limit counters of
-/// windows long past (minute windows after an hour, day and month windows after 40 days).
-/// As the operator, across tenants. Returns how many rows went or changed.
+/// Mark expired reservations and give back what they held, as the operator, across
+/// tenants. Returns how many expired.
 pub async fn sweep(tx: &mut Tx) -> Result<u64, CoreError> {
     let expired: i32 = tx
         .query_one("select app.expire_reservations()", &[])
         .await?
         .get(0);
-    let counters = tx
-        .execute(
-            "delete from app.limit_counters
-             where (kind = 'minute' and window_start < now() - interval '1 hour')
-                or window_start < now() - interval '40 days'",
-            &[],
-        )
-        .await?;
-    Ok(expired as u64 + counters)
+    Ok(expired as u64)
 }

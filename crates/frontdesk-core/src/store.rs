@@ -59,10 +59,12 @@ pub async fn update(
         .await?
     } else {
         let cols = columns(&fields);
+        // (null::table, not the row itself: reading the whole row would need SELECT on
+        // every column, and some tables keep columns from the request roles, e.g. secrets)
         let set = if fields.len() == 1 {
-            format!("{cols} = (select {cols} from jsonb_populate_record(t, $3))")
+            format!("{cols} = (select {cols} from jsonb_populate_record(null::app.{table}, $3))")
         } else {
-            format!("({cols}) = (select {cols} from jsonb_populate_record(t, $3))")
+            format!("({cols}) = (select {cols} from jsonb_populate_record(null::app.{table}, $3))")
         };
         tx.execute(
             &format!("update app.{table} t set {set} where t.tenant_id = $1 and t.id = $2"),

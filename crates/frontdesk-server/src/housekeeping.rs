@@ -1,6 +1,5 @@
 //! Background upkeep run by `frontdesk serve`: deleting idempotency keys past their
-//! retention and limit counters of long-past windows, and releasing expired limit
-//! reservations. Safe to run in every server process at once (the deletes are idempotent,
+//! retention, and releasing expired limit reservations. Safe to run in every server process at once (the deletes are idempotent,
 //! and each expired reservation is claimed by one sweeper with `SKIP LOCKED`).
 
 use std::time::Duration;
@@ -9,7 +8,7 @@ use deadpool_postgres::Pool;
 use frontdesk_core::{Principal, RequestContext, Tx, idempotency, limits};
 
 /// How often the sweep runs. Expired reservations already hold nothing (a refusal
-/// discounts them); the sweep only gives their amounts back to the counters.
+/// discounts them); the sweep only gives their amounts back to the limit state.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Sweep once now and then every `SWEEP_EVERY`, until the runtime stops.
@@ -22,7 +21,7 @@ pub fn spawn(pool: Pool) -> tokio::task::JoinHandle<()> {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     deleted = n,
-                    "expired idempotency keys, limit counters and reservations swept"
+                    "expired idempotency keys and reservations swept"
                 ),
                 Err(error) => tracing::warn!(%error, "sweeping failed"),
             }
@@ -30,8 +29,8 @@ pub fn spawn(pool: Pool) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Delete expired idempotency keys and old limit counters, and release expired
-/// reservations, of every tenant, as the operator.
+/// Delete expired idempotency keys and release expired reservations, of every tenant,
+/// as the operator.
 pub async fn sweep(pool: &Pool) -> anyhow::Result<u64> {
     let context = RequestContext {
         tenant: None,

@@ -11,6 +11,7 @@ pub mod reply;
 pub mod router;
 pub mod routes;
 pub mod state;
+pub mod webhooks;
 
 use std::{sync::Arc, time::Instant};
 
@@ -32,6 +33,7 @@ use tower_http::{
 
 pub use auth::{AuthConfig, Secret};
 pub use state::{AppOptions, AppState};
+pub use webhooks::{Worker, WorkerConfig};
 
 use crate::error::{ApiError, RefusedContext};
 

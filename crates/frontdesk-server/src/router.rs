@@ -15,7 +15,7 @@ use crate::{
     error::Problem,
     routes::{
         analytics, api_keys, assistants, contacts, conversations, events, feedback, flows, limits,
-        me, members, messages, prices, search, tenants, usage,
+        me, members, messages, prices, search, tenants, usage, webhooks,
     },
     state::AppState,
 };
@@ -210,6 +210,17 @@ pub fn api() -> Api {
     .route(TenantRead, routes!(analytics::top))
     .route(TenantRead, routes!(analytics::funnel))
     .route(TenantRead, routes!(analytics::feedback))
+    .route(TenantAdmin, routes!(webhooks::list))
+    .route(TenantAdmin, routes!(webhooks::create))
+    .route(TenantAdmin, routes!(webhooks::get))
+    .route(TenantAdmin, routes!(webhooks::update))
+    .route(TenantAdmin, routes!(webhooks::delete))
+    .route(TenantAdmin, routes!(webhooks::enable))
+    .route(TenantAdmin, routes!(webhooks::rotate))
+    .route(TenantAdmin, routes!(webhooks::test))
+    .route(TenantAdmin, routes!(webhooks::deliveries))
+    .route(TenantAdmin, routes!(webhooks::delivery))
+    .route(TenantAdmin, routes!(webhooks::retry))
 }
 
 /// The route table, for tests and tools.

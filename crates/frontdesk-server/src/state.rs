@@ -25,12 +25,15 @@ pub struct AppState {
 pub struct AppOptions {
     /// The largest message content accepted, in bytes (422 beyond).
     pub max_message_bytes: usize,
+    /// Webhook endpoints may point at loopback and private addresses (development, tests).
+    pub webhook_allow_private: bool,
 }
 
 impl Default for AppOptions {
     fn default() -> Self {
         Self {
             max_message_bytes: frontdesk_core::messages::DEFAULT_MAX_CONTENT_BYTES,
+            webhook_allow_private: false,
         }
     }
 }

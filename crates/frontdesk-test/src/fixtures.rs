@@ -227,6 +227,32 @@ pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
         .await,
         "member message",
     );
+    // A webhook endpoint whose receiver is failing: one attempt of a test event recorded,
+    // the delivery left queued for a retry (no worker runs in the tests unless one starts).
+    let receiver = crate::receiver::Receiver::start().await;
+    receiver.answer(503);
+    let endpoint = created(
+        app.post(
+            &format!("{base}/webhook-endpoints"),
+            &owner_token,
+            json!({"url": format!("{}/hooks", receiver.base), "event_types": ["conversation.*"],
+                   "description": "the bot runtime"}),
+        )
+        .await,
+        "webhook endpoint",
+    );
+    let test = app
+        .post(
+            &format!("{base}/webhook-endpoints/{endpoint}/test"),
+            &owner_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(test.status, 202, "test event: {}", test.text);
+    let worker = app.worker(Default::default());
+    while receiver.received().is_empty() {
+        worker.run_once().await.expect("a worker pass");
+    }
     Seeded {
         id,
         slug: slug.to_owned(),

@@ -4,6 +4,7 @@
 //! over real HTTP.
 
 pub mod fixtures;
+pub mod receiver;
 
 use std::{
     sync::{
@@ -161,6 +162,9 @@ pub struct AppOptions {
     pub jwks_url: Option<String>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// Refuse webhook endpoints on loopback and private addresses, as in production
+    /// (tests allow them by default, for their loopback receivers).
+    pub webhook_refuse_private: bool,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -177,6 +181,11 @@ pub async fn spawn_app_on(db: &TestDb) -> TestApp {
     start_app(db.clone(), AppOptions::default()).await
 }
 
+/// A second server on another app's database, with its own settings.
+pub async fn spawn_app_on_with(db: &TestDb, options: AppOptions) -> TestApp {
+    start_app(db.clone(), options).await
+}
+
 async fn start_app(db: TestDb, options: AppOptions) -> TestApp {
     let pool = db.pool(8);
     let auth = frontdesk_server::AuthConfig {
@@ -188,7 +197,14 @@ async fn start_app(db: TestDb, options: AppOptions) -> TestApp {
         leeway: Duration::from_secs(5),
         jwks_refetch_interval: Duration::from_millis(500),
     };
-    let app = frontdesk_server::app(pool, auth);
+    let app = frontdesk_server::app_with(
+        pool,
+        auth,
+        frontdesk_server::AppOptions {
+            webhook_allow_private: !options.webhook_refuse_private,
+            ..Default::default()
+        },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind port 0");
@@ -200,6 +216,21 @@ async fn start_app(db: TestDb, options: AppOptions) -> TestApp {
         base: format!("http://{addr}"),
         db,
         http: reqwest::Client::new(),
+    }
+}
+
+impl TestApp {
+    /// A webhook delivery worker on this app's database (loopback allowed), with `config`'s
+    /// other settings; not started: call `run_once`, or `spawn` it.
+    pub fn worker(&self, config: frontdesk_server::WorkerConfig) -> frontdesk_server::Worker {
+        frontdesk_server::Worker::new(
+            self.db.pool(4),
+            frontdesk_server::WorkerConfig {
+                allow_private: true,
+                ..config
+            },
+        )
+        .expect("worker")
     }
 }
 

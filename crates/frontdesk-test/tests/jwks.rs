@@ -66,6 +66,7 @@ async fn app(url: String) -> TestApp {
         jwks_url: Some(url),
         issuer: Some(ISSUER.into()),
         audience: Some(AUDIENCE.into()),
+        ..Default::default()
     })
     .await
 }

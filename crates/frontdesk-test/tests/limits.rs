@@ -26,13 +26,13 @@ async fn daily(app: &TestApp, token: &str) -> (i64, i64, i64) {
     (n(&d["used"]), n(&d["reserved"]), n(&d["remaining"]))
 }
 
-/// The day counter equals what is stored today plus what active reservations hold: the
-/// invariant every settle, cancel, expiry and refusal must keep.
+/// The tenant's day count equals what is stored today plus what active reservations
+/// hold: the invariant every settle, cancel, expiry and refusal must keep.
 async fn assert_counter_matches(admin: &tokio_postgres::Client, tenant: Uuid) {
     let row = admin
         .query_one(
-            "select (select used from app.limit_counters where tenant_id = $1 and kind = 'day'
-                     and window_start = date_trunc('day', now())),
+            "select (select day_used::numeric from app.limit_state where tenant_id = $1
+                     and day_start = date_trunc('day', now())),
                     (select coalesce(sum(total_tokens), 0) from app.usage_daily
                      where tenant_id = $1 and day = current_date)::numeric
                     + (select coalesce(sum(tokens), 0) from app.limit_reservations
@@ -325,13 +325,13 @@ async fn a_reservation_is_priced_from_the_catalog_and_holds_budget_and_rate() {
     let after = app.get(&format!("{BASE}/limits"), &t.owner_token).await;
     assert_eq!(after.body[0]["reserved"], "0");
     assert_eq!(after.body[2]["reserved"], "0");
-    let counter: Decimal = app
+    let counter: i32 = app
         .db
         .admin()
         .await
         .query_one(
-            "select used from app.limit_counters where tenant_id = $1 and kind = 'minute'
-             and window_start = date_trunc('minute', now())",
+            "select minute_used from app.limit_state where tenant_id = $1
+             and minute_start = date_trunc('minute', now())",
             &[&t.id],
         )
         .await
@@ -339,7 +339,7 @@ async fn a_reservation_is_priced_from_the_catalog_and_holds_budget_and_rate() {
         .get(0);
     // One reservation + its settling message = one write (unless the minute turned).
     let used: i64 = after.body[0]["used"].as_str().unwrap().parse().unwrap();
-    assert_eq!(Decimal::from(used), counter);
+    assert_eq!(used, i64::from(counter));
     assert!(
         used <= 1,
         "the settled reservation's write is not counted twice"

@@ -1,5 +1,6 @@
-//! `frontdesk`: the one binary. `serve` runs the API; `migrate`, `db` and `token` are the
-//! tools around it. Without `DATABASE_URL` everything uses the embedded cluster in
+//! `frontdesk`: the one binary. `serve` runs the API (and the webhook delivery worker);
+//! `worker` runs only the delivery worker; `migrate`, `db` and `token` are the tools
+//! around them. Without `DATABASE_URL` everything uses the embedded cluster in
 //! `FRONTDESK_DATA_DIR`, starting and stopping it as needed.
 
 mod database;
@@ -62,6 +63,8 @@ pub struct Common {
 enum Command {
     /// Serve the API (and, without DATABASE_URL, run the embedded database).
     Serve(ServeArgs),
+    /// Deliver webhooks only (any number of workers and servers may run on one database).
+    Worker(WebhookArgs),
     /// Apply, revert, list or check migrations.
     Migrate {
         #[command(subcommand)]
@@ -109,6 +112,44 @@ struct ServeArgs {
     #[arg(long, env = "FRONTDESK_MAX_MESSAGE_BYTES", default_value_t = 102_400,
           value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     max_message_bytes: u32,
+    /// Run the webhook delivery worker in this process.
+    #[arg(long, env = "FRONTDESK_WEBHOOK_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
+    webhook_worker: bool,
+    #[command(flatten)]
+    webhooks: WebhookArgs,
+}
+
+/// How webhooks are delivered (`serve` and `worker`).
+#[derive(Args, Clone)]
+struct WebhookArgs {
+    /// Let webhook endpoints reach loopback and private addresses (development, tests).
+    #[arg(long, env = "FRONTDESK_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    webhook_allow_private: bool,
+    /// The waits before each retry, comma-separated (ms, s, m, h, d).
+    #[arg(long, env = "FRONTDESK_WEBHOOK_RETRY_SCHEDULE",
+          default_value = frontdesk_server::webhooks::worker::DEFAULT_SCHEDULE,
+          value_parser = frontdesk_server::webhooks::worker::parse_schedule)]
+    webhook_retry_schedule: std::vec::Vec<Duration>,
+    /// Disable an endpoint whose every attempt failed for this long.
+    #[arg(long, env = "FRONTDESK_WEBHOOK_DISABLE_AFTER", default_value = "5d",
+          value_parser = frontdesk_server::webhooks::worker::parse_duration)]
+    webhook_disable_after: Duration,
+    /// How long one delivery attempt may take.
+    #[arg(long, env = "FRONTDESK_WEBHOOK_TIMEOUT", default_value = "15s",
+          value_parser = frontdesk_server::webhooks::worker::parse_duration)]
+    webhook_timeout: Duration,
+}
+
+impl WebhookArgs {
+    fn config(&self) -> frontdesk_server::WorkerConfig {
+        frontdesk_server::WorkerConfig {
+            retry_schedule: self.webhook_retry_schedule.clone(),
+            timeout: self.webhook_timeout,
+            disable_after: self.webhook_disable_after,
+            allow_private: self.webhook_allow_private,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -181,6 +222,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let common = cli.common;
     match cli.command {
         Command::Serve(args) => serve(&common, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Worker(args) => worker(&common, args).await.map(|()| ExitCode::SUCCESS),
         Command::Migrate { action } => {
             let db = Database::open(&common, false).await?;
             let result = migrate(&db, action).await;
@@ -241,8 +283,20 @@ async fn serve_with(common: &Common, args: ServeArgs, db: &Database) -> anyhow::
         jwks_refetch_interval: Duration::from_secs(30),
     };
     frontdesk_server::housekeeping::spawn(pool.clone());
+    // The delivery worker stops with the server: it finishes the attempts under way.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = if args.webhook_worker {
+        let worker = frontdesk_server::Worker::new(pool.clone(), args.webhooks.config())?;
+        let mut stopped = stopped.clone();
+        Some(tokio::spawn(worker.run_until(async move {
+            let _ = stopped.changed().await;
+        })))
+    } else {
+        None
+    };
     let options = frontdesk_server::AppOptions {
         max_message_bytes: args.max_message_bytes as usize,
+        webhook_allow_private: args.webhooks.webhook_allow_private,
     };
     let app = frontdesk_server::app_with(pool.clone(), auth, options);
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -252,10 +306,34 @@ async fn serve_with(common: &Common, args: ServeArgs, db: &Database) -> anyhow::
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    let _ = stop.send(true);
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
     // Let go of the connections before the embedded cluster stops.
     pool.close();
     tracing::info!("shut down");
     Ok(())
+}
+
+async fn worker(common: &Common, args: WebhookArgs) -> anyhow::Result<()> {
+    let db = Database::open(common, true).await?;
+    let result = async {
+        frontdesk_pg::setup::migrate(&db.admin_config()).await?;
+        let pool = frontdesk_pg::pool::build(db.app_config(), 4)?;
+        tracing::info!("delivering webhooks");
+        frontdesk_server::Worker::new(pool.clone(), args.config())?
+            .run_until(shutdown_signal())
+            .await;
+        pool.close();
+        tracing::info!("shut down");
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(error) = db.close() {
+        tracing::error!(%error, "stopping the embedded cluster failed");
+    }
+    result
 }
 
 async fn shutdown_signal() {

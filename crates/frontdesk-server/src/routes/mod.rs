@@ -17,6 +17,7 @@ pub mod search;
 pub mod service;
 pub mod tenants;
 pub mod usage;
+pub mod webhooks;
 
 use utoipa::IntoParams;
 

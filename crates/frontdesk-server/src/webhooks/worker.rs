@@ -1,0 +1,405 @@
+//! The delivery worker: claims due deliveries (at most one in flight per endpoint, across
+//! every worker process: `app.claim_deliveries`), sends them signed, and records each
+//! attempt with what comes next (`app.finish_attempt`): delivered, retried on the
+//! schedule with jitter (or later, when the endpoint says `Retry-After`), failed when the
+//! schedule is spent, the endpoint disabled on a 410 or after failing for too long.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use frontdesk_core::{Principal, RequestContext, Tx};
+use rand::Rng;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{outbound, signature};
+
+/// How the worker delivers.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The waits before the 2nd, 3rd, … attempt; after the last, a delivery has failed.
+    pub retry_schedule: Vec<Duration>,
+    /// How long one attempt may take.
+    pub timeout: Duration,
+    /// An endpoint whose every attempt failed for this long is disabled.
+    pub disable_after: Duration,
+    /// Let webhooks reach loopback and private addresses (development, tests).
+    pub allow_private: bool,
+    /// Deliveries claimed at once (each to a different endpoint).
+    pub batch: i32,
+    /// The pause when nothing was due.
+    pub idle_poll: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            retry_schedule: parse_schedule(DEFAULT_SCHEDULE).expect("the default schedule parses"),
+            timeout: Duration::from_secs(15),
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+            allow_private: false,
+            batch: 32,
+            idle_poll: Duration::from_millis(250),
+        }
+    }
+}
+
+/// `FRONTDESK_WEBHOOK_RETRY_SCHEDULE`'s default.
+pub const DEFAULT_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,10h";
+
+/// A duration such as `500ms`, `5s`, `5m`, `2h` or `3d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{s:?} has no unit (ms, s, m, h, d)"))?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} does not start with a number"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("{s:?}: the unit must be ms, s, m, h or d")),
+    };
+    Ok(Duration::from_millis(n.saturating_mul(ms)))
+}
+
+/// A comma-separated list of durations (`5s,5m,30m`); empty: no retries.
+pub fn parse_schedule(s: &str) -> Result<Vec<Duration>, String> {
+    if s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',').map(parse_duration).collect()
+}
+
+/// The longest `Retry-After` honoured (a later one is cut to this).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// How much of an answer's body is kept.
+const EXCERPT_BYTES: usize = 1000;
+
+/// One claimed delivery.
+struct Claimed {
+    tenant: Uuid,
+    delivery: Uuid,
+    attempt: i32,
+    url: String,
+    keys: Vec<Vec<u8>>,
+    event_id: Uuid,
+    body: Vec<u8>,
+}
+
+/// What one attempt came to.
+struct Outcome {
+    started: DateTime<Utc>,
+    duration_ms: i32,
+    status: Option<i32>,
+    excerpt: Option<String>,
+    error: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+pub struct Worker {
+    pool: Pool,
+    http: reqwest::Client,
+    config: Arc<WorkerConfig>,
+    id: Uuid,
+}
+
+impl Worker {
+    pub fn new(pool: Pool, config: WorkerConfig) -> anyhow::Result<Self> {
+        let mut http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("Frontdesk-Webhooks/", env!("CARGO_PKG_VERSION")));
+        if !config.allow_private {
+            http = http.dns_resolver(Arc::new(outbound::GuardedResolver));
+        }
+        Ok(Self {
+            pool,
+            http: http.build()?,
+            config: Arc::new(config),
+            id: Uuid::now_v7(),
+        })
+    }
+
+    /// Claim what is due, send it, record every attempt. How many were claimed.
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let claimed = self.claim().await?;
+        let n = claimed.len();
+        futures_util::future::join_all(claimed.into_iter().map(|c| async move {
+            let outcome = self.send(&c).await;
+            if let Err(error) = self.finish(&c, outcome).await {
+                tracing::warn!(tenant.id = %c.tenant, delivery.id = %c.delivery, %error,
+                               "recording a webhook attempt failed; it is attempted again when its lease runs out");
+            }
+        }))
+        .await;
+        Ok(n)
+    }
+
+    /// Deliver until `shutdown` completes (the attempts under way are finished first).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let pause = match self.run_once().await {
+                Ok(n) if n as i32 >= self.config.batch => Duration::ZERO,
+                Ok(_) => self.config.idle_poll,
+                Err(error) => {
+                    tracing::warn!(%error, "claiming webhook deliveries failed");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Run in the background until the runtime stops.
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run_until(std::future::pending()))
+    }
+
+    async fn claim(&self) -> anyhow::Result<Vec<Claimed>> {
+        let context = RequestContext {
+            tenant: None,
+            principal: Principal::Operator,
+            read_only: false,
+        };
+        let mut tx = Tx::begin(&self.pool, &context).await?;
+        tx.commit_with_next();
+        // The lease outlasts an attempt (and the recording after it) by a wide margin.
+        let lease = (self.config.timeout + Duration::from_secs(45)).as_secs_f64();
+        let rows = tx
+            .query(
+                "select tenant_id, delivery_id, attempt, url, secret, previous_secret, event_id,
+                        event_type, event_created_at, event_data
+                 from app.claim_deliveries($1, $2, make_interval(secs => $3))",
+                &[&self.id, &self.config.batch, &lease],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let created: DateTime<Utc> = r.get(8);
+                let body = serde_json::json!({
+                    "type": r.get::<_, String>(7),
+                    "timestamp": created.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    "data": r.get::<_, Value>(9),
+                });
+                let keys = [r.get::<_, Option<String>>(4), r.get(5)]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| signature::key_of(&s))
+                    .collect();
+                Claimed {
+                    tenant: r.get(0),
+                    delivery: r.get(1),
+                    attempt: r.get(2),
+                    url: r.get(3),
+                    keys,
+                    event_id: r.get(6),
+                    body: serde_json::to_vec(&body).expect("JSON"),
+                }
+            })
+            .collect())
+    }
+
+    async fn send(&self, c: &Claimed) -> Outcome {
+        let started = Utc::now();
+        let clock = std::time::Instant::now();
+        let result = self.post(c, started).await;
+        let duration_ms = clock.elapsed().as_millis().min(i32::MAX as u128) as i32;
+        match result {
+            Ok((status, excerpt, retry_after)) => Outcome {
+                started,
+                duration_ms,
+                status: Some(status),
+                excerpt,
+                error: None,
+                retry_after,
+            },
+            Err(error) => Outcome {
+                started,
+                duration_ms,
+                status: None,
+                excerpt: None,
+                error: Some(error),
+                retry_after: None,
+            },
+        }
+    }
+
+    /// One POST: the status, the start of the body, and a `Retry-After`. Errors say what
+    /// went wrong without the URL (it may carry a token of the receiver's).
+    async fn post(
+        &self,
+        c: &Claimed,
+        started: DateTime<Utc>,
+    ) -> Result<(i32, Option<String>, Option<Duration>), String> {
+        let url = reqwest::Url::parse(&c.url)
+            .map_err(|_| "the endpoint's URL does not parse".to_owned())?;
+        if !self.config.allow_private && outbound::literal_is_forbidden(&url) {
+            return Err("the endpoint's address is one webhooks may not reach".into());
+        }
+        let id = c.event_id.to_string();
+        let timestamp = started.timestamp();
+        let mut response = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header(
+                "webhook-signature",
+                signature::header(&c.keys, &id, timestamp, &c.body),
+            )
+            .body(c.body.clone())
+            .send()
+            .await
+            .map_err(describe)?;
+        let status = response.status().as_u16() as i32;
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let mut excerpt = Vec::new();
+        while excerpt.len() < EXCERPT_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => excerpt.extend_from_slice(&chunk),
+                // The status is what counts; a body cut short is no failure.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        excerpt.truncate(EXCERPT_BYTES);
+        let text: String = String::from_utf8_lossy(&excerpt)
+            .chars()
+            .filter(|c| *c != '\0')
+            .take(EXCERPT_BYTES)
+            .collect();
+        Ok((status, (!text.is_empty()).then_some(text), retry_after))
+    }
+
+    async fn finish(&self, c: &Claimed, o: Outcome) -> anyhow::Result<()> {
+        let (kind, next) = match o.status {
+            Some(200..=299) => ("delivered", None),
+            Some(410) => ("gone", None),
+            _ => match self.config.retry_schedule.get(c.attempt as usize - 1) {
+                Some(wait) => {
+                    let jittered = wait.mul_f64(rand::rng().random_range(0.9..1.1));
+                    let wait = o
+                        .retry_after
+                        .map_or(jittered, |r| r.min(MAX_RETRY_AFTER).max(jittered));
+                    (
+                        "retry",
+                        Some(
+                            o.started
+                                + chrono::Duration::from_std(wait)
+                                    .unwrap_or(chrono::Duration::days(1)),
+                        ),
+                    )
+                }
+                None => ("failed", None),
+            },
+        };
+        if kind != "delivered" {
+            tracing::info!(tenant.id = %c.tenant, delivery.id = %c.delivery, attempt = c.attempt,
+                           status = ?o.status, error = ?o.error, outcome = kind, "webhook attempt failed");
+        }
+        let context = RequestContext {
+            tenant: Some(c.tenant),
+            principal: Principal::Operator,
+            read_only: false,
+        };
+        let mut tx = Tx::begin(&self.pool, &context).await?;
+        tx.commit_with_next();
+        tx.query(
+            "select app.finish_attempt($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, make_interval(secs => $11))",
+            &[
+                &c.tenant,
+                &c.delivery,
+                &self.id,
+                &o.started,
+                &o.duration_ms,
+                &o.status,
+                &o.excerpt,
+                &o.error,
+                &kind,
+                &next,
+                &self.config.disable_after.as_secs_f64(),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// `Retry-After`: seconds, or an HTTP date.
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    if let Ok(seconds) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = DateTime::parse_from_rfc2822(v.trim()).ok()?;
+    (at.with_timezone(&Utc) - Utc::now()).to_std().ok()
+}
+
+/// A reqwest error in a few words, without the URL: its kind and innermost cause.
+fn describe(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_redirect() {
+        "redirected"
+    } else {
+        "request failed"
+    };
+    let e = e.without_url();
+    let mut cause: &dyn std::error::Error = &e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    format!("{kind}: {cause}").chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_and_durations_parse() {
+        assert_eq!(
+            parse_schedule(DEFAULT_SCHEDULE).unwrap(),
+            [5, 300, 1800, 7200, 18000, 36000, 36000].map(Duration::from_secs)
+        );
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_duration("3d").unwrap(),
+            Duration::from_secs(3 * 86400)
+        );
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5w").is_err());
+        assert!(parse_schedule("5s,,5m").is_err());
+        assert_eq!(parse_schedule("").unwrap(), Vec::<Duration>::new());
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        let later = (Utc::now() + chrono::Duration::seconds(90)).to_rfc2822();
+        let parsed = parse_retry_after(&later).unwrap();
+        assert!(parsed > Duration::from_secs(80) && parsed <= Duration::from_secs(90));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}
