@@ -114,9 +114,43 @@ impl Cluster {
         self.pg_dir().join("PG_VERSION").exists()
     }
 
-    /// Whether a postmaster is running on this cluster (`pg_ctl status`).
+    /// Whether the process recorded in a PostgreSQL lock file (`postmaster.pid`, or the
+    /// socket's `.s.PGSQL.<port>.lock`; the pid is the first line) is known to be gone: no
+    /// such process, or a zombie nobody reaped (after a crash, a killed postmaster can
+    /// linger as one, and `kill(pid, 0)` — what pg_ctl and PostgreSQL ask — still
+    /// succeeds for it). False when there is no such file or no /proc to look in.
+    fn lock_file_is_stale(path: &Path) -> bool {
+        let Ok(file) = std::fs::read_to_string(path) else {
+            return false;
+        };
+        let Some(pid) = file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<u32>().ok())
+        else {
+            return false;
+        };
+        if !Path::new("/proc/self/stat").exists() {
+            return false;
+        }
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // The state follows the command name in parentheses.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+            Err(_) => true,
+        }
+    }
+
+    fn recorded_postmaster_is_gone(&self) -> bool {
+        Self::lock_file_is_stale(&self.pg_dir().join("postmaster.pid"))
+    }
+
+    /// Whether a postmaster is running on this cluster (`pg_ctl status`, and not a
+    /// crashed one's zombie).
     pub fn is_running(&self) -> bool {
         self.is_initialized()
+            && !self.recorded_postmaster_is_gone()
             && self
                 .command("pg_ctl")
                 .arg("status")
@@ -163,6 +197,32 @@ impl Cluster {
 
     /// Start the postmaster and wait until it accepts connections.
     pub fn start(&self) -> anyhow::Result<()> {
+        // A crash leaves postmaster.pid behind; PostgreSQL refuses to start while its
+        // process seems alive, which a zombie does. Only a pid file whose process is
+        // verifiably gone is removed (then PostgreSQL recovers from its WAL as usual).
+        if self.recorded_postmaster_is_gone() {
+            eprintln!(
+                "removing the postmaster.pid of a stopped PostgreSQL in {} (it did not shut down cleanly; it will recover)",
+                self.pg_dir().display()
+            );
+            std::fs::remove_file(self.pg_dir().join("postmaster.pid"))
+                .context("removing a stale postmaster.pid")?;
+        }
+        for entry in std::fs::read_dir(self.socket_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".s.PGSQL.")
+                && name.ends_with(".lock")
+                && Self::lock_file_is_stale(&path)
+            {
+                std::fs::remove_file(&path).context("removing a stale socket lock file")?;
+                let _ = std::fs::remove_file(path.with_extension(""));
+            }
+        }
         let mut options = String::from("-c listen_addresses='' -c unix_socket_permissions=0700");
         options.push_str(&format!(
             " -c unix_socket_directories='{}'",

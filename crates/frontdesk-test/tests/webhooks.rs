@@ -547,3 +547,55 @@ async fn endpoints_must_not_reach_inward_and_bad_input_is_refused() {
     let error = d.body["attempt_log"][0]["error"].as_str().unwrap();
     assert!(error.contains("may not reach"), "{error}");
 }
+
+#[tokio::test]
+async fn another_tenants_endpoint_never_gets_this_tenants_events() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "acme").await;
+    let b = seed_tenant(&app, "beta").await;
+    let receiver = Receiver::start().await;
+    // B's endpoint takes every type.
+    let r = app
+        .post(
+            "/v1/tenants/beta/webhook-endpoints",
+            &b.owner_token,
+            json!({"url": format!("{}/beta", receiver.base)}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let beta_endpoint = r.body["id"].as_str().unwrap().to_owned();
+    post_messages(&app, &a, 5).await;
+    let worker = app.worker(quick());
+    while worker.run_once().await.unwrap() > 0 {}
+    assert!(receiver.received().is_empty(), "A's events reached B's endpoint");
+    // Nor can B's credentials read A's endpoints and deliveries, or test A's endpoint.
+    let a_endpoints = app
+        .get(&format!("{BASE}/webhook-endpoints"), &a.owner_token)
+        .await;
+    let a_endpoint = a_endpoints.body["data"][0]["id"].as_str().unwrap();
+    for path in [
+        format!("/v1/tenants/beta/webhook-endpoints/{a_endpoint}"),
+        format!("/v1/tenants/beta/webhook-endpoints/{a_endpoint}/deliveries"),
+    ] {
+        assert_eq!(app.get(&path, &b.owner_token).await.status, 404, "{path}");
+    }
+    let test = app
+        .post(
+            &format!("/v1/tenants/beta/webhook-endpoints/{a_endpoint}/test"),
+            &b.owner_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(test.status, 404, "{}", test.text);
+    // B's own event reaches B.
+    let own = app
+        .post(
+            &format!("/v1/tenants/beta/webhook-endpoints/{beta_endpoint}/test"),
+            &b.owner_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(own.status, 202);
+    app.worker(quick()).run_once().await.unwrap();
+    assert_eq!(receiver.accepted("/beta").len(), 1);
+}

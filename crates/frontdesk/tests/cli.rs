@@ -104,6 +104,14 @@ fn terminate(child: &mut Child) {
 /// Processes whose command line mentions the data directory (PostgreSQL's are started
 /// with `-D <dir>/pg`).
 fn processes_of(dir: &Path) -> Vec<String> {
+    scan_processes(dir)
+        .into_iter()
+        .map(|(_, cmdline)| cmdline)
+        .collect()
+}
+
+/// (pid, command line) of the processes whose command line mentions `dir`.
+fn scan_processes(dir: &Path) -> Vec<(String, String)> {
     let needle = dir.to_string_lossy().to_string();
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -118,7 +126,7 @@ fn processes_of(dir: &Path) -> Vec<String> {
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             if cmdline.contains(&needle) && !cmdline.contains("fd-cli-reaper") {
-                found.push(cmdline);
+                found.push((entry.file_name().to_string_lossy().into_owned(), cmdline));
             }
         }
     }
@@ -298,4 +306,213 @@ async fn a_database_url_role_that_cannot_create_roles_gets_the_sql_to_run() {
         stderr.contains("create role frontdesk_authenticator login noinherit"),
         "{stderr}"
     );
+}
+
+/// POST JSON with a bearer token; the answer's JSON (panics on a status other than `want`).
+async fn post_json(
+    http: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: serde_json::Value,
+    want: u16,
+) -> serde_json::Value {
+    let r = http
+        .post(&url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, want, "{url}: {text}");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+#[tokio::test]
+async fn events_committed_before_a_crash_are_delivered_after_the_restart() {
+    use frontdesk_test::receiver::Receiver;
+    let receiver = Receiver::start().await;
+    let dir = data_dir();
+    let port = free_port();
+    // No delivery worker: every event stays queued when the crash comes.
+    let quiet = [
+        ("FRONTDESK_WEBHOOK_WORKER", "false"),
+        ("FRONTDESK_WEBHOOK_ALLOW_PRIVATE", "true"),
+    ];
+    let mut server = serve_with(&dir.0, port, &quiet);
+    wait_ready(port, &mut server).await;
+    let token = frontdesk(
+        &dir.0,
+        &[
+            "token",
+            "--sub",
+            "0190f5e2-7c3a-7d2e-9b1a-3c4d5e6f7a8b",
+            "--ttl",
+            "10m",
+        ],
+    );
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}/v1/tenants");
+    post_json(
+        &http,
+        base.clone(),
+        &token,
+        serde_json::json!({"slug": "crash", "name": "Crash"}),
+        201,
+    )
+    .await;
+    let t = format!("{base}/crash");
+    post_json(
+        &http,
+        format!("{t}/webhook-endpoints"),
+        &token,
+        serde_json::json!({"url": format!("{}/after-crash", receiver.base), "event_types": ["message.created"]}),
+        201,
+    )
+    .await;
+    let assistant = post_json(
+        &http,
+        format!("{t}/assistants"),
+        &token,
+        serde_json::json!({"name": "A"}),
+        201,
+    )
+    .await;
+    let conversation = post_json(
+        &http,
+        format!("{t}/conversations"),
+        &token,
+        serde_json::json!({"assistant_id": assistant["id"]}),
+        201,
+    )
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let m = post_json(
+            &http,
+            format!(
+                "{t}/conversations/{}/messages",
+                conversation["id"].as_str().unwrap()
+            ),
+            &token,
+            serde_json::json!({"role": "user", "content": format!("before the crash {i}")}),
+            201,
+        )
+        .await;
+        ids.push(m["id"].as_str().unwrap().to_owned());
+    }
+
+    // SIGKILL the server and every PostgreSQL process of its cluster.
+    let mut pids: Vec<String> = scan_processes(&dir.0)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect();
+    pids.push(server.id().to_string());
+    let killed = Command::new("kill")
+        .arg("-KILL")
+        .args(&pids)
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = server.wait();
+    let started = Instant::now();
+    while !processes_of(&dir.0).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            processes_of(&dir.0)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        receiver.received().is_empty(),
+        "nothing was sent before the crash"
+    );
+
+    // Restarted with its worker: every committed event arrives.
+    let mut server = serve_with(&dir.0, port, &[("FRONTDESK_WEBHOOK_ALLOW_PRIVATE", "true")]);
+    wait_ready(port, &mut server).await;
+    let got = receiver
+        .wait_for("/after-crash", 25, Duration::from_secs(60))
+        .await;
+    let delivered: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["data"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(delivered, ids);
+    terminate(&mut server);
+    assert_eq!(processes_of(&dir.0), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn two_worker_processes_never_send_to_one_endpoint_at_once() {
+    use frontdesk_test::{fixtures::seed_tenant, receiver::Receiver};
+    let app = frontdesk_test::spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    let receiver = Receiver::start().await;
+    // Slow answers give the two workers every chance to overlap.
+    receiver.delay(Duration::from_millis(15));
+    let paths = ["/one", "/two", "/three"];
+    for path in paths {
+        let r = app
+            .post(
+                "/v1/tenants/acme/webhook-endpoints",
+                &t.owner_token,
+                serde_json::json!({"url": format!("{}{path}", receiver.base), "event_types": ["message.created"]}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let posts = (0..40)
+        .map(|i| {
+            app.post_to(
+                &format!("/v1/tenants/acme/conversations/{}/messages", t.conversation),
+                &t.full_key,
+                serde_json::json!({"role": "user", "content": format!("m{i}")}),
+            )
+        })
+        .collect();
+    for reply in frontdesk_test::post_all(&app.http, posts).await {
+        assert_eq!(reply.status, 201, "{}", reply.text);
+    }
+    let dir = data_dir();
+    let url = url_for(&app.db, "postgres");
+    let workers: Vec<Child> = (0..2)
+        .map(|_| {
+            Command::new(BIN)
+                .env("DATABASE_URL", &url)
+                .env("FRONTDESK_DATA_DIR", &dir.0)
+                .env("FRONTDESK_WEBHOOK_ALLOW_PRIVATE", "true")
+                .env("FRONTDESK_LOG", "warn")
+                .arg("worker")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for path in paths {
+        receiver.wait_for(path, 40, Duration::from_secs(60)).await;
+    }
+    for mut worker in workers {
+        terminate(&mut worker);
+    }
+    for path in paths {
+        assert_eq!(
+            receiver.max_in_flight(path),
+            1,
+            "{path}: two attempts at once"
+        );
+        let mut ids: Vec<String> = receiver
+            .accepted(path)
+            .iter()
+            .map(|r| r.header("webhook-id").to_owned())
+            .collect();
+        assert_eq!(ids.len(), 40, "{path}: an event sent twice");
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 40, "{path}: an event sent twice");
+    }
 }
