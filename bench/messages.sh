@@ -7,6 +7,10 @@
 #   today        GET today's usage                             (bench/usage_today.sql)
 #   post_limits  POST a message with all three limits set on every tenant (high enough never
 #                to refuse), to compare with `post`: the cost of enforcing limits
+#   post_webhooks  POST a message with a webhook endpoint for message.created on every
+#                tenant, to compare with `post`: the cost of queueing a delivery per
+#                event (the server's delivery worker is off in these benchmarks, so the
+#                deliveries stay queued and only the writing is measured)
 # each measured two ways against the same database in one run: through the API with wrk
 # (bench/messages.lua), and as the bare SQL transaction with pgbench. Every request and
 # every pgbench transaction goes to a random conversation (or its tenant) of a random
@@ -22,7 +26,7 @@
 #   BENCH_DATA           data directory to keep and reuse (server, cluster and dataset);
 #                        default: a temporary one, deleted at the end. Must be reachable by
 #                        the postgres user when run as root (e.g. under /tmp).
-#   BENCH_LOADS          which loads, in order (default "get post providers today post_limits")
+#   BENCH_LOADS          which loads, in order (default "get post providers today post_limits post_webhooks")
 #   BENCH_CLIENTS        client counts, space separated (default "32")
 #   BENCH_DURATION       seconds measured per load and client count (default 20)
 #   BENCH_WARMUP         seconds of unmeasured load before each measurement (default 5)
@@ -40,7 +44,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${FRONTDESK_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/frontdesk}
 case $bin in /*) ;; *) bin=$PWD/$bin ;; esac
 pool=${FRONTDESK_POOL_SIZE:-8}
-loads=${BENCH_LOADS:-"get post providers today post_limits"}
+loads=${BENCH_LOADS:-"get post providers today post_limits post_webhooks"}
 clients_list=${BENCH_CLIENTS:-"32"}
 duration=${BENCH_DURATION:-20}
 warmup=${BENCH_WARMUP:-5}
@@ -61,13 +65,13 @@ command -v "$psql" >/dev/null || die "psql not found (Debian: apt-get install po
 template() {
     case $1 in
         get) echo messages_get.sql ;;
-        post | post_limits) echo messages_post.sql ;;
+        post | post_limits | post_webhooks) echo messages_post.sql ;;
         providers) echo analytics_providers.sql ;;
         today) echo usage_today.sql ;;
     esac
 }
 for load in $loads; do
-    [[ -n $(template "$load") ]] || die "BENCH_LOADS: unknown load $load (get, post, providers, today, post_limits)"
+    [[ -n $(template "$load") ]] || die "BENCH_LOADS: unknown load $load (get, post, providers, today, post_limits, post_webhooks)"
 done
 
 # --- directories -------------------------------------------------------------------------
@@ -117,6 +121,8 @@ trap 'exit 143' TERM
 # --- the server --------------------------------------------------------------------------
 # (PostgreSQL's log is kept with a kept data dir: look only at what this run adds to it)
 pg_log_from=$(stat -c %s "$data/run/postgresql.log" 2>/dev/null || echo 0)
+# No webhook delivery in these loads (post_webhooks measures the writing of deliveries).
+export FRONTDESK_WEBHOOK_WORKER=false
 bench_start_server
 su_psql=("$psql" -X -q -A -t -h "$data/run" -U postgres -d frontdesk -v ON_ERROR_STOP=1)
 
@@ -265,7 +271,17 @@ limits_off() {
     "${su_psql[@]}" -c "update app.tenants set rate_limit_per_minute = null, daily_token_limit = null,
         monthly_budget_usd = null" >/dev/null
 }
-trap 'limits_off 2>/dev/null; cleanup' EXIT
+# post_webhooks: one endpoint per tenant (an address nothing listens on: no worker runs).
+webhooks_on() {
+    "${su_psql[@]}" -c "insert into app.webhook_endpoints (tenant_id, id, url, event_types, secret)
+        select id, gen_random_uuid(), 'http://127.0.0.1:9/bench', '{message.created}',
+               'whsec_' || translate(encode(decode(md5(random()::text) || md5(random()::text), 'hex'), 'base64'), E'\\n', '')
+        from app.tenants" >/dev/null
+}
+webhooks_off() {
+    "${su_psql[@]}" -c "delete from app.webhook_endpoints" >/dev/null
+}
+trap 'limits_off 2>/dev/null; webhooks_off 2>/dev/null; cleanup' EXIT
 
 
 export BENCH_TARGETS=$state/targets.tsv BENCH_CONTENTS=$contents
@@ -284,15 +300,17 @@ for clients in $clients_list; do
             providers) what="GET providers 30 days" ;;
             today) what="GET usage today" ;;
             post_limits) what="POST message, limits set" ;;
+            post_webhooks) what="POST message, endpoint set" ;;
         esac
         [[ $load == post_limits ]] && limits_on
+        [[ $load == post_webhooks ]] && webhooks_on
         settle
         busy=$(wait_idle "$idle_wait")
         ((busy > busy_max)) && busy_max=$busy
         say "bench: $what, $clients clients: CPU ${busy}% busy before the loads"
 
         say "bench: $what, $clients clients: API (wrk ${warmup}s warmup + ${duration}s)"
-        export BENCH_MODE=${load%_limits}
+        export BENCH_MODE=${load%_*}
         read -r api_rps api_p50 api_p99 _ a_gen a_srv a_pg a_other a_pct < <(run_wrk "$load" "$clients")
 
         settle
@@ -301,6 +319,7 @@ for clients in $clients_list; do
         say "bench: $what, $clients clients: pgbench -M $pgbench_mode (${warmup}s warmup + ${duration}s; CPU ${busy}% busy before)"
         read -r pg_tps pg_p50 pg_p99 _ p_gen _ p_pg p_other p_pct < <(run_pgbench "$load" "$out/pgbench/$load.sql" "$clients")
         [[ $load == post_limits ]] && limits_off
+        [[ $load == post_webhooks ]] && webhooks_off
         api_rps_of[$load-$clients]=$api_rps
         pg_tps_of[$load-$clients]=$pg_tps
 
@@ -324,6 +343,9 @@ for clients in $clients_list; do
             r=$(ratio "$api_rps" "${api_rps_of[post-$clients]}")
             met=$(awk -v r="$r" 'BEGIN { print (r + 0 >= 0.90) ? "met" : "NOT met" }')
             verdicts+=("limits, $clients clients: API req/s with ÷ without = $r (≥ 0.90: $met); pgbench $(ratio "$pg_tps" "${pg_tps_of[post-$clients]}")")
+        fi
+        if [[ $load == post_webhooks && -n ${api_rps_of[post-$clients]:-} ]]; then
+            verdicts+=("webhook endpoint, $clients clients: API req/s with ÷ without = $(ratio "$api_rps" "${api_rps_of[post-$clients]}"); pgbench $(ratio "$pg_tps" "${pg_tps_of[post-$clients]}")")
         fi
     done
 done

@@ -199,15 +199,17 @@ create table app.webhook_queue (
     leased_until timestamptz,
     lease_worker uuid,
     constraint webhook_queue_pkey primary key (tenant_id, delivery_id),
+    -- (endpoint_id is the delivery's, copied for claiming; no foreign key of its own, so
+    -- that a new delivery locks its endpoint's row once, not twice: the delivery's key
+    -- goes with its endpoint already)
     constraint webhook_queue_delivery_id_fkey foreign key (tenant_id, delivery_id)
         references app.webhook_deliveries (tenant_id, id) on delete cascade,
-    constraint webhook_queue_endpoint_id_fkey foreign key (tenant_id, endpoint_id)
-        references app.webhook_endpoints (tenant_id, id) on delete cascade,
     constraint webhook_queue_lease_check check ((leased_until is null) = (lease_worker is null))
 );
 comment on table app.webhook_queue is 'pending deliveries for the workers to claim (FOR NO KEY UPDATE SKIP LOCKED on the endpoint, one lease per endpoint)';
-create index webhook_queue_due_idx on app.webhook_queue (due_at);
-create index webhook_queue_endpoint_idx on app.webhook_queue (tenant_id, endpoint_id, due_at);
+-- An endpoint's next delivery, and whether it has one in flight: one index probe each.
+create index webhook_queue_endpoint_idx on app.webhook_queue (tenant_id, endpoint_id, due_at, delivery_id);
+create index webhook_queue_leased_idx on app.webhook_queue (tenant_id, endpoint_id) where leased_until is not null;
 
 alter table app.webhook_queue enable row level security;
 alter table app.webhook_queue force row level security;
@@ -239,24 +241,25 @@ end
 $$;
 revoke execute on function app.enqueue_delivery(uuid, uuid, uuid, timestamptz) from public;
 
--- The fan-out, in the event's transaction. `webhook.test` events go only where they are
--- sent (app.send_test_event).
+-- The fan-out, in the event's transaction: one statement (no endpoints: one index probe).
+-- `webhook.test` events go only where they are sent (app.send_test_event).
 create function app.events_fan_out() returns trigger
     language plpgsql security definer
     set search_path = pg_catalog
     as $$
-declare
-    e record;
 begin
     if new.type = 'webhook.test' then
         return null;
     end if;
-    for e in
-        select w.id from app.webhook_endpoints w
+    with queued as (
+        insert into app.webhook_deliveries (tenant_id, id, endpoint_id, event_id, next_attempt_at)
+        select new.tenant_id, app.uuid_v7(), w.id, new.id, new.created_at
+          from app.webhook_endpoints w
          where w.tenant_id = new.tenant_id and w.enabled and app.event_type_matches(w.event_types, new.type)
-    loop
-        perform app.enqueue_delivery(new.tenant_id, e.id, new.id, new.created_at);
-    end loop;
+        on conflict on constraint webhook_deliveries_once do nothing
+        returning tenant_id, id, endpoint_id, next_attempt_at)
+    insert into app.webhook_queue (tenant_id, delivery_id, endpoint_id, due_at)
+    select tenant_id, id, endpoint_id, next_attempt_at from queued;
     return null;
 end
 $$;
@@ -362,20 +365,22 @@ declare
     tenants uuid[];
     ids uuid[];
 begin
-    -- Endpoints with due work and nothing in flight, locked so that concurrent claimers
-    -- take different ones (a claimer that finds one locked skips it). NO KEY UPDATE: new
-    -- deliveries (which take KEY SHARE through their foreign key) are not held up.
+    -- Enabled endpoints with a due delivery and nothing in flight, the longest waiting
+    -- first (so a long backlog of one endpoint does not starve the others), locked so
+    -- that concurrent claimers take different ones (a claimer that finds one locked skips
+    -- it). NO KEY UPDATE: new deliveries, which take KEY SHARE through their foreign key,
+    -- are not held up.
     select array_agg(l.tenant_id), array_agg(l.id) into tenants, ids
       from (select e.tenant_id, e.id
               from app.webhook_endpoints e
-             where e.enabled
-               and (e.tenant_id, e.id) in (
-                   select q.tenant_id, q.endpoint_id from app.webhook_queue q
-                    where q.due_at <= now() and (q.leased_until is null or q.leased_until <= now())
-                    order by q.due_at limit p_limit * 4)
+              cross join lateral (select q.due_at from app.webhook_queue q
+                                   where q.tenant_id = e.tenant_id and q.endpoint_id = e.id
+                                   order by q.due_at limit 1) head
+             where e.enabled and head.due_at <= now()
                and not exists (select 1 from app.webhook_queue f
                                 where f.tenant_id = e.tenant_id and f.endpoint_id = e.id
-                                  and f.leased_until > now())
+                                  and f.leased_until is not null and f.leased_until > now())
+             order by head.due_at
              limit p_limit
              for no key update of e skip locked) l;
     if ids is null then
@@ -383,16 +388,17 @@ begin
     end if;
     return query
     with heads as (
-        select distinct on (q.tenant_id, q.endpoint_id) q.tenant_id, q.delivery_id
-          from app.webhook_queue q
-          join unnest(tenants, ids) as l (tenant_id, endpoint_id)
-            on l.tenant_id = q.tenant_id and l.endpoint_id = q.endpoint_id
-         where q.due_at <= now()
-           -- (read again under the endpoint's lock: a claimer that just let go committed its lease)
-           and not exists (select 1 from app.webhook_queue f
-                            where f.tenant_id = q.tenant_id and f.endpoint_id = q.endpoint_id
-                              and f.leased_until > now())
-         order by q.tenant_id, q.endpoint_id, q.due_at, q.delivery_id),
+        -- Each endpoint's next delivery (read again under the endpoint's lock: a claimer
+        -- that just let go of it has committed its lease).
+        select h.tenant_id, h.delivery_id
+          from unnest(tenants, ids) as l (tenant_id, endpoint_id)
+          cross join lateral (select q.tenant_id, q.delivery_id from app.webhook_queue q
+                               where q.tenant_id = l.tenant_id and q.endpoint_id = l.endpoint_id
+                                 and q.due_at <= now()
+                               order by q.due_at, q.delivery_id limit 1) h
+         where not exists (select 1 from app.webhook_queue f
+                            where f.tenant_id = l.tenant_id and f.endpoint_id = l.endpoint_id
+                              and f.leased_until is not null and f.leased_until > now())),
     leased as (
         update app.webhook_queue q
            set leased_until = now() + p_lease, lease_worker = p_worker

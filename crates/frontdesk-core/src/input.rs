@@ -150,6 +150,37 @@ pub fn is_provider(s: &str) -> bool {
         })
 }
 
+/// The fields of an LLM call that usage events and limit checks share: token counts
+/// (0 to i32::MAX), the provider (stored lower case) and the model.
+pub fn check_llm_call(
+    errors: &mut Vec<FieldError>,
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    provider: Option<&str>,
+    model: Option<&str>,
+) {
+    for (name, n) in [
+        ("prompt_tokens", prompt_tokens),
+        ("completion_tokens", completion_tokens),
+    ] {
+        if n.is_some_and(|n| !(0..=i64::from(i32::MAX)).contains(&n)) {
+            errors.push(FieldError::new(
+                name,
+                format!("must be between 0 and {}", i32::MAX),
+            ));
+        }
+    }
+    if provider.is_some_and(|p| !is_provider(&p.to_ascii_lowercase())) {
+        errors.push(FieldError::new("provider", PROVIDER_RULE));
+    }
+    if model.is_some_and(|m| m.trim().is_empty() || m.chars().count() > 200) {
+        errors.push(FieldError::new(
+            "model",
+            "must be 1 to 200 characters, not blank",
+        ));
+    }
+}
+
 /// A rule for money and quantities: not negative, below 10^10, at most `scale` decimal
 /// places (what the NUMERIC columns hold).
 pub fn decimal_rule(d: &rust_decimal::Decimal, scale: u32) -> Option<String> {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, FieldError, Tx,
-    input::{PROVIDER_RULE, decimal_rule, is_provider},
+    input::{check_llm_call, decimal_rule},
     page::{Page, Paged},
 };
 
@@ -120,36 +120,15 @@ pub struct Estimate<'a> {
 impl LimitCheck {
     pub fn parse(&self) -> Result<Estimate<'_>, CoreError> {
         let mut errors = Vec::new();
-        for (name, n) in [
-            ("prompt_tokens", self.prompt_tokens),
-            ("completion_tokens", self.completion_tokens),
-        ] {
-            if n.is_some_and(|n| !(0..=i64::from(i32::MAX)).contains(&n)) {
-                errors.push(FieldError::new(
-                    name,
-                    format!("must be between 0 and {}", i32::MAX),
-                ));
-            }
-        }
+        check_llm_call(
+            &mut errors,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.provider.as_deref(),
+            self.model.as_deref(),
+        );
         if let Some(message) = self.cost_usd.and_then(|c| decimal_rule(&c, 10)) {
             errors.push(FieldError::new("cost_usd", message));
-        }
-        if self
-            .provider
-            .as_ref()
-            .is_some_and(|p| !is_provider(&p.to_ascii_lowercase()))
-        {
-            errors.push(FieldError::new("provider", PROVIDER_RULE));
-        }
-        if self
-            .model
-            .as_ref()
-            .is_some_and(|m| m.trim().is_empty() || m.chars().count() > 200)
-        {
-            errors.push(FieldError::new(
-                "model",
-                "must be 1 to 200 characters, not blank",
-            ));
         }
         let ttl = self.ttl_seconds.unwrap_or(300);
         if !(1..=3600).contains(&ttl) {

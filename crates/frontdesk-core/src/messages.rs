@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, value::RawValue};
 use tokio_postgres::Row;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -90,11 +90,6 @@ impl Message {
             redacted_by: row.get(at + 17),
             cost_source: row.get(at + 18),
         }
-    }
-
-    /// About how many bytes of JSON this message makes (to size a response buffer).
-    pub fn json_size_hint(&self) -> usize {
-        self.content.len() + self.content.len() / 8 + 600
     }
 }
 
@@ -325,13 +320,102 @@ impl HistoryQuery {
     }
 }
 
-/// A conversation's messages; NotFound when the conversation is not visible.
-pub async fn history(
+/// A JSON value as PostgreSQL sends it (json, or jsonb's text after its version byte),
+/// borrowed from the row: written out as it is, never parsed into a tree.
+struct JsonText<'a>(&'a str);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for JsonText<'a> {
+    fn from_sql(
+        ty: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let text = if *ty == tokio_postgres::types::Type::JSONB {
+            match raw.split_first() {
+                Some((1, rest)) => rest,
+                _ => return Err("unknown jsonb format version".into()),
+            }
+        } else {
+            raw
+        };
+        Ok(Self(std::str::from_utf8(text)?))
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        matches!(
+            *ty,
+            tokio_postgres::types::Type::JSON | tokio_postgres::types::Type::JSONB
+        )
+    }
+}
+
+fn raw_json<'a>(row: &'a Row, at: usize) -> Result<Option<&'a RawValue>, CoreError> {
+    row.get::<_, Option<JsonText<'a>>>(at)
+        .map(|t| serde_json::from_str::<&RawValue>(t.0))
+        .transpose()
+        .map_err(|e| CoreError::Unavailable(format!("the database sent bad JSON: {e}")))
+}
+
+/// A message borrowed from its row, serialized like `Message`: a page of history is
+/// written straight from the rows, without an owned copy of every string and a parse of
+/// every JSON field (docs/BENCHMARKS.md, "Analysis of GET").
+#[derive(Serialize)]
+struct MessageRef<'a> {
+    id: Uuid,
+    conversation_id: Uuid,
+    role: &'a str,
+    content: &'a str,
+    prompt_tokens: Option<i32>,
+    completion_tokens: Option<i32>,
+    total_tokens: i32,
+    model: Option<&'a str>,
+    provider: Option<&'a str>,
+    cost_usd: Option<Decimal>,
+    cost_source: Option<&'a str>,
+    latency_ms: Option<i32>,
+    action_taken: Option<&'a str>,
+    questions_asked: Option<&'a RawValue>,
+    delegation_plan: Option<&'a RawValue>,
+    metadata: &'a RawValue,
+    created_at: DateTime<Utc>,
+    redacted_at: Option<DateTime<Utc>>,
+    redacted_by: Option<Uuid>,
+}
+
+impl<'a> MessageRef<'a> {
+    /// The `COLUMNS` of `row`, by position.
+    fn from_row(row: &'a Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            id: row.get(0),
+            conversation_id: row.get(1),
+            role: row.get(2),
+            content: row.get(3),
+            prompt_tokens: row.get(4),
+            completion_tokens: row.get(5),
+            total_tokens: row.get(6),
+            model: row.get(7),
+            provider: row.get(8),
+            cost_usd: row.get::<_, Option<Decimal>>(9).map(|d| d.normalize()),
+            latency_ms: row.get(10),
+            action_taken: row.get(11),
+            questions_asked: raw_json(row, 12)?,
+            delegation_plan: raw_json(row, 13)?,
+            metadata: raw_json(row, 14)?.ok_or(CoreError::NotFound)?,
+            created_at: row.get(15),
+            redacted_at: row.get(16),
+            redacted_by: row.get(17),
+            cost_source: row.get(18),
+        })
+    }
+}
+
+/// A conversation's messages as the JSON of a `Paged<Message>`; NotFound when the
+/// conversation is not visible.
+pub async fn history_json(
     tx: &mut Tx,
     tenant: Uuid,
     conversation: Uuid,
     h: &History,
-) -> Result<Paged<Message>, CoreError> {
+) -> Result<Vec<u8>, CoreError> {
     // Two statements rather than an ORDER BY CASE, so both directions walk the index.
     let direction = if h.newest_first { "desc" } else { "asc" };
     tx.commit_with_next();
@@ -361,9 +445,18 @@ pub async fn history(
     let messages = rows
         .iter()
         .filter(|r| r.get::<_, Option<Uuid>>(0).is_some())
-        .map(Message::from_row)
-        .collect();
-    Ok(Paged::from_rows(messages, h.page.limit, |m: &Message| m.id))
+        .map(MessageRef::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let size = messages
+        .iter()
+        .map(|m| m.content.len() + m.content.len() / 8 + m.metadata.get().len() + 600)
+        .sum::<usize>()
+        + 64;
+    let page = Paged::from_rows(messages, h.page.limit, |m: &MessageRef| m.id);
+    let mut body = Vec::with_capacity(size);
+    serde_json::to_writer(&mut body, &page)
+        .map_err(|e| CoreError::Unavailable(format!("serializing a page: {e}")))?;
+    Ok(body)
 }
 
 pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Message, CoreError> {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, Tx,
-    input::{PROVIDER_RULE, decimal_rule, is_identifier, is_provider},
+    input::{check_llm_call, decimal_rule, is_identifier},
 };
 
 /// Totals over a period.
@@ -250,17 +250,13 @@ impl NewUsageEvent {
                 }
             }
         }
-        for (name, n) in [
-            ("prompt_tokens", self.prompt_tokens),
-            ("completion_tokens", self.completion_tokens),
-        ] {
-            if n.is_some_and(|n| !(0..=i64::from(i32::MAX)).contains(&n)) {
-                errors.push(FieldError::new(
-                    name,
-                    format!("must be between 0 and {}", i32::MAX),
-                ));
-            }
-        }
+        check_llm_call(
+            &mut errors,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.provider.as_deref(),
+            self.model.as_deref(),
+        );
         for (name, value, scale) in [
             ("quantity", self.quantity, 6),
             ("unit_price_usd", self.unit_price_usd, 10),
@@ -269,23 +265,6 @@ impl NewUsageEvent {
             if let Some(message) = value.and_then(|v| decimal_rule(&v, scale)) {
                 errors.push(FieldError::new(name, message));
             }
-        }
-        if self
-            .provider
-            .as_ref()
-            .is_some_and(|p| !is_provider(&p.to_ascii_lowercase()))
-        {
-            errors.push(FieldError::new("provider", PROVIDER_RULE));
-        }
-        if self
-            .model
-            .as_ref()
-            .is_some_and(|m| m.trim().is_empty() || m.chars().count() > 200)
-        {
-            errors.push(FieldError::new(
-                "model",
-                "must be 1 to 200 characters, not blank",
-            ));
         }
         if self.metadata.as_ref().is_some_and(|m| !m.is_object()) {
             errors.push(FieldError::new("metadata", "must be an object"));

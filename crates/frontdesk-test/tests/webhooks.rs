@@ -54,6 +54,19 @@ fn verified_by(r: &Received, secret: &str) -> bool {
         .any(|s| s == expected)
 }
 
+/// GET `path` until its body satisfies `done` (panics after WAIT); that body.
+async fn poll(app: &TestApp, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let r = app.get(path, token).await;
+        if done(&r.body) {
+            return r.body;
+        }
+        assert!(std::time::Instant::now() < deadline, "{path}: {}", r.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn post_messages(app: &TestApp, t: &Seeded, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
@@ -275,23 +288,16 @@ async fn retry_after_is_honoured_and_the_schedule_ends_in_failure() {
         ..quick()
     };
     let worker = app.worker(config).spawn();
-    let deadline = std::time::Instant::now() + WAIT;
-    let delivery = loop {
-        let d = app
-            .get(
-                &format!(
-                    "{BASE}/webhook-deliveries/{}",
-                    test.body["id"].as_str().unwrap()
-                ),
-                &t.owner_token,
-            )
-            .await;
-        if d.body["status"] == "failed" {
-            break d.body;
-        }
-        assert!(std::time::Instant::now() < deadline, "{}", d.text);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let delivery = poll(
+        &app,
+        &format!(
+            "{BASE}/webhook-deliveries/{}",
+            test.body["id"].as_str().unwrap()
+        ),
+        &t.owner_token,
+        |d| d["status"] == "failed",
+    )
+    .await;
     worker.abort();
     let log = delivery["attempt_log"].as_array().unwrap();
     assert_eq!(
@@ -381,26 +387,19 @@ async fn gone_and_long_failure_disable_the_endpoint_and_say_so() {
         ..quick()
     };
     let worker = app.worker(config).spawn();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let e = app
-            .get(
-                &format!("{BASE}/webhook-endpoints/{failing}"),
-                &t.owner_token,
-            )
-            .await;
-        if e.body["enabled"] == false {
-            assert!(
-                e.body["disabled_reason"]
-                    .as_str()
-                    .unwrap()
-                    .contains("failed since")
-            );
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{}", e.text);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let e = poll(
+        &app,
+        &format!("{BASE}/webhook-endpoints/{failing}"),
+        &t.owner_token,
+        |e| e["enabled"] == false,
+    )
+    .await;
+    assert!(
+        e["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("failed since")
+    );
     worker.abort();
 }
 
@@ -567,7 +566,10 @@ async fn another_tenants_endpoint_never_gets_this_tenants_events() {
     post_messages(&app, &a, 5).await;
     let worker = app.worker(quick());
     while worker.run_once().await.unwrap() > 0 {}
-    assert!(receiver.received().is_empty(), "A's events reached B's endpoint");
+    assert!(
+        receiver.received().is_empty(),
+        "A's events reached B's endpoint"
+    );
     // Nor can B's credentials read A's endpoints and deliveries, or test A's endpoint.
     let a_endpoints = app
         .get(&format!("{BASE}/webhook-endpoints"), &a.owner_token)

@@ -25,9 +25,8 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let history = query.parse()?;
     let mut tx = scope.begin().await?;
-    let page = messages::history(&mut tx, scope.tenant, path.id, &history).await?;
-    let size = page.data.iter().map(Message::json_size_hint).sum::<usize>() + 64;
-    crate::reply::json(StatusCode::OK, &page, size)
+    let page = messages::history_json(&mut tx, scope.tenant, path.id, &history).await?;
+    Ok(crate::reply::json_bytes(StatusCode::OK, page))
 }
 
 /// Append a message. The conversation's counters and last activity move with it, and a

@@ -70,7 +70,8 @@ pub async fn get(
 }
 
 /// Change an endpoint's URL, description, event types, or `enabled` (enabling clears its
-/// failure record; deliveries held while it was disabled go out).
+/// failure record and sends what was queued before it was disabled; events written while
+/// it was disabled are not queued for it).
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/webhook-endpoints/{id}", tag = "webhooks",
     params(IdPath), request_body(content = EndpointInput, example = json!({"event_types": ["message.created"]})),
     responses((status = 200, body = Endpoint), (status = 404, body = Problem), (status = 422, body = Problem)))]

@@ -149,7 +149,8 @@ impl Worker {
         tokio::pin!(shutdown);
         loop {
             let pause = match self.run_once().await {
-                Ok(n) if n as i32 >= self.config.batch => Duration::ZERO,
+                // More may be due at once (the next event of each endpoint just sent).
+                Ok(n) if n > 0 => Duration::ZERO,
                 Ok(_) => self.config.idle_poll,
                 Err(error) => {
                     tracing::warn!(%error, "claiming webhook deliveries failed");
