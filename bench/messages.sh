@@ -48,7 +48,8 @@ loads=${BENCH_LOADS:-"get post providers today post_limits post_webhooks"}
 clients_list=${BENCH_CLIENTS:-"32"}
 duration=${BENCH_DURATION:-20}
 warmup=${BENCH_WARMUP:-5}
-threads=${BENCH_THREADS:-2}
+max_threads=${BENCH_THREADS:-2}
+threads=$max_threads
 pgbench_mode=${PGBENCH_MODE:-prepared}
 want_tenants=${BENCH_TENANTS:-100}
 want_conversations=${BENCH_CONVERSATIONS:-100}
@@ -293,6 +294,8 @@ verdicts=()
 busy_max=0
 other_max=0
 for clients in $clients_list; do
+    # (wrk and pgbench want no more threads than connections)
+    threads=$((clients < max_threads ? clients : max_threads))
     for load in $loads; do
         case $load in
             get) what="GET last 50" ;;
