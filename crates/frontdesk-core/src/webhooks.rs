@@ -209,6 +209,13 @@ pub async fn update(
     get(tx, tenant, id).await
 }
 
+/// Enable an endpoint again (its trigger clears the failure record).
+pub async fn enable(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Endpoint, CoreError> {
+    let mut fields = Map::new();
+    fields.insert("enabled".into(), Value::Bool(true));
+    update(tx, tenant, id, fields).await
+}
+
 /// Delete an endpoint with its deliveries and their attempts.
 pub async fn delete(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<(), CoreError> {
     crate::store::delete(tx, "webhook_endpoints", tenant, id).await

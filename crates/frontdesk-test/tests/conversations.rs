@@ -387,6 +387,28 @@ async fn history_pages_both_ways() {
         .await;
     assert_eq!(bad.status, 422);
     assert_eq!(bad.error_fields(), ["order"]);
+
+    // A page is written from the rows, a single message from a `Message`: the same JSON.
+    let full = app
+        .post(
+            &path,
+            &t.full_key,
+            json!({"role": "assistant", "content": "tab\tquote\" ünïcode", "prompt_tokens": 3,
+                   "completion_tokens": 4, "model": "gpt-4o", "provider": "openai", "cost_usd": "0.00010",
+                   "latency_ms": 5, "action_taken": "booked", "questions_asked": [{"q": "when?"}],
+                   "delegation_plan": {"steps": [1, 2.5, null, "x"]}, "metadata": {"a": {"b": [true]}}}),
+        )
+        .await;
+    assert_eq!(full.status, 201, "{}", full.text);
+    let one = app
+        .get(
+            &format!("{}/messages/{}", base(&t), id(&full.body)),
+            &t.read_key,
+        )
+        .await;
+    let newest = app.get(&format!("{path}?limit=1"), &t.read_key).await;
+    assert_eq!(newest.body["data"][0], one.body);
+    assert_eq!(one.body, full.body);
 }
 
 #[tokio::test]

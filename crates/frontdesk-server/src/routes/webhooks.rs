@@ -108,13 +108,8 @@ pub async fn enable(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<Json<Endpoint>> {
-    let fields = EndpointInput {
-        enabled: frontdesk_core::input::Patch::Value(true),
-        ..Default::default()
-    }
-    .check(false)?;
     let mut tx = scope.begin().await?;
-    let endpoint = webhooks::update(&mut tx, scope.tenant, path.id, fields).await?;
+    let endpoint = webhooks::enable(&mut tx, scope.tenant, path.id).await?;
     tx.commit().await?;
     Ok(Json(endpoint))
 }
