@@ -197,7 +197,7 @@ drop function app.reserve_limits(uuid, bigint, numeric, text, integer);
 drop function app.charge_limits(uuid, text, integer, bigint, numeric, bigint, numeric, uuid, uuid);
 drop function app.take_reservation(uuid, uuid, uuid);
 drop function app.release_reservation(app.limit_reservations);
-drop function app.refuse_limit(text, numeric, numeric, timestamptz, timestamptz);
+drop function app.refuse_past_limit(uuid, text, text, numeric, numeric, numeric, timestamptz, timestamptz);
 drop table app.limit_state;
 drop function app.reserved_in(uuid, text, timestamptz, boolean);
 alter table app.usage_events drop column reservation_id;

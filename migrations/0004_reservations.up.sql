@@ -120,19 +120,27 @@ drop function app.charge_limits(uuid, text, integer, bigint, numeric, bigint, nu
 drop function app.charge_window(uuid, text, text, timestamptz, timestamptz, numeric, numeric, numeric);
 drop table app.limit_counters;
 
--- Refuse a write (FD429) with what the server needs for its 429 in the detail.
-create function app.refuse_limit(p_name text, p_lim numeric, p_used numeric, p_start timestamptz,
-                                 p_end timestamptz) returns void
+-- A write took a window past its limit: refuse it (FD429, with what the server needs for
+-- its 429 in the detail), unless what is over is held by reservations past their expiry
+-- (they hold nothing, even before the sweeper gives them back).
+create function app.refuse_past_limit(p_tenant uuid, p_kind text, p_name text, p_lim numeric,
+                                      p_used numeric, p_added numeric, p_start timestamptz,
+                                      p_end timestamptz) returns void
     language plpgsql
     as $$
+declare
+    used numeric := p_used - app.reserved_in(p_tenant, p_kind, p_start, true);
 begin
-    raise exception 'limit % reached', p_name
-        using errcode = 'FD429', constraint = p_name,
-              detail = json_build_object('limit', trim_scale(p_lim)::text, 'used', trim_scale(p_used)::text,
-                                         'window_start', p_start, 'resets_at', p_end)::text;
+    if used > p_lim then
+        raise exception 'limit % reached', p_name
+            using errcode = 'FD429', constraint = p_name,
+                  detail = json_build_object('limit', trim_scale(p_lim)::text,
+                                             'used', trim_scale(used - p_added)::text,
+                                             'window_start', p_start, 'resets_at', p_end)::text;
+    end if;
 end
 $$;
-revoke execute on function app.refuse_limit(text, numeric, numeric, timestamptz, timestamptz) from public;
+revoke execute on function app.refuse_past_limit(uuid, text, text, numeric, numeric, numeric, timestamptz, timestamptz) from public;
 
 -- Give back what a reservation holds, where its windows are still the tenant's current
 -- ones (a window that has passed is over).
@@ -247,26 +255,17 @@ begin
         on conflict (tenant_id) do nothing;
         -- (then charge it, or the row a concurrent first charge made, with the update)
     end loop;
-    -- Past a limit: refused, unless what is over is held by reservations past their expiry
-    -- (they hold nothing, even before the sweeper gives them back).
-    if add_writes > 0 and s.minute_used > p_rate
-       and s.minute_used - app.reserved_in(p_tenant, 'minute', w_minute, true) > p_rate then
-        perform app.refuse_limit('rate_limit_per_minute', p_rate,
-                                 s.minute_used - add_writes - app.reserved_in(p_tenant, 'minute', w_minute, true),
-                                 w_minute, w_minute + interval '1 minute');
+    if add_writes > 0 and s.minute_used > p_rate then
+        perform app.refuse_past_limit(p_tenant, 'minute', 'rate_limit_per_minute', p_rate, s.minute_used,
+                                      add_writes, w_minute, w_minute + interval '1 minute');
     end if;
-    if add_tokens > 0 and s.day_used > p_daily
-       and s.day_used - app.reserved_in(p_tenant, 'day', w_day, true) > p_daily then
-        perform app.refuse_limit('daily_token_limit', p_daily,
-                                 s.day_used - add_tokens - app.reserved_in(p_tenant, 'day', w_day, true),
-                                 w_day, (date_trunc('day', local_now) + interval '1 day') at time zone p_zone);
+    if add_tokens > 0 and s.day_used > p_daily then
+        perform app.refuse_past_limit(p_tenant, 'day', 'daily_token_limit', p_daily, s.day_used, add_tokens,
+                                      w_day, (date_trunc('day', local_now) + interval '1 day') at time zone p_zone);
     end if;
-    if add_cost > 0 and s.month_used > p_budget
-       and s.month_used - app.reserved_in(p_tenant, 'month', w_month, true) > p_budget then
-        perform app.refuse_limit('monthly_budget_usd', p_budget,
-                                 s.month_used - add_cost - app.reserved_in(p_tenant, 'month', w_month, true),
-                                 w_month,
-                                 (date_trunc('month', local_now) + interval '1 month') at time zone p_zone);
+    if add_cost > 0 and s.month_used > p_budget then
+        perform app.refuse_past_limit(p_tenant, 'month', 'monthly_budget_usd', p_budget, s.month_used, add_cost,
+                                      w_month, (date_trunc('month', local_now) + interval '1 month') at time zone p_zone);
     end if;
     minute_window := case when add_writes > 0 then w_minute end;
     day_window := case when add_tokens > 0 then w_day end;

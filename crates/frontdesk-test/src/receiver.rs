@@ -1,6 +1,6 @@
 //! A webhook receiver on loopback for the tests: it records every request (headers and
 //! body) and answers with the status the test sets, optionally after a delay, and counts
-//! how many requests were in flight at once, per path and per `webhook-id`.
+//! how many requests were in flight at once, per path.
 
 use std::{
     collections::HashMap,
@@ -54,9 +54,7 @@ struct Shared {
 #[derive(Default)]
 struct Counts {
     by_path: HashMap<String, usize>,
-    by_id: HashMap<String, usize>,
     max_by_path: HashMap<String, usize>,
-    max_by_id: usize,
 }
 
 #[derive(Clone)]
@@ -73,11 +71,6 @@ async fn receive(
     body: Bytes,
 ) -> impl IntoResponse {
     let path = uri.path().to_owned();
-    let id = headers
-        .get("webhook-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
     {
         let mut c = shared.in_flight.lock().unwrap();
         let n = c.by_path.entry(path.clone()).or_default();
@@ -85,10 +78,6 @@ async fn receive(
         let n = *n;
         let max = c.max_by_path.entry(path.clone()).or_default();
         *max = (*max).max(n);
-        let m = c.by_id.entry(id.clone()).or_default();
-        *m += 1;
-        let m = *m;
-        c.max_by_id = c.max_by_id.max(m);
     }
     let delay = shared.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
@@ -105,7 +94,6 @@ async fn receive(
     {
         let mut c = shared.in_flight.lock().unwrap();
         *c.by_path.get_mut(&path).unwrap() -= 1;
-        *c.by_id.get_mut(&id).unwrap() -= 1;
     }
     let mut response_headers = HeaderMap::new();
     if retry_after > 0 {
@@ -194,10 +182,5 @@ impl Receiver {
             .get(path)
             .copied()
             .unwrap_or(0)
-    }
-
-    /// The most requests with one `webhook-id` that were in flight at once.
-    pub fn max_in_flight_per_id(&self) -> usize {
-        self.shared.in_flight.lock().unwrap().max_by_id
     }
 }
