@@ -330,6 +330,25 @@ pub struct ReservationQuery {
     pub cursor: Option<String>,
 }
 
+impl ReservationQuery {
+    /// The status asked for and the page, checked.
+    pub fn parse(&self) -> Result<(Option<&str>, Page<Uuid>), CoreError> {
+        let status = self.status.as_deref();
+        if status.is_some_and(|s| !["active", "settled", "expired", "cancelled"].contains(&s)) {
+            return Err(CoreError::invalid(
+                "status",
+                "must be active, settled, expired or cancelled",
+            ));
+        }
+        let page = crate::page::PageQuery {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+        .parse()?;
+        Ok((status, page))
+    }
+}
+
 /// The tenant's reservations, newest first.
 pub async fn list(
     tx: &mut Tx,
@@ -337,12 +356,6 @@ pub async fn list(
     status: Option<&str>,
     page: &Page<Uuid>,
 ) -> Result<Paged<Reservation>, CoreError> {
-    if status.is_some_and(|s| !["active", "settled", "expired", "cancelled"].contains(&s)) {
-        return Err(CoreError::invalid(
-            "status",
-            "must be active, settled, expired or cancelled",
-        ));
-    }
     tx.commit_with_next();
     let rows = tx
         .query(

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    CoreError, FieldError, Tx,
+    CoreError, Tx,
     input::{Checked, Patch},
     page::{Page, PageQuery, Paged},
 };
@@ -338,27 +338,33 @@ pub struct DeliveryQuery {
     pub cursor: Option<String>,
 }
 
+impl DeliveryQuery {
+    /// The status asked for and the page, checked.
+    pub fn parse(&self) -> Result<(Option<&str>, Page<Uuid>), CoreError> {
+        let status = self.status.as_deref();
+        if status.is_some_and(|s| !["pending", "delivered", "failed"].contains(&s)) {
+            return Err(CoreError::invalid(
+                "status",
+                "must be pending, delivered or failed",
+            ));
+        }
+        let page = PageQuery {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+        .parse()?;
+        Ok((status, page))
+    }
+}
+
 /// An endpoint's deliveries, newest first.
 pub async fn deliveries(
     tx: &mut Tx,
     tenant: Uuid,
     endpoint: Uuid,
-    q: &DeliveryQuery,
+    status: Option<&str>,
+    page: &Page<Uuid>,
 ) -> Result<Paged<Delivery>, CoreError> {
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor.clone(),
-    }
-    .parse::<Uuid>()?;
-    if q.status
-        .as_deref()
-        .is_some_and(|s| !["pending", "delivered", "failed"].contains(&s))
-    {
-        return Err(CoreError::Invalid(vec![FieldError::new(
-            "status",
-            "must be pending, delivered or failed",
-        )]));
-    }
     get(tx, tenant, endpoint).await?;
     tx.commit_with_next();
     let rows = tx
@@ -370,13 +376,7 @@ pub async fn deliveries(
                    and ($4::text is null or d.status = $4)
                  order by d.id desc limit $5"
             ),
-            &[
-                &tenant,
-                &endpoint,
-                &page.after,
-                &q.status,
-                &(page.limit + 1),
-            ],
+            &[&tenant, &endpoint, &page.after, &status, &(page.limit + 1)],
         )
         .await?;
     Ok(Paged::from_rows(

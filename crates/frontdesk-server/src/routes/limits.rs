@@ -4,7 +4,7 @@
 use axum::{http::StatusCode, response::Response};
 use frontdesk_core::{
     limits::{self, LimitCheck, LimitCheckResult, LimitStatus, Reservation, ReservationQuery},
-    page::{PageQuery, Paged},
+    page::Paged,
 };
 
 use crate::{
@@ -60,14 +60,10 @@ pub async fn reservations(
     scope: TenantScope,
     QueryParams(q): QueryParams<ReservationQuery>,
 ) -> ApiResult<axum::Json<Paged<Reservation>>> {
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor.clone(),
-    }
-    .parse()?;
+    let (status, page) = q.parse()?;
     let mut tx = scope.begin().await?;
     Ok(axum::Json(
-        limits::list(&mut tx, scope.tenant, q.status.as_deref(), &page).await?,
+        limits::list(&mut tx, scope.tenant, status, &page).await?,
     ))
 }
 

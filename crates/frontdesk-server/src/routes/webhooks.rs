@@ -153,9 +153,10 @@ pub async fn deliveries(
     PathParams(path): PathParams<IdPath>,
     QueryParams(q): QueryParams<DeliveryQuery>,
 ) -> ApiResult<Json<Paged<Delivery>>> {
+    let (status, page) = q.parse()?;
     let mut tx = scope.begin().await?;
     Ok(Json(
-        webhooks::deliveries(&mut tx, scope.tenant, path.id, &q).await?,
+        webhooks::deliveries(&mut tx, scope.tenant, path.id, status, &page).await?,
     ))
 }
 
