@@ -258,7 +258,7 @@ from (select t.*, x.content,
       join bench_texts x on x.i = t.text_i) m
 order by m.created_at;
 
--- What app.messages_before_insert would have written: one message.created event each,
+-- What messages_90_event would have written: one message.created event each,
 -- with the trigger's payload.
 insert into app.events (tenant_id, id, type, subject_id, data, created_at)
 select m.tenant_id, bench.uuid_v7_at(m.created_at), 'message.created', m.id,

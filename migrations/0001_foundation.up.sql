@@ -82,6 +82,14 @@ create function app.is_valid_timezone(tz text) returns boolean
     language sql stable
     as $$ select exists (select 1 from pg_catalog.pg_timezone_names where name = tz) $$;
 
+-- A text search configuration shipped with PostgreSQL (english, indonesian, simple, …):
+-- the language a tenant's messages are searched in.
+create function app.is_search_language(lang text) returns boolean
+    language sql stable
+    as $$ select exists (select 1 from pg_catalog.pg_ts_config c
+                         where c.cfgname = lang and c.cfgnamespace = 'pg_catalog'::regnamespace) $$;
+grant execute on function app.is_search_language(text) to frontdesk_user, frontdesk_service, frontdesk_operator;
+
 -- ---------------------------------------------------------------------------------------
 -- Tenants: one business, workspace or brand. Not a tenant table in the `tenant_id` sense
 -- (its key is `id`): RLS is enabled for the request roles and not forced, so the owner's
@@ -112,6 +120,7 @@ create table app.tenants (
     is_active             boolean not null default true,
     created_at            timestamptz not null default now(),
     updated_at            timestamptz not null default now(),
+    search_language       text not null default 'simple',
     constraint tenants_slug_key unique (slug),
     constraint tenants_slug_check check (slug ~ '^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$'
                                          -- a slug never looks like an id: {tenant} is either
@@ -130,12 +139,14 @@ create table app.tenants (
     constraint tenants_daily_token_limit_check check (daily_token_limit > 0),
     constraint tenants_monthly_budget_usd_check check (monthly_budget_usd >= 0),
     constraint tenants_features_check check (jsonb_typeof(features) = 'object'),
-    constraint tenants_branding_check check (jsonb_typeof(branding) = 'object')
+    constraint tenants_branding_check check (jsonb_typeof(branding) = 'object'),
+    constraint tenants_search_language_check check (app.is_search_language(search_language))
 );
 comment on column app.tenants.timezone is 'IANA zone: the tenant''s days (usage, limits, business hours) are counted in it';
 comment on column app.tenants.rate_limit_per_minute is 'message and usage writes per minute; null = unlimited';
 comment on column app.tenants.daily_token_limit is 'tokens per day in the tenant''s time zone; null = unlimited';
 comment on column app.tenants.monthly_budget_usd is 'LLM cost per calendar month; null = unlimited';
+comment on column app.tenants.search_language is 'text search configuration for messages (PostgreSQL''s built-in ones); simple = no stemming';
 
 create trigger tenants_touch before update on app.tenants
     for each row execute function app.touch_updated_at();
@@ -416,12 +427,14 @@ begin
     insert into app.tenants (
         id, slug, name, kind, timezone, locale, email, phone, address, website, logo_url,
         llm_provider, llm_model, llm_temperature, llm_max_tokens, system_prompt,
-        rate_limit_per_minute, daily_token_limit, monthly_budget_usd, features, branding, is_active)
+        rate_limit_per_minute, daily_token_limit, monthly_budget_usd, features, branding, is_active,
+        search_language)
     select p_id, f.slug, f.name, coalesce(f.kind, 'other'), coalesce(f.timezone, 'UTC'),
            coalesce(f.locale, 'en'), f.email, f.phone, f.address, f.website, f.logo_url,
            f.llm_provider, f.llm_model, f.llm_temperature, f.llm_max_tokens, f.system_prompt,
            f.rate_limit_per_minute, f.daily_token_limit, f.monthly_budget_usd,
-           coalesce(f.features, '{}'), coalesce(f.branding, '{}'), coalesce(f.is_active, true)
+           coalesce(f.features, '{}'), coalesce(f.branding, '{}'), coalesce(f.is_active, true),
+           coalesce(f.search_language, 'simple')
     from jsonb_populate_record(null::app.tenants, p_fields) f
     returning * into created;
     if owner_id is not null then

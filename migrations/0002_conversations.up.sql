@@ -25,12 +25,6 @@ create function app.uuid_v7() returns uuid
     from (select replace(gen_random_uuid()::text, '-', '') as r) s
 $$;
 
--- A text search configuration shipped with PostgreSQL (english, indonesian, simple, …).
-create function app.is_search_language(lang text) returns boolean
-    language sql stable
-    as $$ select exists (select 1 from pg_catalog.pg_ts_config c
-                         where c.cfgname = lang and c.cfgnamespace = 'pg_catalog'::regnamespace) $$;
-
 -- The document of a message for full-text search. Declared immutable so an index can
 -- use it: the configurations it accepts are PostgreSQL's built-in ones (checked by
 -- app.is_search_language on tenants), which do not change under a running database.
@@ -38,51 +32,8 @@ create function app.message_document(lang text, content text) returns tsvector
     language sql immutable parallel safe
     as $$ select to_tsvector(('pg_catalog.' || lang)::regconfig, content) $$;
 
-grant execute on function app.uuid_v7(), app.is_search_language(text), app.message_document(text, text)
+grant execute on function app.uuid_v7(), app.message_document(text, text)
     to frontdesk_user, frontdesk_service, frontdesk_operator;
-
--- ---------------------------------------------------------------------------------------
--- Tenants choose the language their messages are searched in.
-
-alter table app.tenants add column search_language text not null default 'simple';
-alter table app.tenants add constraint tenants_search_language_check
-    check (app.is_search_language(search_language));
-comment on column app.tenants.search_language is 'text search configuration for messages (PostgreSQL''s built-in ones); simple = no stemming';
-
-create or replace function app.create_tenant(p_id uuid, p_fields jsonb, p_owner uuid)
-    returns setof app.tenants
-    language plpgsql volatile security definer
-    set search_path = pg_catalog
-    as $$
-declare
-    owner_id uuid := coalesce(app.current_user_id(), p_owner);
-    created app.tenants;
-begin
-    if current_setting('role') not in ('frontdesk_user', 'frontdesk_operator') then
-        raise exception 'only people and the operator create tenants' using errcode = 'insufficient_privilege';
-    end if;
-    if current_setting('role') = 'frontdesk_user' and app.current_user_id() is null then
-        raise exception 'a user request names a user' using errcode = 'insufficient_privilege';
-    end if;
-    insert into app.tenants (
-        id, slug, name, kind, timezone, locale, email, phone, address, website, logo_url,
-        llm_provider, llm_model, llm_temperature, llm_max_tokens, system_prompt,
-        rate_limit_per_minute, daily_token_limit, monthly_budget_usd, features, branding, is_active,
-        search_language)
-    select p_id, f.slug, f.name, coalesce(f.kind, 'other'), coalesce(f.timezone, 'UTC'),
-           coalesce(f.locale, 'en'), f.email, f.phone, f.address, f.website, f.logo_url,
-           f.llm_provider, f.llm_model, f.llm_temperature, f.llm_max_tokens, f.system_prompt,
-           f.rate_limit_per_minute, f.daily_token_limit, f.monthly_budget_usd,
-           coalesce(f.features, '{}'), coalesce(f.branding, '{}'), coalesce(f.is_active, true),
-           coalesce(f.search_language, 'simple')
-    from jsonb_populate_record(null::app.tenants, p_fields) f
-    returning * into created;
-    if owner_id is not null then
-        insert into app.memberships (tenant_id, user_id, role) values (created.id, owner_id, 'owner');
-    end if;
-    return next created;
-end
-$$;
 
 -- ---------------------------------------------------------------------------------------
 -- Flows: conversation state machines. The built-in ones are a global catalog; a tenant's
@@ -384,8 +335,12 @@ create index conversations_assignee_idx on app.conversations (tenant_id, assigne
 create unique index conversations_one_open_per_contact on app.conversations (tenant_id, assistant_id, contact_id)
     where one_open_per_contact and completed_at is null and contact_id is not null;
 
+-- A message moves the counters and updated_at itself (messages_20_conversation), so
+-- the touch is skipped for those updates: they are the only ones that change
+-- message_count.
 create trigger conversations_touch before update on app.conversations
-    for each row execute function app.touch_updated_at();
+    for each row when (new.message_count = old.message_count)
+    execute function app.touch_updated_at();
 
 -- On insert: take flow, channel and the one-open rule from the assistant, start in the
 -- flow's initial state unless told otherwise, and check the state belongs to the flow.
@@ -590,8 +545,14 @@ begin
     return null;
 end
 $$;
-create trigger conversations_record after insert or update on app.conversations
+create trigger conversations_record after insert on app.conversations
     for each row execute function app.conversations_record();
+-- Only the changes it records (not, e.g., every message's counter update).
+create trigger conversations_record_change after update on app.conversations
+    for each row
+    when (new.state is distinct from old.state
+          or (new.handoff_at is distinct from old.handoff_at and new.handoff_at is not null))
+    execute function app.conversations_record();
 
 alter table app.conversation_transitions enable row level security;
 alter table app.conversation_transitions force row level security;
@@ -606,10 +567,10 @@ grant select on app.conversation_transitions to frontdesk_user, frontdesk_servic
 grant select, insert, update, delete on app.conversation_transitions to frontdesk_operator;
 
 -- ---------------------------------------------------------------------------------------
--- Messages: append-only. The insert trigger moves the conversation's counters and
+-- Messages: append-only. The insert triggers move the conversation's counters and
 -- last_activity_at in the same statement (locking the conversation row, so parallel
--- messages to one conversation add up exactly), copies the conversation's owner for the
--- row policy, and emits message.created. An admin may redact a message's content once.
+-- messages to one conversation add up exactly), copy the conversation's owner for the
+-- row policy, and emit message.created. An admin may redact a message's content once.
 
 create table app.messages (
     tenant_id         uuid not null,
@@ -633,6 +594,7 @@ create table app.messages (
     created_at        timestamptz not null default now(),
     redacted_at       timestamptz,
     redacted_by       uuid,
+    cost_source       text,
     constraint messages_pkey primary key (tenant_id, id),
     constraint messages_conversation_id_fkey foreign key (tenant_id, conversation_id)
         references app.conversations (tenant_id, id) on delete cascade,
@@ -647,26 +609,41 @@ create table app.messages (
     constraint messages_action_taken_check check (length(action_taken) <= 200),
     constraint messages_questions_asked_check check (jsonb_typeof(questions_asked) = 'array'),
     constraint messages_metadata_check check (jsonb_typeof(metadata) = 'object'),
-    constraint messages_redaction_check check ((redacted_at is null) = (redacted_by is null))
+    constraint messages_redaction_check check ((redacted_at is null) = (redacted_by is null)),
+    constraint messages_cost_source_check check (cost_source in ('provided', 'catalog', 'unpriced'))
 );
 comment on column app.messages.owner_user_id is 'the conversation''s owner, copied by the insert trigger: lets the row policy show members their own messages without a subquery';
+comment on column app.messages.cost_source is 'provided by the client, computed from the price catalog, or unpriced (tokens of a model without a price: costed 0)';
 comment on column app.messages.search_language is 'the tenant''s search language when the message was written (its search document uses it)';
 create index messages_conversation_idx on app.messages (tenant_id, conversation_id, id);
 create index messages_search_idx on app.messages using gin (app.message_document(search_language, content));
 
-create function app.messages_before_insert() returns trigger
+-- The write path of a message is a row of BEFORE INSERT triggers, each doing one job,
+-- fired in name order (PostgreSQL fires same-event triggers by name). A later feature
+-- adds its own trigger at the number that fits instead of rewriting one of these:
+--   messages_10_cost          (0003) price the tokens from the catalog
+--   messages_20_conversation  count the message in its conversation
+--   messages_30_limits        (0003) charge the tenant's limits, settle a reservation
+--   messages_40_usage         (0003) add the message to the daily usage rollup
+--   messages_90_event         emit message.created (last: sees what the others set)
+
+-- Move the conversation's counters and last_activity_at (locking its row, so parallel
+-- messages to one conversation add up exactly) and copy its owner and the tenant's
+-- search language onto the message. As the owner: only the transaction's tenant is
+-- reachable (conversations_owner), and the caller's own visibility is checked here, as
+-- the select policy would.
+create function app.messages_count_in_conversation() returns trigger
     language plpgsql security definer
     set search_path = pg_catalog
     as $$
 begin
-    -- As the owner: only the transaction's tenant is reachable (conversations_owner), and
-    -- the caller's own visibility is checked here, as the select policy would.
     update app.conversations c
        set message_count = c.message_count + 1,
            prompt_tokens = c.prompt_tokens + coalesce(new.prompt_tokens, 0),
            completion_tokens = c.completion_tokens + coalesce(new.completion_tokens, 0),
            cost_usd = c.cost_usd + coalesce(new.cost_usd, 0),
-           last_activity_at = greatest(c.last_activity_at, new.created_at)
+           last_activity_at = greatest(c.last_activity_at, new.created_at),
+           updated_at = now()
       from app.tenants t
      where c.tenant_id = new.tenant_id and c.id = new.conversation_id and t.id = c.tenant_id
        and (app.is_tenant_staff() or c.user_id = app.current_user_id()
@@ -679,19 +656,31 @@ begin
     end if;
     new.redacted_at := null;
     new.redacted_by := null;
+    return new;
+end
+$$;
+create trigger messages_20_conversation before insert on app.messages
+    for each row execute function app.messages_count_in_conversation();
+
+-- message.created, without the content (a redaction leaves no copy behind).
+create function app.messages_event() returns trigger
+    language plpgsql security definer
+    set search_path = pg_catalog
+    as $$
+begin
     perform app.emit_event(new.tenant_id, 'message.created', new.id, jsonb_build_object(
         'id', new.id, 'conversation_id', new.conversation_id, 'role', new.role,
         'content_length', length(new.content),
         'prompt_tokens', new.prompt_tokens, 'completion_tokens', new.completion_tokens,
         'total_tokens', coalesce(new.prompt_tokens, 0) + coalesce(new.completion_tokens, 0),
         'model', new.model, 'provider', new.provider, 'cost_usd', trim_scale(new.cost_usd)::text,
-        'latency_ms', new.latency_ms, 'action_taken', new.action_taken,
-        'metadata', new.metadata, 'created_at', new.created_at));
+        'cost_source', new.cost_source, 'latency_ms', new.latency_ms,
+        'action_taken', new.action_taken, 'metadata', new.metadata, 'created_at', new.created_at));
     return new;
 end
 $$;
-create trigger messages_before_insert before insert on app.messages
-    for each row execute function app.messages_before_insert();
+create trigger messages_90_event before insert on app.messages
+    for each row execute function app.messages_event();
 
 -- Only a redaction changes a message: content replaced once, who and when recorded.
 create function app.messages_append_only() returns trigger

@@ -37,9 +37,14 @@ async fn catalog(client: &tokio_postgres::Client) -> String {
              from pg_policies where schemaname = 'app'
              union all
              select 'fn ' || pg_get_functiondef(p.oid) || ' acl=' || coalesce(p.proacl::text, '')
+                    || ' comment=' || coalesce(obj_description(p.oid, 'pg_proc'), '')
              from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'app'
              union all
-             select 'trg ' || pg_get_triggerdef(t.oid)
+             select 'type ' || t.typname || ' ' || t.typtype::text
+             from pg_type t join pg_namespace n on n.oid = t.typnamespace
+             where n.nspname = 'app' and t.typrelid = 0 and t.typelem = 0
+             union all
+             select 'trg ' || pg_get_triggerdef(t.oid) || ' enabled=' || t.tgenabled::text
              from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
              where n.nspname = 'app' and not t.tgisinternal
              union all
@@ -49,8 +54,9 @@ async fn catalog(client: &tokio_postgres::Client) -> String {
         )
         .await
         .unwrap();
+    // One line per object (a function's body keeps its line breaks as ⏎).
     rows.iter()
-        .map(|r| r.get::<_, String>(0))
+        .map(|r| r.get::<_, String>(0).replace('\n', "⏎"))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -78,6 +84,128 @@ async fn up_down_up_leaves_the_catalog_identical() {
     );
     migrator.up().await.unwrap();
     assert_eq!(catalog(&client).await, first);
+}
+
+/// Lines of `a` missing from `b`, and of `b` missing from `a`.
+fn catalog_diff(a: &str, b: &str) -> String {
+    let (left, right): (std::collections::BTreeSet<_>, std::collections::BTreeSet<_>) =
+        (a.lines().collect(), b.lines().collect());
+    let mut out = String::new();
+    for line in left.difference(&right) {
+        out.push_str(&format!("- {line}\n"));
+    }
+    for line in right.difference(&left) {
+        out.push_str(&format!("+ {line}\n"));
+    }
+    out
+}
+
+/// Steps through `migrations[applied..]` (the first `applied` are already applied): for
+/// each version v, migrates up to v, takes one step down and checks the catalog is the one
+/// after v−1, then goes up again. Returns the first down that does not restore its
+/// predecessor exactly, with the catalog lines that differ.
+async fn check_each_down_step(
+    client: &tokio_postgres::Client,
+    migrations: &'static [Migration],
+    applied: usize,
+) -> Result<(), String> {
+    let mut before = catalog(client).await;
+    for count in applied + 1..=migrations.len() {
+        let migration = &migrations[count - 1];
+        let migrator = Migrator::with_migrations(client, &migrations[..count]);
+        assert_eq!(migrator.up().await.unwrap(), vec![migration.version]);
+        let after = catalog(client).await;
+        assert_eq!(migrator.down(None).await.unwrap(), vec![migration.version]);
+        let back = catalog(client).await;
+        if back != before {
+            return Err(format!(
+                "the down of {:04}_{} does not restore the catalog of the migration before it:\n{}",
+                migration.version,
+                migration.name,
+                catalog_diff(&before, &back)
+            ));
+        }
+        migrator.up().await.unwrap();
+        assert_eq!(catalog(client).await, after, "up after down differs");
+        before = after;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_down_restores_exactly_the_schema_before_its_up() {
+    let db = cluster().database(false).await;
+    let client = db.admin().await;
+    check_each_down_step(&client, MIGRATIONS, 0)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The per-step check catches a down that restores a function with another body than the
+/// one it had (here `statement_timestamp()` where the original said `now()`).
+#[tokio::test]
+async fn a_down_restoring_a_different_function_body_is_caught() {
+    let db = cluster().database(true).await;
+    let client = db.admin().await;
+    let body = |clock: &str| {
+        format!(
+            "create or replace function app.touch_updated_at() returns trigger\n    language plpgsql\n    as $$\nbegin\n    new.updated_at := {clock};\n    return new;\nend\n$$;\n"
+        )
+    };
+    let wrong = leak(
+        MIGRATIONS
+            .iter()
+            .map(|m| Migration { ..*m })
+            .chain([Migration {
+                version: 9999,
+                name: "wrong_down",
+                up: body("clock_timestamp()").leak(),
+                down: body("statement_timestamp()").leak(),
+            }])
+            .collect(),
+    );
+    let error = check_each_down_step(&client, wrong, MIGRATIONS.len())
+        .await
+        .unwrap_err();
+    assert!(error.contains("9999_wrong_down"), "{error}");
+    assert!(
+        error.contains("- fn CREATE OR REPLACE FUNCTION app.touch_updated_at()")
+            && error.contains("+ fn CREATE OR REPLACE FUNCTION app.touch_updated_at()")
+            && error.contains("new.updated_at := statement_timestamp();"),
+        "{error}"
+    );
+}
+
+/// A function is defined in exactly one migration's up, and a down only removes what its
+/// up made: later features add a trigger instead of copying an earlier body.
+#[test]
+fn no_function_is_defined_in_two_migrations() {
+    let mut defined: std::collections::BTreeMap<String, String> = Default::default();
+    for m in MIGRATIONS {
+        let file = format!("{:04}_{}", m.version, m.name);
+        for (script, sql) in [("up", m.up), ("down", m.down)] {
+            for (at, _) in sql.to_lowercase().match_indices("function app.") {
+                let head = &sql.to_lowercase()[..at];
+                if !(head.trim_end().ends_with("create")
+                    || head.trim_end().ends_with("create or replace"))
+                {
+                    continue;
+                }
+                let name: String = sql[at + "function ".len()..]
+                    .chars()
+                    .take_while(|c| *c != '(')
+                    .collect();
+                assert_eq!(
+                    script, "up",
+                    "{file}.down.sql defines {name}: a down only drops"
+                );
+                if let Some(first) = defined.insert(name.clone(), file.clone()) {
+                    panic!("{name} is defined in {first} and again in {file}");
+                }
+            }
+        }
+    }
+    assert!(defined.contains_key("app.messages_count_in_conversation"));
 }
 
 #[tokio::test]
@@ -427,4 +555,72 @@ async fn one_pooled_connection_serves_two_tenants_in_a_row_without_leaking() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), Some("25006"), "{error:?}");
+}
+
+/// A message moves its conversation's counters without calling the conversation's touch
+/// and state-history triggers (the message trigger sets `updated_at` itself); a handoff,
+/// which they do watch, still calls both.
+#[tokio::test]
+async fn a_message_does_not_fire_the_conversations_touch_and_record_triggers() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "fire-a").await;
+    let client = app.db.admin().await;
+    let calls = async |function: &str| -> i64 {
+        client
+            .query_one(
+                "select coalesce(sum(calls), 0)::bigint from pg_stat_xact_user_functions
+                  where schemaname = 'app' and funcname = $1",
+                &[&function],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    };
+    client
+        .batch_execute(&format!(
+            "begin; set local track_functions = 'pl'; set local role frontdesk_operator;
+             set local frontdesk.tenant_id = '{}';",
+            a.id
+        ))
+        .await
+        .unwrap();
+    let before: chrono::DateTime<chrono::Utc> = client
+        .query_one(
+            "select updated_at from app.conversations where tenant_id = $1 and id = $2",
+            &[&a.id, &a.conversation],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .execute(
+            "insert into app.messages (tenant_id, id, conversation_id, role, content)
+             values ($1, app.uuid_v7(), $2, 'user', 'hello')",
+            &[&a.id, &a.conversation],
+        )
+        .await
+        .unwrap();
+    assert_eq!(calls("messages_count_in_conversation").await, 1);
+    assert_eq!(calls("touch_updated_at").await, 0);
+    assert_eq!(calls("conversations_record").await, 0);
+    let after: chrono::DateTime<chrono::Utc> = client
+        .query_one(
+            "select updated_at from app.conversations where tenant_id = $1 and id = $2",
+            &[&a.id, &a.conversation],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(after > before, "a message moves updated_at");
+    client
+        .execute(
+            "update app.conversations set handoff_at = now(), handoff_reason = 'help'
+              where tenant_id = $1 and id = $2",
+            &[&a.id, &a.conversation],
+        )
+        .await
+        .unwrap();
+    assert_eq!(calls("touch_updated_at").await, 1);
+    assert_eq!(calls("conversations_record").await, 1);
+    client.batch_execute("rollback").await.unwrap();
 }
