@@ -54,4 +54,6 @@ pub struct RouteSpec {
     /// Set only with a reason, reviewed like any code: the route is left out of the
     /// generated isolation tests.
     pub isolation_exempt: Option<&'static str>,
+    /// The query parameters it declares; any other is a 422.
+    pub query: Vec<String>,
 }

@@ -1,10 +1,20 @@
 //! Every route of the API, in one place, each with the access it requires.
 
-use axum::Extension;
+use std::sync::Arc;
+
+use axum::{
+    Extension,
+    extract::Request,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use frontdesk_core::FieldError;
 use utoipa::{
     Modify, OpenApi,
     openapi::{
+        RefOr,
         extensions::ExtensionsBuilder,
+        path::ParameterIn,
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
     },
 };
@@ -12,7 +22,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     access::{Access, RouteSpec},
-    error::Problem,
+    error::{ApiError, Problem},
     routes::{
         analytics, api_keys, assistants, contacts, conversations, events, feedback, flows, limits,
         me, members, messages, prices, search, tenants, usage, webhooks,
@@ -86,6 +96,7 @@ impl Api {
         exempt: Option<&'static str>,
         (schemas, mut paths, method_router): utoipa_axum::router::UtoipaMethodRouter<AppState>,
     ) -> Self {
+        let mut query = Vec::new();
         for (path, item) in paths.paths.iter_mut() {
             let operations = [
                 ("GET", &mut item.get),
@@ -96,11 +107,24 @@ impl Api {
             ];
             for (method, operation) in operations {
                 let Some(operation) = operation else { continue };
+                let declared: Vec<String> = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .filter_map(|p| match p {
+                        RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Query) => {
+                            Some(p.name.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                query.extend(declared.iter().cloned());
                 self.table.push(RouteSpec {
                     method: method.to_owned(),
                     path: path.clone(),
                     access,
                     isolation_exempt: exempt,
+                    query: declared,
                 });
                 operation
                     .extensions
@@ -112,9 +136,13 @@ impl Api {
                     );
             }
         }
-        self.router = self
-            .router
-            .routes((schemas, paths, method_router.layer(Extension(access))));
+        let known = KnownQuery(query.into());
+        let method_router = method_router
+            .layer(Extension(access))
+            .layer(middleware::from_fn(move |request, next| {
+                known.clone().refuse_unknown(request, next)
+            }));
+        self.router = self.router.routes((schemas, paths, method_router));
         self
     }
 
@@ -131,6 +159,31 @@ impl Api {
     ) {
         let (router, openapi) = self.router.split_for_parts();
         (router, openapi, self.table)
+    }
+}
+
+/// The query parameters a route declares in the OpenAPI document. Any other is refused
+/// with one 422 naming every unknown parameter, before the handler runs (so also on routes
+/// that take no query at all).
+#[derive(Clone)]
+struct KnownQuery(Arc<[String]>);
+
+impl KnownQuery {
+    async fn refuse_unknown(self, request: Request, next: Next) -> Response {
+        let query = request.uri().query().unwrap_or_default();
+        let mut unknown: Vec<FieldError> = Vec::new();
+        for (name, _) in form_urlencoded::parse(query.as_bytes()) {
+            if !self.0.iter().any(|known| *known == name)
+                && !unknown.iter().any(|e| e.field == name)
+            {
+                unknown.push(FieldError::new(name.as_ref(), "unknown query parameter"));
+            }
+        }
+        if unknown.is_empty() {
+            next.run(request).await
+        } else {
+            ApiError::Validation(unknown).into_response()
+        }
     }
 }
 

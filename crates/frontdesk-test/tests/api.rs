@@ -623,3 +623,47 @@ async fn openapi_document_matches_the_snapshot() {
     let doc = app.call("GET", "/openapi.json", None, None).await.body;
     insta::assert_json_snapshot!("openapi", doc);
 }
+
+/// Every route refuses query parameters it does not declare, in one 422 naming each,
+/// before anything else happens; a declared one beside them is not named.
+#[tokio::test]
+async fn every_route_refuses_unknown_query_parameters_in_one_422() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "query-guard").await;
+    let routes = frontdesk_server::router::route_table();
+    assert!(routes.len() > 50, "the route table is complete");
+    for route in &routes {
+        let mut path = route.path.replace("{tenant}", &t.slug);
+        while let (Some(open), Some(close)) = (path.find('{'), path.find('}')) {
+            path.replace_range(open..=close, &Uuid::now_v7().to_string());
+        }
+        let known = route
+            .query
+            .first()
+            .map(|name| format!("&{name}=x"))
+            .unwrap_or_default();
+        let reply = app
+            .call(
+                &route.method,
+                &format!("{path}?typo_limit=1&other=2&typo_limit=3{known}"),
+                Some(&t.owner_token),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 422, "{} {path}: {}", route.method, reply.text);
+        assert_eq!(
+            reply.error_fields(),
+            vec!["typo_limit", "other"],
+            "{} {path}",
+            route.method
+        );
+    }
+    // Declared parameters still work.
+    let listed = app
+        .get(
+            &format!("/v1/tenants/{}/conversations?limit=1", t.slug),
+            &t.owner_token,
+        )
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+}
