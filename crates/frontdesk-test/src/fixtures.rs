@@ -249,10 +249,22 @@ pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
         )
         .await;
     assert_eq!(test.status, 202, "test event: {}", test.text);
-    let worker = app.worker(Default::default());
-    while receiver.received().is_empty() {
-        worker.run_once().await.expect("a worker pass");
-    }
+    let (worker, receiver) = (&app.worker(Default::default()), &receiver);
+    crate::wait::wait_until(
+        "the seeded test event's first attempt",
+        crate::wait::WAIT,
+        move || async move {
+            let sent = worker.run_once().await.expect("a worker pass");
+            if receiver.received().is_empty() {
+                Err(format!(
+                    "a worker pass sent {sent}, the receiver got nothing"
+                ))
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
     Seeded {
         id,
         slug: slug.to_owned(),

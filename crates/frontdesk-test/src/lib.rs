@@ -5,6 +5,7 @@
 
 pub mod fixtures;
 pub mod receiver;
+pub mod wait;
 
 use std::{
     sync::{
@@ -215,7 +216,11 @@ async fn start_app(db: TestDb, options: AppOptions) -> TestApp {
     TestApp {
         base: format!("http://{addr}"),
         db,
-        http: reqwest::Client::new(),
+        // A request that hangs fails its test instead of hanging it.
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("HTTP client"),
     }
 }
 

@@ -12,6 +12,7 @@ use frontdesk_test::{
     fixtures::{Seeded, seed_tenant},
     receiver::{Received, Receiver},
     spawn_app, spawn_app_on_with,
+    wait::wait_until,
 };
 use serde_json::{Value, json};
 
@@ -56,15 +57,20 @@ fn verified_by(r: &Received, secret: &str) -> bool {
 
 /// GET `path` until its body satisfies `done` (panics after WAIT); that body.
 async fn poll(app: &TestApp, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let r = app.get(path, token).await;
-        if done(&r.body) {
-            return r.body;
-        }
-        assert!(std::time::Instant::now() < deadline, "{path}: {}", r.text);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let done = &done;
+    wait_until(
+        format!("GET {path} to answer as expected"),
+        WAIT,
+        move || async move {
+            let r = app.get(path, token).await;
+            if done(&r.body) {
+                Ok(r.body)
+            } else {
+                Err(r.text)
+            }
+        },
+    )
+    .await
 }
 
 async fn post_messages(app: &TestApp, t: &Seeded, n: usize) -> Vec<String> {
@@ -565,7 +571,18 @@ async fn another_tenants_endpoint_never_gets_this_tenants_events() {
     let beta_endpoint = r.body["id"].as_str().unwrap().to_owned();
     post_messages(&app, &a, 5).await;
     let worker = app.worker(quick());
-    while worker.run_once().await.unwrap() > 0 {}
+    let worker = &worker;
+    wait_until(
+        "the worker to run out of due deliveries",
+        WAIT,
+        move || async move {
+            match worker.run_once().await.unwrap() {
+                0 => Ok(()),
+                n => Err(format!("a pass handled {n}")),
+            }
+        },
+    )
+    .await;
     assert!(
         receiver.received().is_empty(),
         "A's events reached B's endpoint"

@@ -4,8 +4,10 @@
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+use frontdesk_test::wait::{wait_blocking, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_frontdesk");
 
@@ -34,12 +36,69 @@ fn free_port() -> u16 {
 }
 
 fn frontdesk(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
+    run(Command::new(BIN)
         .env("FRONTDESK_DATA_DIR", dir)
         .env("FRONTDESK_LOG", "warn")
-        .args(args)
-        .output()
-        .unwrap()
+        .args(args))
+}
+
+/// How long a CLI command, or a server's start or stop, may take.
+const PROCESS_WAIT: Duration = Duration::from_secs(120);
+
+/// A child process killed if the test gives up on it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Run `command` to its end and collect its output, like `Command::output`, but fail
+/// (killing it) if it does not end within PROCESS_WAIT.
+fn run(command: &mut Command) -> Output {
+    let what = format!("{command:?} to finish");
+    let mut child = Running(
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = read_all(child.0.stdout.take().unwrap());
+    let stderr = read_all(child.0.stderr.take().unwrap());
+    let status = wait_blocking(&what, PROCESS_WAIT, || {
+        child
+            .0
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "running".to_owned())
+    });
+    // The command's output ends with it, unless something it started keeps the pipe.
+    let collect = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{what}: its output did not end"))
+    };
+    Output {
+        status,
+        stdout: collect(stdout),
+        stderr: collect(stderr),
+    }
+}
+
+/// Everything `pipe` gives until it closes, read on a thread of its own.
+fn read_all(mut pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        let _ = tx.send(bytes);
+    });
+    rx
 }
 
 fn serve(dir: &Path, port: u16) -> Child {
@@ -60,24 +119,29 @@ fn serve_with(dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
 }
 
 async fn wait_ready(port: u16, child: &mut Child) {
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await
-            && r.status() == 200
-        {
-            return;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-            panic!("serve exited with {status}: {err}");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "serve did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        format!("serve to answer /readyz on port {port}"),
+        PROCESS_WAIT,
+        || {
+            if let Some(status) = child.try_wait().unwrap() {
+                let err = read_all(child.stderr.take().unwrap())
+                    .recv_timeout(Duration::from_secs(10))
+                    .unwrap_or_default();
+                panic!(
+                    "serve exited with {status}: {}",
+                    String::from_utf8_lossy(&err)
+                );
+            }
+            async move {
+                match reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await {
+                    Ok(r) if r.status() == 200 => Ok(()),
+                    Ok(r) => Err(format!("/readyz answered {}", r.status())),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        },
+    )
+    .await
 }
 
 fn terminate(child: &mut Child) {
@@ -87,18 +151,17 @@ fn terminate(child: &mut Child) {
         .status()
         .unwrap();
     assert!(status.success());
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "serve exited with {status}");
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "serve did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = wait_blocking(
+        format!("process {} to stop after SIGTERM", child.id()),
+        Duration::from_secs(30),
+        || {
+            child
+                .try_wait()
+                .unwrap()
+                .ok_or_else(|| "running".to_owned())
+        },
+    );
+    assert!(status.success(), "serve exited with {status}");
 }
 
 /// Processes whose command line mentions the data directory (PostgreSQL's are started
@@ -289,12 +352,10 @@ async fn a_database_url_role_that_cannot_create_roles_gets_the_sql_to_run() {
         .await
         .unwrap();
     let dir = data_dir();
-    let out = Command::new(BIN)
+    let out = run(Command::new(BIN)
         .env("DATABASE_URL", url_for(&db, &role))
         .env("FRONTDESK_DATA_DIR", &dir.0)
-        .args(["migrate", "up"])
-        .output()
-        .unwrap();
+        .args(["migrate", "up"]));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Ask an administrator"), "{stderr}");
@@ -416,16 +477,20 @@ async fn events_committed_before_a_crash_are_delivered_after_the_restart() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let _ = server.wait();
-    let started = Instant::now();
-    while !processes_of(&dir.0).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{:?}",
-            processes_of(&dir.0)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_blocking("the killed server to end", Duration::from_secs(30), || {
+        server
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "running".to_owned())
+    });
+    wait_blocking(
+        "the killed cluster's processes to end",
+        Duration::from_secs(30),
+        || match processes_of(&dir.0) {
+            left if left.is_empty() => Ok(()),
+            left => Err(format!("{left:?}")),
+        },
+    );
     assert!(
         receiver.received().is_empty(),
         "nothing was sent before the crash"
