@@ -124,8 +124,10 @@ async fn wait_ready(port: u16, child: &mut Child) {
         PROCESS_WAIT,
         || {
             if let Some(status) = child.try_wait().unwrap() {
-                let err = read_all(child.stderr.take().unwrap())
-                    .recv_timeout(Duration::from_secs(10))
+                let err = child
+                    .stderr
+                    .take()
+                    .and_then(|e| read_all(e).recv_timeout(Duration::from_secs(10)).ok())
                     .unwrap_or_default();
                 panic!(
                     "serve exited with {status}: {}",
@@ -579,5 +581,123 @@ async fn two_worker_processes_never_send_to_one_endpoint_at_once() {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 40, "{path}: an event sent twice");
+    }
+}
+
+/// Lines a process wrote to a pipe so far, read on a thread of its own as they come.
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Lines {
+    fn collect(pipe: impl std::io::Read + Send + 'static) -> Self {
+        let lines = Self::default();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)) {
+                let Ok(line) = line else { break };
+                sink.0.lock().unwrap().push(line);
+            }
+        });
+        lines
+    }
+
+    fn find(&self, pred: impl Fn(&str) -> bool) -> Option<String> {
+        self.0.lock().unwrap().iter().find(|l| pred(l)).cloned()
+    }
+
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+/// Serve with request logging on (`tower_http=debug` logs a line as each request ends)
+/// in `format`; its stdout and stderr lines.
+fn serve_logging(dir: &Path, port: u16, format: &str) -> (Child, Lines, Lines) {
+    let mut child = Command::new(BIN)
+        .env("FRONTDESK_DATA_DIR", dir)
+        .env("FRONTDESK_LISTEN", format!("127.0.0.1:{port}"))
+        .env("FRONTDESK_LOG", "info,tower_http=debug")
+        .env("FRONTDESK_LOG_FORMAT", format)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = Lines::collect(child.stdout.take().unwrap());
+    let stderr = Lines::collect(child.stderr.take().unwrap());
+    (child, stdout, stderr)
+}
+
+#[tokio::test]
+async fn every_log_line_of_a_tenant_request_names_the_request_and_the_tenant_in_both_formats() {
+    let dir = data_dir();
+    let port = free_port();
+    let http = reqwest::Client::new();
+    let mut tenant_id = String::new();
+    for format in ["json", "text"] {
+        let (mut server, stdout, stderr) = serve_logging(&dir.0, port, format);
+        wait_ready(port, &mut server).await;
+        let token = frontdesk(
+            &dir.0,
+            &[
+                "token",
+                "--sub",
+                "0190f5e2-7c3a-7d2e-9b1a-3c4d5e6f7a8b",
+                "--ttl",
+                "10m",
+            ],
+        );
+        let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+        if tenant_id.is_empty() {
+            let created = post_json(
+                &http,
+                format!("http://127.0.0.1:{port}/v1/tenants"),
+                &token,
+                serde_json::json!({"slug": "logged", "name": "Logged"}),
+                201,
+            )
+            .await;
+            tenant_id = created["id"].as_str().unwrap().to_owned();
+        }
+        let request_id = format!("log-test-{format}");
+        let r = http
+            .get(format!("http://127.0.0.1:{port}/v1/tenants/logged/members"))
+            .bearer_auth(&token)
+            .header("x-request-id", &request_id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-request-id"], request_id.as_str());
+        // JSON is one object per line on stdout, with the request's span in it; text goes
+        // to stderr, each line prefixed with its spans and their fields.
+        let (lines, wanted) = match format {
+            "json" => (&stdout, "the JSON line of the request's end"),
+            _ => (&stderr, "the text line of the request's end"),
+        };
+        let line = wait_until(wanted, Duration::from_secs(30), || {
+            let found =
+                lines.find(|l| l.contains(&request_id) && l.contains("finished processing"));
+            let seen = format!("{} lines, none of {request_id}", lines.count());
+            async move { found.ok_or(seen) }
+        })
+        .await;
+        if format == "json" {
+            let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let span = &line["span"];
+            assert_eq!(span["name"], "request", "{line}");
+            assert_eq!(span["request.id"], request_id.as_str(), "{line}");
+            assert_eq!(span["tenant.ref"], "logged", "{line}");
+            assert_eq!(span["tenant.id"], tenant_id.as_str(), "{line}");
+        } else {
+            for field in [
+                format!("request.id={request_id}"),
+                "tenant.ref=logged".to_owned(),
+                format!("tenant.id={tenant_id}"),
+            ] {
+                assert!(line.contains(&field), "no {field} in {line}");
+            }
+        }
+        terminate(&mut server);
     }
 }
