@@ -266,11 +266,15 @@ pub async fn post_all(http: &reqwest::Client, posts: Vec<Post>) -> Vec<Reply> {
         }
         tasks.spawn(Reply::of(request));
     }
-    let mut replies = Vec::new();
-    while let Some(reply) = tasks.join_next().await {
-        replies.push(reply.expect("request task"));
-    }
-    replies
+    let what = format!("the replies to {} parallel requests", tasks.len());
+    wait::within(what, Duration::from_secs(120), async {
+        let mut replies = Vec::new();
+        while let Some(reply) = tasks.join_next().await {
+            replies.push(reply.expect("request task"));
+        }
+        replies
+    })
+    .await
 }
 
 impl Reply {

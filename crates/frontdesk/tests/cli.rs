@@ -42,6 +42,14 @@ fn frontdesk(dir: &Path, args: &[&str]) -> Output {
         .args(args))
 }
 
+/// An HTTP client whose requests fail the test instead of hanging it.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
 /// How long a CLI command, or a server's start or stop, may take.
 const PROCESS_WAIT: Duration = Duration::from_secs(120);
 
@@ -217,7 +225,7 @@ async fn serve_stops_its_cluster_on_sigterm_keeps_data_and_tools_work_while_stop
     );
     assert!(token.status.success());
     let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
-    let http = reqwest::Client::new();
+    let http = http_client();
     let created = http
         .post(format!("http://127.0.0.1:{port}/v1/tenants"))
         .bearer_auth(&token)
@@ -416,7 +424,7 @@ async fn events_committed_before_a_crash_are_delivered_after_the_restart() {
         ],
     );
     let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
-    let http = reqwest::Client::new();
+    let http = http_client();
     let base = format!("http://127.0.0.1:{port}/v1/tenants");
     post_json(
         &http,
@@ -632,7 +640,7 @@ fn serve_logging(dir: &Path, port: u16, format: &str) -> (Child, Lines, Lines) {
 async fn every_log_line_of_a_tenant_request_names_the_request_and_the_tenant_in_both_formats() {
     let dir = data_dir();
     let port = free_port();
-    let http = reqwest::Client::new();
+    let http = http_client();
     let mut tenant_id = String::new();
     for format in ["json", "text"] {
         let (mut server, stdout, stderr) = serve_logging(&dir.0, port, format);
