@@ -149,6 +149,7 @@ impl FromRequestParts<AppState> for TenantScope {
             .resolve(&reference, caller.user_id())
             .await?
             .ok_or_else(|| outsider(parts))?;
+        tracing::Span::current().record("tenant.id", tracing::field::display(resolved.tenant));
         let read_only = parts.method == Method::GET || parts.method == Method::HEAD;
         let denied = |why: &str| Err(ApiError::Forbidden(why.to_owned()));
         let principal = match &caller {

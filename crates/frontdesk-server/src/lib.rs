@@ -93,18 +93,44 @@ pub fn app_with(pool: Pool, auth: AuthConfig, options: AppOptions) -> Router {
         .merge(api)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn_with_state(state.clone(), retry_refused_context))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            retry_refused_context,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(record_metrics))
         .with_state(state)
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                tracing::info_span!("request", request.id = %id, http.method = %req.method(), http.path = %req.uri().path())
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, SequentialRequestId::new()))
+        .layer(SetRequestIdLayer::new(
+            REQUEST_ID,
+            SequentialRequestId::new(),
+        ))
+}
+
+/// The span every log line of a request is in: its id (set or kept by `SetRequestIdLayer`),
+/// method and path, and for a tenant's routes the `{tenant}` segment as sent
+/// (`tenant.ref`, a slug or an id) and the tenant's id once `TenantScope` has resolved it
+/// (`tenant.id`). docs/OPERATIONS.md, "Logging", shows both formats.
+fn request_span(req: &Request) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let path = req.uri().path();
+    let tenant = path
+        .strip_prefix("/v1/tenants/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|segment| !segment.is_empty());
+    tracing::info_span!(
+        "request",
+        request.id = %id,
+        http.method = %req.method(),
+        http.path = %path,
+        "tenant.ref" = tenant.map(tracing::field::display),
+        tenant.id = tracing::field::Empty,
+    )
 }
 
 /// Request ids `<random per process>-<counter>`: unique without a system call per request

@@ -1,6 +1,8 @@
-//! A tenant with one of everything, made through the API. The isolation tests check
-//! that every tenant table holds a row of it: when a migration adds a tenant table,
-//! extend `seed_tenant` so the generated tests cover the new table too.
+//! A tenant with one of everything, made through the API, one function per domain
+//! (`seed_tenancy`, `seed_conversations`, `seed_usage`, `seed_webhooks`) composed by
+//! `seed_tenant`. The isolation tests check that every tenant table holds a row of it:
+//! when a migration adds a tenant table, its domain's function creates one (a new domain
+//! adds its own function, called from `seed_tenant`), so the generated tests cover it.
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -44,8 +46,82 @@ fn uuid_of(v: &Value, field: &str) -> Uuid {
 }
 
 /// Create tenant `slug` with an owner, an admin, an agent, a member, a full key and a
-/// read key.
+/// read key, and a row in every tenant table: each domain seeds its own tables, in turn.
 pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
+    let tenancy = seed_tenancy(app, slug).await;
+    let conversations = seed_conversations(app, &tenancy).await;
+    seed_usage(app, &tenancy, &conversations).await;
+    seed_webhooks(app, &tenancy).await;
+    // A new domain seeds its tables here, in a function of its own below
+    // (`seed_bookings`, `seed_money`, …), after the domains it builds on.
+    Seeded {
+        id: tenancy.id,
+        slug: tenancy.slug,
+        owner: tenancy.owner,
+        owner_token: tenancy.owner_token,
+        admin: tenancy.admin,
+        admin_token: tenancy.admin_token,
+        agent: tenancy.agent,
+        agent_token: tenancy.agent_token,
+        member: tenancy.member,
+        member_token: tenancy.member_token,
+        full_key: tenancy.full_key,
+        full_key_id: tenancy.full_key_id,
+        read_key: tenancy.read_key,
+        read_key_id: tenancy.read_key_id,
+        assistant: conversations.assistant,
+        contact: conversations.contact,
+        conversation: conversations.conversation,
+        message: conversations.message,
+        member_conversation: conversations.member_conversation,
+        member_message: conversations.member_message,
+    }
+}
+
+/// The tenant and who may act in it: what every other domain's seed starts from.
+pub struct Tenancy {
+    pub id: Uuid,
+    pub slug: String,
+    pub owner: Uuid,
+    pub owner_token: String,
+    pub admin: Uuid,
+    pub admin_token: String,
+    pub agent: Uuid,
+    pub agent_token: String,
+    pub member: Uuid,
+    pub member_token: String,
+    pub full_key: String,
+    pub full_key_id: Uuid,
+    pub read_key: String,
+    pub read_key_id: Uuid,
+}
+
+impl Tenancy {
+    /// `/v1/tenants/{slug}`, the prefix of the tenant's routes.
+    pub fn base(&self) -> String {
+        format!("/v1/tenants/{}", self.slug)
+    }
+}
+
+/// What the conversations domain seeded.
+pub struct Conversations {
+    pub assistant: Uuid,
+    pub contact: Uuid,
+    pub conversation: Uuid,
+    pub message: Uuid,
+    pub member_conversation: Uuid,
+    pub member_message: Uuid,
+}
+
+/// Assert a 201 and return the created resource's id.
+fn created(reply: crate::Reply, what: &str) -> Uuid {
+    assert_eq!(reply.status, 201, "create {what}: {}", reply.text);
+    uuid_of(&reply.body, "id")
+}
+
+/// Tenancy: the tenant, its owner, an admin, an agent and a member (memberships, users),
+/// a full key and a read key.
+pub async fn seed_tenancy(app: &TestApp, slug: &str) -> Tenancy {
     let owner = Uuid::now_v7();
     let owner_token = user_token(owner, Some(&format!("owner@{slug}.test")));
     let created = app
@@ -94,166 +170,7 @@ pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
         (member, member_token),
     ] = people.try_into().unwrap();
     let [(full_key, full_key_id), (read_key, read_key_id)] = keys.try_into().unwrap();
-    let base = format!("/v1/tenants/{slug}");
-    let created = |reply: crate::Reply, what: &str| {
-        assert_eq!(reply.status, 201, "create {what}: {}", reply.text);
-        uuid_of(&reply.body, "id")
-    };
-    let flow = app
-        .post(
-            &format!("{base}/flows"),
-            &owner_token,
-            json!({"key": "support", "name": "Support", "states": ["new", "resolved"],
-                   "initial_state": "new", "terminal_states": ["resolved"],
-                   "transitions": {"new": ["resolved"]}}),
-        )
-        .await;
-    assert_eq!(flow.status, 201, "create flow: {}", flow.text);
-    let price = app
-        .post(
-            &format!("{base}/prices"),
-            &owner_token,
-            json!({"provider": "selfhosted", "model": "llama-3-8b", "input_usd_per_mtok": "0.05",
-                   "output_usd_per_mtok": "0.10", "effective_from": "2025-01-01T00:00:00Z"}),
-        )
-        .await;
-    assert_eq!(price.status, 201, "create price: {}", price.text);
-    let assistant = created(
-        app.post(
-            &format!("{base}/assistants"),
-            &owner_token,
-            json!({"name": "ARI", "channel": "whatsapp", "flow": "ari_sales"}),
-        )
-        .await,
-        "assistant",
-    );
-    let contact = created(
-        app.post(
-            &format!("{base}/contacts"),
-            &full_key,
-            json!({"name": "Budi", "phone": "+628111234567", "lead_temperature": "warm"}),
-        )
-        .await,
-        "contact",
-    );
-    // Through an idempotency key, so app.idempotency_keys holds a row too.
-    let conversation = created(
-        app.post_idempotent(
-            &format!("{base}/conversations"),
-            &full_key,
-            "seed-conversation",
-            json!({"assistant_id": assistant, "contact_id": contact, "title": "Trip to Bali"}),
-        )
-        .await,
-        "conversation",
-    );
-    let message = created(
-        app.post(
-            &format!("{base}/conversations/{conversation}/messages"),
-            &full_key,
-            json!({"role": "assistant", "content": "Bali is lovely in May.", "prompt_tokens": 12,
-                   "completion_tokens": 7, "model": "gpt-4o-mini", "provider": "openai", "cost_usd": "0.0004"}),
-        )
-        .await,
-        "message",
-    );
-    let rated = app
-        .call(
-            "PUT",
-            &format!("{base}/messages/{message}/feedback"),
-            Some(&owner_token),
-            Some(&json!({"rating": 1})),
-        )
-        .await;
-    assert_eq!(rated.status, 201, "feedback: {}", rated.text);
-    let usage = app
-        .post(
-            &format!("{base}/usage"),
-            &full_key,
-            json!({"provider": "openai", "model": "text-embedding-3-small", "prompt_tokens": 5000,
-                   "assistant_id": assistant, "conversation_id": conversation}),
-        )
-        .await;
-    assert_eq!(usage.status, 201, "record usage: {}", usage.text);
-    // A limit's window counter, and a refusal (which records the limit as reached).
-    // A reservation, held against the limit and left to expire.
-    let set = app
-        .patch(&base, &owner_token, json!({"daily_token_limit": 1_000_000}))
-        .await;
-    assert_eq!(set.status, 200, "set daily_token_limit: {}", set.text);
-    let reserved = app
-        .post(
-            &format!("{base}/limits/check"),
-            &full_key,
-            json!({"prompt_tokens": 100, "reserve": true, "ttl_seconds": 600}),
-        )
-        .await;
-    assert_eq!(reserved.status, 201, "reserve: {}", reserved.text);
-    for (limit, expected) in [(json!(1_000_000), 201), (json!(1), 429), (Value::Null, 0)] {
-        let set = app
-            .patch(&base, &owner_token, json!({"daily_token_limit": limit}))
-            .await;
-        assert_eq!(set.status, 200, "set daily_token_limit: {}", set.text);
-        if expected != 0 {
-            let charged = app
-                .post(
-                    &format!("{base}/usage"),
-                    &full_key,
-                    json!({"prompt_tokens": 10}),
-                )
-                .await;
-            assert_eq!(
-                charged.status, expected,
-                "usage under a limit: {}",
-                charged.text
-            );
-        }
-    }
-    let member_conversation = created(
-        app.post(
-            &format!("{base}/conversations"),
-            &member_token,
-            json!({"assistant_id": assistant, "title": "My question"}),
-        )
-        .await,
-        "member conversation",
-    );
-    let member_message = created(
-        app.post(
-            &format!("{base}/conversations/{member_conversation}/messages"),
-            &member_token,
-            json!({"role": "user", "content": "Is breakfast included?"}),
-        )
-        .await,
-        "member message",
-    );
-    // A webhook endpoint whose receiver is failing: one attempt of a test event recorded,
-    // the delivery left queued for a retry (no worker runs in the tests unless one starts).
-    let receiver = crate::receiver::Receiver::start().await;
-    receiver.answer(503);
-    let endpoint = created(
-        app.post(
-            &format!("{base}/webhook-endpoints"),
-            &owner_token,
-            json!({"url": format!("{}/hooks", receiver.base), "event_types": ["conversation.*"],
-                   "description": "the bot runtime"}),
-        )
-        .await,
-        "webhook endpoint",
-    );
-    let test = app
-        .post(
-            &format!("{base}/webhook-endpoints/{endpoint}/test"),
-            &owner_token,
-            json!({}),
-        )
-        .await;
-    assert_eq!(test.status, 202, "test event: {}", test.text);
-    let worker = app.worker(Default::default());
-    while receiver.received().is_empty() {
-        worker.run_once().await.expect("a worker pass");
-    }
-    Seeded {
+    Tenancy {
         id,
         slug: slug.to_owned(),
         owner,
@@ -268,6 +185,90 @@ pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
         full_key_id,
         read_key,
         read_key_id,
+    }
+}
+
+/// Conversations: a flow, an assistant, a contact, a conversation (made through an
+/// idempotency key) with a rated message, and a member's own conversation with a message.
+pub async fn seed_conversations(app: &TestApp, t: &Tenancy) -> Conversations {
+    let base = t.base();
+    let flow = app
+        .post(
+            &format!("{base}/flows"),
+            &t.owner_token,
+            json!({"key": "support", "name": "Support", "states": ["new", "resolved"],
+                   "initial_state": "new", "terminal_states": ["resolved"],
+                   "transitions": {"new": ["resolved"]}}),
+        )
+        .await;
+    assert_eq!(flow.status, 201, "create flow: {}", flow.text);
+    let assistant = created(
+        app.post(
+            &format!("{base}/assistants"),
+            &t.owner_token,
+            json!({"name": "ARI", "channel": "whatsapp", "flow": "ari_sales"}),
+        )
+        .await,
+        "assistant",
+    );
+    let contact = created(
+        app.post(
+            &format!("{base}/contacts"),
+            &t.full_key,
+            json!({"name": "Budi", "phone": "+628111234567", "lead_temperature": "warm"}),
+        )
+        .await,
+        "contact",
+    );
+    // Through an idempotency key, so app.idempotency_keys holds a row too.
+    let conversation = created(
+        app.post_idempotent(
+            &format!("{base}/conversations"),
+            &t.full_key,
+            "seed-conversation",
+            json!({"assistant_id": assistant, "contact_id": contact, "title": "Trip to Bali"}),
+        )
+        .await,
+        "conversation",
+    );
+    let message = created(
+        app.post(
+            &format!("{base}/conversations/{conversation}/messages"),
+            &t.full_key,
+            json!({"role": "assistant", "content": "Bali is lovely in May.", "prompt_tokens": 12,
+                   "completion_tokens": 7, "model": "gpt-4o-mini", "provider": "openai", "cost_usd": "0.0004"}),
+        )
+        .await,
+        "message",
+    );
+    let rated = app
+        .call(
+            "PUT",
+            &format!("{base}/messages/{message}/feedback"),
+            Some(&t.owner_token),
+            Some(&json!({"rating": 1})),
+        )
+        .await;
+    assert_eq!(rated.status, 201, "feedback: {}", rated.text);
+    let member_conversation = created(
+        app.post(
+            &format!("{base}/conversations"),
+            &t.member_token,
+            json!({"assistant_id": assistant, "title": "My question"}),
+        )
+        .await,
+        "member conversation",
+    );
+    let member_message = created(
+        app.post(
+            &format!("{base}/conversations/{member_conversation}/messages"),
+            &t.member_token,
+            json!({"role": "user", "content": "Is breakfast included?"}),
+        )
+        .await,
+        "member message",
+    );
+    Conversations {
         assistant,
         contact,
         conversation,
@@ -275,6 +276,110 @@ pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
         member_conversation,
         member_message,
     }
+}
+
+/// Usage: a model price, a usage event against the seeded conversation, a limit's window
+/// counter, a reservation held against the limit and left to expire, and a refusal (which
+/// records the limit as reached). The tenant ends with no daily limit.
+pub async fn seed_usage(app: &TestApp, t: &Tenancy, c: &Conversations) {
+    let base = t.base();
+    let price = app
+        .post(
+            &format!("{base}/prices"),
+            &t.owner_token,
+            json!({"provider": "selfhosted", "model": "llama-3-8b", "input_usd_per_mtok": "0.05",
+                   "output_usd_per_mtok": "0.10", "effective_from": "2025-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(price.status, 201, "create price: {}", price.text);
+    let usage = app
+        .post(
+            &format!("{base}/usage"),
+            &t.full_key,
+            json!({"provider": "openai", "model": "text-embedding-3-small", "prompt_tokens": 5000,
+                   "assistant_id": c.assistant, "conversation_id": c.conversation}),
+        )
+        .await;
+    assert_eq!(usage.status, 201, "record usage: {}", usage.text);
+    let set = app
+        .patch(
+            &base,
+            &t.owner_token,
+            json!({"daily_token_limit": 1_000_000}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "set daily_token_limit: {}", set.text);
+    let reserved = app
+        .post(
+            &format!("{base}/limits/check"),
+            &t.full_key,
+            json!({"prompt_tokens": 100, "reserve": true, "ttl_seconds": 600}),
+        )
+        .await;
+    assert_eq!(reserved.status, 201, "reserve: {}", reserved.text);
+    for (limit, expected) in [(json!(1_000_000), 201), (json!(1), 429), (Value::Null, 0)] {
+        let set = app
+            .patch(&base, &t.owner_token, json!({"daily_token_limit": limit}))
+            .await;
+        assert_eq!(set.status, 200, "set daily_token_limit: {}", set.text);
+        if expected != 0 {
+            let charged = app
+                .post(
+                    &format!("{base}/usage"),
+                    &t.full_key,
+                    json!({"prompt_tokens": 10}),
+                )
+                .await;
+            assert_eq!(
+                charged.status, expected,
+                "usage under a limit: {}",
+                charged.text
+            );
+        }
+    }
+}
+
+/// Webhooks: an endpoint whose receiver is failing, with one attempt of a test event
+/// recorded and the delivery left queued for a retry (no worker runs in the tests unless
+/// one starts).
+pub async fn seed_webhooks(app: &TestApp, t: &Tenancy) {
+    let base = t.base();
+    let receiver = crate::receiver::Receiver::start().await;
+    receiver.answer(503);
+    let endpoint = created(
+        app.post(
+            &format!("{base}/webhook-endpoints"),
+            &t.owner_token,
+            json!({"url": format!("{}/hooks", receiver.base), "event_types": ["conversation.*"],
+                   "description": "the bot runtime"}),
+        )
+        .await,
+        "webhook endpoint",
+    );
+    let test = app
+        .post(
+            &format!("{base}/webhook-endpoints/{endpoint}/test"),
+            &t.owner_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(test.status, 202, "test event: {}", test.text);
+    let (worker, receiver) = (&app.worker(Default::default()), &receiver);
+    crate::wait::wait_until(
+        "the seeded test event's first attempt",
+        crate::wait::WAIT,
+        move || async move {
+            let sent = worker.run_once().await.expect("a worker pass");
+            if receiver.received().is_empty() {
+                Err(format!(
+                    "a worker pass sent {sent}, the receiver got nothing"
+                ))
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
 }
 
 pub fn operator() -> &'static str {

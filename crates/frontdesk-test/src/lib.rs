@@ -5,6 +5,7 @@
 
 pub mod fixtures;
 pub mod receiver;
+pub mod wait;
 
 use std::{
     sync::{
@@ -215,7 +216,11 @@ async fn start_app(db: TestDb, options: AppOptions) -> TestApp {
     TestApp {
         base: format!("http://{addr}"),
         db,
-        http: reqwest::Client::new(),
+        // A request that hangs fails its test instead of hanging it.
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("HTTP client"),
     }
 }
 
@@ -261,11 +266,15 @@ pub async fn post_all(http: &reqwest::Client, posts: Vec<Post>) -> Vec<Reply> {
         }
         tasks.spawn(Reply::of(request));
     }
-    let mut replies = Vec::new();
-    while let Some(reply) = tasks.join_next().await {
-        replies.push(reply.expect("request task"));
-    }
-    replies
+    let what = format!("the replies to {} parallel requests", tasks.len());
+    wait::within(what, Duration::from_secs(120), async {
+        let mut replies = Vec::new();
+        while let Some(reply) = tasks.join_next().await {
+            replies.push(reply.expect("request task"));
+        }
+        replies
+    })
+    .await
 }
 
 impl Reply {

@@ -156,20 +156,23 @@ impl Receiver {
 
     /// Wait until `path` has accepted `n` requests (panics after `timeout`).
     pub async fn wait_for(&self, path: &str, n: usize, timeout: Duration) -> Vec<Received> {
-        let started = std::time::Instant::now();
-        loop {
-            let got = self.accepted(path);
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                started.elapsed() < timeout,
-                "{path}: {} of {n} accepted after {timeout:?} ({} requests in all)",
-                got.len(),
-                self.received().len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::wait::wait_until(
+            format!("{n} requests accepted on {path}"),
+            timeout,
+            move || async move {
+                let got = self.accepted(path);
+                if got.len() >= n {
+                    Ok(got)
+                } else {
+                    Err(format!(
+                        "{} accepted ({} requests in all)",
+                        got.len(),
+                        self.received().len()
+                    ))
+                }
+            },
+        )
+        .await
     }
 
     /// The most requests to `path` that were in flight at once.

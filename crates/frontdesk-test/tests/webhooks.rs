@@ -12,6 +12,7 @@ use frontdesk_test::{
     fixtures::{Seeded, seed_tenant},
     receiver::{Received, Receiver},
     spawn_app, spawn_app_on_with,
+    wait::{wait_until, within},
 };
 use serde_json::{Value, json};
 
@@ -54,17 +55,29 @@ fn verified_by(r: &Received, secret: &str) -> bool {
         .any(|s| s == expected)
 }
 
+/// One pass of `worker`; how many deliveries it handled (fails after WAIT).
+async fn pass(worker: &frontdesk_server::Worker) -> usize {
+    within("a worker pass", WAIT, worker.run_once())
+        .await
+        .expect("a worker pass")
+}
+
 /// GET `path` until its body satisfies `done` (panics after WAIT); that body.
 async fn poll(app: &TestApp, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let r = app.get(path, token).await;
-        if done(&r.body) {
-            return r.body;
-        }
-        assert!(std::time::Instant::now() < deadline, "{path}: {}", r.text);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let done = &done;
+    wait_until(
+        format!("GET {path} to answer as expected"),
+        WAIT,
+        move || async move {
+            let r = app.get(path, token).await;
+            if done(&r.body) {
+                Ok(r.body)
+            } else {
+                Err(r.text)
+            }
+        },
+    )
+    .await
 }
 
 async fn post_messages(app: &TestApp, t: &Seeded, n: usize) -> Vec<String> {
@@ -188,8 +201,14 @@ async fn a_failing_receiver_gets_every_event_once_it_recovers() {
     let ids = post_messages(&app, &t, 10).await;
     let worker = app.worker(quick()).spawn();
     // Failing for a while: every attempt recorded with the answer.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(receiver.received().len() >= 10);
+    let receiver_ref = &receiver;
+    wait_until("10 failed attempts", WAIT, move || async move {
+        match receiver_ref.received().len() {
+            n if n >= 10 => Ok(()),
+            n => Err(format!("{n} attempts")),
+        }
+    })
+    .await;
     receiver.answer(200);
     let got = receiver.wait_for("/hook", 10, WAIT).await;
     worker.abort();
@@ -257,7 +276,7 @@ async fn a_failing_receiver_gets_every_event_once_it_recovers() {
         .await;
     assert_eq!(retry.status, 202, "{}", retry.text);
     assert_eq!(retry.body["status"], "pending");
-    app.worker(quick()).run_once().await.unwrap();
+    pass(&app.worker(quick())).await;
     let again = &receiver.received()[before..];
     assert_eq!(again.len(), 1);
     assert_eq!(
@@ -329,7 +348,7 @@ async fn gone_and_long_failure_disable_the_endpoint_and_say_so() {
     )
     .await;
     post_messages(&app, &t, 1).await;
-    app.worker(quick()).run_once().await.unwrap();
+    pass(&app.worker(quick())).await;
     let e = app
         .get(&format!("{BASE}/webhook-endpoints/{gone}"), &t.owner_token)
         .await;
@@ -345,7 +364,7 @@ async fn gone_and_long_failure_disable_the_endpoint_and_say_so() {
     // A disabled endpoint gets nothing (events are not queued for it); enabling it again
     // clears its record.
     post_messages(&app, &t, 1).await;
-    app.worker(quick()).run_once().await.unwrap();
+    pass(&app.worker(quick())).await;
     assert_eq!(receiver.received().len(), 1);
     let deliveries = app
         .get(
@@ -369,7 +388,7 @@ async fn gone_and_long_failure_disable_the_endpoint_and_say_so() {
     assert!(enabled.body["disabled_reason"].is_null() && enabled.body["failing_since"].is_null());
     receiver.answer(200);
     post_messages(&app, &t, 1).await;
-    app.worker(quick()).run_once().await.unwrap();
+    pass(&app.worker(quick())).await;
     assert_eq!(receiver.accepted("/gone").len(), 1);
 
     // Failing continuously for longer than disable_after.
@@ -427,7 +446,7 @@ async fn a_rotated_secret_signs_beside_the_old_one_during_the_grace_period() {
     assert!(new.starts_with("whsec_") && new != old);
     assert!(rotated.body["previous_secret_until"].is_string());
     post_messages(&app, &t, 1).await;
-    app.worker(quick()).run_once().await.unwrap();
+    pass(&app.worker(quick())).await;
     let got = receiver.wait_for("/rotating", 1, WAIT).await;
     assert_eq!(got[0].header("webhook-signature").split(' ').count(), 2);
     assert!(verified_by(&got[0], &new) && verified_by(&got[0], &old));
@@ -441,7 +460,7 @@ async fn a_rotated_secret_signs_beside_the_old_one_during_the_grace_period() {
         .await;
     let newest = now.body["secret"].as_str().unwrap().to_owned();
     post_messages(&app, &t, 1).await;
-    app.worker(quick()).run_once().await.unwrap();
+    pass(&app.worker(quick())).await;
     let got = receiver.wait_for("/rotating", 2, WAIT).await;
     assert_eq!(got[1].header("webhook-signature").split(' ').count(), 1);
     assert!(verified_by(&got[1], &newest) && !verified_by(&got[1], &new));
@@ -533,7 +552,7 @@ async fn endpoints_must_not_reach_inward_and_bad_input_is_refused() {
         .await;
     assert_eq!(test.status, 202);
     let strict = frontdesk_server::Worker::new(app.db.pool(2), quick()).unwrap();
-    strict.run_once().await.unwrap();
+    pass(&strict).await;
     let d = app
         .get(
             &format!(
@@ -565,7 +584,18 @@ async fn another_tenants_endpoint_never_gets_this_tenants_events() {
     let beta_endpoint = r.body["id"].as_str().unwrap().to_owned();
     post_messages(&app, &a, 5).await;
     let worker = app.worker(quick());
-    while worker.run_once().await.unwrap() > 0 {}
+    let worker = &worker;
+    wait_until(
+        "the worker to run out of due deliveries",
+        WAIT,
+        move || async move {
+            match worker.run_once().await.unwrap() {
+                0 => Ok(()),
+                n => Err(format!("a pass handled {n}")),
+            }
+        },
+    )
+    .await;
     assert!(
         receiver.received().is_empty(),
         "A's events reached B's endpoint"
@@ -598,6 +628,6 @@ async fn another_tenants_endpoint_never_gets_this_tenants_events() {
         )
         .await;
     assert_eq!(own.status, 202);
-    app.worker(quick()).run_once().await.unwrap();
+    pass(&app.worker(quick())).await;
     assert_eq!(receiver.accepted("/beta").len(), 1);
 }

@@ -195,8 +195,10 @@ fn init_logging() {
             .with_current_span(true)
             .init();
     } else {
+        // Colours only on a terminal: not in a file or a journal.
         fmt()
             .with_env_filter(filter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
             .init();
     }

@@ -4,8 +4,10 @@
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+use frontdesk_test::wait::{wait_blocking, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_frontdesk");
 
@@ -34,12 +36,77 @@ fn free_port() -> u16 {
 }
 
 fn frontdesk(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
+    run(Command::new(BIN)
         .env("FRONTDESK_DATA_DIR", dir)
         .env("FRONTDESK_LOG", "warn")
-        .args(args)
-        .output()
+        .args(args))
+}
+
+/// An HTTP client whose requests fail the test instead of hanging it.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
         .unwrap()
+}
+
+/// How long a CLI command, or a server's start or stop, may take.
+const PROCESS_WAIT: Duration = Duration::from_secs(120);
+
+/// A child process killed if the test gives up on it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Run `command` to its end and collect its output, like `Command::output`, but fail
+/// (killing it) if it does not end within PROCESS_WAIT.
+fn run(command: &mut Command) -> Output {
+    let what = format!("{command:?} to finish");
+    let mut child = Running(
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = read_all(child.0.stdout.take().unwrap());
+    let stderr = read_all(child.0.stderr.take().unwrap());
+    let status = wait_blocking(&what, PROCESS_WAIT, || {
+        child
+            .0
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "running".to_owned())
+    });
+    // The command's output ends with it, unless something it started keeps the pipe.
+    let collect = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{what}: its output did not end"))
+    };
+    Output {
+        status,
+        stdout: collect(stdout),
+        stderr: collect(stderr),
+    }
+}
+
+/// Everything `pipe` gives until it closes, read on a thread of its own.
+fn read_all(mut pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        let _ = tx.send(bytes);
+    });
+    rx
 }
 
 fn serve(dir: &Path, port: u16) -> Child {
@@ -60,24 +127,31 @@ fn serve_with(dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
 }
 
 async fn wait_ready(port: u16, child: &mut Child) {
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await
-            && r.status() == 200
-        {
-            return;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-            panic!("serve exited with {status}: {err}");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "serve did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        format!("serve to answer /readyz on port {port}"),
+        PROCESS_WAIT,
+        || {
+            if let Some(status) = child.try_wait().unwrap() {
+                let err = child
+                    .stderr
+                    .take()
+                    .and_then(|e| read_all(e).recv_timeout(Duration::from_secs(10)).ok())
+                    .unwrap_or_default();
+                panic!(
+                    "serve exited with {status}: {}",
+                    String::from_utf8_lossy(&err)
+                );
+            }
+            async move {
+                match reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await {
+                    Ok(r) if r.status() == 200 => Ok(()),
+                    Ok(r) => Err(format!("/readyz answered {}", r.status())),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        },
+    )
+    .await
 }
 
 fn terminate(child: &mut Child) {
@@ -87,18 +161,17 @@ fn terminate(child: &mut Child) {
         .status()
         .unwrap();
     assert!(status.success());
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "serve exited with {status}");
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "serve did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = wait_blocking(
+        format!("process {} to stop after SIGTERM", child.id()),
+        Duration::from_secs(30),
+        || {
+            child
+                .try_wait()
+                .unwrap()
+                .ok_or_else(|| "running".to_owned())
+        },
+    );
+    assert!(status.success(), "serve exited with {status}");
 }
 
 /// Processes whose command line mentions the data directory (PostgreSQL's are started
@@ -152,7 +225,7 @@ async fn serve_stops_its_cluster_on_sigterm_keeps_data_and_tools_work_while_stop
     );
     assert!(token.status.success());
     let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
-    let http = reqwest::Client::new();
+    let http = http_client();
     let created = http
         .post(format!("http://127.0.0.1:{port}/v1/tenants"))
         .bearer_auth(&token)
@@ -289,12 +362,10 @@ async fn a_database_url_role_that_cannot_create_roles_gets_the_sql_to_run() {
         .await
         .unwrap();
     let dir = data_dir();
-    let out = Command::new(BIN)
+    let out = run(Command::new(BIN)
         .env("DATABASE_URL", url_for(&db, &role))
         .env("FRONTDESK_DATA_DIR", &dir.0)
-        .args(["migrate", "up"])
-        .output()
-        .unwrap();
+        .args(["migrate", "up"]));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Ask an administrator"), "{stderr}");
@@ -353,7 +424,7 @@ async fn events_committed_before_a_crash_are_delivered_after_the_restart() {
         ],
     );
     let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
-    let http = reqwest::Client::new();
+    let http = http_client();
     let base = format!("http://127.0.0.1:{port}/v1/tenants");
     post_json(
         &http,
@@ -416,16 +487,20 @@ async fn events_committed_before_a_crash_are_delivered_after_the_restart() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let _ = server.wait();
-    let started = Instant::now();
-    while !processes_of(&dir.0).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{:?}",
-            processes_of(&dir.0)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_blocking("the killed server to end", Duration::from_secs(30), || {
+        server
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "running".to_owned())
+    });
+    wait_blocking(
+        "the killed cluster's processes to end",
+        Duration::from_secs(30),
+        || match processes_of(&dir.0) {
+            left if left.is_empty() => Ok(()),
+            left => Err(format!("{left:?}")),
+        },
+    );
     assert!(
         receiver.received().is_empty(),
         "nothing was sent before the crash"
@@ -514,5 +589,123 @@ async fn two_worker_processes_never_send_to_one_endpoint_at_once() {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 40, "{path}: an event sent twice");
+    }
+}
+
+/// Lines a process wrote to a pipe so far, read on a thread of its own as they come.
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Lines {
+    fn collect(pipe: impl std::io::Read + Send + 'static) -> Self {
+        let lines = Self::default();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)) {
+                let Ok(line) = line else { break };
+                sink.0.lock().unwrap().push(line);
+            }
+        });
+        lines
+    }
+
+    fn find(&self, pred: impl Fn(&str) -> bool) -> Option<String> {
+        self.0.lock().unwrap().iter().find(|l| pred(l)).cloned()
+    }
+
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+/// Serve with request logging on (`tower_http=debug` logs a line as each request ends)
+/// in `format`; its stdout and stderr lines.
+fn serve_logging(dir: &Path, port: u16, format: &str) -> (Child, Lines, Lines) {
+    let mut child = Command::new(BIN)
+        .env("FRONTDESK_DATA_DIR", dir)
+        .env("FRONTDESK_LISTEN", format!("127.0.0.1:{port}"))
+        .env("FRONTDESK_LOG", "info,tower_http=debug")
+        .env("FRONTDESK_LOG_FORMAT", format)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = Lines::collect(child.stdout.take().unwrap());
+    let stderr = Lines::collect(child.stderr.take().unwrap());
+    (child, stdout, stderr)
+}
+
+#[tokio::test]
+async fn every_log_line_of_a_tenant_request_names_the_request_and_the_tenant_in_both_formats() {
+    let dir = data_dir();
+    let port = free_port();
+    let http = http_client();
+    let mut tenant_id = String::new();
+    for format in ["json", "text"] {
+        let (mut server, stdout, stderr) = serve_logging(&dir.0, port, format);
+        wait_ready(port, &mut server).await;
+        let token = frontdesk(
+            &dir.0,
+            &[
+                "token",
+                "--sub",
+                "0190f5e2-7c3a-7d2e-9b1a-3c4d5e6f7a8b",
+                "--ttl",
+                "10m",
+            ],
+        );
+        let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+        if tenant_id.is_empty() {
+            let created = post_json(
+                &http,
+                format!("http://127.0.0.1:{port}/v1/tenants"),
+                &token,
+                serde_json::json!({"slug": "logged", "name": "Logged"}),
+                201,
+            )
+            .await;
+            tenant_id = created["id"].as_str().unwrap().to_owned();
+        }
+        let request_id = format!("log-test-{format}");
+        let r = http
+            .get(format!("http://127.0.0.1:{port}/v1/tenants/logged/members"))
+            .bearer_auth(&token)
+            .header("x-request-id", &request_id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-request-id"], request_id.as_str());
+        // JSON is one object per line on stdout, with the request's span in it; text goes
+        // to stderr, each line prefixed with its spans and their fields.
+        let (lines, wanted) = match format {
+            "json" => (&stdout, "the JSON line of the request's end"),
+            _ => (&stderr, "the text line of the request's end"),
+        };
+        let line = wait_until(wanted, Duration::from_secs(30), || {
+            let found =
+                lines.find(|l| l.contains(&request_id) && l.contains("finished processing"));
+            let seen = format!("{} lines, none of {request_id}", lines.count());
+            async move { found.ok_or(seen) }
+        })
+        .await;
+        if format == "json" {
+            let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let span = &line["span"];
+            assert_eq!(span["name"], "request", "{line}");
+            assert_eq!(span["request.id"], request_id.as_str(), "{line}");
+            assert_eq!(span["tenant.ref"], "logged", "{line}");
+            assert_eq!(span["tenant.id"], tenant_id.as_str(), "{line}");
+        } else {
+            for field in [
+                format!("request.id={request_id}"),
+                "tenant.ref=logged".to_owned(),
+                format!("tenant.id={tenant_id}"),
+            ] {
+                assert!(line.contains(&field), "no {field} in {line}");
+            }
+        }
+        terminate(&mut server);
     }
 }
