@@ -11,7 +11,7 @@ use std::{
 };
 
 use deadpool_postgres::Pool;
-use frontdesk_core::{KeyScope, MemberRole, api_keys};
+use frontdesk_core::{KeyScope, MemberRole, tenancy::api_keys};
 use frontdesk_pg::DbError;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde::Deserialize;

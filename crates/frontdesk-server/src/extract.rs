@@ -80,8 +80,8 @@ impl TenantScope {
     }
 
     /// Who asks, for the rules on conversations: members see only their own.
-    pub fn viewer(&self) -> frontdesk_core::conversations::Viewer {
-        frontdesk_core::conversations::Viewer {
+    pub fn viewer(&self) -> frontdesk_core::conversations::conversations::Viewer {
+        frontdesk_core::conversations::conversations::Viewer {
             user: self.user_id(),
             staff: match self.context.principal {
                 Principal::User { role, .. } => role.is_some_and(|r| r >= MemberRole::Agent),
@@ -91,8 +91,8 @@ impl TenantScope {
     }
 
     /// Who gives feedback: a person or a key; the operator gives none.
-    pub fn rater(&self) -> Option<frontdesk_core::feedback::Rater> {
-        use frontdesk_core::feedback::Rater;
+    pub fn rater(&self) -> Option<frontdesk_core::conversations::feedback::Rater> {
+        use frontdesk_core::conversations::feedback::Rater;
         match self.context.principal {
             Principal::User { id, .. } => Some(Rater::User(id)),
             Principal::Key { id, .. } => Some(Rater::Key(id)),

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use frontdesk_core::{Principal, RequestContext, Tx, idempotency, limits};
+use frontdesk_core::{Principal, RequestContext, Tx, platform::idempotency, usage::limits};
 
 /// How often the sweep runs. Expired reservations already hold nothing (a refusal
 /// discounts them); the sweep only gives their amounts back to the limit state.

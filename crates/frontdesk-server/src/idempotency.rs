@@ -7,7 +7,7 @@ use axum::{
     http::{HeaderValue, StatusCode},
     response::Response,
 };
-use frontdesk_core::{CoreError, Tx, idempotency};
+use frontdesk_core::{CoreError, Tx, platform::idempotency};
 use serde::{Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 

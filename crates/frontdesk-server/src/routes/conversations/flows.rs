@@ -1,0 +1,62 @@
+//! `/v1/tenants/{tenant}/flows`: the state machines conversations follow.
+
+use axum::{http::StatusCode, response::Response};
+use frontdesk_core::conversations::flows::{self, Flow, NewFlow};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::{
+    error::{ApiResult, Problem},
+    extract::{PathParams, TenantScope},
+    idempotency::{Creating, Statements},
+    routes::TenantPath,
+};
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct FlowPath {
+    /// The tenant's id or slug.
+    pub tenant: String,
+    /// The flow's key.
+    pub key: String,
+}
+
+/// The built-in flows and the tenant's own.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/flows", tag = "flows", params(TenantPath),
+    responses((status = 200, body = Vec<Flow>), (status = 403, body = Problem)))]
+pub async fn list(scope: TenantScope) -> ApiResult<axum::Json<Vec<Flow>>> {
+    let mut tx = scope.begin().await?;
+    tx.commit_with_next();
+    Ok(axum::Json(flows::list(&mut tx, scope.tenant).await?))
+}
+
+/// One flow, with its states and transitions.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/flows/{key}", tag = "flows", params(FlowPath),
+    responses((status = 200, body = Flow), (status = 404, body = Problem)))]
+pub async fn get(
+    scope: TenantScope,
+    PathParams(path): PathParams<FlowPath>,
+) -> ApiResult<axum::Json<Flow>> {
+    let mut tx = scope.begin().await?;
+    tx.commit_with_next();
+    Ok(axum::Json(
+        flows::get(&mut tx, scope.tenant, &path.key).await?,
+    ))
+}
+
+/// Define a flow. Flows cannot be changed afterwards: conversations rely on their states.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/flows", tag = "flows",
+    params(TenantPath, crate::routes::IdempotencyHeader), request_body = NewFlow,
+    responses((status = 201, body = Flow), (status = 409, body = Problem, description = "the key is taken"),
+              (status = 422, body = Problem)))]
+pub async fn create(scope: TenantScope, new: Creating<NewFlow>) -> ApiResult<Response> {
+    new.body.check()?;
+    scope
+        .create(
+            new.idempotency,
+            StatusCode::CREATED,
+            Statements::Several,
+            async |tx| flows::create(tx, scope.tenant, &new.body).await,
+        )
+        .await
+}
