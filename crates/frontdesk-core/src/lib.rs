@@ -5,10 +5,11 @@
 //! One folder per domain, each holding its resources' types, rules and queries:
 //! [`tenancy`], [`conversations`], [`usage`], [`events`]; shared code that belongs to no
 //! domain (errors, input checks, paging, idempotency keys, the generic row writer) is in
-//! [`platform`].
+//! [`platform`], and upkeep that spans domains in [`housekeeping`].
 
 pub mod conversations;
 pub mod events;
+pub mod housekeeping;
 pub mod platform;
 pub mod tenancy;
 pub mod usage;

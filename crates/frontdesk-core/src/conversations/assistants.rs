@@ -12,6 +12,7 @@ use crate::{
     CoreError, Tx,
     platform::input::{Checked, Patch, object, text},
     platform::page::{Page, Paged},
+    platform::store::Record,
 };
 
 pub const CHANNELS: [&str; 5] = ["web", "whatsapp", "voice", "sms", "api"];
@@ -195,6 +196,7 @@ pub async fn list(
     page: &Page<Uuid>,
 ) -> Result<Paged<Assistant>, CoreError> {
     let rows = tx
+        .last()
         .query(
             &format!(
                 "{SELECT} where a.tenant_id = $1 and ($2::uuid is null or a.id < $2) order by a.id desc limit $3"
@@ -209,38 +211,18 @@ pub async fn list(
     ))
 }
 
-pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Assistant, CoreError> {
-    let row = tx
-        .query_opt(
-            &format!("{SELECT} where a.tenant_id = $1 and a.id = $2"),
-            &[&tenant, &id],
-        )
-        .await?
-        .ok_or(CoreError::NotFound)?;
-    Ok(Assistant::from_row(&row))
-}
+impl Record for Assistant {
+    const TABLE: &'static str = "assistants";
 
-pub async fn create(
-    tx: &mut Tx,
-    tenant: Uuid,
-    fields: Map<String, Value>,
-) -> Result<Assistant, CoreError> {
-    let id = crate::platform::store::create(tx, "assistants", tenant, fields).await?;
-    get(tx, tenant, id).await
-}
-
-pub async fn update(
-    tx: &mut Tx,
-    tenant: Uuid,
-    id: Uuid,
-    fields: Map<String, Value>,
-) -> Result<Assistant, CoreError> {
-    crate::platform::store::update(tx, "assistants", tenant, id, fields).await?;
-    get(tx, tenant, id).await
-}
-
-/// Delete an assistant that has no conversations (409 otherwise: archive it instead by
-/// setting `is_active` to false).
-pub async fn delete(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<(), CoreError> {
-    crate::platform::store::delete(tx, "assistants", tenant, id).await
+    async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Self, CoreError> {
+        let row = tx
+            .last()
+            .query_opt(
+                &format!("{SELECT} where a.tenant_id = $1 and a.id = $2"),
+                &[&tenant, &id],
+            )
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        Ok(Self::from_row(&row))
+    }
 }

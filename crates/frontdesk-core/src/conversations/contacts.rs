@@ -11,6 +11,7 @@ use crate::{
     CoreError, Tx,
     platform::input::{Checked, Patch, is_e164, is_email, object, text, within},
     platform::page::{Page, PageQuery, Paged},
+    platform::store::Record,
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -148,6 +149,7 @@ pub async fn list(
     let name_pattern = q.map(|q| format!("%{}%", like_escape(&q.to_lowercase())));
     let phone_pattern = q.map(|q| format!("{}%", like_escape(&q.replace([' ', '-'], ""))));
     let rows = tx
+        .last()
         .query(
             &format!(
                 "select {COLUMNS} from app.contacts
@@ -171,37 +173,18 @@ pub async fn list(
     ))
 }
 
-pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Contact, CoreError> {
-    let row = tx
-        .query_opt(
-            &format!("select {COLUMNS} from app.contacts where tenant_id = $1 and id = $2"),
-            &[&tenant, &id],
-        )
-        .await?
-        .ok_or(CoreError::NotFound)?;
-    Ok(Contact::from_row(&row))
-}
+impl Record for Contact {
+    const TABLE: &'static str = "contacts";
 
-pub async fn create(
-    tx: &mut Tx,
-    tenant: Uuid,
-    fields: Map<String, Value>,
-) -> Result<Contact, CoreError> {
-    let id = crate::platform::store::create(tx, "contacts", tenant, fields).await?;
-    get(tx, tenant, id).await
-}
-
-pub async fn update(
-    tx: &mut Tx,
-    tenant: Uuid,
-    id: Uuid,
-    fields: Map<String, Value>,
-) -> Result<Contact, CoreError> {
-    crate::platform::store::update(tx, "contacts", tenant, id, fields).await?;
-    get(tx, tenant, id).await
-}
-
-/// Delete a contact; their conversations stay, without the contact.
-pub async fn delete(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<(), CoreError> {
-    crate::platform::store::delete(tx, "contacts", tenant, id).await
+    async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Self, CoreError> {
+        let row = tx
+            .last()
+            .query_opt(
+                &format!("select {COLUMNS} from app.contacts where tenant_id = $1 and id = $2"),
+                &[&tenant, &id],
+            )
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        Ok(Self::from_row(&row))
+    }
 }

@@ -18,6 +18,7 @@ use crate::{
     },
     platform::input::{Checked, Patch, array, object, text},
     platform::page::{CursorKey, Page, PageQuery, Paged},
+    platform::store::Record,
 };
 
 /// Who is asking, as far as conversation rules go.
@@ -283,6 +284,7 @@ pub async fn list(
         None => (None, None),
     };
     let rows = tx
+        .last()
         .query(
             &format!(
                 "select {COLUMNS} from app.conversations
@@ -321,38 +323,22 @@ pub async fn list(
     ))
 }
 
-pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Conversation, CoreError> {
-    let row = tx
-        .query_opt(
-            &format!("select {COLUMNS} from app.conversations where tenant_id = $1 and id = $2"),
-            &[&tenant, &id],
-        )
-        .await?
-        .ok_or(CoreError::NotFound)?;
-    Ok(Conversation::from_row(&row))
-}
+impl Record for Conversation {
+    const TABLE: &'static str = "conversations";
 
-pub async fn create(
-    tx: &mut Tx,
-    tenant: Uuid,
-    fields: Map<String, Value>,
-) -> Result<Conversation, CoreError> {
-    let id = crate::platform::store::create(tx, "conversations", tenant, fields).await?;
-    get(tx, tenant, id).await
-}
-
-pub async fn update(
-    tx: &mut Tx,
-    tenant: Uuid,
-    id: Uuid,
-    fields: Map<String, Value>,
-) -> Result<Conversation, CoreError> {
-    crate::platform::store::update(tx, "conversations", tenant, id, fields).await?;
-    get(tx, tenant, id).await
-}
-
-pub async fn delete(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<(), CoreError> {
-    crate::platform::store::delete(tx, "conversations", tenant, id).await
+    async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Self, CoreError> {
+        let row = tx
+            .last()
+            .query_opt(
+                &format!(
+                    "select {COLUMNS} from app.conversations where tenant_id = $1 and id = $2"
+                ),
+                &[&tenant, &id],
+            )
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        Ok(Self::from_row(&row))
+    }
 }
 
 pub async fn set_archived(
@@ -361,7 +347,7 @@ pub async fn set_archived(
     id: Uuid,
     archived: bool,
 ) -> Result<Conversation, CoreError> {
-    update(
+    Conversation::update(
         tx,
         tenant,
         id,
@@ -388,7 +374,10 @@ async fn lock(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<(String, flows::Flo
         )
         .await?
         .ok_or(CoreError::NotFound)?;
-    let flow = flows::get(tx, tenant, row.get("flow_key")).await?;
+    let key: String = row.get("flow_key");
+    let flow = tx
+        .part(async |tx| flows::get(tx, tenant, &key).await)
+        .await?;
     Ok((row.get("state"), flow))
 }
 
@@ -417,7 +406,7 @@ pub async fn transition(
     if !flow.targets(&from).iter().any(|s| s == to) {
         return Err(refuse(&flow, &from, to));
     }
-    update(
+    Conversation::update(
         tx,
         tenant,
         id,
@@ -480,7 +469,7 @@ pub async fn handoff(
         ],
     )
     .await?;
-    get(tx, tenant, id).await
+    Conversation::get(tx, tenant, id).await
 }
 
 /// One entry of a conversation's state history.
@@ -498,6 +487,7 @@ pub struct StateChange {
 /// The conversation's state history, oldest first.
 pub async fn history(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Vec<StateChange>, CoreError> {
     let rows = tx
+        .last()
         .query(
             "select t.id, t.from_state, t.to_state, t.actor_user_id, t.actor_key_id, t.created_at
              from app.conversations c
@@ -535,7 +525,7 @@ pub struct Cost {
 }
 
 pub async fn cost(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Cost, CoreError> {
-    tx.commit_with_next();
+    tx.last();
     let row = tx
         .query_opt(
             "select cost_usd, prompt_tokens, completion_tokens, message_count
@@ -570,7 +560,7 @@ pub struct RoleStats {
 }
 
 pub async fn stats(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Vec<RoleStats>, CoreError> {
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             "select m.role, count(m.id) as n,

@@ -135,7 +135,7 @@ pub async fn list(
     all: bool,
 ) -> Result<Vec<Feedback>, CoreError> {
     let (user, key) = rater.map_or((None, None), Rater::ids);
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             "select m.id as message, f.* from app.messages m
@@ -187,7 +187,7 @@ pub struct Summary {
 }
 
 pub async fn summary(tx: &mut Tx, tenant: Uuid, message: Uuid) -> Result<Summary, CoreError> {
-    tx.commit_with_next();
+    tx.last();
     let row = tx
         .query_opt(
             "select m.id, count(f.id) filter (where f.rating = 1) as up,

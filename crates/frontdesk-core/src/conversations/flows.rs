@@ -151,6 +151,7 @@ const SELECT: &str = "select key, name, description, builtin, initial_state, sta
 /// Every flow the tenant can use: the built-in ones, then its own, by key.
 pub async fn list(tx: &mut Tx, tenant: uuid::Uuid) -> Result<Vec<Flow>, CoreError> {
     let rows = tx
+        .last()
         .query(&format!("{SELECT} order by builtin desc, key"), &[&tenant])
         .await?;
     Ok(rows.iter().map(Flow::from_row).collect())
@@ -158,6 +159,7 @@ pub async fn list(tx: &mut Tx, tenant: uuid::Uuid) -> Result<Vec<Flow>, CoreErro
 
 pub async fn get(tx: &mut Tx, tenant: uuid::Uuid, key: &str) -> Result<Flow, CoreError> {
     let row = tx
+        .last()
         // Built-in first: a tenant flow never shadows one (app.flows_not_builtin).
         .query_opt(
             &format!("{SELECT} where key = $2 order by builtin desc limit 1"),

@@ -224,6 +224,7 @@ pub async fn create(
         .clone()
         .unwrap_or_else(|| Value::Object(Default::default()));
     let result = tx
+        .last()
         .query_one(
             &format!(
                 "insert into app.messages (tenant_id, id, conversation_id, role, content, prompt_tokens,
@@ -418,7 +419,7 @@ pub async fn history_json(
 ) -> Result<Vec<u8>, CoreError> {
     // Two statements rather than an ORDER BY CASE, so both directions walk the index.
     let direction = if h.newest_first { "desc" } else { "asc" };
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             &format!(
@@ -461,6 +462,7 @@ pub async fn history_json(
 
 pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Message, CoreError> {
     let row = tx
+        .last()
         .query_opt(
             &format!("select {COLUMNS} from app.messages where tenant_id = $1 and id = $2"),
             &[&tenant, &id],
@@ -472,7 +474,7 @@ pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Message, CoreErr
 
 /// Replace a message's content with `[redacted]`, once, recording who and when.
 pub async fn redact(tx: &mut Tx, tenant: Uuid, id: Uuid, by: Uuid) -> Result<Message, CoreError> {
-    let current = get(tx, tenant, id).await?;
+    let current = tx.part(async |tx| get(tx, tenant, id).await).await?;
     if current.redacted_at.is_some() {
         return Err(CoreError::Conflict {
             field: None,

@@ -117,7 +117,7 @@ pub async fn search(tx: &mut Tx, tenant: Uuid, query: &SearchQuery) -> Result<Hi
     if !errors.is_empty() {
         return Err(CoreError::Invalid(errors));
     }
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             "with lang as (select search_language from app.tenants where id = $1),

@@ -83,7 +83,7 @@ pub async fn list(
         },
         None => (None, None),
     };
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             "select id, type, subject_id, data, actor_user_id, actor_key_id, created_at

@@ -17,6 +17,7 @@ use crate::{
     CoreError, Tx,
     platform::input::{Checked, Patch},
     platform::page::{Page, PageQuery, Paged},
+    platform::store::Record,
 };
 
 /// A signing secret: `whsec_` and the base64 of 32 random bytes (Standard Webhooks).
@@ -159,22 +160,27 @@ pub async fn create(
     fields.insert("secret".into(), Value::String(secret.clone()));
     let id = crate::platform::store::create(tx, "webhook_endpoints", tenant, fields).await?;
     Ok(EndpointWithSecret {
-        endpoint: get(tx, tenant, id).await?,
+        endpoint: Endpoint::get(tx, tenant, id).await?,
         secret,
     })
 }
 
-pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Endpoint, CoreError> {
-    let row = tx
-        .query_opt(
-            &format!(
-                "select {ENDPOINT_COLUMNS} from app.webhook_endpoints where tenant_id = $1 and id = $2"
-            ),
-            &[&tenant, &id],
-        )
-        .await?
-        .ok_or(CoreError::NotFound)?;
-    Ok(Endpoint::from_row(&row))
+impl Record for Endpoint {
+    const TABLE: &'static str = "webhook_endpoints";
+
+    async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Self, CoreError> {
+        let row = tx
+            .last()
+            .query_opt(
+                &format!(
+                    "select {ENDPOINT_COLUMNS} from app.webhook_endpoints where tenant_id = $1 and id = $2"
+                ),
+                &[&tenant, &id],
+            )
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        Ok(Self::from_row(&row))
+    }
 }
 
 pub async fn list(
@@ -182,7 +188,7 @@ pub async fn list(
     tenant: Uuid,
     page: &Page<Uuid>,
 ) -> Result<Paged<Endpoint>, CoreError> {
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             &format!(
@@ -199,26 +205,11 @@ pub async fn list(
     ))
 }
 
-pub async fn update(
-    tx: &mut Tx,
-    tenant: Uuid,
-    id: Uuid,
-    fields: Map<String, Value>,
-) -> Result<Endpoint, CoreError> {
-    crate::platform::store::update(tx, "webhook_endpoints", tenant, id, fields).await?;
-    get(tx, tenant, id).await
-}
-
 /// Enable an endpoint again (its trigger clears the failure record).
 pub async fn enable(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Endpoint, CoreError> {
     let mut fields = Map::new();
     fields.insert("enabled".into(), Value::Bool(true));
-    update(tx, tenant, id, fields).await
-}
-
-/// Delete an endpoint with its deliveries and their attempts.
-pub async fn delete(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<(), CoreError> {
-    crate::platform::store::delete(tx, "webhook_endpoints", tenant, id).await
+    Endpoint::update(tx, tenant, id, fields).await
 }
 
 /// `POST …/webhook-endpoints/{id}/rotate-secret`.
@@ -255,7 +246,7 @@ pub async fn rotate(
         return Err(CoreError::NotFound);
     }
     Ok(EndpointWithSecret {
-        endpoint: get(tx, tenant, id).await?,
+        endpoint: Endpoint::get(tx, tenant, id).await?,
         secret,
     })
 }
@@ -267,6 +258,12 @@ pub async fn send_test(tx: &mut Tx, id: Uuid) -> Result<Uuid, CoreError> {
         .await?
         .get(0);
     delivery.ok_or(CoreError::NotFound)
+}
+
+/// Queue a `webhook.test` event for this endpoint only, and answer its delivery.
+pub async fn test(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Delivery, CoreError> {
+    let delivery = send_test(tx, id).await?;
+    self::delivery(tx, tenant, delivery).await
 }
 
 /// One event for one endpoint.
@@ -365,8 +362,9 @@ pub async fn deliveries(
     status: Option<&str>,
     page: &Page<Uuid>,
 ) -> Result<Paged<Delivery>, CoreError> {
-    get(tx, tenant, endpoint).await?;
-    tx.commit_with_next();
+    tx.part(async |tx| Endpoint::get(tx, tenant, endpoint).await)
+        .await?;
+    tx.last();
     let rows = tx
         .query(
             &format!(
@@ -400,7 +398,7 @@ pub async fn delivery(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Delivery, C
         .await?
         .ok_or(CoreError::NotFound)?;
     let mut delivery = Delivery::from_row(&row);
-    tx.commit_with_next();
+    tx.last();
     let attempts = tx
         .query(
             "select attempt, started_at, duration_ms, status_code, response_excerpt, error

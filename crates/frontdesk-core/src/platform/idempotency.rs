@@ -71,7 +71,8 @@ pub async fn claim(
     })
 }
 
-/// Remember the response to a claimed key, in the request's transaction.
+/// Remember the response to a claimed key, in the request's transaction: the creation's
+/// last statement, so its COMMIT goes out with it.
 pub async fn store(
     tx: &mut Tx,
     tenant: Uuid,
@@ -81,6 +82,7 @@ pub async fn store(
     body: &[u8],
 ) -> Result<(), CoreError> {
     let result = tx
+        .last()
         .execute(
             "insert into app.idempotency_keys (tenant_id, id, user_id, key_id, key, request_digest, status, response)
              values ($1, $2, app.current_user_id(), app.current_key_id(), $3, $4, $5, $6)",

@@ -1,11 +1,62 @@
 //! Writing a checked set of columns (a JSON object made by `input::Checked`) into a tenant
 //! table, so each resource states its rules once and none repeats the INSERT/UPDATE SQL.
 //! Column names come from the resource's own code, never from a client.
+//!
+//! A resource whose rows are written only this way implements [`Record`] (its table and
+//! how to read one row) and gets create, update and delete from it.
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::{CoreError, Tx};
+
+/// A resource stored as one row of a tenant table, written with checked columns.
+pub trait Record: Sized + Send {
+    /// Its table in schema `app`.
+    const TABLE: &'static str;
+
+    /// The row `id` as the caller may see it (NotFound otherwise). The transaction's last
+    /// statement when it is the work's last.
+    fn get(
+        tx: &mut Tx,
+        tenant: Uuid,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Self, CoreError>> + Send;
+
+    /// Insert a row of checked `fields` with a fresh id, and read it back.
+    fn create(
+        tx: &mut Tx,
+        tenant: Uuid,
+        fields: Map<String, Value>,
+    ) -> impl Future<Output = Result<Self, CoreError>> + Send {
+        async move {
+            let id = create(tx, Self::TABLE, tenant, fields).await?;
+            Self::get(tx, tenant, id).await
+        }
+    }
+
+    /// Change the checked `fields` of row `id`, and read it back.
+    fn update(
+        tx: &mut Tx,
+        tenant: Uuid,
+        id: Uuid,
+        fields: Map<String, Value>,
+    ) -> impl Future<Output = Result<Self, CoreError>> + Send {
+        async move {
+            update(tx, Self::TABLE, tenant, id, fields).await?;
+            Self::get(tx, tenant, id).await
+        }
+    }
+
+    /// Delete row `id` (409 while other rows refer to it).
+    fn delete(
+        tx: &mut Tx,
+        tenant: Uuid,
+        id: Uuid,
+    ) -> impl Future<Output = Result<(), CoreError>> + Send {
+        delete(tx, Self::TABLE, tenant, id)
+    }
+}
 
 fn columns(fields: &Map<String, Value>) -> String {
     debug_assert!(

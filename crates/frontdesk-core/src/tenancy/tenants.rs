@@ -296,6 +296,7 @@ pub async fn create(
 
 pub async fn get(tx: &mut Tx, tenant: Uuid) -> Result<Tenant, CoreError> {
     let row = tx
+        .last()
         .query_opt(
             &format!("select {COLUMNS} from app.tenants where id = $1"),
             &[&tenant],

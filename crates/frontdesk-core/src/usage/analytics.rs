@@ -11,6 +11,32 @@ use uuid::Uuid;
 
 use crate::{CoreError, Tx, usage::usage::Days};
 
+/// An answer of analytics: rows that are sent as JSON, or as CSV with `columns`.
+pub trait Table: Serialize {
+    /// The CSV's columns, each the name of a field of the rows' JSON.
+    fn columns(&self) -> &'static [&'static str];
+    /// How many rows.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One row of an analytics table, with the table's columns.
+pub trait TableRow: Serialize {
+    const COLUMNS: &'static [&'static str];
+}
+
+impl<T: TableRow> Table for Vec<T> {
+    fn columns(&self) -> &'static [&'static str] {
+        T::COLUMNS
+    }
+
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+}
+
 /// The first day of the last `days` days, in the tenant's time zone.
 const SINCE: &str =
     "(select (now() at time zone timezone)::date - ($2 - 1) from app.tenants where id = $1)";
@@ -32,25 +58,27 @@ pub struct ProviderUsage {
     pub last_used_at: DateTime<Utc>,
 }
 
-pub const PROVIDER_COLUMNS: &[&str] = &[
-    "provider",
-    "model",
-    "request_count",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cost_usd",
-    "avg_latency_ms",
-    "first_used_at",
-    "last_used_at",
-];
+impl TableRow for ProviderUsage {
+    const COLUMNS: &'static [&'static str] = &[
+        "provider",
+        "model",
+        "request_count",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cost_usd",
+        "avg_latency_ms",
+        "first_used_at",
+        "last_used_at",
+    ];
+}
 
 pub async fn providers(
     tx: &mut Tx,
     tenant: Uuid,
     days: i32,
 ) -> Result<Vec<ProviderUsage>, CoreError> {
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             &format!(
@@ -102,22 +130,24 @@ pub struct DailyMessages {
     pub cost_usd: Decimal,
 }
 
-pub const DAILY_MESSAGES_COLUMNS: &[&str] = &[
-    "day",
-    "user_id",
-    "message_count",
-    "user_messages",
-    "assistant_messages",
-    "total_tokens",
-    "cost_usd",
-];
+impl TableRow for DailyMessages {
+    const COLUMNS: &'static [&'static str] = &[
+        "day",
+        "user_id",
+        "message_count",
+        "user_messages",
+        "assistant_messages",
+        "total_tokens",
+        "cost_usd",
+    ];
+}
 
 pub async fn daily_messages(
     tx: &mut Tx,
     tenant: Uuid,
     days: i32,
 ) -> Result<Vec<DailyMessages>, CoreError> {
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             &format!(
@@ -170,7 +200,9 @@ pub struct TopSpender {
     pub cost_usd: Decimal,
 }
 
-pub const TOP_COLUMNS: &[&str] = &["id", "request_count", "total_tokens", "cost_usd"];
+impl TableRow for TopSpender {
+    const COLUMNS: &'static [&'static str] = &["id", "request_count", "total_tokens", "cost_usd"];
+}
 
 pub async fn top(tx: &mut Tx, tenant: Uuid, q: &TopQuery) -> Result<Vec<TopSpender>, CoreError> {
     let column = match q.by.as_str() {
@@ -183,7 +215,7 @@ pub async fn top(tx: &mut Tx, tenant: Uuid, q: &TopQuery) -> Result<Vec<TopSpend
         n @ 1..=100 => n,
         _ => return Err(CoreError::invalid("limit", "must be between 1 and 100")),
     };
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             &format!(
@@ -247,26 +279,48 @@ pub struct FeedbackByModel {
     pub ratings: Ratings,
 }
 
-pub const FEEDBACK_BY_ASSISTANT_COLUMNS: &[&str] = &[
-    "assistant_id",
-    "ratings",
-    "positive",
-    "negative",
-    "positive_rate",
-];
-pub const FEEDBACK_BY_MODEL_COLUMNS: &[&str] = &[
-    "provider",
-    "model",
-    "ratings",
-    "positive",
-    "negative",
-    "positive_rate",
-];
+impl TableRow for FeedbackByAssistant {
+    const COLUMNS: &'static [&'static str] = &[
+        "assistant_id",
+        "ratings",
+        "positive",
+        "negative",
+        "positive_rate",
+    ];
+}
+impl TableRow for FeedbackByModel {
+    const COLUMNS: &'static [&'static str] = &[
+        "provider",
+        "model",
+        "ratings",
+        "positive",
+        "negative",
+        "positive_rate",
+    ];
+}
 
 /// Feedback grouped as asked.
+#[derive(Serialize)]
+#[serde(untagged)]
 pub enum Feedback {
     ByAssistant(Vec<FeedbackByAssistant>),
     ByModel(Vec<FeedbackByModel>),
+}
+
+impl Table for Feedback {
+    fn columns(&self) -> &'static [&'static str] {
+        match self {
+            Self::ByAssistant(rows) => rows.columns(),
+            Self::ByModel(rows) => rows.columns(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::ByAssistant(rows) => rows.len(),
+            Self::ByModel(rows) => rows.len(),
+        }
+    }
 }
 
 /// Feedback by assistant or by model, from the feedback rollup; most rated first.
@@ -282,7 +336,7 @@ pub async fn feedback(tx: &mut Tx, tenant: Uuid, q: &FeedbackQuery) -> Result<Fe
     } else {
         "assistant_id, null::text"
     };
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             &format!(
@@ -345,7 +399,9 @@ pub struct FunnelStep {
     pub conversations: i64,
 }
 
-pub const FUNNEL_COLUMNS: &[&str] = &["state", "conversations"];
+impl TableRow for FunnelStep {
+    const COLUMNS: &'static [&'static str] = &["state", "conversations"];
+}
 
 /// Every state of the flow, in the flow's order, with the conversations that entered it
 /// in the last `days` days (from the state history; a member counts their own).
@@ -355,11 +411,14 @@ pub async fn funnel(
     q: &FunnelQuery,
 ) -> Result<Vec<FunnelStep>, CoreError> {
     let days = Days { days: q.days }.parse()?;
-    let flow = match crate::conversations::flows::get(tx, tenant, &q.flow).await {
+    let flow = match tx
+        .part(async |tx| crate::conversations::flows::get(tx, tenant, &q.flow).await)
+        .await
+    {
         Err(CoreError::NotFound) => return Err(CoreError::invalid("flow", "no such flow")),
         other => other?,
     };
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             &format!(

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    CoreError, FieldError, Tx,
+    CoreError, FieldError, LimitReached, Tx,
     platform::input::{check_llm_call, decimal_rule},
     platform::page::{Page, Paged},
 };
@@ -84,7 +84,7 @@ async fn standings(tx: &mut Tx) -> Result<Vec<Standing>, CoreError> {
 
 /// The tenant's limits with what is used, reserved and left in each current window.
 pub async fn limits(tx: &mut Tx) -> Result<Vec<LimitStatus>, CoreError> {
-    tx.commit_with_next();
+    tx.last();
     Ok(standings(tx).await?.iter().map(Standing::view).collect())
 }
 
@@ -246,7 +246,7 @@ pub async fn check(
     e: &Estimate<'_>,
 ) -> Result<LimitCheckResult, CoreError> {
     let (cost, cost_source) = estimate_cost(tx, tenant, e).await?;
-    tx.commit_with_next();
+    tx.last();
     let standings = standings(tx).await?;
     let need = |name: &str| match name {
         "rate_limit_per_minute" => Decimal::ONE,
@@ -306,7 +306,7 @@ pub async fn reserve(
 
 /// One reservation the caller may see (staff: any of the tenant's; others: their own).
 pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Reservation, CoreError> {
-    tx.commit_with_next();
+    tx.last();
     let row = tx
         .query_opt(
             &format!(
@@ -356,7 +356,7 @@ pub async fn list(
     status: Option<&str>,
     page: &Page<Uuid>,
 ) -> Result<Paged<Reservation>, CoreError> {
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             &format!(
@@ -380,7 +380,7 @@ pub async fn list(
 /// Cancel a reservation and give back what it holds. Cancelling one that is already
 /// cancelled or expired changes nothing; one a write settled is a conflict.
 pub async fn cancel(tx: &mut Tx, id: Uuid) -> Result<(), CoreError> {
-    tx.commit_with_next();
+    tx.last();
     let status: Option<String> = tx
         .query_one("select app.cancel_reservation($1)", &[&id])
         .await?
@@ -403,4 +403,21 @@ pub async fn sweep(tx: &mut Tx) -> Result<u64, CoreError> {
         .await?
         .get(0);
     Ok(expired as u64)
+}
+
+/// Record that a limit was hit (the refused write rolled back): the first time in its
+/// window this emits usage.limit_reached. Runs in a transaction of its own after the
+/// refusal.
+pub async fn note_reached(tx: &mut Tx, limit: &LimitReached) -> Result<(), CoreError> {
+    let detail = serde_json::json!({
+        "limit": limit.limit, "used": limit.used,
+        "window_start": limit.window_start, "resets_at": limit.resets_at,
+    });
+    tx.last()
+        .execute(
+            "select app.note_limit_reached($1, $2, $3)",
+            &[&limit.name, &limit.window_start, &detail],
+        )
+        .await?;
+    Ok(())
 }

@@ -114,7 +114,7 @@ const COLUMNS: &str = "provider, model, effective_from, input_usd_per_mtok, outp
 
 /// The whole catalog with its history, by provider, model and time.
 pub async fn catalog(tx: &mut Tx) -> Result<Vec<Price>, CoreError> {
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             &format!(
@@ -165,7 +165,7 @@ pub async fn add_to_catalog(tx: &mut Tx, new: &NewPrice) -> Result<Price, CoreEr
 
 /// The tenant's own prices with their history (staff).
 pub async fn tenant_prices(tx: &mut Tx, tenant: Uuid) -> Result<Vec<Price>, CoreError> {
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             "select provider, model, effective_from, input_usd_per_mtok, output_usd_per_mtok,
@@ -189,6 +189,7 @@ pub async fn add_for_tenant(
         return Err(CoreError::invalid("source", "is only for catalog prices"));
     }
     let row = tx
+        .last()
         .query_one(
             "insert into app.tenant_model_prices (tenant_id, provider, model, effective_from,
                  input_usd_per_mtok, output_usd_per_mtok, cached_input_usd_per_mtok, created_by)

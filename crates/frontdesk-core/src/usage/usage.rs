@@ -97,7 +97,7 @@ impl Months {
 /// One row per day of the last `days` days (today included), oldest first; days without
 /// usage are zeros.
 pub async fn daily(tx: &mut Tx, tenant: Uuid, days: i32) -> Result<Vec<Usage>, CoreError> {
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             &format!(
@@ -121,7 +121,7 @@ pub async fn today(tx: &mut Tx, tenant: Uuid) -> Result<Usage, CoreError> {
 
 /// One row per calendar month of the last `months` months (this one included).
 pub async fn monthly(tx: &mut Tx, tenant: Uuid, months: i32) -> Result<Vec<Usage>, CoreError> {
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             &format!(
@@ -281,6 +281,7 @@ impl NewUsageEvent {
 pub async fn record(tx: &mut Tx, tenant: Uuid, e: &NewUsageEvent) -> Result<UsageEvent, CoreError> {
     let metadata = e.metadata.clone().unwrap_or_else(|| serde_json::json!({}));
     let row = tx
+        .last()
         .query_one(
             &format!(
                 "insert into app.usage_events (tenant_id, id, user_id, assistant_id, conversation_id, provider,
@@ -317,7 +318,7 @@ pub async fn events(
     tenant: Uuid,
     page: &crate::platform::page::Page<Uuid>,
 ) -> Result<crate::platform::page::Paged<UsageEvent>, CoreError> {
-    tx.commit_with_next();
+    tx.last();
     let rows = tx
         .query(
             &format!(

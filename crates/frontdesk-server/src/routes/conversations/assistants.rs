@@ -9,8 +9,8 @@ use frontdesk_core::{
 use crate::{
     error::{ApiResult, Problem},
     extract::{Json, PathParams, QueryParams, TenantScope},
-    idempotency::{Creating, Statements},
-    routes::{IdPath, IdempotencyHeader, TenantPath},
+    idempotency::Creating,
+    routes::{IdPath, IdempotencyHeader, TenantPath, records},
 };
 
 /// The tenant's assistants, newest first.
@@ -21,11 +21,10 @@ pub async fn list(
     QueryParams(page): QueryParams<PageQuery>,
 ) -> ApiResult<axum::Json<Paged<Assistant>>> {
     let page = page.parse()?;
-    let mut tx = scope.begin().await?;
-    tx.commit_with_next();
-    Ok(axum::Json(
-        assistants::list(&mut tx, scope.tenant, &page).await?,
-    ))
+    let assistants = scope
+        .read(async |tx| assistants::list(tx, scope.tenant, &page).await)
+        .await?;
+    Ok(axum::Json(assistants))
 }
 
 /// Create an assistant.
@@ -34,14 +33,7 @@ pub async fn list(
     responses((status = 201, body = Assistant), (status = 422, body = Problem)))]
 pub async fn create(scope: TenantScope, new: Creating<AssistantInput>) -> ApiResult<Response> {
     let fields = new.body.check(true)?;
-    scope
-        .create(
-            new.idempotency,
-            StatusCode::CREATED,
-            Statements::Several,
-            async |tx| assistants::create(tx, scope.tenant, fields).await,
-        )
-        .await
+    records::create::<Assistant>(&scope, new.idempotency, fields).await
 }
 
 /// One assistant, with the model settings it runs with.
@@ -51,11 +43,7 @@ pub async fn get(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<axum::Json<Assistant>> {
-    let mut tx = scope.begin().await?;
-    tx.commit_with_next();
-    Ok(axum::Json(
-        assistants::get(&mut tx, scope.tenant, path.id).await?,
-    ))
+    records::get(&scope, path.id).await
 }
 
 /// Change an assistant. A new flow applies to conversations started afterwards.
@@ -68,10 +56,7 @@ pub async fn update(
     Json(patch): Json<AssistantInput>,
 ) -> ApiResult<axum::Json<Assistant>> {
     let fields = patch.check(false)?;
-    let mut tx = scope.begin().await?;
-    let assistant = assistants::update(&mut tx, scope.tenant, path.id, fields).await?;
-    tx.commit().await?;
-    Ok(axum::Json(assistant))
+    records::update(&scope, path.id, fields).await
 }
 
 /// Delete an assistant without conversations (409 otherwise; deactivate it instead).
@@ -81,8 +66,5 @@ pub async fn delete(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<StatusCode> {
-    let mut tx = scope.begin().await?;
-    assistants::delete(&mut tx, scope.tenant, path.id).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    records::delete::<Assistant>(&scope, path.id).await
 }

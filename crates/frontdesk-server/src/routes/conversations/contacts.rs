@@ -9,8 +9,8 @@ use frontdesk_core::{
 use crate::{
     error::{ApiResult, Problem},
     extract::{Json, PathParams, QueryParams, TenantScope},
-    idempotency::{Creating, Statements},
-    routes::{IdPath, IdempotencyHeader, TenantPath},
+    idempotency::Creating,
+    routes::{IdPath, IdempotencyHeader, TenantPath, records},
 };
 
 /// The tenant's contacts, newest first; `q` searches names and phone numbers. Members
@@ -22,11 +22,10 @@ pub async fn list(
     QueryParams(query): QueryParams<ContactQuery>,
 ) -> ApiResult<axum::Json<Paged<Contact>>> {
     let page = query.page()?;
-    let mut tx = scope.begin().await?;
-    tx.commit_with_next();
-    Ok(axum::Json(
-        contacts::list(&mut tx, scope.tenant, query.q.as_deref(), &page).await?,
-    ))
+    let contacts = scope
+        .read(async |tx| contacts::list(tx, scope.tenant, query.q.as_deref(), &page).await)
+        .await?;
+    Ok(axum::Json(contacts))
 }
 
 /// Create a contact. Phone numbers are unique per tenant (409).
@@ -35,14 +34,7 @@ pub async fn list(
     responses((status = 201, body = Contact), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(scope: TenantScope, new: Creating<ContactInput>) -> ApiResult<Response> {
     let fields = new.body.check()?;
-    scope
-        .create(
-            new.idempotency,
-            StatusCode::CREATED,
-            Statements::Several,
-            async |tx| contacts::create(tx, scope.tenant, fields).await,
-        )
-        .await
+    records::create::<Contact>(&scope, new.idempotency, fields).await
 }
 
 /// One contact.
@@ -52,11 +44,7 @@ pub async fn get(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<axum::Json<Contact>> {
-    let mut tx = scope.begin().await?;
-    tx.commit_with_next();
-    Ok(axum::Json(
-        contacts::get(&mut tx, scope.tenant, path.id).await?,
-    ))
+    records::get(&scope, path.id).await
 }
 
 /// Change a contact.
@@ -69,10 +57,7 @@ pub async fn update(
     Json(patch): Json<ContactInput>,
 ) -> ApiResult<axum::Json<Contact>> {
     let fields = patch.check()?;
-    let mut tx = scope.begin().await?;
-    let contact = contacts::update(&mut tx, scope.tenant, path.id, fields).await?;
-    tx.commit().await?;
-    Ok(axum::Json(contact))
+    records::update(&scope, path.id, fields).await
 }
 
 /// Delete a contact; their conversations stay, without the contact.
@@ -82,8 +67,5 @@ pub async fn delete(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<StatusCode> {
-    let mut tx = scope.begin().await?;
-    contacts::delete(&mut tx, scope.tenant, path.id).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    records::delete::<Contact>(&scope, path.id).await
 }

@@ -12,8 +12,8 @@ use frontdesk_core::{
 use crate::{
     error::{ApiResult, Problem},
     extract::{Json, PathParams, QueryParams, TenantScope},
-    idempotency::{Creating, Statements},
-    routes::{IdPath, IdempotencyHeader, TenantPath},
+    idempotency::Creating,
+    routes::{IdPath, IdempotencyHeader, TenantPath, records},
 };
 
 /// Conversations by last activity, newest first. Members see only their own.
@@ -25,11 +25,12 @@ pub async fn list(
     QueryParams(filter): QueryParams<ConversationFilter>,
 ) -> ApiResult<axum::Json<Paged<Conversation>>> {
     let page = filter.page()?;
-    let mut tx = scope.begin().await?;
-    tx.commit_with_next();
-    Ok(axum::Json(
-        conversations::list(&mut tx, scope.tenant, scope.viewer(), &filter, &page).await?,
-    ))
+    let conversations = scope
+        .read(async |tx| {
+            conversations::list(tx, scope.tenant, scope.viewer(), &filter, &page).await
+        })
+        .await?;
+    Ok(axum::Json(conversations))
 }
 
 /// Start a conversation with an assistant; it begins in its flow's initial state.
@@ -40,14 +41,7 @@ pub async fn list(
               (status = 422, body = Problem)))]
 pub async fn create(scope: TenantScope, new: Creating<ConversationInput>) -> ApiResult<Response> {
     let fields = new.body.check(true, scope.viewer())?;
-    scope
-        .create(
-            new.idempotency,
-            StatusCode::CREATED,
-            Statements::Several,
-            async |tx| conversations::create(tx, scope.tenant, fields).await,
-        )
-        .await
+    records::create::<Conversation>(&scope, new.idempotency, fields).await
 }
 
 /// One conversation.
@@ -57,11 +51,7 @@ pub async fn get(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<axum::Json<Conversation>> {
-    let mut tx = scope.begin().await?;
-    tx.commit_with_next();
-    Ok(axum::Json(
-        conversations::get(&mut tx, scope.tenant, path.id).await?,
-    ))
+    records::get(&scope, path.id).await
 }
 
 /// Change a conversation's mutable fields (state moves through `/transitions`).
@@ -74,10 +64,7 @@ pub async fn update(
     Json(patch): Json<ConversationInput>,
 ) -> ApiResult<axum::Json<Conversation>> {
     let fields = patch.check(false, scope.viewer())?;
-    let mut tx = scope.begin().await?;
-    let conversation = conversations::update(&mut tx, scope.tenant, path.id, fields).await?;
-    tx.commit().await?;
-    Ok(axum::Json(conversation))
+    records::update(&scope, path.id, fields).await
 }
 
 /// Delete a conversation with its messages, feedback and history (admins). Its events stay.
@@ -87,10 +74,7 @@ pub async fn delete(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<StatusCode> {
-    let mut tx = scope.begin().await?;
-    conversations::delete(&mut tx, scope.tenant, path.id).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    records::delete::<Conversation>(&scope, path.id).await
 }
 
 /// Move the conversation to another state of its flow. 409 names the allowed targets.
@@ -103,9 +87,9 @@ pub async fn transition(
     PathParams(path): PathParams<IdPath>,
     Json(t): Json<Transition>,
 ) -> ApiResult<axum::Json<Conversation>> {
-    let mut tx = scope.begin().await?;
-    let conversation = conversations::transition(&mut tx, scope.tenant, path.id, &t.to).await?;
-    tx.commit().await?;
+    let conversation = scope
+        .write(async |tx| conversations::transition(tx, scope.tenant, path.id, &t.to).await)
+        .await?;
     Ok(axum::Json(conversation))
 }
 
@@ -116,11 +100,10 @@ pub async fn history(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<axum::Json<Vec<StateChange>>> {
-    let mut tx = scope.begin().await?;
-    tx.commit_with_next();
-    Ok(axum::Json(
-        conversations::history(&mut tx, scope.tenant, path.id).await?,
-    ))
+    let history = scope
+        .read(async |tx| conversations::history(tx, scope.tenant, path.id).await)
+        .await?;
+    Ok(axum::Json(history))
 }
 
 /// Ask for a person: records the reason and time, assigns (staff only), and moves a
@@ -134,10 +117,11 @@ pub async fn handoff(
     PathParams(path): PathParams<IdPath>,
     Json(h): Json<Handoff>,
 ) -> ApiResult<axum::Json<Conversation>> {
-    let mut tx = scope.begin().await?;
-    let conversation =
-        conversations::handoff(&mut tx, scope.tenant, path.id, &h, scope.viewer()).await?;
-    tx.commit().await?;
+    let conversation = scope
+        .write(async |tx| {
+            conversations::handoff(tx, scope.tenant, path.id, &h, scope.viewer()).await
+        })
+        .await?;
     Ok(axum::Json(conversation))
 }
 
@@ -146,10 +130,9 @@ async fn set_archived(
     path: IdPath,
     archived: bool,
 ) -> ApiResult<axum::Json<Conversation>> {
-    let mut tx = scope.begin().await?;
-    let conversation =
-        conversations::set_archived(&mut tx, scope.tenant, path.id, archived).await?;
-    tx.commit().await?;
+    let conversation = scope
+        .write(async |tx| conversations::set_archived(tx, scope.tenant, path.id, archived).await)
+        .await?;
     Ok(axum::Json(conversation))
 }
 
@@ -180,10 +163,10 @@ pub async fn cost(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<axum::Json<Cost>> {
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(
-        conversations::cost(&mut tx, scope.tenant, path.id).await?,
-    ))
+    let cost = scope
+        .read(async |tx| conversations::cost(tx, scope.tenant, path.id).await)
+        .await?;
+    Ok(axum::Json(cost))
 }
 
 /// The conversation's figures per message role.
@@ -193,8 +176,8 @@ pub async fn stats(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<axum::Json<Vec<RoleStats>>> {
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(
-        conversations::stats(&mut tx, scope.tenant, path.id).await?,
-    ))
+    let stats = scope
+        .read(async |tx| conversations::stats(tx, scope.tenant, path.id).await)
+        .await?;
+    Ok(axum::Json(stats))
 }

@@ -27,9 +27,9 @@ pub async fn put(
 ) -> ApiResult<Response> {
     rating.check()?;
     let rater = rater(&scope)?;
-    let mut tx = scope.begin().await?;
-    let (feedback, created) = feedback::put(&mut tx, scope.tenant, path.id, rater, &rating).await?;
-    tx.commit().await?;
+    let (feedback, created) = scope
+        .write(async |tx| feedback::put(tx, scope.tenant, path.id, rater, &rating).await)
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -46,10 +46,10 @@ pub async fn list(
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<axum::Json<Vec<Feedback>>> {
     let all = scope.viewer().staff;
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(
-        feedback::list(&mut tx, scope.tenant, path.id, scope.rater(), all).await?,
-    ))
+    let feedback = scope
+        .read(async |tx| feedback::list(tx, scope.tenant, path.id, scope.rater(), all).await)
+        .await?;
+    Ok(axum::Json(feedback))
 }
 
 /// Remove the caller's rating of a message.
@@ -60,9 +60,9 @@ pub async fn delete(
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<StatusCode> {
     let rater = rater(&scope)?;
-    let mut tx = scope.begin().await?;
-    feedback::delete(&mut tx, scope.tenant, path.id, rater).await?;
-    tx.commit().await?;
+    scope
+        .write(async |tx| feedback::delete(tx, scope.tenant, path.id, rater).await)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -73,8 +73,8 @@ pub async fn summary(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<axum::Json<Summary>> {
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(
-        feedback::summary(&mut tx, scope.tenant, path.id).await?,
-    ))
+    let summary = scope
+        .read(async |tx| feedback::summary(tx, scope.tenant, path.id).await)
+        .await?;
+    Ok(axum::Json(summary))
 }

@@ -8,7 +8,7 @@ use utoipa::IntoParams;
 use crate::{
     error::{ApiResult, Problem},
     extract::{PathParams, TenantScope},
-    idempotency::{Creating, Statements},
+    idempotency::Creating,
     routes::TenantPath,
 };
 
@@ -25,9 +25,10 @@ pub struct FlowPath {
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/flows", tag = "flows", params(TenantPath),
     responses((status = 200, body = Vec<Flow>), (status = 403, body = Problem)))]
 pub async fn list(scope: TenantScope) -> ApiResult<axum::Json<Vec<Flow>>> {
-    let mut tx = scope.begin().await?;
-    tx.commit_with_next();
-    Ok(axum::Json(flows::list(&mut tx, scope.tenant).await?))
+    let flows = scope
+        .read(async |tx| flows::list(tx, scope.tenant).await)
+        .await?;
+    Ok(axum::Json(flows))
 }
 
 /// One flow, with its states and transitions.
@@ -37,11 +38,10 @@ pub async fn get(
     scope: TenantScope,
     PathParams(path): PathParams<FlowPath>,
 ) -> ApiResult<axum::Json<Flow>> {
-    let mut tx = scope.begin().await?;
-    tx.commit_with_next();
-    Ok(axum::Json(
-        flows::get(&mut tx, scope.tenant, &path.key).await?,
-    ))
+    let flow = scope
+        .read(async |tx| flows::get(tx, scope.tenant, &path.key).await)
+        .await?;
+    Ok(axum::Json(flow))
 }
 
 /// Define a flow. Flows cannot be changed afterwards: conversations rely on their states.
@@ -52,11 +52,8 @@ pub async fn get(
 pub async fn create(scope: TenantScope, new: Creating<NewFlow>) -> ApiResult<Response> {
     new.body.check()?;
     scope
-        .create(
-            new.idempotency,
-            StatusCode::CREATED,
-            Statements::Several,
-            async |tx| flows::create(tx, scope.tenant, &new.body).await,
-        )
+        .create(new.idempotency, StatusCode::CREATED, async |tx| {
+            flows::create(tx, scope.tenant, &new.body).await
+        })
         .await
 }

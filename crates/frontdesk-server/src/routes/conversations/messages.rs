@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiResult, Problem},
     extract::{PathParams, QueryParams, TenantScope},
-    idempotency::{Creating, Statements},
+    idempotency::Creating,
     routes::{IdPath, IdempotencyHeader},
 };
 
@@ -24,8 +24,9 @@ pub async fn list(
     QueryParams(query): QueryParams<HistoryQuery>,
 ) -> ApiResult<Response> {
     let history = query.parse()?;
-    let mut tx = scope.begin().await?;
-    let page = messages::history_json(&mut tx, scope.tenant, path.id, &history).await?;
+    let page = scope
+        .read(async |tx| messages::history_json(tx, scope.tenant, path.id, &history).await)
+        .await?;
     Ok(crate::reply::json_bytes(StatusCode::OK, page))
 }
 
@@ -41,12 +42,9 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let checked = new.body.check(scope.options().max_message_bytes)?;
     scope
-        .create(
-            new.idempotency,
-            StatusCode::CREATED,
-            Statements::One,
-            async |tx| messages::create(tx, scope.tenant, path.id, &checked).await,
-        )
+        .create(new.idempotency, StatusCode::CREATED, async |tx| {
+            messages::create(tx, scope.tenant, path.id, &checked).await
+        })
         .await
 }
 
@@ -57,11 +55,10 @@ pub async fn get(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<axum::Json<Message>> {
-    let mut tx = scope.begin().await?;
-    tx.commit_with_next();
-    Ok(axum::Json(
-        messages::get(&mut tx, scope.tenant, path.id).await?,
-    ))
+    let message = scope
+        .read(async |tx| messages::get(tx, scope.tenant, path.id).await)
+        .await?;
+    Ok(axum::Json(message))
 }
 
 /// Replace a message's content with `[redacted]` (admins, once). Who and when are kept.
@@ -73,8 +70,8 @@ pub async fn redact(
 ) -> ApiResult<axum::Json<Message>> {
     // The operator has no user id: its redactions are recorded as the nil UUID.
     let by = scope.user_id().unwrap_or(Uuid::nil());
-    let mut tx = scope.begin().await?;
-    let message = messages::redact(&mut tx, scope.tenant, path.id, by).await?;
-    tx.commit().await?;
+    let message = scope
+        .write(async |tx| messages::redact(tx, scope.tenant, path.id, by).await)
+        .await?;
     Ok(axum::Json(message))
 }

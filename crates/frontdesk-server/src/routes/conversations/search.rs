@@ -16,8 +16,8 @@ pub async fn search(
     scope: TenantScope,
     QueryParams(query): QueryParams<SearchQuery>,
 ) -> ApiResult<axum::Json<Hits>> {
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(
-        search::search(&mut tx, scope.tenant, &query).await?,
-    ))
+    let hits = scope
+        .read(async |tx| search::search(tx, scope.tenant, &query).await)
+        .await?;
+    Ok(axum::Json(hits))
 }

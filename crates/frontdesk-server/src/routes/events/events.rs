@@ -20,8 +20,8 @@ pub async fn list(
     QueryParams(filter): QueryParams<EventFilter>,
 ) -> ApiResult<axum::Json<Paged<Event>>> {
     let page = filter.page()?;
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(
-        events::list(&mut tx, scope.tenant, &filter, &page).await?,
-    ))
+    let events = scope
+        .read(async |tx| events::list(tx, scope.tenant, &filter, &page).await)
+        .await?;
+    Ok(axum::Json(events))
 }

@@ -7,7 +7,10 @@ use frontdesk_core::{
     events::webhooks::{
         self, Delivery, DeliveryQuery, Endpoint, EndpointInput, EndpointWithSecret, Rotation,
     },
-    platform::page::{PageQuery, Paged},
+    platform::{
+        page::{PageQuery, Paged},
+        store::Record,
+    },
 };
 
 use crate::{
@@ -39,9 +42,9 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<EndpointWithSecret>)> {
     let fields = input.check(true)?;
     check_reachable(&scope, &input).await?;
-    let mut tx = scope.begin().await?;
-    let created = webhooks::create(&mut tx, scope.tenant, fields, webhooks::new_secret()).await?;
-    tx.commit().await?;
+    let created = scope
+        .write(async |tx| webhooks::create(tx, scope.tenant, fields, webhooks::new_secret()).await)
+        .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -53,8 +56,10 @@ pub async fn list(
     QueryParams(page): QueryParams<PageQuery>,
 ) -> ApiResult<Json<Paged<Endpoint>>> {
     let page = page.parse()?;
-    let mut tx = scope.begin().await?;
-    Ok(Json(webhooks::list(&mut tx, scope.tenant, &page).await?))
+    let endpoints = scope
+        .read(async |tx| webhooks::list(tx, scope.tenant, &page).await)
+        .await?;
+    Ok(Json(endpoints))
 }
 
 /// One endpoint.
@@ -64,9 +69,10 @@ pub async fn get(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<Json<Endpoint>> {
-    let mut tx = scope.begin().await?;
-    tx.commit_with_next();
-    Ok(Json(webhooks::get(&mut tx, scope.tenant, path.id).await?))
+    let endpoint = scope
+        .read(async |tx| Endpoint::get(tx, scope.tenant, path.id).await)
+        .await?;
+    Ok(Json(endpoint))
 }
 
 /// Change an endpoint's URL, description, event types, or `enabled` (enabling clears its
@@ -82,9 +88,9 @@ pub async fn update(
 ) -> ApiResult<Json<Endpoint>> {
     let fields = input.check(false)?;
     check_reachable(&scope, &input).await?;
-    let mut tx = scope.begin().await?;
-    let endpoint = webhooks::update(&mut tx, scope.tenant, path.id, fields).await?;
-    tx.commit().await?;
+    let endpoint = scope
+        .write(async |tx| Endpoint::update(tx, scope.tenant, path.id, fields).await)
+        .await?;
     Ok(Json(endpoint))
 }
 
@@ -95,9 +101,9 @@ pub async fn delete(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<StatusCode> {
-    let mut tx = scope.begin().await?;
-    webhooks::delete(&mut tx, scope.tenant, path.id).await?;
-    tx.commit().await?;
+    scope
+        .write(async |tx| Endpoint::delete(tx, scope.tenant, path.id).await)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -108,9 +114,9 @@ pub async fn enable(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<Json<Endpoint>> {
-    let mut tx = scope.begin().await?;
-    let endpoint = webhooks::enable(&mut tx, scope.tenant, path.id).await?;
-    tx.commit().await?;
+    let endpoint = scope
+        .write(async |tx| webhooks::enable(tx, scope.tenant, path.id).await)
+        .await?;
     Ok(Json(endpoint))
 }
 
@@ -124,9 +130,9 @@ pub async fn rotate(
     PathParams(path): PathParams<IdPath>,
     crate::extract::Json(rotation): crate::extract::Json<Rotation>,
 ) -> ApiResult<Json<EndpointWithSecret>> {
-    let mut tx = scope.begin().await?;
-    let rotated = webhooks::rotate(&mut tx, scope.tenant, path.id, &rotation).await?;
-    tx.commit().await?;
+    let rotated = scope
+        .write(async |tx| webhooks::rotate(tx, scope.tenant, path.id, &rotation).await)
+        .await?;
     Ok(Json(rotated))
 }
 
@@ -137,10 +143,9 @@ pub async fn test(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
-    let mut tx = scope.begin().await?;
-    let id = webhooks::send_test(&mut tx, path.id).await?;
-    let delivery = webhooks::delivery(&mut tx, scope.tenant, id).await?;
-    tx.commit().await?;
+    let delivery = scope
+        .write(async |tx| webhooks::test(tx, scope.tenant, path.id).await)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(delivery)))
 }
 
@@ -154,10 +159,10 @@ pub async fn deliveries(
     QueryParams(q): QueryParams<DeliveryQuery>,
 ) -> ApiResult<Json<Paged<Delivery>>> {
     let (status, page) = q.parse()?;
-    let mut tx = scope.begin().await?;
-    Ok(Json(
-        webhooks::deliveries(&mut tx, scope.tenant, path.id, status, &page).await?,
-    ))
+    let deliveries = scope
+        .read(async |tx| webhooks::deliveries(tx, scope.tenant, path.id, status, &page).await)
+        .await?;
+    Ok(Json(deliveries))
 }
 
 /// One delivery with every attempt.
@@ -167,10 +172,10 @@ pub async fn delivery(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<Json<Delivery>> {
-    let mut tx = scope.begin().await?;
-    Ok(Json(
-        webhooks::delivery(&mut tx, scope.tenant, path.id).await?,
-    ))
+    let delivery = scope
+        .read(async |tx| webhooks::delivery(tx, scope.tenant, path.id).await)
+        .await?;
+    Ok(Json(delivery))
 }
 
 /// Attempt a delivery again now: a pending one at once, a delivered or failed one queued
@@ -181,8 +186,8 @@ pub async fn retry(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
-    let mut tx = scope.begin().await?;
-    let delivery = webhooks::retry(&mut tx, scope.tenant, path.id).await?;
-    tx.commit().await?;
+    let delivery = scope
+        .write(async |tx| webhooks::retry(tx, scope.tenant, path.id).await)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(delivery)))
 }

@@ -31,9 +31,9 @@ pub async fn list(
     QueryParams(page): QueryParams<PageQuery>,
 ) -> ApiResult<axum::Json<Paged<ApiKey>>> {
     let page = page.parse()?;
-    let mut tx = scope.begin().await?;
-    let keys = api_keys::list(&mut tx, scope.tenant, &page).await?;
-    tx.commit().await?;
+    let keys = scope
+        .read(async |tx| api_keys::list(tx, scope.tenant, &page).await)
+        .await?;
     Ok(axum::Json(keys))
 }
 
@@ -46,9 +46,11 @@ pub async fn create(
     Json(new): Json<NewApiKey>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedApiKey>)> {
     let scopes = new.check()?;
-    let mut tx = scope.begin().await?;
-    let key = api_keys::create(&mut tx, scope.tenant, &new.name, &scopes, scope.user_id()).await?;
-    tx.commit().await?;
+    let key = scope
+        .write(async |tx| {
+            api_keys::create(tx, scope.tenant, &new.name, &scopes, scope.user_id()).await
+        })
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(key)))
 }
 
@@ -59,9 +61,9 @@ pub async fn get(
     scope: TenantScope,
     PathParams(path): PathParams<KeyPath>,
 ) -> ApiResult<axum::Json<ApiKey>> {
-    let mut tx = scope.begin().await?;
-    let key = api_keys::get(&mut tx, scope.tenant, path.id).await?;
-    tx.commit().await?;
+    let key = scope
+        .read(async |tx| api_keys::get(tx, scope.tenant, path.id).await)
+        .await?;
     Ok(axum::Json(key))
 }
 
@@ -72,8 +74,8 @@ pub async fn revoke(
     scope: TenantScope,
     PathParams(path): PathParams<KeyPath>,
 ) -> ApiResult<StatusCode> {
-    let mut tx = scope.begin().await?;
-    api_keys::revoke(&mut tx, scope.tenant, path.id).await?;
-    tx.commit().await?;
+    scope
+        .write(async |tx| api_keys::revoke(tx, scope.tenant, path.id).await)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

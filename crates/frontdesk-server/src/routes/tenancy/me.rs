@@ -14,8 +14,6 @@ pub async fn get(scope: UserScope) -> ApiResult<axum::Json<User>> {
     let id = scope
         .user_id()
         .ok_or_else(|| ApiError::Forbidden("the operator is not a user".into()))?;
-    let mut tx = scope.begin().await?;
-    let user = users::me(&mut tx, id).await?;
-    tx.commit().await?;
+    let user = scope.read(async |tx| users::me(tx, id).await).await?;
     Ok(axum::Json(user))
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiError, ApiResult, Problem},
     extract::{Json, PathParams, QueryParams, TenantScope},
-    idempotency::{Creating, Statements},
+    idempotency::Creating,
     routes::TenantPath,
 };
 
@@ -32,9 +32,9 @@ pub async fn list(
     QueryParams(page): QueryParams<PageQuery>,
 ) -> ApiResult<axum::Json<Paged<Member>>> {
     let page = page.parse()?;
-    let mut tx = scope.begin().await?;
-    let members = members::list(&mut tx, &page).await?;
-    tx.commit().await?;
+    let members = scope
+        .read(async |tx| members::list(tx, &page).await)
+        .await?;
     Ok(axum::Json(members))
 }
 
@@ -47,12 +47,9 @@ pub async fn list(
 pub async fn add(scope: TenantScope, new: Creating<NewMember>) -> ApiResult<Response> {
     let role = new.body.check()?;
     scope
-        .create(
-            new.idempotency,
-            StatusCode::CREATED,
-            Statements::Several,
-            async |tx| members::add(tx, scope.tenant, &new.body, role).await,
-        )
+        .create(new.idempotency, StatusCode::CREATED, async |tx| {
+            members::add(tx, scope.tenant, &new.body, role).await
+        })
         .await
 }
 
@@ -63,9 +60,9 @@ pub async fn get(
     scope: TenantScope,
     PathParams(path): PathParams<MemberPath>,
 ) -> ApiResult<axum::Json<Member>> {
-    let mut tx = scope.begin().await?;
-    let member = members::get(&mut tx, path.user_id).await?;
-    tx.commit().await?;
+    let member = scope
+        .read(async |tx| members::get(tx, path.user_id).await)
+        .await?;
     Ok(axum::Json(member))
 }
 
@@ -79,9 +76,9 @@ pub async fn update(
     Json(patch): Json<MemberPatch>,
 ) -> ApiResult<axum::Json<Member>> {
     let role = members::parse_role(&patch.role).map_err(|e| ApiError::Validation(vec![e]))?;
-    let mut tx = scope.begin().await?;
-    let member = members::set_role(&mut tx, scope.tenant, path.user_id, role).await?;
-    tx.commit().await?;
+    let member = scope
+        .write(async |tx| members::set_role(tx, scope.tenant, path.user_id, role).await)
+        .await?;
     Ok(axum::Json(member))
 }
 
@@ -92,8 +89,8 @@ pub async fn remove(
     scope: TenantScope,
     PathParams(path): PathParams<MemberPath>,
 ) -> ApiResult<StatusCode> {
-    let mut tx = scope.begin().await?;
-    members::remove(&mut tx, scope.tenant, path.user_id).await?;
-    tx.commit().await?;
+    scope
+        .write(async |tx| members::remove(tx, scope.tenant, path.user_id).await)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

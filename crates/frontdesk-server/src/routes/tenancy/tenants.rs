@@ -21,9 +21,9 @@ pub async fn create(
     Json(input): Json<TenantInput>,
 ) -> ApiResult<(StatusCode, axum::Json<Tenant>)> {
     let fields = input.check(true)?;
-    let mut tx = scope.begin().await?;
-    let tenant = tenants::create(&mut tx, fields, scope.user_id()).await?;
-    tx.commit().await?;
+    let tenant = scope
+        .write(async |tx| tenants::create(tx, fields, scope.user_id()).await)
+        .await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(Tenant {
@@ -41,12 +41,12 @@ pub async fn list(
     QueryParams(page): QueryParams<PageQuery>,
 ) -> ApiResult<axum::Json<Paged<Tenant>>> {
     let page = page.parse()?;
-    let mut tx = scope.begin().await?;
-    let tenants = match scope.user_id() {
-        Some(_) => tenants::list_for_user(&mut tx, &page).await?,
-        None => tenants::list_all(&mut tx, &page).await?,
-    };
-    tx.commit().await?;
+    let tenants = scope
+        .read(async |tx| match scope.user_id() {
+            Some(_) => tenants::list_for_user(tx, &page).await,
+            None => tenants::list_all(tx, &page).await,
+        })
+        .await?;
     Ok(axum::Json(tenants))
 }
 
@@ -54,10 +54,9 @@ pub async fn list(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants", params(TenantPath),
     responses((status = 200, body = Tenant), (status = 404, body = Problem)))]
 pub async fn get(scope: TenantScope) -> ApiResult<axum::Json<Tenant>> {
-    let mut tx = scope.begin().await?;
-    tx.commit_with_next();
-    let tenant = tenants::get(&mut tx, scope.tenant).await?;
-    tx.commit().await?;
+    let tenant = scope
+        .read(async |tx| tenants::get(tx, scope.tenant).await)
+        .await?;
     Ok(axum::Json(Tenant {
         role: scope.role().map(|r| r.as_str().into()),
         ..tenant
@@ -74,9 +73,9 @@ pub async fn update(
     Json(input): Json<TenantInput>,
 ) -> ApiResult<axum::Json<Tenant>> {
     let fields = input.check(false)?;
-    let mut tx = scope.begin().await?;
-    let tenant = tenants::update(&mut tx, scope.tenant, fields).await?;
-    tx.commit().await?;
+    let tenant = scope
+        .write(async |tx| tenants::update(tx, scope.tenant, fields).await)
+        .await?;
     Ok(axum::Json(tenant))
 }
 
@@ -84,8 +83,8 @@ pub async fn update(
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}", tag = "tenants", params(TenantPath),
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete(scope: TenantScope) -> ApiResult<StatusCode> {
-    let mut tx = scope.begin().await?;
-    tenants::delete(&mut tx, scope.tenant).await?;
-    tx.commit().await?;
+    scope
+        .write(async |tx| tenants::delete(tx, scope.tenant).await)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,11 +3,10 @@
 
 use axum::{http::HeaderMap, response::Response};
 use frontdesk_core::{
+    CoreError, Tx,
     usage::analytics::{
-        self, DAILY_MESSAGES_COLUMNS, DailyMessages, FEEDBACK_BY_ASSISTANT_COLUMNS,
-        FEEDBACK_BY_MODEL_COLUMNS, FUNNEL_COLUMNS, Feedback, FeedbackByAssistant, FeedbackQuery,
-        FunnelQuery, FunnelStep, PROVIDER_COLUMNS, ProviderUsage, TOP_COLUMNS, TopQuery,
-        TopSpender,
+        self, DailyMessages, FeedbackByAssistant, FeedbackQuery, FunnelQuery, FunnelStep,
+        ProviderUsage, Table, TopQuery, TopSpender,
     },
     usage::usage::Days,
 };
@@ -18,6 +17,16 @@ use crate::{
     reply,
     routes::TenantPath,
 };
+
+/// Every analytics handler: read the table `work` makes, answer it as JSON or CSV.
+async fn table<T: Table>(
+    scope: &TenantScope,
+    headers: &HeaderMap,
+    work: impl AsyncFnOnce(&mut Tx) -> Result<T, CoreError>,
+) -> ApiResult<Response> {
+    let table = scope.read(work).await?;
+    reply::table(headers, &table)
+}
 
 /// Usage per provider and model over the last `days` days: requests, tokens, cost, mean
 /// latency, first and last use; most expensive first.
@@ -30,9 +39,10 @@ pub async fn providers(
     QueryParams(q): QueryParams<Days>,
 ) -> ApiResult<Response> {
     let days = q.parse()?;
-    let mut tx = scope.begin().await?;
-    let rows = analytics::providers(&mut tx, scope.tenant, days).await?;
-    reply::table(&headers, &rows, PROVIDER_COLUMNS)
+    table(&scope, &headers, async |tx| {
+        analytics::providers(tx, scope.tenant, days).await
+    })
+    .await
 }
 
 /// Messages per day and user over the last `days` days: user and assistant messages,
@@ -46,9 +56,10 @@ pub async fn daily_messages(
     QueryParams(q): QueryParams<Days>,
 ) -> ApiResult<Response> {
     let days = q.parse()?;
-    let mut tx = scope.begin().await?;
-    let rows = analytics::daily_messages(&mut tx, scope.tenant, days).await?;
-    reply::table(&headers, &rows, DAILY_MESSAGES_COLUMNS)
+    table(&scope, &headers, async |tx| {
+        analytics::daily_messages(tx, scope.tenant, days).await
+    })
+    .await
 }
 
 /// The users or assistants that spent most over the last `days` days.
@@ -60,9 +71,10 @@ pub async fn top(
     headers: HeaderMap,
     QueryParams(q): QueryParams<TopQuery>,
 ) -> ApiResult<Response> {
-    let mut tx = scope.begin().await?;
-    let rows = analytics::top(&mut tx, scope.tenant, &q).await?;
-    reply::table(&headers, &rows, TOP_COLUMNS)
+    table(&scope, &headers, async |tx| {
+        analytics::top(tx, scope.tenant, &q).await
+    })
+    .await
 }
 
 /// A flow's funnel: for each of its states, in order, how many conversations entered it
@@ -75,9 +87,10 @@ pub async fn funnel(
     headers: HeaderMap,
     QueryParams(q): QueryParams<FunnelQuery>,
 ) -> ApiResult<Response> {
-    let mut tx = scope.begin().await?;
-    let rows = analytics::funnel(&mut tx, scope.tenant, &q).await?;
-    reply::table(&headers, &rows, FUNNEL_COLUMNS)
+    table(&scope, &headers, async |tx| {
+        analytics::funnel(tx, scope.tenant, &q).await
+    })
+    .await
 }
 
 /// Ratings of the messages written in the last `days` days, by assistant (default) or by
@@ -92,9 +105,8 @@ pub async fn feedback(
     headers: HeaderMap,
     QueryParams(q): QueryParams<FeedbackQuery>,
 ) -> ApiResult<Response> {
-    let mut tx = scope.begin().await?;
-    match analytics::feedback(&mut tx, scope.tenant, &q).await? {
-        Feedback::ByAssistant(rows) => reply::table(&headers, &rows, FEEDBACK_BY_ASSISTANT_COLUMNS),
-        Feedback::ByModel(rows) => reply::table(&headers, &rows, FEEDBACK_BY_MODEL_COLUMNS),
-    }
+    table(&scope, &headers, async |tx| {
+        analytics::feedback(tx, scope.tenant, &q).await
+    })
+    .await
 }

@@ -12,7 +12,7 @@ use frontdesk_core::{
 use crate::{
     error::{ApiResult, Problem},
     extract::{PathParams, QueryParams, TenantScope},
-    idempotency::{Creating, Statements},
+    idempotency::Creating,
     routes::{IdPath, IdempotencyHeader, TenantPath},
 };
 
@@ -22,8 +22,8 @@ use crate::{
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/limits", tag = "limits", params(TenantPath),
     responses((status = 200, body = Vec<LimitStatus>)))]
 pub async fn list(scope: TenantScope) -> ApiResult<axum::Json<Vec<LimitStatus>>> {
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(limits::limits(&mut tx).await?))
+    let limits = scope.read(async |tx| limits::limits(tx).await).await?;
+    Ok(axum::Json(limits))
 }
 
 /// Ask whether a call of this size fits the limits now (200, `allowed` true or false), or
@@ -39,18 +39,15 @@ pub async fn list(scope: TenantScope) -> ApiResult<axum::Json<Vec<LimitStatus>>>
 pub async fn check(scope: TenantScope, new: Creating<LimitCheck>) -> ApiResult<Response> {
     let estimate = new.body.parse()?;
     if !estimate.reserve {
-        let mut tx = scope.begin().await?;
-        let result = limits::check(&mut tx, scope.tenant, &estimate).await?;
-        tx.commit().await?;
+        let result = scope
+            .write(async |tx| limits::check(tx, scope.tenant, &estimate).await)
+            .await?;
         return crate::reply::json(StatusCode::OK, &result, 1024);
     }
     scope
-        .create(
-            new.idempotency,
-            StatusCode::CREATED,
-            Statements::Several,
-            async |tx| limits::reserve(tx, scope.tenant, &estimate).await,
-        )
+        .create(new.idempotency, StatusCode::CREATED, async |tx| {
+            limits::reserve(tx, scope.tenant, &estimate).await
+        })
         .await
 }
 
@@ -63,10 +60,10 @@ pub async fn reservations(
     QueryParams(q): QueryParams<ReservationQuery>,
 ) -> ApiResult<axum::Json<Paged<Reservation>>> {
     let (status, page) = q.parse()?;
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(
-        limits::list(&mut tx, scope.tenant, status, &page).await?,
-    ))
+    let reservations = scope
+        .read(async |tx| limits::list(tx, scope.tenant, status, &page).await)
+        .await?;
+    Ok(axum::Json(reservations))
 }
 
 /// One reservation.
@@ -76,10 +73,10 @@ pub async fn reservation(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<axum::Json<Reservation>> {
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(
-        limits::get(&mut tx, scope.tenant, path.id).await?,
-    ))
+    let reservation = scope
+        .read(async |tx| limits::get(tx, scope.tenant, path.id).await)
+        .await?;
+    Ok(axum::Json(reservation))
 }
 
 /// Cancel a reservation and give back what it holds (when the LLM call did not happen).
@@ -90,8 +87,8 @@ pub async fn cancel(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<StatusCode> {
-    let mut tx = scope.begin().await?;
-    limits::cancel(&mut tx, path.id).await?;
-    tx.commit().await?;
+    scope
+        .write(async |tx| limits::cancel(tx, path.id).await)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,7 +6,7 @@ use frontdesk_core::usage::prices::{self, NewPrice, Price};
 use crate::{
     error::{ApiResult, Problem},
     extract::{Json, TenantScope, UserScope},
-    idempotency::{Creating, Statements},
+    idempotency::Creating,
     routes::{IdempotencyHeader, TenantPath},
 };
 
@@ -14,8 +14,8 @@ use crate::{
 #[utoipa::path(get, path = "/v1/prices", tag = "prices",
     responses((status = 200, body = Vec<Price>), (status = 401, body = Problem)))]
 pub async fn catalog(scope: UserScope) -> ApiResult<axum::Json<Vec<Price>>> {
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(prices::catalog(&mut tx).await?))
+    let prices = scope.read(async |tx| prices::catalog(tx).await).await?;
+    Ok(axum::Json(prices))
 }
 
 /// Add a catalog price from a time on (operator). Earlier prices stay for earlier messages.
@@ -26,9 +26,9 @@ pub async fn add_to_catalog(
     Json(new): Json<NewPrice>,
 ) -> ApiResult<(StatusCode, axum::Json<Price>)> {
     new.check()?;
-    let mut tx = scope.begin().await?;
-    let price = prices::add_to_catalog(&mut tx, &new).await?;
-    tx.commit().await?;
+    let price = scope
+        .write(async |tx| prices::add_to_catalog(tx, &new).await)
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(price)))
 }
 
@@ -36,10 +36,10 @@ pub async fn add_to_catalog(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/prices", tag = "prices", params(TenantPath),
     responses((status = 200, body = Vec<Price>), (status = 403, body = Problem)))]
 pub async fn list(scope: TenantScope) -> ApiResult<axum::Json<Vec<Price>>> {
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(
-        prices::tenant_prices(&mut tx, scope.tenant).await?,
-    ))
+    let prices = scope
+        .read(async |tx| prices::tenant_prices(tx, scope.tenant).await)
+        .await?;
+    Ok(axum::Json(prices))
 }
 
 /// Add a tenant price: it wins over the catalog for this tenant from `effective_from` on.
@@ -50,11 +50,8 @@ pub async fn add(scope: TenantScope, new: Creating<NewPrice>) -> ApiResult<Respo
     new.body.check()?;
     let by = scope.user_id();
     scope
-        .create(
-            new.idempotency,
-            StatusCode::CREATED,
-            Statements::One,
-            async |tx| prices::add_for_tenant(tx, scope.tenant, &new.body, by).await,
-        )
+        .create(new.idempotency, StatusCode::CREATED, async |tx| {
+            prices::add_for_tenant(tx, scope.tenant, &new.body, by).await
+        })
         .await
 }

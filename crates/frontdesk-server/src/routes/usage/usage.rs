@@ -9,7 +9,7 @@ use frontdesk_core::{
 use crate::{
     error::{ApiResult, Problem},
     extract::{QueryParams, TenantScope},
-    idempotency::{Creating, Statements},
+    idempotency::Creating,
     routes::{IdempotencyHeader, TenantPath},
 };
 
@@ -22,12 +22,9 @@ use crate::{
 pub async fn record(scope: TenantScope, new: Creating<NewUsageEvent>) -> ApiResult<Response> {
     new.body.check()?;
     scope
-        .create(
-            new.idempotency,
-            StatusCode::CREATED,
-            Statements::One,
-            async |tx| usage::record(tx, scope.tenant, &new.body).await,
-        )
+        .create(new.idempotency, StatusCode::CREATED, async |tx| {
+            usage::record(tx, scope.tenant, &new.body).await
+        })
         .await
 }
 
@@ -39,10 +36,10 @@ pub async fn events(
     QueryParams(page): QueryParams<PageQuery>,
 ) -> ApiResult<axum::Json<Paged<UsageEvent>>> {
     let page = page.parse()?;
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(
-        usage::events(&mut tx, scope.tenant, &page).await?,
-    ))
+    let events = scope
+        .read(async |tx| usage::events(tx, scope.tenant, &page).await)
+        .await?;
+    Ok(axum::Json(events))
 }
 
 /// Usage per day for the last `days` days (default 30), oldest first, in the tenant's
@@ -54,16 +51,20 @@ pub async fn daily(
     QueryParams(q): QueryParams<Days>,
 ) -> ApiResult<axum::Json<Vec<Usage>>> {
     let days = q.parse()?;
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(usage::daily(&mut tx, scope.tenant, days).await?))
+    let usage = scope
+        .read(async |tx| usage::daily(tx, scope.tenant, days).await)
+        .await?;
+    Ok(axum::Json(usage))
 }
 
 /// Today's usage so far, in the tenant's time zone.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/today", tag = "usage", params(TenantPath),
     responses((status = 200, body = Usage)))]
 pub async fn today(scope: TenantScope) -> ApiResult<axum::Json<Usage>> {
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(usage::today(&mut tx, scope.tenant).await?))
+    let usage = scope
+        .read(async |tx| usage::today(tx, scope.tenant).await)
+        .await?;
+    Ok(axum::Json(usage))
 }
 
 /// Usage per calendar month for the last `months` months (default 12), oldest first.
@@ -74,8 +75,8 @@ pub async fn monthly(
     QueryParams(q): QueryParams<Months>,
 ) -> ApiResult<axum::Json<Vec<Usage>>> {
     let months = q.parse()?;
-    let mut tx = scope.begin().await?;
-    Ok(axum::Json(
-        usage::monthly(&mut tx, scope.tenant, months).await?,
-    ))
+    let usage = scope
+        .read(async |tx| usage::monthly(tx, scope.tenant, months).await)
+        .await?;
+    Ok(axum::Json(usage))
 }
