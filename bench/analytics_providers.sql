@@ -1,6 +1,6 @@
 -- pgbench template: the SQL transaction the server runs for
 -- GET /v1/tenants/{tenant}/analytics/providers?days=30 with a tenant API key
--- (crates/frontdesk-pg/src/tx.rs for the preamble, crates/frontdesk-core/src/analytics.rs
+-- (crates/frontdesk-pg/src/tx.rs for the preamble, crates/frontdesk-core/src/usage/analytics.rs
 -- `providers` for the statement; keep them in step). One pipeline, commit included: one
 -- round trip, as the server sends it.
 --

@@ -1,6 +1,6 @@
 -- pgbench template: the SQL transaction the server runs for
 -- GET /v1/tenants/{tenant}/conversations/{id}/messages?limit=50 with a tenant API key
--- (crates/frontdesk-pg/src/tx.rs for the preamble, crates/frontdesk-core/src/messages.rs
+-- (crates/frontdesk-pg/src/tx.rs for the preamble, crates/frontdesk-core/src/conversations/messages.rs
 -- `history` for the statement; keep them in step). One pipeline, commit included: one
 -- round trip, as the server sends it.
 --

@@ -2,7 +2,7 @@
 -- POST /v1/tenants/{tenant}/conversations/{id}/messages with a tenant API key and the body
 -- {"role":"user","content":<content>,"prompt_tokens":12,"completion_tokens":7,
 --  "model":"gpt-4o-mini","provider":"openai","cost_usd":"0.0004"}
--- (crates/frontdesk-pg/src/tx.rs for the preamble, crates/frontdesk-core/src/messages.rs
+-- (crates/frontdesk-pg/src/tx.rs for the preamble, crates/frontdesk-core/src/conversations/messages.rs
 -- `create` for the statement; keep them in step). One pipeline, commit included: one round
 -- trip, as the server sends it (no Idempotency-Key, so the insert is the only statement).
 -- The insert fires the messages trigger: the conversation's counters move and a

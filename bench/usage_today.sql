@@ -1,6 +1,6 @@
 -- pgbench template: the SQL transaction the server runs for
 -- GET /v1/tenants/{tenant}/usage/today with a tenant API key
--- (crates/frontdesk-pg/src/tx.rs for the preamble, crates/frontdesk-core/src/usage.rs
+-- (crates/frontdesk-pg/src/tx.rs for the preamble, crates/frontdesk-core/src/usage/usage.rs
 -- `daily` with days = 1 for the statement; keep them in step). One pipeline, commit
 -- included: one round trip, as the server sends it.
 --

@@ -1,29 +1,18 @@
 //! Frontdesk's domain: input types parsed at the edge (with field errors), the resources'
 //! queries, and the mapping from database errors to domain errors. Every query runs in a
 //! request transaction (`frontdesk_pg::Tx`) that carries the RLS context.
+//!
+//! One folder per domain, each holding its resources' types, rules and queries:
+//! [`tenancy`], [`conversations`], [`usage`], [`events`]; shared code that belongs to no
+//! domain (errors, input checks, paging, idempotency keys, the generic row writer) is in
+//! [`platform`], and upkeep that spans domains in [`housekeeping`].
 
-pub mod analytics;
-pub mod api_keys;
-pub mod assistants;
-pub mod contacts;
 pub mod conversations;
-pub mod error;
 pub mod events;
-pub mod feedback;
-pub mod flows;
-pub mod idempotency;
-pub mod input;
-pub mod limits;
-pub mod members;
-pub mod messages;
-pub mod page;
-pub mod prices;
-pub mod search;
-pub mod store;
-pub mod tenants;
+pub mod housekeeping;
+pub mod platform;
+pub mod tenancy;
 pub mod usage;
-pub mod users;
-pub mod webhooks;
 
-pub use error::{CoreError, FieldError, LimitReached};
 pub use frontdesk_pg::{KeyScope, MemberRole, Principal, RequestContext, Tx};
+pub use platform::error::{CoreError, FieldError, LimitReached};

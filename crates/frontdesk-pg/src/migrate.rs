@@ -373,3 +373,17 @@ impl<'a> Migrator<'a> {
         Ok(())
     }
 }
+
+/// The newest applied migration and whether one is dirty, on a pooled connection: what
+/// a readiness check compares with the migrations this binary knows.
+pub async fn applied(pool: &deadpool_postgres::Pool) -> Result<(i64, bool), crate::DbError> {
+    let conn = pool.get().await?;
+    let row = conn
+        .query_one(
+            "select coalesce(max(version), 0), bool_or(dirty) from frontdesk_meta.schema_migrations",
+            &[],
+        )
+        .await?;
+    let (version, dirty): (i64, Option<bool>) = (row.get(0), row.get(1));
+    Ok((version, dirty == Some(true)))
+}

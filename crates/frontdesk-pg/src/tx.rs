@@ -15,6 +15,11 @@
 //! UUIDs and enum words already parsed in Rust, never free text; nothing is set at session
 //! level, so connections can be shared between tenants and through PgBouncer.
 //! A `Tx` dropped without `commit` is rolled back before its connection is reused.
+//!
+//! Request code does not begin or end transactions itself: `Tx::run` owns a
+//! transaction's life (begin, the work, COMMIT), and the work — the domain's queries —
+//! decides what is pipelined: a statement marked with `last()` carries the COMMIT in its
+//! own round trip, so a one-statement read costs one round trip in all.
 
 use std::fmt::Write as _;
 
@@ -173,8 +178,10 @@ pub struct Tx {
     conn: Option<Object>,
     /// The preamble, until it has been sent with the first statement.
     pending: Option<String>,
-    /// Send COMMIT together with the next statement (see `commit_with_next`).
+    /// Send COMMIT together with the next statement (see `last`).
     commit_with_next: bool,
+    /// Inside `part`: more statements follow, so `last` is not honoured.
+    in_part: bool,
     finished: bool,
 }
 
@@ -186,6 +193,7 @@ impl Tx {
             conn: Some(conn),
             pending: Some(context.preamble()),
             commit_with_next: false,
+            in_part: false,
             finished: false,
         })
     }
@@ -210,12 +218,35 @@ impl Tx {
         self.query_statement(&statement, params).await
     }
 
-    /// Make the next statement the transaction's last: its COMMIT goes out in the same
-    /// round trip, so a one-statement read costs one round trip in all. `commit` is then
-    /// a no-op, and another statement afterwards is an error. (Should that statement
-    /// fail, PostgreSQL turns the COMMIT into a ROLLBACK.)
+    /// Mark the next statement as the transaction's last: its COMMIT goes out in the same
+    /// round trip, so a one-statement read costs one round trip in all. A query function
+    /// calls it before its final statement when that statement completes its work;
+    /// whoever composes such functions with more statements after them runs them in
+    /// `part`, where the mark is ignored. After the marked statement the transaction is
+    /// over: `commit` is a no-op, and another statement is an error. (Should the marked
+    /// statement fail, PostgreSQL turns the COMMIT into a ROLLBACK.)
+    pub fn last(&mut self) -> &mut Self {
+        if !self.in_part {
+            self.commit_with_next = true;
+        }
+        self
+    }
+
+    /// `last`, by its earlier name (tests of the transaction use it).
     pub fn commit_with_next(&mut self) {
-        self.commit_with_next = true;
+        self.last();
+    }
+
+    /// Run `work` as a part of a larger unit: more statements follow it, so a `last`
+    /// mark inside it is ignored.
+    pub async fn part<T, E>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut Tx) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let outer = std::mem::replace(&mut self.in_part, true);
+        let result = work(self).await;
+        self.in_part = outer;
+        result
     }
 
     pub async fn query_statement<T>(
@@ -339,15 +370,23 @@ impl Drop for Tx {
     }
 }
 
-/// Run `f` with a fresh transaction for `context`, committing when it returns `Ok`.
-pub async fn with_tx<T, F>(pool: &Pool, context: &RequestContext, f: F) -> Result<T, DbError>
-where
-    F: AsyncFnOnce(&mut Tx) -> Result<T, DbError>,
-{
-    let mut tx = Tx::begin(pool, context).await?;
-    let value = f(&mut tx).await?;
-    tx.commit().await?;
-    Ok(value)
+impl Tx {
+    /// The one owner of a transaction's life: begin a transaction for `context`, run
+    /// `work` in it, and commit when it returns `Ok` (unless its `last` statement already
+    /// carried the COMMIT). On `Err` the transaction is rolled back.
+    pub async fn run<T, E>(
+        pool: &Pool,
+        context: &RequestContext,
+        work: impl AsyncFnOnce(&mut Tx) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        let mut tx = Tx::begin(pool, context).await?;
+        let value = work(&mut tx).await?;
+        tx.commit().await?;
+        Ok(value)
+    }
 }
 
 #[cfg(test)]

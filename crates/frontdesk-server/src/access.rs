@@ -1,5 +1,5 @@
 //! Who may call a route. Each route declares its access once, in `router.rs`; the route
-//! table this builds is enforced by the extractors (`TenantTx`, `UserTx`) and read by the
+//! table this builds is enforced by the extractors (`TenantScope`, `UserScope`) and read by the
 //! isolation tests, so a new route is covered without a new test.
 
 use serde::Serialize;

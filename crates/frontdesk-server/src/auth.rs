@@ -11,8 +11,10 @@ use std::{
 };
 
 use deadpool_postgres::Pool;
-use frontdesk_core::{KeyScope, MemberRole, api_keys};
-use frontdesk_pg::DbError;
+use frontdesk_core::{
+    KeyScope,
+    tenancy::{api_keys, auth},
+};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -135,14 +137,7 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     }
 }
 
-/// A tenant reference resolved for a caller.
-#[derive(Debug, Clone, Copy)]
-pub struct Resolved {
-    pub tenant: Uuid,
-    /// The user's role, when the caller is a member.
-    pub role: Option<MemberRole>,
-    pub is_active: bool,
-}
+pub use frontdesk_core::tenancy::auth::Resolved;
 
 struct Jwks {
     keys: Option<JwkSet>,
@@ -236,21 +231,9 @@ impl Auth {
         let found = match self.keys.get(&hash) {
             Some(found) => found,
             None => {
-                let row = self
-                    .lookup(
-                        "select tenant_id, key_id, scopes from app.authenticate_key($1)",
-                        &[&hash],
-                    )
-                    .await?;
-                let found = row.map(|r| {
-                    let scopes: Vec<String> = r.get(2);
-                    let scope = if scopes.iter().any(|s| s == "full") {
-                        KeyScope::Full
-                    } else {
-                        KeyScope::Read
-                    };
-                    (r.get(0), r.get(1), scope)
-                });
+                let found = auth::authenticate_key(&self.pool, &hash)
+                    .await?
+                    .map(|k| (k.tenant, k.id, k.scope));
                 self.keys.insert(
                     hash,
                     found,
@@ -375,21 +358,6 @@ impl Auth {
             .await?)
     }
 
-    /// One statement on a pooled connection as `frontdesk_authenticator`, outside any
-    /// request transaction (the SECURITY DEFINER lookups of the auth step).
-    async fn lookup(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<tokio_postgres::Row>, ApiError> {
-        let conn = self.pool.get().await.map_err(DbError::from)?;
-        let statement = conn.prepare_cached(sql).await.map_err(DbError::from)?;
-        Ok(conn
-            .query_opt(&statement, params)
-            .await
-            .map_err(DbError::from)?)
-    }
-
     /// Upsert the user when first seen for a while, or when their profile claims changed.
     async fn touch_user(
         &self,
@@ -401,8 +369,7 @@ impl Auth {
         if self.users.get(&id) == Some(digest) {
             return Ok(());
         }
-        self.lookup("select app.touch_user($1, $2, $3)", &[&id, &email, &name])
-            .await?;
+        auth::touch_user(&self.pool, id, email, name).await?;
         self.users.insert(id, digest, USER_TOUCH_INTERVAL);
         Ok(())
     }
@@ -417,17 +384,7 @@ impl Auth {
         if let Some(found) = self.tenants.get(&key) {
             return Ok(found);
         }
-        let row = self
-            .lookup(
-                "select tenant_id, member_role, is_active from app.resolve_tenant($1, $2)",
-                &[&reference, &user],
-            )
-            .await?;
-        let found = row.map(|r| Resolved {
-            tenant: r.get(0),
-            role: r.get::<_, Option<&str>>(1).and_then(MemberRole::parse),
-            is_active: r.get(2),
-        });
+        let found = auth::resolve_tenant(&self.pool, reference, user).await?;
         let ttl = if found.is_some_and(|f| user.is_none() || f.role.is_some()) {
             TENANT_TTL
         } else {

@@ -1,11 +1,17 @@
 //! Extractors: the caller, the tenant scope (the only way a handler reaches tenant data),
 //! and JSON bodies, paths and queries whose rejections are problems with field errors.
+//!
+//! A scope runs the handler's work in a request transaction carrying its context:
+//! `read` (read-only), `write`, and `create` (with idempotency, in `idempotency.rs`).
+//! The work is a closure that gets the transaction; the scope begins it and ends it
+//! (`frontdesk_pg::Tx::run`), and the domain's queries decide what is pipelined.
 
 use axum::{
     extract::{FromRequest, FromRequestParts, MatchedPath, RawPathParams, Request},
-    http::{Method, header, request::Parts},
+    http::{header, request::Parts},
 };
 use frontdesk_core::{KeyScope, MemberRole, Principal, RequestContext, Tx};
+use frontdesk_pg::DbError;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -52,8 +58,28 @@ fn route_access(parts: &Parts) -> ApiResult<Access> {
         .ok_or_else(|| ApiError::Internal("route registered without an access level".into()))
 }
 
-/// A tenant-scoped request: the caller is allowed the route's access in `{tenant}`, and
-/// `begin` opens the transaction carrying that context.
+/// Run `work` in a request transaction for `context`, read-only or not. A context the
+/// database refuses comes back as `ApiError::ContextRefused`: the retry middleware
+/// evicts the cached lookups and runs the request once more.
+async fn run<T, E>(
+    state: &AppState,
+    context: &RequestContext,
+    read_only: bool,
+    work: impl AsyncFnOnce(&mut Tx) -> Result<T, E>,
+) -> ApiResult<T>
+where
+    E: From<DbError>,
+    ApiError: From<E>,
+{
+    let context = RequestContext {
+        read_only,
+        ..*context
+    };
+    Ok(Tx::run(&state.pool, &context, work).await?)
+}
+
+/// A tenant-scoped request: the caller is allowed the route's access in `{tenant}`;
+/// `read`, `write` and `create` run work in a transaction carrying that context.
 pub struct TenantScope {
     pub tenant: Uuid,
     pub caller: Caller,
@@ -62,9 +88,22 @@ pub struct TenantScope {
 }
 
 impl TenantScope {
-    /// Open the request transaction (its preamble goes out with the first statement).
-    pub async fn begin(&self) -> ApiResult<Tx> {
-        Ok(Tx::begin(&self.state.pool, &self.context).await?)
+    /// Run `work` in a read-only request transaction.
+    pub async fn read<T, E>(&self, work: impl AsyncFnOnce(&mut Tx) -> Result<T, E>) -> ApiResult<T>
+    where
+        E: From<DbError>,
+        ApiError: From<E>,
+    {
+        run(&self.state, &self.context, true, work).await
+    }
+
+    /// Run `work` in a request transaction that may write.
+    pub async fn write<T, E>(&self, work: impl AsyncFnOnce(&mut Tx) -> Result<T, E>) -> ApiResult<T>
+    where
+        E: From<DbError>,
+        ApiError: From<E>,
+    {
+        run(&self.state, &self.context, false, work).await
     }
 
     /// The signed-in user's id, if the caller is a person.
@@ -80,8 +119,8 @@ impl TenantScope {
     }
 
     /// Who asks, for the rules on conversations: members see only their own.
-    pub fn viewer(&self) -> frontdesk_core::conversations::Viewer {
-        frontdesk_core::conversations::Viewer {
+    pub fn viewer(&self) -> frontdesk_core::conversations::conversations::Viewer {
+        frontdesk_core::conversations::conversations::Viewer {
             user: self.user_id(),
             staff: match self.context.principal {
                 Principal::User { role, .. } => role.is_some_and(|r| r >= MemberRole::Agent),
@@ -91,8 +130,8 @@ impl TenantScope {
     }
 
     /// Who gives feedback: a person or a key; the operator gives none.
-    pub fn rater(&self) -> Option<frontdesk_core::feedback::Rater> {
-        use frontdesk_core::feedback::Rater;
+    pub fn rater(&self) -> Option<frontdesk_core::conversations::feedback::Rater> {
+        use frontdesk_core::conversations::feedback::Rater;
         match self.context.principal {
             Principal::User { id, .. } => Some(Rater::User(id)),
             Principal::Key { id, .. } => Some(Rater::Key(id)),
@@ -150,7 +189,6 @@ impl FromRequestParts<AppState> for TenantScope {
             .await?
             .ok_or_else(|| outsider(parts))?;
         tracing::Span::current().record("tenant.id", tracing::field::display(resolved.tenant));
-        let read_only = parts.method == Method::GET || parts.method == Method::HEAD;
         let denied = |why: &str| Err(ApiError::Forbidden(why.to_owned()));
         let principal = match &caller {
             Caller::Operator => Principal::Operator,
@@ -200,7 +238,8 @@ impl FromRequestParts<AppState> for TenantScope {
         let context = RequestContext {
             tenant: Some(resolved.tenant),
             principal,
-            read_only,
+            // Set per transaction by `read` / `write`.
+            read_only: true,
         };
         Ok(Self {
             tenant: resolved.tenant,
@@ -219,8 +258,22 @@ pub struct UserScope {
 }
 
 impl UserScope {
-    pub async fn begin(&self) -> ApiResult<Tx> {
-        Ok(Tx::begin(&self.state.pool, &self.context).await?)
+    /// Run `work` in a read-only transaction of this caller.
+    pub async fn read<T, E>(&self, work: impl AsyncFnOnce(&mut Tx) -> Result<T, E>) -> ApiResult<T>
+    where
+        E: From<DbError>,
+        ApiError: From<E>,
+    {
+        run(&self.state, &self.context, true, work).await
+    }
+
+    /// Run `work` in a transaction of this caller that may write.
+    pub async fn write<T, E>(&self, work: impl AsyncFnOnce(&mut Tx) -> Result<T, E>) -> ApiResult<T>
+    where
+        E: From<DbError>,
+        ApiError: From<E>,
+    {
+        run(&self.state, &self.context, false, work).await
     }
 
     pub fn user_id(&self) -> Option<Uuid> {
@@ -252,11 +305,11 @@ impl FromRequestParts<AppState> for UserScope {
                 )));
             }
         };
-        let read_only = parts.method == Method::GET || parts.method == Method::HEAD;
         let context = RequestContext {
             tenant: None,
             principal,
-            read_only,
+            // Set per transaction by `read` / `write`.
+            read_only: true,
         };
         Ok(Self {
             caller,

@@ -1,11 +1,10 @@
-//! Background upkeep run by `frontdesk serve`: deleting idempotency keys past their
-//! retention, and releasing expired limit reservations. Safe to run in every server process at once (the deletes are idempotent,
-//! and each expired reservation is claimed by one sweeper with `SKIP LOCKED`).
+//! Background upkeep run by `frontdesk serve`: every `SWEEP_EVERY`, deleting idempotency
+//! keys past their retention and releasing expired limit reservations (the queries are
+//! `frontdesk_core::housekeeping`). Safe to run in every server process at once.
 
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use frontdesk_core::{Principal, RequestContext, Tx, idempotency, limits};
 
 /// How often the sweep runs. Expired reservations already hold nothing (a refusal
 /// discounts them); the sweep only gives their amounts back to the limit state.
@@ -30,20 +29,9 @@ pub fn spawn(pool: Pool) -> tokio::task::JoinHandle<()> {
 }
 
 /// Delete expired idempotency keys and release expired reservations, of every tenant,
-/// as the operator.
+/// as the operator (`frontdesk_core::housekeeping::sweep`).
 pub async fn sweep(pool: &Pool) -> anyhow::Result<u64> {
-    let context = RequestContext {
-        tenant: None,
-        principal: Principal::Operator,
-        read_only: false,
-    };
-    let mut tx = Tx::begin(pool, &context).await?;
-    let n = idempotency::sweep(&mut tx)
+    frontdesk_core::housekeeping::sweep(pool)
         .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?
-        + limits::sweep(&mut tx)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    tx.commit().await?;
-    Ok(n)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
 }

@@ -1,13 +1,13 @@
 //! Creating POSTs: the JSON body with its optional `Idempotency-Key`, and the one path
 //! every creating handler answers through (`TenantScope::create`), which claims the key,
-//! runs the work, stores the response and commits in one transaction.
+//! runs the work and stores the response, all in one transaction.
 
 use axum::{
     extract::{FromRequest, Request},
     http::{HeaderValue, StatusCode},
     response::Response,
 };
-use frontdesk_core::{CoreError, Tx, idempotency};
+use frontdesk_core::{CoreError, Tx, platform::idempotency, usage::limits};
 use serde::{Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 
@@ -82,15 +82,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Creating<T> {
     }
 }
 
-/// How many statements a creation runs: one lets its COMMIT ride along with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Statements {
-    One,
-    Several,
-}
-
 impl TenantScope {
-    /// Run a creation in the request transaction and answer `status` with its result.
+    /// Run a creation in a request transaction and answer `status` with its result.
     /// With an idempotency key: a replay answers the stored response (header
     /// `Idempotent-Replayed: true`), a different request with the same key is 422, and a
     /// concurrent one is 409.
@@ -98,97 +91,74 @@ impl TenantScope {
         &self,
         idempotency: Option<IdempotencyKey>,
         status: StatusCode,
-        statements: Statements,
         work: impl AsyncFnOnce(&mut Tx) -> Result<T, CoreError>,
     ) -> ApiResult<Response> {
-        match self
-            .create_inner(idempotency, status, statements, work)
-            .await
-        {
-            Err(ApiError::LimitReached(limit)) => {
-                self.note_limit_reached(&limit).await;
-                Err(ApiError::LimitReached(limit))
+        let result = match idempotency {
+            None => self
+                .write(work)
+                .await
+                .and_then(|value| crate::reply::json(status, &value, 1024)),
+            Some(key) => self.create_once(key, status, work).await,
+        };
+        if let Err(ApiError::LimitReached(limit)) = &result {
+            // Best effort: the 429 stands either way.
+            if let Err(error) = self
+                .write(async |tx| limits::note_reached(tx, limit).await)
+                .await
+            {
+                tracing::warn!(?error, "recording a reached limit failed");
             }
-            other => other,
         }
+        result
     }
 
-    /// Record that a limit was hit (the refused write rolled back): the first time in its
-    /// window this emits usage.limit_reached. Best effort: the 429 stands either way.
-    async fn note_limit_reached(&self, limit: &frontdesk_core::LimitReached) {
-        let detail = serde_json::json!({
-            "limit": limit.limit, "used": limit.used,
-            "window_start": limit.window_start, "resets_at": limit.resets_at,
-        });
-        let result = async {
-            let mut tx = self.begin().await?;
-            tx.execute(
-                "select app.note_limit_reached($1, $2, $3)",
-                &[&limit.name, &limit.window_start, &detail],
+    /// A creation under an idempotency key: claim the key, run the work (as a part: the
+    /// stored response follows it), store the response.
+    async fn create_once<T: Serialize>(
+        &self,
+        idem: IdempotencyKey,
+        status: StatusCode,
+        work: impl AsyncFnOnce(&mut Tx) -> Result<T, CoreError>,
+    ) -> ApiResult<Response> {
+        self.write(async |tx| {
+            match idempotency::claim(tx, self.tenant, &idem.key, &idem.digest).await? {
+                idempotency::Claim::Fresh => {}
+                idempotency::Claim::Replay { status, body } => {
+                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                    let mut response = crate::reply::json_bytes(status, body);
+                    response
+                        .headers_mut()
+                        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                    return Ok(response);
+                }
+                idempotency::Claim::Mismatch => {
+                    return Err(ApiError::invalid(
+                        "Idempotency-Key",
+                        "was already used with a different request; use a new key",
+                    ));
+                }
+                idempotency::Claim::InFlight => {
+                    return Err(ApiError::Conflict {
+                        field: Some("Idempotency-Key".into()),
+                        message:
+                            "a request with this Idempotency-Key is in progress; retry shortly"
+                                .into(),
+                    });
+                }
+            }
+            let value = tx.part(work).await?;
+            let body = crate::reply::to_vec(&value, 1024)?;
+            idempotency::store(
+                tx,
+                self.tenant,
+                &idem.key,
+                &idem.digest,
+                status.as_u16(),
+                &body,
             )
             .await?;
-            tx.commit().await?;
-            Ok::<_, ApiError>(())
-        }
-        .await;
-        if let Err(error) = result {
-            tracing::warn!(?error, "recording a reached limit failed");
-        }
-    }
-
-    async fn create_inner<T: Serialize>(
-        &self,
-        idempotency: Option<IdempotencyKey>,
-        status: StatusCode,
-        statements: Statements,
-        work: impl AsyncFnOnce(&mut Tx) -> Result<T, CoreError>,
-    ) -> ApiResult<Response> {
-        let mut tx = self.begin().await?;
-        let Some(idem) = idempotency else {
-            if statements == Statements::One {
-                tx.commit_with_next();
-            }
-            let value = work(&mut tx).await?;
-            tx.commit().await?;
-            return crate::reply::json(status, &value, 1024);
-        };
-        match idempotency::claim(&mut tx, self.tenant, &idem.key, &idem.digest).await? {
-            idempotency::Claim::Fresh => {}
-            idempotency::Claim::Replay { status, body } => {
-                tx.commit().await?;
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                let mut response = crate::reply::json_bytes(status, body);
-                response
-                    .headers_mut()
-                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
-                return Ok(response);
-            }
-            idempotency::Claim::Mismatch => {
-                return Err(ApiError::invalid(
-                    "Idempotency-Key",
-                    "was already used with a different request; use a new key",
-                ));
-            }
-            idempotency::Claim::InFlight => {
-                return Err(ApiError::Conflict {
-                    field: Some("Idempotency-Key".into()),
-                    message: "a request with this Idempotency-Key is in progress; retry shortly"
-                        .into(),
-                });
-            }
-        }
-        let value = work(&mut tx).await?;
-        let body = crate::reply::to_vec(&value, 1024)?;
-        idempotency::store(
-            &mut tx,
-            self.tenant,
-            &idem.key,
-            &idem.digest,
-            status.as_u16(),
-            &body,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(crate::reply::json_bytes(status, body))
+            Ok(crate::reply::json_bytes(status, body))
+        })
+        .await
     }
 }

@@ -6,6 +6,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use frontdesk_core::usage::analytics::Table;
 use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult};
@@ -67,13 +68,14 @@ fn csv_cell(value: &serde_json::Value, out: &mut String) {
     }
 }
 
-/// `rows` as CSV (RFC 4180, CRLF line ends) with a header line of `columns`, each the
+/// `table` as CSV (RFC 4180, CRLF line ends) with a header line of its columns, each the
 /// name of a field of the rows' JSON.
-fn csv<T: Serialize>(rows: &[T], columns: &[&str]) -> ApiResult<Response> {
+fn csv<T: Table>(table: &T) -> ApiResult<Response> {
+    let columns = table.columns();
     let mut out = columns.join(",");
     out.push_str("\r\n");
-    for row in rows {
-        let value = serde_json::to_value(row).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let rows = serde_json::to_value(table).map_err(|e| ApiError::Internal(e.to_string()))?;
+    for value in rows.as_array().into_iter().flatten() {
         for (i, column) in columns.iter().enumerate() {
             if i > 0 {
                 out.push(',');
@@ -85,15 +87,11 @@ fn csv<T: Serialize>(rows: &[T], columns: &[&str]) -> ApiResult<Response> {
     Ok(typed(StatusCode::OK, out, "text/csv; charset=utf-8"))
 }
 
-/// `rows` as JSON, or as CSV when the client asked for it.
-pub fn table<T: Serialize>(
-    headers: &axum::http::HeaderMap,
-    rows: &[T],
-    columns: &[&str],
-) -> ApiResult<Response> {
+/// `table` as JSON, or as CSV when the client asked for it.
+pub fn table<T: Table>(headers: &axum::http::HeaderMap, table: &T) -> ApiResult<Response> {
     if wants_csv(headers) {
-        csv(rows, columns)
+        csv(table)
     } else {
-        json(StatusCode::OK, &rows, 256 * rows.len() + 2)
+        json(StatusCode::OK, table, 256 * table.len() + 2)
     }
 }

@@ -24,8 +24,10 @@ use crate::{
     access::{Access, RouteSpec},
     error::{ApiError, Problem},
     routes::{
-        analytics, api_keys, assistants, contacts, conversations, events, feedback, flows, limits,
-        me, members, messages, prices, search, tenants, usage, webhooks,
+        conversations::{assistants, contacts, conversations, feedback, flows, messages, search},
+        events::{events, webhooks},
+        tenancy::{api_keys, me, members, tenants},
+        usage::{analytics, limits, prices, usage},
     },
     state::AppState,
 };
@@ -38,7 +40,7 @@ use crate::{
                        Conventions (auth, errors, pagination, idempotency) are in docs/API.md."
     ),
     // FeedbackByModel: the rows of /analytics/feedback?by=model.
-    components(schemas(Problem, frontdesk_core::FieldError, frontdesk_core::analytics::FeedbackByModel)),
+    components(schemas(Problem, frontdesk_core::FieldError, frontdesk_core::usage::analytics::FeedbackByModel)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]

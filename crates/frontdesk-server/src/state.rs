@@ -32,7 +32,7 @@ pub struct AppOptions {
 impl Default for AppOptions {
     fn default() -> Self {
         Self {
-            max_message_bytes: frontdesk_core::messages::DEFAULT_MAX_CONTENT_BYTES,
+            max_message_bytes: frontdesk_core::conversations::messages::DEFAULT_MAX_CONTENT_BYTES,
             webhook_allow_private: false,
         }
     }

@@ -1,23 +1,13 @@
-//! One module per resource; one function per action.
+//! The handlers, in one folder per domain (as in `frontdesk_core`): one module per
+//! resource, one function per action. `router.rs` lists every route; the path, query and
+//! header types shared by many routes are here.
 
-pub mod analytics;
-pub mod api_keys;
-pub mod assistants;
-pub mod contacts;
 pub mod conversations;
 pub mod events;
-pub mod feedback;
-pub mod flows;
-pub mod limits;
-pub mod me;
-pub mod members;
-pub mod messages;
-pub mod prices;
-pub mod search;
+pub mod records;
 pub mod service;
-pub mod tenants;
+pub mod tenancy;
 pub mod usage;
-pub mod webhooks;
 
 use utoipa::IntoParams;
 

@@ -16,16 +16,13 @@ pub async fn healthz() -> &'static str {
 /// The database answers and its schema is the one this binary expects.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let check = async {
-        let conn = state.pool.get().await.map_err(|e| e.to_string())?;
-        let row = conn
-            .query_one(
-                "select coalesce(max(version), 0), bool_or(dirty) from frontdesk_meta.schema_migrations",
-                &[],
-            )
+        let (version, dirty) = frontdesk_pg::migrate::applied(&state.pool)
             .await
-            .map_err(|e| e.to_string())?;
-        let (version, dirty): (i64, Option<bool>) = (row.get(0), row.get(1));
-        if dirty == Some(true) {
+            .map_err(|e| match e {
+                frontdesk_pg::DbError::Pool(e) => e.to_string(),
+                other => other.to_string(),
+            })?;
+        if dirty {
             return Err("a migration is dirty".to_owned());
         }
         if version != state.schema_version {

@@ -1,6 +1,6 @@
 //! The delivery worker: claims due deliveries (at most one in flight per endpoint, across
-//! every worker process: `app.claim_deliveries`), sends them signed, and records each
-//! attempt with what comes next (`app.finish_attempt`): delivered, retried on the
+//! every worker process), sends them signed, and records each attempt with what comes
+//! next (the queries are `frontdesk_core::events::delivery`): delivered, retried on the
 //! schedule with jitter (or later, when the endpoint says `Retry-After`), failed when the
 //! schedule is spent, the endpoint disabled on a 410 or after failing for too long.
 
@@ -8,9 +8,8 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use frontdesk_core::{Principal, RequestContext, Tx};
+use frontdesk_core::events::delivery;
 use rand::Rng;
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::{outbound, signature};
@@ -170,45 +169,31 @@ impl Worker {
     }
 
     async fn claim(&self) -> anyhow::Result<Vec<Claimed>> {
-        let context = RequestContext {
-            tenant: None,
-            principal: Principal::Operator,
-            read_only: false,
-        };
-        let mut tx = Tx::begin(&self.pool, &context).await?;
-        tx.commit_with_next();
         // The lease outlasts an attempt (and the recording after it) by a wide margin.
-        let lease = (self.config.timeout + Duration::from_secs(45)).as_secs_f64();
-        let rows = tx
-            .query(
-                "select tenant_id, delivery_id, attempt, url, secret, previous_secret, event_id,
-                        event_type, event_created_at, event_data
-                 from app.claim_deliveries($1, $2, make_interval(secs => $3))",
-                &[&self.id, &self.config.batch, &lease],
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let created: DateTime<Utc> = r.get(8);
+        let lease = self.config.timeout + Duration::from_secs(45);
+        let due = delivery::claim(&self.pool, self.id, self.config.batch, lease)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        Ok(due
+            .into_iter()
+            .map(|d| {
                 let body = serde_json::json!({
-                    "type": r.get::<_, String>(7),
-                    "timestamp": created.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    "data": r.get::<_, Value>(9),
+                    "type": d.event_type,
+                    "timestamp": d.event_created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    "data": d.event_data,
                 });
-                let keys = [r.get::<_, Option<String>>(4), r.get(5)]
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|s| signature::key_of(&s))
+                let keys = d
+                    .secrets
+                    .iter()
+                    .filter_map(|s| signature::key_of(s))
                     .collect();
                 Claimed {
-                    tenant: r.get(0),
-                    delivery: r.get(1),
-                    attempt: r.get(2),
-                    url: r.get(3),
+                    tenant: d.tenant,
+                    delivery: d.delivery,
+                    attempt: d.attempt,
+                    url: d.url,
                     keys,
-                    event_id: r.get(6),
+                    event_id: d.event_id,
                     body: serde_json::to_vec(&body).expect("JSON"),
                 }
             })
@@ -317,31 +302,24 @@ impl Worker {
             tracing::info!(tenant.id = %c.tenant, delivery.id = %c.delivery, attempt = c.attempt,
                            status = ?o.status, error = ?o.error, outcome = kind, "webhook attempt failed");
         }
-        let context = RequestContext {
-            tenant: Some(c.tenant),
-            principal: Principal::Operator,
-            read_only: false,
-        };
-        let mut tx = Tx::begin(&self.pool, &context).await?;
-        tx.commit_with_next();
-        tx.query(
-            "select app.finish_attempt($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, make_interval(secs => $11))",
-            &[
-                &c.tenant,
-                &c.delivery,
-                &self.id,
-                &o.started,
-                &o.duration_ms,
-                &o.status,
-                &o.excerpt,
-                &o.error,
-                &kind,
-                &next,
-                &self.config.disable_after.as_secs_f64(),
-            ],
+        delivery::finish(
+            &self.pool,
+            &delivery::Finished {
+                tenant: c.tenant,
+                delivery: c.delivery,
+                worker: self.id,
+                started: o.started,
+                duration_ms: o.duration_ms,
+                status: o.status,
+                excerpt: o.excerpt.as_deref(),
+                error: o.error.as_deref(),
+                outcome: kind,
+                next,
+                disable_after: self.config.disable_after,
+            },
         )
-        .await?;
-        tx.commit().await?;
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         Ok(())
     }
 }

@@ -1,0 +1,598 @@
+//! Conversations: one thread between an assistant and a person or contact, following a
+//! flow. Members see and write only the conversations they own; staff and keys see all
+//! of the tenant's (row policies enforce it; the queries here filter the tenant too).
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tokio_postgres::Row;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    CoreError, FieldError, Tx,
+    conversations::{
+        assistants::{CHANNEL_RULE, CHANNELS},
+        flows,
+    },
+    platform::input::{Checked, Patch, array, object, text},
+    platform::page::{CursorKey, Page, PageQuery, Paged},
+    platform::store::Record,
+};
+
+/// Who is asking, as far as conversation rules go.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer {
+    /// The signed-in person, if any.
+    pub user: Option<Uuid>,
+    /// Owners, admins, agents, keys and the operator see all of the tenant's conversations.
+    pub staff: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Conversation {
+    pub id: Uuid,
+    pub assistant_id: Uuid,
+    /// The person who owns it (members see only their own).
+    pub user_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub channel: String,
+    pub title: Option<String>,
+    /// The flow's key.
+    pub flow: String,
+    pub state: String,
+    #[schema(value_type = Object)]
+    pub context: Value,
+    #[schema(value_type = Option<Object>)]
+    pub parsed_intent: Option<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub answered_questions: Value,
+    #[schema(value_type = Vec<Object>)]
+    pub pending_questions: Value,
+    pub selected_kb_ids: Vec<Uuid>,
+    pub active_task_plan_id: Option<Uuid>,
+    pub assignee_id: Option<Uuid>,
+    pub handoff_reason: Option<String>,
+    pub handoff_at: Option<DateTime<Utc>>,
+    pub archived: bool,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub message_count: i64,
+    pub total_tokens: i64,
+    /// USD, decimal string.
+    #[schema(value_type = String, example = "0.0042")]
+    pub cost_usd: Decimal,
+    pub last_activity_at: DateTime<Utc>,
+    /// Set when the conversation entered a terminal state of its flow.
+    pub completed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str =
+    "id, assistant_id, user_id, contact_id, channel, title, flow_key, state, context,
+    parsed_intent, answered_questions, pending_questions, selected_kb_ids, active_task_plan_id,
+    assignee_id, handoff_reason, handoff_at, archived, metadata, message_count, prompt_tokens,
+    completion_tokens, cost_usd, last_activity_at, completed_at, created_at, updated_at";
+
+impl Conversation {
+    fn from_row(row: &Row) -> Self {
+        Self {
+            id: row.get("id"),
+            assistant_id: row.get("assistant_id"),
+            user_id: row.get("user_id"),
+            contact_id: row.get("contact_id"),
+            channel: row.get("channel"),
+            title: row.get("title"),
+            flow: row.get("flow_key"),
+            state: row.get("state"),
+            context: row.get("context"),
+            parsed_intent: row.get("parsed_intent"),
+            answered_questions: row.get("answered_questions"),
+            pending_questions: row.get("pending_questions"),
+            selected_kb_ids: row.get("selected_kb_ids"),
+            active_task_plan_id: row.get("active_task_plan_id"),
+            assignee_id: row.get("assignee_id"),
+            handoff_reason: row.get("handoff_reason"),
+            handoff_at: row.get("handoff_at"),
+            archived: row.get("archived"),
+            metadata: row.get("metadata"),
+            message_count: row.get("message_count"),
+            total_tokens: row.get::<_, i64>("prompt_tokens")
+                + row.get::<_, i64>("completion_tokens"),
+            cost_usd: row.get::<_, Decimal>("cost_usd").normalize(),
+            last_activity_at: row.get("last_activity_at"),
+            completed_at: row.get("completed_at"),
+            created_at: row.get("created_at"),
+            updated_at: row.get("updated_at"),
+        }
+    }
+}
+
+/// The body of `POST …/conversations` (`assistant_id` required) and
+/// `PATCH …/conversations/{id}` (the mutable fields; absent = unchanged, null = cleared).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"assistant_id": "0190f5e2-7c3a-7d2e-9b1a-3c4d5e6f7a8b", "title": "Trip to Bali"}))]
+pub struct ConversationInput {
+    /// On create only.
+    #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
+    pub assistant_id: Patch<Uuid>,
+    /// On create only, by staff: the person who owns it. A member always owns what they
+    /// create; staff default to themselves unless a contact is given.
+    #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
+    pub user_id: Patch<Uuid>,
+    #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
+    pub contact_id: Patch<Uuid>,
+    /// On create only; defaults to the assistant's channel.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub channel: Patch<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub title: Patch<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub context: Patch<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub parsed_intent: Patch<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub answered_questions: Patch<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub pending_questions: Patch<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Uuid>>)]
+    pub selected_kb_ids: Patch<Vec<Uuid>>,
+    #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
+    pub active_task_plan_id: Patch<Uuid>,
+    /// Staff only: a member of the tenant who handles it.
+    #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
+    pub assignee_id: Patch<Uuid>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Patch<Value>,
+}
+
+impl ConversationInput {
+    pub fn check(&self, creating: bool, viewer: Viewer) -> Result<Map<String, Value>, CoreError> {
+        let mut c = Checked::new();
+        let only_on_create = |c: &mut Checked, name: &str, absent: bool| {
+            if !creating && !absent {
+                c.errors
+                    .push(FieldError::new(name, "cannot be changed after creation"));
+            }
+        };
+        only_on_create(&mut c, "assistant_id", self.assistant_id.is_absent());
+        only_on_create(&mut c, "user_id", self.user_id.is_absent());
+        only_on_create(&mut c, "channel", self.channel.is_absent());
+        if creating {
+            c.require("assistant_id", &self.assistant_id);
+            c.field("assistant_id", &self.assistant_id, false, |_| None);
+            c.field("user_id", &self.user_id, true, |_| None);
+            c.field("channel", &self.channel, false, |s| {
+                (!CHANNELS.contains(&s.as_str())).then(|| CHANNEL_RULE.into())
+            });
+        }
+        c.field("contact_id", &self.contact_id, true, |_| None);
+        c.field("title", &self.title, true, text(500));
+        c.field("context", &self.context, false, object);
+        c.field("parsed_intent", &self.parsed_intent, true, |_| None);
+        c.field("answered_questions", &self.answered_questions, false, array);
+        c.field("pending_questions", &self.pending_questions, false, array);
+        c.field("selected_kb_ids", &self.selected_kb_ids, false, |ids| {
+            (ids.len() > 1000).then(|| "must list at most 1000 ids".into())
+        });
+        c.field(
+            "active_task_plan_id",
+            &self.active_task_plan_id,
+            true,
+            |_| None,
+        );
+        c.field("assignee_id", &self.assignee_id, true, |_| None);
+        c.field("metadata", &self.metadata, false, object);
+        let mut fields = c.finish()?;
+        if !viewer.staff {
+            for name in ["user_id", "assignee_id", "contact_id"] {
+                if fields.contains_key(name) {
+                    return Err(CoreError::Forbidden(format!(
+                        "only staff set a conversation's {name}"
+                    )));
+                }
+            }
+        }
+        if creating && !fields.contains_key("user_id") {
+            // A member owns what they create; staff too, unless it is a contact's.
+            let owner = if viewer.staff && fields.get("contact_id").is_some_and(|c| !c.is_null()) {
+                None
+            } else {
+                viewer.user
+            };
+            fields.insert("user_id".into(), json!(owner));
+        }
+        Ok(fields)
+    }
+}
+
+/// Keyset position in a list ordered by last activity, newest first.
+#[derive(Debug, Clone, Copy)]
+pub struct ActivityKey {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl CursorKey for ActivityKey {
+    fn encode(&self) -> String {
+        format!("{}_{}", self.at.timestamp_micros(), self.id)
+    }
+    fn decode(s: &str) -> Option<Self> {
+        let (micros, id) = s.split_once('_')?;
+        Some(Self {
+            at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+/// `GET …/conversations` filters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationFilter {
+    pub state: Option<String>,
+    pub assistant_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub assignee_id: Option<Uuid>,
+    /// Archived conversations only (true) or unarchived only (false, the default).
+    pub archived: Option<bool>,
+    /// Only conversations changed at or after this time (RFC 3339).
+    pub updated_since: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl ConversationFilter {
+    pub fn page(&self) -> Result<Page<ActivityKey>, CoreError> {
+        PageQuery {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+        .parse()
+    }
+}
+
+pub async fn list(
+    tx: &mut Tx,
+    tenant: Uuid,
+    viewer: Viewer,
+    filter: &ConversationFilter,
+    page: &Page<ActivityKey>,
+) -> Result<Paged<Conversation>, CoreError> {
+    // A member's own conversations, said explicitly so the owner index serves it (the row
+    // policy would give the same rows, but only by filtering the whole tenant's).
+    let owner = if viewer.staff { None } else { viewer.user };
+    let (after_at, after_id) = match page.after {
+        Some(k) => (Some(k.at), Some(k.id)),
+        None => (None, None),
+    };
+    let rows = tx
+        .last()
+        .query(
+            &format!(
+                "select {COLUMNS} from app.conversations
+                 where tenant_id = $1 and archived = $2
+                   and ($3::timestamptz is null or (last_activity_at, id) < ($3, $4::uuid))
+                   and ($5::text is null or state = $5)
+                   and ($6::uuid is null or assistant_id = $6)
+                   and ($7::uuid is null or contact_id = $7)
+                   and ($8::uuid is null or assignee_id = $8)
+                   and ($9::timestamptz is null or updated_at >= $9)
+                   and ($11::uuid is null or user_id = $11)
+                 order by last_activity_at desc, id desc limit $10"
+            ),
+            &[
+                &tenant,
+                &filter.archived.unwrap_or(false),
+                &after_at,
+                &after_id,
+                &filter.state,
+                &filter.assistant_id,
+                &filter.contact_id,
+                &filter.assignee_id,
+                &filter.updated_since,
+                &(page.limit + 1),
+                &owner,
+            ],
+        )
+        .await?;
+    Ok(Paged::from_rows(
+        rows.iter().map(Conversation::from_row).collect(),
+        page.limit,
+        |c: &Conversation| ActivityKey {
+            at: c.last_activity_at,
+            id: c.id,
+        },
+    ))
+}
+
+impl Record for Conversation {
+    const TABLE: &'static str = "conversations";
+
+    async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Self, CoreError> {
+        let row = tx
+            .last()
+            .query_opt(
+                &format!(
+                    "select {COLUMNS} from app.conversations where tenant_id = $1 and id = $2"
+                ),
+                &[&tenant, &id],
+            )
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        Ok(Self::from_row(&row))
+    }
+}
+
+pub async fn set_archived(
+    tx: &mut Tx,
+    tenant: Uuid,
+    id: Uuid,
+    archived: bool,
+) -> Result<Conversation, CoreError> {
+    Conversation::update(
+        tx,
+        tenant,
+        id,
+        Map::from_iter([("archived".to_owned(), json!(archived))]),
+    )
+    .await
+}
+
+/// `POST …/transitions`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"to": "closed"}))]
+pub struct Transition {
+    /// The state to move to; the flow must allow it from the current state.
+    pub to: String,
+}
+
+/// The conversation and its flow, the row locked until the transaction ends.
+async fn lock(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<(String, flows::Flow), CoreError> {
+    let row = tx
+        .query_opt(
+            "select state, flow_key from app.conversations where tenant_id = $1 and id = $2 for update",
+            &[&tenant, &id],
+        )
+        .await?
+        .ok_or(CoreError::NotFound)?;
+    let key: String = row.get("flow_key");
+    let flow = tx
+        .part(async |tx| flows::get(tx, tenant, &key).await)
+        .await?;
+    Ok((row.get("state"), flow))
+}
+
+fn refuse(flow: &flows::Flow, from: &str, to: &str) -> CoreError {
+    let allowed = flow.targets(from);
+    CoreError::Transition {
+        message: if flow.states.iter().any(|s| s == to) {
+            format!("flow {} does not allow {from} → {to}", flow.key)
+        } else {
+            format!("{to} is not a state of flow {}", flow.key)
+        },
+        from: from.to_owned(),
+        allowed,
+    }
+}
+
+/// Move a conversation to another state of its flow (409 with the allowed targets when
+/// the flow forbids it). The database records who moved it and emits the event.
+pub async fn transition(
+    tx: &mut Tx,
+    tenant: Uuid,
+    id: Uuid,
+    to: &str,
+) -> Result<Conversation, CoreError> {
+    let (from, flow) = lock(tx, tenant, id).await?;
+    if !flow.targets(&from).iter().any(|s| s == to) {
+        return Err(refuse(&flow, &from, to));
+    }
+    Conversation::update(
+        tx,
+        tenant,
+        id,
+        Map::from_iter([("state".to_owned(), json!(to))]),
+    )
+    .await
+}
+
+/// `POST …/handoff`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "asks for a discount"}))]
+pub struct Handoff {
+    /// Why a person is needed (at most 2000 characters).
+    pub reason: String,
+    /// Staff only: who takes it (a member of the tenant).
+    pub assignee_id: Option<Uuid>,
+}
+
+/// Ask for a person: records reason, time and assignee, and moves a flow that has a
+/// `handoff` state into it. Emits conversation.handoff_requested.
+pub async fn handoff(
+    tx: &mut Tx,
+    tenant: Uuid,
+    id: Uuid,
+    handoff: &Handoff,
+    viewer: Viewer,
+) -> Result<Conversation, CoreError> {
+    if handoff.reason.trim().is_empty() || handoff.reason.chars().count() > 2000 {
+        return Err(CoreError::invalid(
+            "reason",
+            "must be 1 to 2000 characters, not blank",
+        ));
+    }
+    if handoff.assignee_id.is_some() && !viewer.staff {
+        return Err(CoreError::Forbidden(
+            "only staff assign a conversation".into(),
+        ));
+    }
+    let (from, flow) = lock(tx, tenant, id).await?;
+    let mut to = None;
+    if flow.states.iter().any(|s| s == "handoff") && from != "handoff" {
+        if !flow.targets(&from).iter().any(|s| s == "handoff") {
+            return Err(refuse(&flow, &from, "handoff"));
+        }
+        to = Some("handoff");
+    }
+    // The database's clock, like every other timestamp.
+    tx.execute(
+        "update app.conversations
+            set state = coalesce($3, state), handoff_reason = $4, handoff_at = now(),
+                assignee_id = coalesce($5, assignee_id)
+          where tenant_id = $1 and id = $2",
+        &[
+            &tenant,
+            &id,
+            &to,
+            &handoff.reason.trim(),
+            &handoff.assignee_id,
+        ],
+    )
+    .await?;
+    Conversation::get(tx, tenant, id).await
+}
+
+/// One entry of a conversation's state history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StateChange {
+    pub id: Uuid,
+    /// Null for the state the conversation started in.
+    pub from: Option<String>,
+    pub to: String,
+    pub actor_user_id: Option<Uuid>,
+    pub actor_key_id: Option<Uuid>,
+    pub at: DateTime<Utc>,
+}
+
+/// The conversation's state history, oldest first.
+pub async fn history(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Vec<StateChange>, CoreError> {
+    let rows = tx
+        .last()
+        .query(
+            "select t.id, t.from_state, t.to_state, t.actor_user_id, t.actor_key_id, t.created_at
+             from app.conversations c
+             left join app.conversation_transitions t on t.tenant_id = c.tenant_id and t.conversation_id = c.id
+             where c.tenant_id = $1 and c.id = $2 order by t.id",
+            &[&tenant, &id],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Err(CoreError::NotFound);
+    }
+    Ok(rows
+        .iter()
+        .filter(|r| r.get::<_, Option<Uuid>>("id").is_some())
+        .map(|r| StateChange {
+            id: r.get("id"),
+            from: r.get("from_state"),
+            to: r.get("to_state"),
+            actor_user_id: r.get("actor_user_id"),
+            actor_key_id: r.get("actor_key_id"),
+            at: r.get("created_at"),
+        })
+        .collect())
+}
+
+/// `GET …/cost`: the conversation's totals, kept by the messages trigger.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cost {
+    #[schema(value_type = String, example = "0.0042")]
+    pub cost_usd: Decimal,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    pub message_count: i64,
+}
+
+pub async fn cost(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Cost, CoreError> {
+    tx.last();
+    let row = tx
+        .query_opt(
+            "select cost_usd, prompt_tokens, completion_tokens, message_count
+             from app.conversations where tenant_id = $1 and id = $2",
+            &[&tenant, &id],
+        )
+        .await?
+        .ok_or(CoreError::NotFound)?;
+    let prompt: i64 = row.get("prompt_tokens");
+    let completion: i64 = row.get("completion_tokens");
+    Ok(Cost {
+        cost_usd: row.get::<_, Decimal>("cost_usd").normalize(),
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: prompt + completion,
+        message_count: row.get("message_count"),
+    })
+}
+
+/// Per-role figures of one conversation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleStats {
+    pub role: String,
+    pub message_count: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    #[schema(value_type = String, example = "0.0042")]
+    pub cost_usd: Decimal,
+    /// Mean latency of the messages that recorded one, in milliseconds.
+    pub avg_latency_ms: Option<f64>,
+}
+
+pub async fn stats(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Vec<RoleStats>, CoreError> {
+    tx.last();
+    let rows = tx
+        .query(
+            "select m.role, count(m.id) as n,
+                    coalesce(sum(m.prompt_tokens), 0)::bigint as prompt,
+                    coalesce(sum(m.completion_tokens), 0)::bigint as completion,
+                    coalesce(sum(m.cost_usd), 0) as cost,
+                    avg(m.latency_ms)::float8 as latency
+             from app.conversations c
+             left join app.messages m on m.tenant_id = c.tenant_id and m.conversation_id = c.id
+             where c.tenant_id = $1 and c.id = $2
+             group by m.role order by m.role",
+            &[&tenant, &id],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Err(CoreError::NotFound);
+    }
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let role: Option<String> = r.get("role");
+            let prompt: i64 = r.get("prompt");
+            let completion: i64 = r.get("completion");
+            role.map(|role| RoleStats {
+                role,
+                message_count: r.get("n"),
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                total_tokens: prompt + completion,
+                cost_usd: r.get::<_, Decimal>("cost").normalize(),
+                avg_latency_ms: r.get("latency"),
+            })
+        })
+        .collect())
+}

@@ -1,0 +1,126 @@
+//! The delivery worker's queries, run as the operator across tenants: claiming due
+//! deliveries (at most one in flight per endpoint, across every worker process:
+//! `app.claim_deliveries`) and recording each attempt with what comes next
+//! (`app.finish_attempt`). Sending and signing are the worker's own (in the server).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{CoreError, Principal, RequestContext, Tx};
+
+/// A delivery claimed for one attempt.
+#[derive(Debug)]
+pub struct Due {
+    pub tenant: Uuid,
+    pub delivery: Uuid,
+    /// This attempt's number, from 1.
+    pub attempt: i32,
+    pub url: String,
+    /// The endpoint's signing secret, and the previous one while it still signs.
+    pub secrets: Vec<String>,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub event_created_at: DateTime<Utc>,
+    pub event_data: Value,
+}
+
+/// Claim up to `batch` due deliveries for `worker`, each leased for `lease`.
+pub async fn claim(
+    pool: &Pool,
+    worker: Uuid,
+    batch: i32,
+    lease: Duration,
+) -> Result<Vec<Due>, CoreError> {
+    let context = RequestContext {
+        tenant: None,
+        principal: Principal::Operator,
+        read_only: false,
+    };
+    let lease = lease.as_secs_f64();
+    let rows = Tx::run(pool, &context, async |tx| {
+        tx.last()
+            .query(
+                "select tenant_id, delivery_id, attempt, url, secret, previous_secret, event_id,
+                        event_type, event_created_at, event_data
+                 from app.claim_deliveries($1, $2, make_interval(secs => $3))",
+                &[&worker, &batch, &lease],
+            )
+            .await
+            .map_err(CoreError::from)
+    })
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Due {
+            tenant: r.get(0),
+            delivery: r.get(1),
+            attempt: r.get(2),
+            url: r.get(3),
+            secrets: [r.get::<_, Option<String>>(4), r.get(5)]
+                .into_iter()
+                .flatten()
+                .collect(),
+            event_id: r.get(6),
+            event_type: r.get(7),
+            event_created_at: r.get(8),
+            event_data: r.get(9),
+        })
+        .collect())
+}
+
+/// What one attempt came to, and what the worker decided comes next.
+#[derive(Debug)]
+pub struct Finished<'a> {
+    pub tenant: Uuid,
+    pub delivery: Uuid,
+    pub worker: Uuid,
+    pub started: DateTime<Utc>,
+    pub duration_ms: i32,
+    /// The endpoint's HTTP status; none when there was no answer.
+    pub status: Option<i32>,
+    pub excerpt: Option<&'a str>,
+    pub error: Option<&'a str>,
+    /// delivered, gone, retry or failed.
+    pub outcome: &'a str,
+    /// When a retry is due.
+    pub next: Option<DateTime<Utc>>,
+    /// An endpoint whose every attempt failed for this long is disabled.
+    pub disable_after: Duration,
+}
+
+/// Record an attempt and move its delivery (and endpoint) on.
+pub async fn finish(pool: &Pool, f: &Finished<'_>) -> Result<(), CoreError> {
+    let context = RequestContext {
+        tenant: Some(f.tenant),
+        principal: Principal::Operator,
+        read_only: false,
+    };
+    let disable_after = f.disable_after.as_secs_f64();
+    Tx::run(pool, &context, async |tx| {
+        tx.last()
+            .query(
+                "select app.finish_attempt($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, make_interval(secs => $11))",
+                &[
+                    &f.tenant,
+                    &f.delivery,
+                    &f.worker,
+                    &f.started,
+                    &f.duration_ms,
+                    &f.status,
+                    &f.excerpt,
+                    &f.error,
+                    &f.outcome,
+                    &f.next,
+                    &disable_after,
+                ],
+            )
+            .await
+            .map_err(CoreError::from)?;
+        Ok(())
+    })
+    .await
+}

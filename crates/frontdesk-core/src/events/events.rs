@@ -1,0 +1,113 @@
+//! The event log: what happened in a tenant, written by the database in the same
+//! transaction as the change (`app.emit_event`). Staff and keys read it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_postgres::Row;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    CoreError, Tx,
+    platform::page::{Page, PageQuery, Paged},
+};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Event {
+    pub id: Uuid,
+    /// e.g. conversation.created, message.created.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The id of what the event is about.
+    pub subject_id: Option<Uuid>,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub actor_user_id: Option<Uuid>,
+    pub actor_key_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Event {
+    fn from_row(row: &Row) -> Self {
+        Self {
+            id: row.get("id"),
+            kind: row.get("type"),
+            subject_id: row.get("subject_id"),
+            data: row.get("data"),
+            actor_user_id: row.get("actor_user_id"),
+            actor_key_id: row.get("actor_key_id"),
+            created_at: row.get("created_at"),
+        }
+    }
+}
+
+/// `GET …/events` filters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventFilter {
+    /// An exact type (`message.created`) or a family (`conversation.*`).
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub kind: Option<String>,
+    /// Only events at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Only events before this time (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl EventFilter {
+    pub fn page(&self) -> Result<Page<Uuid>, CoreError> {
+        PageQuery {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+        .parse()
+    }
+}
+
+/// The tenant's events, newest first.
+pub async fn list(
+    tx: &mut Tx,
+    tenant: Uuid,
+    filter: &EventFilter,
+    page: &Page<Uuid>,
+) -> Result<Paged<Event>, CoreError> {
+    let (exact, family) = match filter.kind.as_deref() {
+        Some(k) => match k.strip_suffix(".*") {
+            Some(f) => (None, Some(format!("{f}."))),
+            None => (Some(k.to_owned()), None),
+        },
+        None => (None, None),
+    };
+    tx.last();
+    let rows = tx
+        .query(
+            "select id, type, subject_id, data, actor_user_id, actor_key_id, created_at
+             from app.events
+             where tenant_id = $1 and ($2::uuid is null or id < $2)
+               and ($3::text is null or type = $3)
+               and ($4::text is null or starts_with(type, $4))
+               and ($5::timestamptz is null or created_at >= $5)
+               and ($6::timestamptz is null or created_at < $6)
+             order by id desc limit $7",
+            &[
+                &tenant,
+                &page.after,
+                &exact,
+                &family,
+                &filter.since,
+                &filter.until,
+                &(page.limit + 1),
+            ],
+        )
+        .await?;
+    Ok(Paged::from_rows(
+        rows.iter().map(Event::from_row).collect(),
+        page.limit,
+        |e: &Event| e.id,
+    ))
+}

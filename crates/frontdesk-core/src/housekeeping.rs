@@ -1,0 +1,21 @@
+//! Background upkeep across domains, run by every server process as the operator:
+//! deleting idempotency keys past their retention, and releasing expired limit
+//! reservations. Safe to run in several processes at once (the deletes are idempotent,
+//! and each expired reservation is claimed by one sweeper with `SKIP LOCKED`).
+
+use deadpool_postgres::Pool;
+
+use crate::{CoreError, Principal, RequestContext, Tx, platform::idempotency, usage::limits};
+
+/// Sweep every tenant once, in one transaction; how many keys and reservations went.
+pub async fn sweep(pool: &Pool) -> Result<u64, CoreError> {
+    let context = RequestContext {
+        tenant: None,
+        principal: Principal::Operator,
+        read_only: false,
+    };
+    Tx::run(pool, &context, async |tx| {
+        Ok(idempotency::sweep(tx).await? + limits::sweep(tx).await?)
+    })
+    .await
+}

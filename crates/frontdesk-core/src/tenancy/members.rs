@@ -1,0 +1,179 @@
+//! Memberships: who belongs to a tenant, with which role.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Row;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    CoreError, FieldError, MemberRole, Tx,
+    platform::input::is_email,
+    platform::page::{Page, Paged},
+};
+
+/// A member of a tenant with their profile.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Member {
+    pub user_id: Uuid,
+    /// owner, admin, agent or member.
+    pub role: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_active_at: DateTime<Utc>,
+}
+
+impl Member {
+    fn from_row(row: &Row) -> Self {
+        Self {
+            user_id: row.get("user_id"),
+            role: row.get("role"),
+            email: row.get("email"),
+            name: row.get("name"),
+            created_at: row.get("created_at"),
+            updated_at: row.get("updated_at"),
+            last_active_at: row.get("last_active_at"),
+        }
+    }
+}
+
+/// `POST …/members`: add a user (by their identity provider's `sub`) with a role. A user
+/// who has not signed in yet is created with the given email and name.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"user_id": "0190f5e2-7c3a-7d2e-9b1a-3c4d5e6f7a8b", "role": "agent", "email": "sam@example.com"}))]
+pub struct NewMember {
+    pub user_id: Uuid,
+    /// owner, admin, agent or member.
+    pub role: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+/// `PATCH …/members/{user_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"role": "admin"}))]
+pub struct MemberPatch {
+    /// owner, admin, agent or member.
+    pub role: String,
+}
+
+pub fn parse_role(role: &str) -> Result<MemberRole, FieldError> {
+    MemberRole::parse(role)
+        .ok_or_else(|| FieldError::new("role", "must be one of owner, admin, agent, member"))
+}
+
+impl NewMember {
+    pub fn check(&self) -> Result<MemberRole, CoreError> {
+        let mut errors = Vec::new();
+        let role = parse_role(&self.role).map_err(|e| errors.push(e)).ok();
+        if let Some(email) = &self.email
+            && !is_email(email)
+        {
+            errors.push(FieldError::new("email", "must be an email address"));
+        }
+        if let Some(name) = &self.name
+            && (name.trim().is_empty() || name.chars().count() > 200)
+        {
+            errors.push(FieldError::new(
+                "name",
+                "must be 1 to 200 characters, not blank",
+            ));
+        }
+        match role {
+            Some(role) if errors.is_empty() => Ok(role),
+            _ => Err(CoreError::Invalid(errors)),
+        }
+    }
+}
+
+const MEMBER_COLUMNS: &str = "user_id, role, email, name, created_at, updated_at, last_active_at";
+
+pub async fn list(tx: &mut Tx, page: &Page<Uuid>) -> Result<Paged<Member>, CoreError> {
+    let rows = tx
+        .query(
+            "select user_id, role, email, name, created_at, updated_at, last_active_at \
+             from app.tenant_members($1, $2, null)",
+            &[&page.after, &(page.limit + 1)],
+        )
+        .await?;
+    Ok(Paged::from_rows(
+        rows.iter().map(Member::from_row).collect(),
+        page.limit,
+        |m: &Member| m.user_id,
+    ))
+}
+
+pub async fn get(tx: &mut Tx, user: Uuid) -> Result<Member, CoreError> {
+    let row = tx
+        .query_opt(
+            &format!("select {MEMBER_COLUMNS} from app.tenant_members(null, 1, $1)"),
+            &[&user],
+        )
+        .await?
+        .ok_or(CoreError::NotFound)?;
+    Ok(Member::from_row(&row))
+}
+
+pub async fn add(
+    tx: &mut Tx,
+    tenant: Uuid,
+    new: &NewMember,
+    role: MemberRole,
+) -> Result<Member, CoreError> {
+    tx.execute(
+        "select app.provision_user($1, $2, $3)",
+        &[&new.user_id, &new.email, &new.name],
+    )
+    .await?;
+    tx.execute(
+        "insert into app.memberships (tenant_id, user_id, role) values ($1, $2, $3)",
+        &[&tenant, &new.user_id, &role.as_str()],
+    )
+    .await?;
+    get(tx, new.user_id).await
+}
+
+/// Change a member's role. Only owners change owners; the last owner stays (409).
+pub async fn set_role(
+    tx: &mut Tx,
+    tenant: Uuid,
+    user: Uuid,
+    role: MemberRole,
+) -> Result<Member, CoreError> {
+    let current = get(tx, user).await?;
+    let n = tx
+        .execute(
+            "update app.memberships set role = $3 where tenant_id = $1 and user_id = $2",
+            &[&tenant, &user, &role.as_str()],
+        )
+        .await?;
+    if n == 0 {
+        return Err(CoreError::Forbidden(format!(
+            "only an owner can change an {}'s role",
+            current.role
+        )));
+    }
+    get(tx, user).await
+}
+
+/// Remove a member. Only owners remove owners; the last owner stays (409).
+pub async fn remove(tx: &mut Tx, tenant: Uuid, user: Uuid) -> Result<(), CoreError> {
+    let current = get(tx, user).await?;
+    let n = tx
+        .execute(
+            "delete from app.memberships where tenant_id = $1 and user_id = $2",
+            &[&tenant, &user],
+        )
+        .await?;
+    if n == 0 {
+        return Err(CoreError::Forbidden(format!(
+            "only an owner can remove an {}",
+            current.role
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,423 @@
+//! The tenant's limits (writes per minute, tokens per day, cost per month): where each
+//! stands, and reservations — an estimate held against them before an LLM call, settled
+//! by the message or usage event that follows (`reservation_id`), or expiring unused.
+//! The figures are the tenant's totals for every caller: the limits are the tenant's.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Row;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    CoreError, FieldError, LimitReached, Tx,
+    platform::input::{check_llm_call, decimal_rule},
+    platform::page::{Page, Paged},
+};
+
+/// One of the tenant's limits and where it stands in its current window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LimitStatus {
+    /// rate_limit_per_minute, daily_token_limit or monthly_budget_usd.
+    pub name: String,
+    /// Null: unlimited. Decimal string.
+    pub limit: Option<String>,
+    /// Writes this minute, tokens today, or USD this month (decimal string).
+    pub used: String,
+    /// What live reservations hold in this window (decimal string).
+    pub reserved: String,
+    /// limit − used − reserved; null when unlimited.
+    pub remaining: Option<String>,
+    pub window_start: DateTime<Utc>,
+    pub resets_at: DateTime<Utc>,
+}
+
+/// A limit's state as numbers, for deciding.
+struct Standing {
+    name: String,
+    limit: Option<Decimal>,
+    used: Decimal,
+    reserved: Decimal,
+    window_start: DateTime<Utc>,
+    resets_at: DateTime<Utc>,
+}
+
+impl Standing {
+    fn remaining(&self) -> Option<Decimal> {
+        self.limit
+            .map(|l| (l - self.used - self.reserved).max(Decimal::ZERO))
+    }
+
+    fn view(&self) -> LimitStatus {
+        LimitStatus {
+            name: self.name.clone(),
+            limit: self.limit.map(|l| l.normalize().to_string()),
+            used: self.used.normalize().to_string(),
+            reserved: self.reserved.normalize().to_string(),
+            remaining: self.remaining().map(|r| r.normalize().to_string()),
+            window_start: self.window_start,
+            resets_at: self.resets_at,
+        }
+    }
+}
+
+async fn standings(tx: &mut Tx) -> Result<Vec<Standing>, CoreError> {
+    let rows = tx
+        .query(
+            "select name, lim, used, reserved, window_start, resets_at from app.limit_status()",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Standing {
+            name: r.get(0),
+            limit: r.get(1),
+            used: r.get(2),
+            reserved: r.get(3),
+            window_start: r.get(4),
+            resets_at: r.get(5),
+        })
+        .collect())
+}
+
+/// The tenant's limits with what is used, reserved and left in each current window.
+pub async fn limits(tx: &mut Tx) -> Result<Vec<LimitStatus>, CoreError> {
+    tx.last();
+    Ok(standings(tx).await?.iter().map(Standing::view).collect())
+}
+
+/// `POST …/limits/check`: an estimate of the call about to be made.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"provider": "openai", "model": "gpt-4o-mini", "prompt_tokens": 1200,
+                          "completion_tokens": 400, "reserve": true, "ttl_seconds": 120}))]
+pub struct LimitCheck {
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    /// With `model`, prices the tokens from the catalog when `cost_usd` is not given.
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    /// The estimated cost; wins over the catalog's.
+    #[schema(value_type = Option<String>)]
+    pub cost_usd: Option<Decimal>,
+    /// Hold the estimate (and one write of the rate limit) until a write settles it or
+    /// it expires. Default false: only ask.
+    pub reserve: Option<bool>,
+    /// How long a reservation holds: 1–3600 seconds (default 300).
+    pub ttl_seconds: Option<i64>,
+}
+
+/// A checked estimate.
+pub struct Estimate<'a> {
+    pub check: &'a LimitCheck,
+    pub tokens: i64,
+    pub reserve: bool,
+    pub ttl_seconds: i32,
+}
+
+impl LimitCheck {
+    pub fn parse(&self) -> Result<Estimate<'_>, CoreError> {
+        let mut errors = Vec::new();
+        check_llm_call(
+            &mut errors,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.provider.as_deref(),
+            self.model.as_deref(),
+        );
+        if let Some(message) = self.cost_usd.and_then(|c| decimal_rule(&c, 10)) {
+            errors.push(FieldError::new("cost_usd", message));
+        }
+        let ttl = self.ttl_seconds.unwrap_or(300);
+        if !(1..=3600).contains(&ttl) {
+            errors.push(FieldError::new("ttl_seconds", "must be between 1 and 3600"));
+        }
+        if !errors.is_empty() {
+            return Err(CoreError::Invalid(errors));
+        }
+        Ok(Estimate {
+            check: self,
+            tokens: self.prompt_tokens.unwrap_or(0) + self.completion_tokens.unwrap_or(0),
+            reserve: self.reserve.unwrap_or(false),
+            ttl_seconds: ttl as i32,
+        })
+    }
+}
+
+/// A held estimate.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reservation {
+    pub id: Uuid,
+    pub tokens: i64,
+    #[schema(value_type = String, example = "0.00042")]
+    pub cost_usd: Decimal,
+    /// provided, catalog or unpriced; null when the estimate had no cost or tokens.
+    pub cost_source: Option<String>,
+    /// active (holding), settled (by a write), expired or cancelled.
+    pub status: String,
+    /// The rate window in which it holds one write (null: none).
+    pub minute_window: Option<DateTime<Utc>>,
+    /// The day in which it holds its tokens (null: none).
+    pub day_window: Option<DateTime<Utc>>,
+    /// The month in which it holds its cost (null: none).
+    pub month_window: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+    pub settled_at: Option<DateTime<Utc>>,
+    /// The message or usage event that settled it.
+    pub settled_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An active reservation past its expiry holds nothing: it reads as expired even before
+/// the sweeper marks it.
+const RESERVATION_COLUMNS: &str = "id, tokens, cost_usd, cost_source,
+    case when status = 'active' and expires_at <= now() then 'expired' else status end,
+    minute_window, day_window, month_window, expires_at, settled_at, settled_by, created_at";
+
+impl Reservation {
+    fn from_row(row: &Row) -> Self {
+        Self {
+            id: row.get(0),
+            tokens: row.get(1),
+            cost_usd: row.get::<_, Decimal>(2).normalize(),
+            cost_source: row.get(3),
+            status: row.get(4),
+            minute_window: row.get(5),
+            day_window: row.get(6),
+            month_window: row.get(7),
+            expires_at: row.get(8),
+            settled_at: row.get(9),
+            settled_by: row.get(10),
+            created_at: row.get(11),
+        }
+    }
+}
+
+/// The answer to a check.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LimitCheckResult {
+    /// Whether a write of this size fits every limit now (with `reserve`: it was reserved).
+    pub allowed: bool,
+    /// The limits it does not fit.
+    pub refused_by: Vec<String>,
+    /// The estimate's tokens and cost, as they count against the limits.
+    pub tokens: i64,
+    #[schema(value_type = String, example = "0.00042")]
+    pub cost_usd: Decimal,
+    pub cost_source: Option<String>,
+    /// The limits after the reservation, if one was made.
+    pub limits: Vec<LimitStatus>,
+    pub reservation: Option<Reservation>,
+}
+
+/// The estimate's cost: given, priced from the catalog, or zero without tokens.
+async fn estimate_cost(
+    tx: &mut Tx,
+    tenant: Uuid,
+    e: &Estimate<'_>,
+) -> Result<(Decimal, Option<String>), CoreError> {
+    if let Some(cost) = e.check.cost_usd {
+        return Ok((cost, Some("provided".into())));
+    }
+    if e.check.prompt_tokens.is_none() && e.check.completion_tokens.is_none() {
+        return Ok((Decimal::ZERO, None));
+    }
+    let row = tx
+        .query_one(
+            "select cost_usd, cost_source from app.token_cost($1, lower($2), $3, now(), $4, $5)",
+            &[
+                &tenant,
+                &e.check.provider,
+                &e.check.model,
+                &e.check.prompt_tokens.map(|n| n as i32),
+                &e.check.completion_tokens.map(|n| n as i32),
+            ],
+        )
+        .await?;
+    Ok((row.get::<_, Decimal>(0), row.get(1)))
+}
+
+/// Whether the estimate fits every limit now, without holding anything.
+pub async fn check(
+    tx: &mut Tx,
+    tenant: Uuid,
+    e: &Estimate<'_>,
+) -> Result<LimitCheckResult, CoreError> {
+    let (cost, cost_source) = estimate_cost(tx, tenant, e).await?;
+    tx.last();
+    let standings = standings(tx).await?;
+    let need = |name: &str| match name {
+        "rate_limit_per_minute" => Decimal::ONE,
+        "daily_token_limit" => Decimal::from(e.tokens),
+        _ => cost,
+    };
+    let refused_by: Vec<String> = standings
+        .iter()
+        .filter(|s| {
+            let need = need(&s.name);
+            need > Decimal::ZERO && s.remaining().is_some_and(|left| left < need)
+        })
+        .map(|s| s.name.clone())
+        .collect();
+    Ok(LimitCheckResult {
+        allowed: refused_by.is_empty(),
+        refused_by,
+        tokens: e.tokens,
+        cost_usd: cost.normalize(),
+        cost_source,
+        limits: standings.iter().map(Standing::view).collect(),
+        reservation: None,
+    })
+}
+
+/// Hold the estimate against the limits, or refuse with `LimitReached` holding nothing.
+pub async fn reserve(
+    tx: &mut Tx,
+    tenant: Uuid,
+    e: &Estimate<'_>,
+) -> Result<LimitCheckResult, CoreError> {
+    let (cost, cost_source) = estimate_cost(tx, tenant, e).await?;
+    let row = tx
+        .query_one(
+            &format!("select {RESERVATION_COLUMNS} from app.reserve_limits($1, $2, $3, $4, $5)"),
+            &[
+                &Uuid::now_v7(),
+                &e.tokens,
+                &cost,
+                &cost_source,
+                &e.ttl_seconds,
+            ],
+        )
+        .await?;
+    let reservation = Reservation::from_row(&row);
+    let limits = standings(tx).await?.iter().map(Standing::view).collect();
+    Ok(LimitCheckResult {
+        allowed: true,
+        refused_by: Vec::new(),
+        tokens: e.tokens,
+        cost_usd: cost.normalize(),
+        cost_source,
+        limits,
+        reservation: Some(reservation),
+    })
+}
+
+/// One reservation the caller may see (staff: any of the tenant's; others: their own).
+pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Reservation, CoreError> {
+    tx.last();
+    let row = tx
+        .query_opt(
+            &format!(
+                "select {RESERVATION_COLUMNS} from app.limit_reservations where tenant_id = $1 and id = $2"
+            ),
+            &[&tenant, &id],
+        )
+        .await?
+        .ok_or(CoreError::NotFound)?;
+    Ok(Reservation::from_row(&row))
+}
+
+/// `GET …/limits/reservations`: `?status=` narrows to one status.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReservationQuery {
+    /// active, settled, expired or cancelled.
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl ReservationQuery {
+    /// The status asked for and the page, checked.
+    pub fn parse(&self) -> Result<(Option<&str>, Page<Uuid>), CoreError> {
+        let status = self.status.as_deref();
+        if status.is_some_and(|s| !["active", "settled", "expired", "cancelled"].contains(&s)) {
+            return Err(CoreError::invalid(
+                "status",
+                "must be active, settled, expired or cancelled",
+            ));
+        }
+        let page = crate::platform::page::PageQuery {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+        .parse()?;
+        Ok((status, page))
+    }
+}
+
+/// The tenant's reservations, newest first.
+pub async fn list(
+    tx: &mut Tx,
+    tenant: Uuid,
+    status: Option<&str>,
+    page: &Page<Uuid>,
+) -> Result<Paged<Reservation>, CoreError> {
+    tx.last();
+    let rows = tx
+        .query(
+            &format!(
+                "select * from (select {RESERVATION_COLUMNS} from app.limit_reservations
+                                where tenant_id = $1 and ($2::uuid is null or id < $2)) r (id, tokens,
+                     cost_usd, cost_source, status, minute_window, day_window, month_window, expires_at,
+                     settled_at, settled_by, created_at)
+                 where $3::text is null or status = $3
+                 order by id desc limit $4"
+            ),
+            &[&tenant, &page.after, &status, &(page.limit + 1)],
+        )
+        .await?;
+    Ok(Paged::from_rows(
+        rows.iter().map(Reservation::from_row).collect(),
+        page.limit,
+        |r: &Reservation| r.id,
+    ))
+}
+
+/// Cancel a reservation and give back what it holds. Cancelling one that is already
+/// cancelled or expired changes nothing; one a write settled is a conflict.
+pub async fn cancel(tx: &mut Tx, id: Uuid) -> Result<(), CoreError> {
+    tx.last();
+    let status: Option<String> = tx
+        .query_one("select app.cancel_reservation($1)", &[&id])
+        .await?
+        .get(0);
+    match status.as_deref() {
+        None => Err(CoreError::NotFound),
+        Some("settled") => Err(CoreError::Conflict {
+            field: None,
+            message: "a write already settled this reservation".into(),
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Mark expired reservations and give back what they held, as the operator, across
+/// tenants. Returns how many expired.
+pub async fn sweep(tx: &mut Tx) -> Result<u64, CoreError> {
+    let expired: i32 = tx
+        .query_one("select app.expire_reservations()", &[])
+        .await?
+        .get(0);
+    Ok(expired as u64)
+}
+
+/// Record that a limit was hit (the refused write rolled back): the first time in its
+/// window this emits usage.limit_reached. Runs in a transaction of its own after the
+/// refusal.
+pub async fn note_reached(tx: &mut Tx, limit: &LimitReached) -> Result<(), CoreError> {
+    let detail = serde_json::json!({
+        "limit": limit.limit, "used": limit.used,
+        "window_start": limit.window_start, "resets_at": limit.resets_at,
+    });
+    tx.last()
+        .execute(
+            "select app.note_limit_reached($1, $2, $3)",
+            &[&limit.name, &limit.window_start, &detail],
+        )
+        .await?;
+    Ok(())
+}

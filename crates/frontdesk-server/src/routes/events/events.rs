@@ -1,0 +1,27 @@
+//! `/v1/tenants/{tenant}/events`: the tenant's event log (staff and keys).
+
+use frontdesk_core::{
+    events::events::{self, Event, EventFilter},
+    platform::page::Paged,
+};
+
+use crate::{
+    error::{ApiResult, Problem},
+    extract::{QueryParams, TenantScope},
+    routes::TenantPath,
+};
+
+/// What happened in the tenant, newest first; filter by type (`message.created`,
+/// `conversation.*`) and time. Members see none.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/events", tag = "events", params(TenantPath, EventFilter),
+    responses((status = 200, body = Paged<Event>), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn list(
+    scope: TenantScope,
+    QueryParams(filter): QueryParams<EventFilter>,
+) -> ApiResult<axum::Json<Paged<Event>>> {
+    let page = filter.page()?;
+    let events = scope
+        .read(async |tx| events::list(tx, scope.tenant, &filter, &page).await)
+        .await?;
+    Ok(axum::Json(events))
+}

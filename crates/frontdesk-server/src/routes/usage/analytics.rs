@@ -1,0 +1,112 @@
+//! `/v1/tenants/{tenant}/analytics/…`: figures from the daily rollups (and, for funnels,
+//! the state history), as JSON or, with `Accept: text/csv`, as CSV.
+
+use axum::{http::HeaderMap, response::Response};
+use frontdesk_core::{
+    CoreError, Tx,
+    usage::analytics::{
+        self, DailyMessages, FeedbackByAssistant, FeedbackQuery, FunnelQuery, FunnelStep,
+        ProviderUsage, Table, TopQuery, TopSpender,
+    },
+    usage::usage::Days,
+};
+
+use crate::{
+    error::{ApiResult, Problem},
+    extract::{QueryParams, TenantScope},
+    reply,
+    routes::TenantPath,
+};
+
+/// Every analytics handler: read the table `work` makes, answer it as JSON or CSV.
+async fn table<T: Table>(
+    scope: &TenantScope,
+    headers: &HeaderMap,
+    work: impl AsyncFnOnce(&mut Tx) -> Result<T, CoreError>,
+) -> ApiResult<Response> {
+    let table = scope.read(work).await?;
+    reply::table(headers, &table)
+}
+
+/// Usage per provider and model over the last `days` days: requests, tokens, cost, mean
+/// latency, first and last use; most expensive first.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/providers", tag = "analytics", params(TenantPath, Days),
+    responses((status = 200, body = Vec<ProviderUsage>, description = "JSON, or CSV with Accept: text/csv"),
+              (status = 422, body = Problem)))]
+pub async fn providers(
+    scope: TenantScope,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<Days>,
+) -> ApiResult<Response> {
+    let days = q.parse()?;
+    table(&scope, &headers, async |tx| {
+        analytics::providers(tx, scope.tenant, days).await
+    })
+    .await
+}
+
+/// Messages per day and user over the last `days` days: user and assistant messages,
+/// tokens, cost.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/messages/daily", tag = "analytics", params(TenantPath, Days),
+    responses((status = 200, body = Vec<DailyMessages>, description = "JSON, or CSV with Accept: text/csv"),
+              (status = 422, body = Problem)))]
+pub async fn daily_messages(
+    scope: TenantScope,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<Days>,
+) -> ApiResult<Response> {
+    let days = q.parse()?;
+    table(&scope, &headers, async |tx| {
+        analytics::daily_messages(tx, scope.tenant, days).await
+    })
+    .await
+}
+
+/// The users or assistants that spent most over the last `days` days.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/top", tag = "analytics", params(TenantPath, TopQuery),
+    responses((status = 200, body = Vec<TopSpender>, description = "JSON, or CSV with Accept: text/csv"),
+              (status = 422, body = Problem)))]
+pub async fn top(
+    scope: TenantScope,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<TopQuery>,
+) -> ApiResult<Response> {
+    table(&scope, &headers, async |tx| {
+        analytics::top(tx, scope.tenant, &q).await
+    })
+    .await
+}
+
+/// A flow's funnel: for each of its states, in order, how many conversations entered it
+/// in the last `days` days.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/funnel", tag = "analytics", params(TenantPath, FunnelQuery),
+    responses((status = 200, body = Vec<FunnelStep>, description = "JSON, or CSV with Accept: text/csv"),
+              (status = 422, body = Problem)))]
+pub async fn funnel(
+    scope: TenantScope,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<FunnelQuery>,
+) -> ApiResult<Response> {
+    table(&scope, &headers, async |tx| {
+        analytics::funnel(tx, scope.tenant, &q).await
+    })
+    .await
+}
+
+/// Ratings of the messages written in the last `days` days, by assistant (default) or by
+/// model (`by=model`): how many, up, down, and the positive rate; most rated first. From
+/// the feedback rollup; a member counts the ratings in their own conversations.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/feedback", tag = "analytics", params(TenantPath, FeedbackQuery),
+    responses((status = 200, body = Vec<FeedbackByAssistant>, description = "JSON (by=model: FeedbackByModel rows), or CSV with Accept: text/csv"),
+              (status = 422, body = Problem)),
+    )]
+pub async fn feedback(
+    scope: TenantScope,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<FeedbackQuery>,
+) -> ApiResult<Response> {
+    table(&scope, &headers, async |tx| {
+        analytics::feedback(tx, scope.tenant, &q).await
+    })
+    .await
+}

@@ -1,0 +1,57 @@
+//! The model price catalog (`/v1/prices`) and a tenant's own prices (`…/prices`).
+
+use axum::{http::StatusCode, response::Response};
+use frontdesk_core::usage::prices::{self, NewPrice, Price};
+
+use crate::{
+    error::{ApiResult, Problem},
+    extract::{Json, TenantScope, UserScope},
+    idempotency::Creating,
+    routes::{IdempotencyHeader, TenantPath},
+};
+
+/// The public list prices Frontdesk costs messages with, with their history.
+#[utoipa::path(get, path = "/v1/prices", tag = "prices",
+    responses((status = 200, body = Vec<Price>), (status = 401, body = Problem)))]
+pub async fn catalog(scope: UserScope) -> ApiResult<axum::Json<Vec<Price>>> {
+    let prices = scope.read(async |tx| prices::catalog(tx).await).await?;
+    Ok(axum::Json(prices))
+}
+
+/// Add a catalog price from a time on (operator). Earlier prices stay for earlier messages.
+#[utoipa::path(post, path = "/v1/prices", tag = "prices", request_body = NewPrice,
+    responses((status = 201, body = Price), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn add_to_catalog(
+    scope: UserScope,
+    Json(new): Json<NewPrice>,
+) -> ApiResult<(StatusCode, axum::Json<Price>)> {
+    new.check()?;
+    let price = scope
+        .write(async |tx| prices::add_to_catalog(tx, &new).await)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(price)))
+}
+
+/// The tenant's own prices, with their history (staff).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/prices", tag = "prices", params(TenantPath),
+    responses((status = 200, body = Vec<Price>), (status = 403, body = Problem)))]
+pub async fn list(scope: TenantScope) -> ApiResult<axum::Json<Vec<Price>>> {
+    let prices = scope
+        .read(async |tx| prices::tenant_prices(tx, scope.tenant).await)
+        .await?;
+    Ok(axum::Json(prices))
+}
+
+/// Add a tenant price: it wins over the catalog for this tenant from `effective_from` on.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/prices", tag = "prices",
+    params(TenantPath, IdempotencyHeader), request_body = NewPrice,
+    responses((status = 201, body = Price), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn add(scope: TenantScope, new: Creating<NewPrice>) -> ApiResult<Response> {
+    new.body.check()?;
+    let by = scope.user_id();
+    scope
+        .create(new.idempotency, StatusCode::CREATED, async |tx| {
+            prices::add_for_tenant(tx, scope.tenant, &new.body, by).await
+        })
+        .await
+}
