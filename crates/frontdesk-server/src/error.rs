@@ -8,34 +8,70 @@ use frontdesk_core::{CoreError, FieldError, LimitReached};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+// The problem document's schema, with the extension members features add (documented
+// here, so the OpenAPI document names them); what is sent is a `ProblemDocument`, whose
+// features' members travel in one map.
 /// An RFC 9457 problem.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, ToSchema)]
+#[expect(dead_code, reason = "the schema of the problem document; never built")]
 pub struct Problem {
     /// A URI reference naming the kind of problem (see docs/API.md).
+    #[schema(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    detail: String,
+    /// Present on validation problems (422): one entry per invalid field.
+    errors: Option<Vec<FieldError>>,
+    /// On a refused transition (409): the conversation's current state…
+    current_state: Option<String>,
+    /// …and the states its flow allows from there.
+    allowed_transitions: Option<Vec<String>>,
+    /// On 429: the limit reached (rate_limit_per_minute, daily_token_limit,
+    /// monthly_budget_usd), its value, what was used, and when its window ends.
+    limit_name: Option<String>,
+    limit: Option<String>,
+    used: Option<String>,
+    resets_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A problem as sent: the standard members, then the members of the feature that
+/// raised it (document those in `Problem`).
+#[derive(Debug, Serialize)]
+pub struct ProblemDocument {
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
     pub status: u16,
     pub detail: String,
-    /// Present on validation problems (422): one entry per invalid field.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
-    /// On a refused transition (409): the conversation's current state…
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub current_state: Option<String>,
-    /// …and the states its flow allows from there.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allowed_transitions: Option<Vec<String>>,
-    /// On 429: the limit reached (rate_limit_per_minute, daily_token_limit,
-    /// monthly_budget_usd), its value, what was used, and when its window ends.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub used: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resets_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(flatten)]
+    pub extensions: Extensions,
+}
+
+/// A feature's members of a problem, sent in the order they were added.
+#[derive(Debug, Default)]
+pub struct Extensions(Vec<(&'static str, serde_json::Value)>);
+
+impl Extensions {
+    /// Add member `name`.
+    pub fn with(mut self, name: &'static str, value: impl Serialize) -> Self {
+        let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+        self.0.push((name, value));
+        self
+    }
+}
+
+impl Serialize for Extensions {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +208,23 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The members this kind of problem adds to the standard ones.
+    fn extensions(&self) -> Extensions {
+        match self {
+            Self::Transition { from, allowed, .. } => Extensions::default()
+                .with("current_state", from)
+                .with("allowed_transitions", allowed),
+            Self::LimitReached(l) => Extensions::default()
+                .with("limit_name", &l.name)
+                .with("limit", &l.limit)
+                .with("used", &l.used)
+                .with("resets_at", l.resets_at),
+            _ => Extensions::default(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, title) = self.parts();
@@ -188,33 +241,13 @@ impl IntoResponse for ApiError {
             } => Some(vec![FieldError::new(field, message)]),
             _ => None,
         };
-        let problem = Problem {
+        let problem = ProblemDocument {
             kind: format!("/problems/{kind}"),
             title: title.to_owned(),
             status: status.as_u16(),
             detail: self.detail(),
             errors,
-            current_state: None,
-            allowed_transitions: None,
-            limit_name: None,
-            limit: None,
-            used: None,
-            resets_at: None,
-        };
-        let problem = match &self {
-            Self::Transition { from, allowed, .. } => Problem {
-                current_state: Some(from.clone()),
-                allowed_transitions: Some(allowed.clone()),
-                ..problem
-            },
-            Self::LimitReached(l) => Problem {
-                limit_name: Some(l.name.clone()),
-                limit: Some(l.limit.clone()),
-                used: Some(l.used.clone()),
-                resets_at: Some(l.resets_at),
-                ..problem
-            },
-            _ => problem,
+            extensions: self.extensions(),
         };
         let mut response = (status, axum::Json(problem)).into_response();
         response.headers_mut().insert(
@@ -278,3 +311,30 @@ impl From<frontdesk_pg::DbError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_features_members_follow_the_standard_ones_in_the_order_given() {
+        let error = ApiError::Transition {
+            message: "no".into(),
+            from: "greeting".into(),
+            allowed: vec!["qualifying".into()],
+        };
+        let (status, kind, title) = error.parts();
+        let document = ProblemDocument {
+            kind: format!("/problems/{kind}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: error.detail(),
+            errors: None,
+            extensions: error.extensions(),
+        };
+        assert_eq!(
+            serde_json::to_string(&document).unwrap(),
+            r#"{"type":"/problems/transition-not-allowed","title":"Transition not allowed","status":409,"detail":"no","current_state":"greeting","allowed_transitions":["qualifying"]}"#
+        );
+    }
+}

@@ -14,3 +14,78 @@ pub mod feedback;
 pub mod flows;
 pub mod messages;
 pub mod search;
+
+use crate::platform::error::{Constraints, Meaning};
+
+/// What the constraints of flows, assistants, contacts, conversations and feedback mean to a client (see
+/// `platform::error`).
+pub(crate) const CONSTRAINTS: &Constraints = &[
+    (
+        "flows_pkey",
+        Meaning::Conflict(Some("key"), "a flow with this key exists"),
+    ),
+    (
+        "flows_valid",
+        Meaning::Field(
+            "states",
+            "the flow's states and transitions do not fit together",
+        ),
+    ),
+    (
+        "assistants_flow_key_fkey",
+        Meaning::Field("flow", "no such flow"),
+    ),
+    (
+        "contacts_phone_key",
+        Meaning::Conflict(Some("phone"), "another contact has this phone number"),
+    ),
+    (
+        "conversations_assistant_id_fkey",
+        Meaning::Field("assistant_id", "no such assistant in this tenant"),
+    ),
+    (
+        "conversations_user_id_fkey",
+        Meaning::Field("user_id", "must be a member of this tenant"),
+    ),
+    (
+        "conversations_assistant_active",
+        Meaning::Field("assistant_id", "this assistant is inactive"),
+    ),
+    (
+        "conversations_contact_id_fkey",
+        Meaning::Field("contact_id", "no such contact in this tenant"),
+    ),
+    (
+        "conversations_assignee_id_fkey",
+        Meaning::Field("assignee_id", "must be a member of this tenant"),
+    ),
+    (
+        "conversations_one_open_per_contact",
+        Meaning::Conflict(
+            Some("contact_id"),
+            "this contact already has an open conversation with this assistant",
+        ),
+    ),
+    (
+        "conversations_state_in_flow",
+        Meaning::Conflict(
+            Some("state"),
+            "the state is not a state of the conversation's flow",
+        ),
+    ),
+    (
+        "conversations_transition",
+        Meaning::Conflict(
+            Some("to"),
+            "the conversation's flow does not allow this transition",
+        ),
+    ),
+    (
+        "feedback_rating_check",
+        Meaning::Field("rating", "must be 1 or -1"),
+    ),
+    (
+        "feedback_comment_check",
+        Meaning::Field("comment", "must be at most 5000 characters"),
+    ),
+];

@@ -8,3 +8,28 @@ pub mod delivery;
 )]
 pub mod events;
 pub mod webhooks;
+
+use crate::platform::error::{Constraints, Meaning};
+
+/// What the constraints of webhook endpoints mean to a client (see
+/// `platform::error`).
+pub(crate) const CONSTRAINTS: &Constraints = &[
+    (
+        "webhook_endpoints_url_check",
+        Meaning::Field(
+            "url",
+            "must be an http or https URL of at most 2000 characters",
+        ),
+    ),
+    (
+        "webhook_endpoints_description_check",
+        Meaning::Field("description", "must be at most 500 characters"),
+    ),
+    (
+        "webhook_endpoints_event_types_check",
+        Meaning::Field(
+            "event_types",
+            "must be at most 50 event types (e.g. message.created) or families (e.g. conversation.*)",
+        ),
+    ),
+];

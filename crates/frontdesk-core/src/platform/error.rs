@@ -1,5 +1,6 @@
-//! Domain errors, and the mapping of database errors to them: SQLSTATE first, then the
-//! constraint name (matched by prefix: Citus appends shard numbers to constraint names).
+//! Domain errors, and the mapping of database errors to them: the refused context and
+//! reached limits first, then the constraint name (each domain's table, matched by prefix:
+//! Citus appends shard numbers to constraint names), then the SQLSTATE.
 
 use frontdesk_pg::DbError;
 use serde::Serialize;
@@ -95,224 +96,33 @@ impl LimitReached {
 }
 
 /// What a named constraint means to a client.
-enum Meaning {
+pub(crate) enum Meaning {
+    /// A field error (422): the field and the rule it broke.
     Field(&'static str, &'static str),
+    /// A conflict (409), naming the field when one is to blame.
     Conflict(Option<&'static str>, &'static str),
 }
 
-/// Constraint names → meaning. Names are chosen deliberately in the migrations.
-const CONSTRAINTS: &[(&str, Meaning)] = &[
-    (
-        "tenants_slug_key",
-        Meaning::Conflict(Some("slug"), "this slug is already taken"),
-    ),
-    ("tenants_slug_check", Meaning::Field("slug", SLUG_RULE)),
-    (
-        "tenants_name_check",
-        Meaning::Field("name", "must be 1 to 200 characters, not blank"),
-    ),
-    (
-        "tenants_kind_check",
-        Meaning::Field("kind", "must be one of restaurant, retail, service, other"),
-    ),
-    (
-        "tenants_timezone_check",
-        Meaning::Field(
-            "timezone",
-            "must be an IANA time zone name, e.g. Asia/Jakarta",
-        ),
-    ),
-    (
-        "tenants_locale_check",
-        Meaning::Field("locale", "must be a language tag such as en or id-ID"),
-    ),
-    (
-        "tenants_email_check",
-        Meaning::Field("email", "must be an email address"),
-    ),
-    (
-        "tenants_phone_check",
-        Meaning::Field("phone", "must be an E.164 number such as +628111234567"),
-    ),
-    (
-        "tenants_website_check",
-        Meaning::Field("website", "must be an http(s) URL"),
-    ),
-    (
-        "tenants_logo_url_check",
-        Meaning::Field("logo_url", "must be an http(s) URL"),
-    ),
-    (
-        "tenants_llm_temperature_check",
-        Meaning::Field("llm_temperature", "must be between 0 and 2"),
-    ),
-    (
-        "tenants_llm_max_tokens_check",
-        Meaning::Field("llm_max_tokens", "must be greater than 0"),
-    ),
-    (
-        "tenants_rate_limit_per_minute_check",
-        Meaning::Field("rate_limit_per_minute", "must be greater than 0"),
-    ),
-    (
-        "tenants_daily_token_limit_check",
-        Meaning::Field("daily_token_limit", "must be greater than 0"),
-    ),
-    (
-        "tenants_monthly_budget_usd_check",
-        Meaning::Field("monthly_budget_usd", "must not be negative"),
-    ),
-    (
-        "tenants_features_check",
-        Meaning::Field("features", "must be an object"),
-    ),
-    (
-        "tenants_branding_check",
-        Meaning::Field("branding", "must be an object"),
-    ),
-    (
-        "memberships_pkey",
-        Meaning::Conflict(Some("user_id"), "this user is already a member"),
-    ),
-    (
-        "memberships_role_check",
-        Meaning::Field("role", "must be one of owner, admin, agent, member"),
-    ),
-    (
-        "memberships_last_owner",
-        Meaning::Conflict(Some("role"), "a tenant must keep at least one owner"),
-    ),
-    (
-        "memberships_user_id_fkey",
-        Meaning::Field("user_id", "no such user: they must sign in once first"),
-    ),
-    (
-        "api_keys_name_check",
-        Meaning::Field("name", "must be 1 to 100 characters, not blank"),
-    ),
-    (
-        "api_keys_scopes_check",
-        Meaning::Field("scopes", "must be a non-empty subset of full, read"),
-    ),
-    (
-        "tenants_search_language_check",
-        Meaning::Field(
-            "search_language",
-            "must be a PostgreSQL text search configuration such as simple, english or indonesian",
-        ),
-    ),
-    (
-        "flows_pkey",
-        Meaning::Conflict(Some("key"), "a flow with this key exists"),
-    ),
-    (
-        "flows_valid",
-        Meaning::Field(
-            "states",
-            "the flow's states and transitions do not fit together",
-        ),
-    ),
-    (
-        "assistants_flow_key_fkey",
-        Meaning::Field("flow", "no such flow"),
-    ),
-    (
-        "contacts_phone_key",
-        Meaning::Conflict(Some("phone"), "another contact has this phone number"),
-    ),
-    (
-        "conversations_assistant_id_fkey",
-        Meaning::Field("assistant_id", "no such assistant in this tenant"),
-    ),
-    (
-        "conversations_user_id_fkey",
-        Meaning::Field("user_id", "must be a member of this tenant"),
-    ),
-    (
-        "conversations_assistant_active",
-        Meaning::Field("assistant_id", "this assistant is inactive"),
-    ),
-    (
-        "conversations_contact_id_fkey",
-        Meaning::Field("contact_id", "no such contact in this tenant"),
-    ),
-    (
-        "conversations_assignee_id_fkey",
-        Meaning::Field("assignee_id", "must be a member of this tenant"),
-    ),
-    (
-        "conversations_one_open_per_contact",
-        Meaning::Conflict(
-            Some("contact_id"),
-            "this contact already has an open conversation with this assistant",
-        ),
-    ),
-    (
-        "conversations_state_in_flow",
-        Meaning::Conflict(
-            Some("state"),
-            "the state is not a state of the conversation's flow",
-        ),
-    ),
-    (
-        "conversations_transition",
-        Meaning::Conflict(
-            Some("to"),
-            "the conversation's flow does not allow this transition",
-        ),
-    ),
-    (
-        "usage_events_user_id_fkey",
-        Meaning::Field("user_id", "must be a member of this tenant"),
-    ),
-    (
-        "usage_events_assistant_id_fkey",
-        Meaning::Field("assistant_id", "no such assistant in this tenant"),
-    ),
-    (
-        "usage_events_conversation_id_fkey",
-        Meaning::Field("conversation_id", "no such conversation in this tenant"),
-    ),
-    (
-        "limit_reservations_unknown",
-        Meaning::Field("reservation_id", "no such reservation in this tenant"),
-    ),
-    (
-        "limit_reservations_used",
-        Meaning::Conflict(
-            Some("reservation_id"),
-            "this reservation was already settled or cancelled",
-        ),
-    ),
-    (
-        "webhook_endpoints_url_check",
-        Meaning::Field(
-            "url",
-            "must be an http or https URL of at most 2000 characters",
-        ),
-    ),
-    (
-        "webhook_endpoints_description_check",
-        Meaning::Field("description", "must be at most 500 characters"),
-    ),
-    (
-        "webhook_endpoints_event_types_check",
-        Meaning::Field(
-            "event_types",
-            "must be at most 50 event types (e.g. message.created) or families (e.g. conversation.*)",
-        ),
-    ),
-    (
-        "feedback_rating_check",
-        Meaning::Field("rating", "must be 1 or -1"),
-    ),
-    (
-        "feedback_comment_check",
-        Meaning::Field("comment", "must be at most 5000 characters"),
-    ),
+/// One domain's table: constraint names (chosen deliberately in the migrations) and what
+/// each means to a client. A name matches by prefix: Citus appends shard numbers.
+pub(crate) type Constraints = [(&'static str, Meaning)];
+
+/// Every domain's constraint table, consulted in order: a new domain adds its own here.
+const CONSTRAINTS: &[&Constraints] = &[
+    crate::tenancy::CONSTRAINTS,
+    crate::conversations::CONSTRAINTS,
+    crate::usage::CONSTRAINTS,
+    crate::events::CONSTRAINTS,
 ];
 
-pub const SLUG_RULE: &str = "must be 3 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit";
+/// What `constraint` (as PostgreSQL names it) means, if a domain says.
+fn meaning(constraint: &str) -> Option<&'static Meaning> {
+    CONSTRAINTS
+        .iter()
+        .flat_map(|table| table.iter())
+        .find(|(name, _)| constraint.starts_with(name))
+        .map(|(_, meaning)| meaning)
+}
 
 impl From<DbError> for CoreError {
     fn from(error: DbError) -> Self {
@@ -335,11 +145,7 @@ impl From<DbError> for CoreError {
             // A policy's WITH CHECK or a missing grant: the context may not do this.
             return Self::Forbidden("this change is not allowed for your role".into());
         }
-        if let Some(constraint) = db.constraint()
-            && let Some((_, meaning)) = CONSTRAINTS
-                .iter()
-                .find(|(name, _)| constraint.starts_with(name))
-        {
+        if let Some(meaning) = db.constraint().and_then(meaning) {
             return match meaning {
                 Meaning::Field(field, message) => {
                     Self::Invalid(vec![FieldError::new(*field, *message)])
@@ -360,5 +166,32 @@ impl From<DbError> for CoreError {
             | "22P05" => Self::Invalid(vec![FieldError::new("body", db.message().to_owned())]),
             _ => Self::Db(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_constraint_name_is_a_prefix_of_another_so_the_tables_order_does_not_matter() {
+        let names: Vec<&str> = CONSTRAINTS
+            .iter()
+            .flat_map(|table| table.iter().map(|(name, _)| *name))
+            .collect();
+        for (i, a) in names.iter().enumerate() {
+            for (j, b) in names.iter().enumerate() {
+                assert!(i == j || !b.starts_with(a), "{a} is a prefix of {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_shard_suffixed_constraint_name_finds_its_meaning() {
+        assert!(matches!(
+            meaning("contacts_phone_key_102042"),
+            Some(Meaning::Conflict(Some("phone"), _))
+        ));
+        assert!(meaning("no_such_constraint").is_none());
     }
 }

@@ -10,7 +10,6 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, FieldError, Tx,
-    platform::error::SLUG_RULE,
     platform::input::{Checked, Patch, is_e164, is_email, is_http_url, object, text},
     platform::page::{Page, Paged},
 };
@@ -179,6 +178,9 @@ pub struct TenantInput {
     #[schema(value_type = Option<String>)]
     pub search_language: Patch<String>,
 }
+
+/// The rule of slugs, as a field error says it.
+pub const SLUG_RULE: &str = "must be 3 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit";
 
 /// A slug: 3–63 of `[a-z0-9-]`, not starting or ending with a hyphen.
 pub fn is_slug(s: &str) -> bool {
