@@ -232,11 +232,6 @@ impl Tx {
         self
     }
 
-    /// `last`, by its earlier name (tests of the transaction use it).
-    pub fn commit_with_next(&mut self) {
-        self.last();
-    }
-
     /// Run `work` as a part of a larger unit: more statements follow it, so a `last`
     /// mark inside it is ignored.
     pub async fn part<T, E>(
@@ -293,7 +288,7 @@ impl Tx {
     }
 
     /// Send the statement `run` makes, after the preamble while it is pending and before
-    /// the COMMIT when `commit_with_next` asked for it, all in one round trip: the
+    /// the COMMIT when `last` asked for it, all in one round trip: the
     /// futures are polled in order, so the requests leave in that order.
     async fn send<R>(
         &mut self,

@@ -514,7 +514,7 @@ async fn one_pooled_connection_serves_two_tenants_in_a_row_without_leaking() {
 
     // A one-statement read can carry its COMMIT in the same round trip; nothing may follow.
     let mut tx = Tx::begin(&pool, &context(a.id, a.owner)).await.unwrap();
-    tx.commit_with_next();
+    tx.last();
     assert_eq!(tx.query(visible, &[]).await.unwrap().len(), 1);
     assert!(matches!(
         tx.query(visible, &[]).await,
