@@ -59,8 +59,9 @@ fn route_access(parts: &Parts) -> ApiResult<Access> {
 }
 
 /// Run `work` in a request transaction for `context`, read-only or not. A context the
-/// database refuses comes back as `ApiError::ContextRefused`: the retry middleware
-/// evicts the cached lookups and runs the request once more.
+/// database refuses comes back as `ApiError::ContextRefused`, after the cached lookups it
+/// was built from are evicted here; a route with a buffered body is then run once more
+/// (`retry_refused_context`), a streamed one answers 403.
 async fn run<T, E>(
     state: &AppState,
     context: &RequestContext,
@@ -75,7 +76,13 @@ where
         read_only,
         ..*context
     };
-    Ok(Tx::run(&state.pool, &context, work).await?)
+    let result = Tx::run(&state.pool, &context, work)
+        .await
+        .map_err(ApiError::from);
+    if let Err(ApiError::ContextRefused) = &result {
+        state.auth.clear_caches();
+    }
+    result
 }
 
 /// A tenant-scoped request: the caller is allowed the route's access in `{tenant}`;
