@@ -20,6 +20,10 @@ pub enum Access {
     TenantOwner,
     /// The operator only.
     Operator,
+    /// A provider's signed callback (`/v1/hooks/{provider}/{tenant}`): no bearer token;
+    /// it passes only with a signature made with the tenant's stored secret for that
+    /// provider, and runs as the callback caller kind, which may only record it.
+    Callback,
 }
 
 impl Access {
@@ -40,6 +44,9 @@ impl Access {
             Self::TenantAdmin => "an owner or admin of the tenant, or the operator",
             Self::TenantOwner => "an owner of the tenant, or the operator",
             Self::Operator => "the operator",
+            Self::Callback => {
+                "a provider, signing with the tenant's secret for that provider (no bearer token)"
+            }
         }
     }
 }

@@ -62,7 +62,7 @@ fn route_access(parts: &Parts) -> ApiResult<Access> {
 /// database refuses comes back as `ApiError::ContextRefused`, after the cached lookups it
 /// was built from are evicted here; a route with a buffered body is then run once more
 /// (`retry_refused_context`), a streamed one answers 403.
-async fn run<T, E>(
+pub(crate) async fn run<T, E>(
     state: &AppState,
     context: &RequestContext,
     read_only: bool,
@@ -132,6 +132,7 @@ impl TenantScope {
             staff: match self.context.principal {
                 Principal::User { role, .. } => role.is_some_and(|r| r >= MemberRole::Agent),
                 Principal::Key { .. } | Principal::Operator => true,
+                Principal::Callback { .. } => false,
             },
         }
     }
@@ -142,7 +143,7 @@ impl TenantScope {
         match self.context.principal {
             Principal::User { id, .. } => Some(Rater::User(id)),
             Principal::Key { id, .. } => Some(Rater::Key(id)),
-            Principal::Operator => None,
+            Principal::Operator | Principal::Callback { .. } => None,
         }
     }
 
@@ -207,7 +208,7 @@ impl FromRequestParts<AppState> for TenantScope {
                     Access::TenantRead | Access::TenantWrite => true,
                     Access::TenantAdmin => role >= MemberRole::Admin,
                     Access::TenantOwner => role == MemberRole::Owner,
-                    Access::User | Access::Operator => false,
+                    Access::User | Access::Operator | Access::Callback => false,
                 };
                 if !allowed {
                     return denied(&format!("this needs {}", access.describe()));

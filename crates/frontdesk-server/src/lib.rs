@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod callbacks;
 pub mod docs_page;
 pub mod error;
 pub mod extract;

@@ -26,6 +26,7 @@ use crate::{
     routes::{
         conversations::{assistants, contacts, conversations, feedback, flows, messages, search},
         events::{events, webhooks},
+        providers::{callbacks, secrets},
         tenancy::{api_keys, me, members, tenants},
         usage::{analytics, limits, prices, usage},
     },
@@ -83,7 +84,6 @@ impl Api {
 
     /// Register a handler that reads its body as it arrives (`StreamedBody`): the router
     /// neither buffers its body nor retries it when the database refuses its context.
-    #[expect(dead_code, reason = "the opt-out for uploads; no route streams yet")]
     fn route_streamed(
         self,
         access: Access,
@@ -294,6 +294,12 @@ pub fn api() -> Api {
     .route(TenantAdmin, routes!(webhooks::deliveries))
     .route(TenantAdmin, routes!(webhooks::delivery))
     .route(TenantAdmin, routes!(webhooks::retry))
+    .route(TenantAdmin, routes!(secrets::list))
+    .route(TenantAdmin, routes!(secrets::put))
+    .route(TenantAdmin, routes!(secrets::delete))
+    .route(TenantRead, routes!(callbacks::list))
+    // Signed by the provider, verified over the exact bytes: streamed, not retried.
+    .route_streamed(Callback, routes!(callbacks::receive))
 }
 
 /// The route table, for tests and tools.

@@ -11,7 +11,7 @@
 use axum::{
     body::{Body, BodyDataStream, Bytes},
     extract::{FromRef, FromRequest, Request},
-    http::header,
+    http::{HeaderMap, header},
 };
 use futures_util::StreamExt;
 
@@ -48,16 +48,22 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        Self::new(req.into_body(), declared, UploadLimit::from_ref(state).0)
+        let (parts, body) = req.into_parts();
+        Self::of(&parts.headers, body, UploadLimit::from_ref(state).0)
     }
 }
 
 impl StreamedBody {
+    /// The body of a request with `headers`, under `limit`: for extractors that need the
+    /// request's parts too (a signed callback's headers and path).
+    pub(crate) fn of(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<Self> {
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        Self::new(body, declared, limit)
+    }
+
     fn new(body: Body, declared: Option<u64>, limit: usize) -> ApiResult<Self> {
         let body = Self {
             stream: body.into_data_stream(),
