@@ -3,7 +3,7 @@
 //! request transaction (`frontdesk_pg::Tx`) that carries the RLS context.
 //!
 //! One folder per domain, each holding its resources' types, rules and queries:
-//! [`tenancy`], [`conversations`], [`usage`], [`events`]; shared code that belongs to no
+//! [`tenancy`], [`conversations`], [`usage`], [`events`], [`providers`]; shared code that belongs to no
 //! domain (errors, input checks, paging, idempotency keys, the generic row writer) is in
 //! [`platform`], and upkeep that spans domains in [`housekeeping`].
 
@@ -11,6 +11,7 @@ pub mod conversations;
 pub mod events;
 pub mod housekeeping;
 pub mod platform;
+pub mod providers;
 pub mod tenancy;
 pub mod usage;
 

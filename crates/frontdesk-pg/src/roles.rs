@@ -17,6 +17,9 @@ pub const USER: &str = "frontdesk_user";
 pub const SERVICE: &str = "frontdesk_service";
 /// Operator endpoints and cross-tenant workers; bypasses RLS.
 pub const OPERATOR: &str = "frontdesk_operator";
+/// Signed callbacks from providers (no bearer token; a verified signature): may only
+/// record the callback for its tenant and provider.
+pub const CALLBACK: &str = "frontdesk_callback";
 
 /// The statements that create the roles and give them what they need on `database`;
 /// safe to run again. `authenticator_password` sets the login password when given.
@@ -45,13 +48,16 @@ begin
     if not exists (select from pg_roles where rolname = '{OPERATOR}') then
         create role {OPERATOR} nologin bypassrls;
     end if;
+    if not exists (select from pg_roles where rolname = '{CALLBACK}') then
+        create role {CALLBACK} nologin;
+    end if;
     if not exists (select from pg_roles where rolname = '{AUTHENTICATOR}') then
         create role {AUTHENTICATOR} login noinherit;
     end if;
 end
 $$;
 alter role {AUTHENTICATOR} login noinherit{password};
-grant {USER}, {SERVICE}, {OPERATOR} to {AUTHENTICATOR};
+grant {USER}, {SERVICE}, {OPERATOR}, {CALLBACK} to {AUTHENTICATOR};
 "#
     )
 }
@@ -80,7 +86,14 @@ pub async fn ensure(
     let present: i64 = client
         .query_one(
             "select count(*) from pg_roles where rolname = any($1)",
-            &[&vec![OWNER, AUTHENTICATOR, USER, SERVICE, OPERATOR]],
+            &[&vec![
+                OWNER,
+                AUTHENTICATOR,
+                USER,
+                SERVICE,
+                OPERATOR,
+                CALLBACK,
+            ]],
         )
         .await?
         .get(0);
@@ -92,7 +105,7 @@ pub async fn ensure(
         )
         .await?
         .get(0);
-    if present == 5 && can_set_owner && authenticator_password.is_none() {
+    if present == 6 && can_set_owner && authenticator_password.is_none() {
         return Ok(());
     }
     let login: String = client

@@ -11,6 +11,9 @@
 //! SELECT app.assert_principal();
 //! ```
 //!
+//! (a provider's callback sets its tenant, `frontdesk.caller_kind`, `frontdesk.provider`
+//! and `frontdesk.secret_fingerprint`, and calls `app.assert_callback()` instead)
+//!
 //! which is sent in the same round trip as the first statement (pipelined). The values are
 //! UUIDs and enum words already parsed in Rust, never free text; nothing is set at session
 //! level, so connections can be shared between tenants and through PgBouncer.
@@ -86,6 +89,13 @@ pub enum Principal {
     Key { id: Uuid, scope: KeyScope },
     /// The operator: bypasses RLS; never used for a tenant's own request.
     Operator,
+    /// A provider's signed callback to the request's tenant, verified with the secret
+    /// whose fingerprint this is. `provider` is a fixed word from code (`"test"`, later
+    /// `"midtrans"`, …), never the path's text.
+    Callback {
+        provider: &'static str,
+        secret_fingerprint: [u8; 8],
+    },
 }
 
 /// Everything the preamble sets.
@@ -109,6 +119,7 @@ impl RequestContext {
             Principal::User { .. } => crate::roles::USER,
             Principal::Key { .. } => crate::roles::SERVICE,
             Principal::Operator => crate::roles::OPERATOR,
+            Principal::Callback { .. } => crate::roles::CALLBACK,
         };
         let _ = write!(sql, "set local role {role};");
         if let Some(tenant) = self.tenant {
@@ -133,8 +144,29 @@ impl RequestContext {
                 );
             }
             Principal::Operator => {}
+            Principal::Callback {
+                provider,
+                secret_fingerprint,
+            } => {
+                debug_assert!(provider.bytes().all(|b| b.is_ascii_lowercase()));
+                let _ = write!(
+                    sql,
+                    "set local frontdesk.caller_kind = 'callback';set local frontdesk.provider = '{provider}';\
+                     set local frontdesk.secret_fingerprint = '"
+                );
+                for byte in secret_fingerprint {
+                    let _ = write!(sql, "{byte:02x}");
+                }
+                sql.push_str("';");
+            }
         }
-        sql.push_str("select app.assert_principal();");
+        // A callback's context has a check of its own (migration 0006): 0001's
+        // `assert_principal` refuses the callback role.
+        sql.push_str(if matches!(self.principal, Principal::Callback { .. }) {
+            "select app.assert_callback();"
+        } else {
+            "select app.assert_principal();"
+        });
         sql
     }
 }
@@ -425,5 +457,27 @@ mod tests {
         assert!(sql.starts_with("begin;set local role frontdesk_service;"));
         assert!(sql.contains("frontdesk.key_scope = 'read'"));
         assert!(!sql.contains("user_id"));
+    }
+
+    #[test]
+    fn preamble_for_a_callback_sets_its_kind_provider_and_secret_and_checks_them() {
+        let tenant = Uuid::nil();
+        let sql = RequestContext {
+            tenant: Some(tenant),
+            principal: Principal::Callback {
+                provider: "test",
+                secret_fingerprint: [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef],
+            },
+            read_only: false,
+        }
+        .preamble();
+        assert_eq!(
+            sql,
+            format!(
+                "begin;set local role frontdesk_callback;set local frontdesk.tenant_id = '{tenant}';\
+                 set local frontdesk.caller_kind = 'callback';set local frontdesk.provider = 'test';\
+                 set local frontdesk.secret_fingerprint = '0123456789abcdef';select app.assert_callback();"
+            )
+        );
     }
 }

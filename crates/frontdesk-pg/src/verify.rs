@@ -23,6 +23,10 @@ pub const OWNER_EXEMPT: &[(&str, &str)] = &[
         "api_keys",
         "read by app.assert_principal() and app.authenticate_key() as their owner",
     ),
+    (
+        "provider_secrets",
+        "read by app.provider_secret() (before the callback's transaction exists) and app.assert_callback() as their owner",
+    ),
 ];
 
 /// Global tables without RLS: readable by every request role, written only by the

@@ -20,6 +20,10 @@ pub enum Access {
     TenantOwner,
     /// The operator only.
     Operator,
+    /// A provider's signed callback (`/v1/hooks/{provider}/{tenant}`): no bearer token;
+    /// it passes only with a signature made with the tenant's stored secret for that
+    /// provider, and runs as the callback caller kind, which may only record it.
+    Callback,
 }
 
 impl Access {
@@ -40,7 +44,35 @@ impl Access {
             Self::TenantAdmin => "an owner or admin of the tenant, or the operator",
             Self::TenantOwner => "an owner of the tenant, or the operator",
             Self::Operator => "the operator",
+            Self::Callback => {
+                "a provider, signing with the tenant's secret for that provider (no bearer token)"
+            }
         }
+    }
+}
+
+/// How a route takes its request body, which decides whether it can be retried.
+///
+/// When the database refuses a request's context (a cached key, tenant or role went
+/// stale), the request is run once more with fresh lookups. Running it again needs its
+/// body again, so a retried route's body is buffered first (up to `BODY_LIMIT`, 413
+/// beyond). A route that reads a large body as it arrives (`StreamedBody`) opts out: its
+/// body is never buffered by the router, and a refused context answers 403 (the caches
+/// are cleared all the same, so the client's own retry passes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyMode {
+    /// Buffered up to `BODY_LIMIT`; a refused context is retried once. The default.
+    #[default]
+    Buffered,
+    /// Read by the handler as it arrives; never buffered, never retried.
+    Streamed,
+}
+
+impl BodyMode {
+    /// Whether a request whose context the database refused is run once more.
+    pub fn retries(self) -> bool {
+        self == Self::Buffered
     }
 }
 
@@ -54,6 +86,8 @@ pub struct RouteSpec {
     /// Set only with a reason, reviewed like any code: the route is left out of the
     /// generated isolation tests.
     pub isolation_exempt: Option<&'static str>,
+    /// How it takes its body: buffered (retried on a refused context) or streamed.
+    pub body: BodyMode,
     /// The query parameters it declares; any other is a 422.
     pub query: Vec<String>,
 }

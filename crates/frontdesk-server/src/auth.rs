@@ -13,6 +13,10 @@ use std::{
 use deadpool_postgres::Pool;
 use frontdesk_core::{
     KeyScope,
+    providers::{
+        Provider,
+        secrets::{self, StoredSecret},
+    },
     tenancy::{api_keys, auth},
 };
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
@@ -151,6 +155,7 @@ const USER_TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 /// Seconds a verified JWT is remembered (never beyond its `exp`).
 const VERIFIED_TTL: u64 = 60;
 const JWKS_TTL: Duration = Duration::from_secs(600);
+const SECRET_TTL: Duration = Duration::from_secs(30);
 
 pub struct Auth {
     config: AuthConfig,
@@ -163,6 +168,8 @@ pub struct Auth {
     users: TtlCache<Uuid, [u8; 32]>,
     /// JWTs already verified, with the caller and their profile digest.
     verified: TtlCache<String, (Caller, [u8; 32])>,
+    /// Providers' secrets by tenant, for verifying callbacks (only those found).
+    provider_secrets: TtlCache<(Uuid, Provider), StoredSecret>,
 }
 
 impl Auth {
@@ -182,6 +189,7 @@ impl Auth {
             tenants: TtlCache::new(100_000),
             users: TtlCache::new(100_000),
             verified: TtlCache::new(20_000),
+            provider_secrets: TtlCache::new(100_000),
         }
     }
 
@@ -189,6 +197,29 @@ impl Auth {
     pub fn clear_caches(&self) {
         self.keys.clear();
         self.tenants.clear();
+        self.provider_secrets.clear();
+    }
+
+    /// The tenant's secret for `provider`, for verifying a callback: from the cache unless
+    /// `fresh` (a signature that does not verify with a cached secret is tried again with
+    /// a fresh one, so a replaced secret works at once). The database checks the
+    /// fingerprint of the secret used (`app.assert_callback`), so a stale entry cannot let
+    /// a callback in with a secret that was removed or replaced.
+    pub async fn provider_secret(
+        &self,
+        tenant: Uuid,
+        provider: Provider,
+        fresh: bool,
+    ) -> Result<Option<(StoredSecret, bool)>, ApiError> {
+        if !fresh && let Some(hit) = self.provider_secrets.get(&(tenant, provider)) {
+            return Ok(Some((hit, true)));
+        }
+        let found = secrets::lookup(&self.pool, tenant, provider).await?;
+        if let Some(found) = &found {
+            self.provider_secrets
+                .insert((tenant, provider), found.clone(), SECRET_TTL);
+        }
+        Ok(found.map(|s| (s, false)))
     }
 
     /// Check a bearer token.

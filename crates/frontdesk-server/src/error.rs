@@ -101,6 +101,9 @@ pub enum ApiError {
     },
     #[error("request body too large")]
     PayloadTooLarge,
+    /// A streamed body (`StreamedBody`) past its route's limit.
+    #[error("request body over {limit} bytes")]
+    UploadTooLarge { limit: usize },
     #[error("limit reached: {}", .0.name)]
     LimitReached(LimitReached),
     #[error("unsupported media type")]
@@ -157,7 +160,7 @@ impl ApiError {
                 "limit-reached",
                 "Limit reached",
             ),
-            Self::PayloadTooLarge => (
+            Self::PayloadTooLarge | Self::UploadTooLarge { .. } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Request body too large",
@@ -192,6 +195,9 @@ impl ApiError {
             }
             Self::PayloadTooLarge => {
                 format!("request bodies are limited to {} bytes", crate::BODY_LIMIT)
+            }
+            Self::UploadTooLarge { limit } => {
+                format!("this route takes bodies of at most {limit} bytes")
             }
             Self::LimitReached(l) => format!(
                 "this would pass the tenant's {} ({}; {} used); nothing was stored",

@@ -59,9 +59,10 @@ fn route_access(parts: &Parts) -> ApiResult<Access> {
 }
 
 /// Run `work` in a request transaction for `context`, read-only or not. A context the
-/// database refuses comes back as `ApiError::ContextRefused`: the retry middleware
-/// evicts the cached lookups and runs the request once more.
-async fn run<T, E>(
+/// database refuses comes back as `ApiError::ContextRefused`, after the cached lookups it
+/// was built from are evicted here; a route with a buffered body is then run once more
+/// (`retry_refused_context`), a streamed one answers 403.
+pub(crate) async fn run<T, E>(
     state: &AppState,
     context: &RequestContext,
     read_only: bool,
@@ -75,7 +76,13 @@ where
         read_only,
         ..*context
     };
-    Ok(Tx::run(&state.pool, &context, work).await?)
+    let result = Tx::run(&state.pool, &context, work)
+        .await
+        .map_err(ApiError::from);
+    if let Err(ApiError::ContextRefused) = &result {
+        state.auth.clear_caches();
+    }
+    result
 }
 
 /// A tenant-scoped request: the caller is allowed the route's access in `{tenant}`;
@@ -125,6 +132,7 @@ impl TenantScope {
             staff: match self.context.principal {
                 Principal::User { role, .. } => role.is_some_and(|r| r >= MemberRole::Agent),
                 Principal::Key { .. } | Principal::Operator => true,
+                Principal::Callback { .. } => false,
             },
         }
     }
@@ -135,7 +143,7 @@ impl TenantScope {
         match self.context.principal {
             Principal::User { id, .. } => Some(Rater::User(id)),
             Principal::Key { id, .. } => Some(Rater::Key(id)),
-            Principal::Operator => None,
+            Principal::Operator | Principal::Callback { .. } => None,
         }
     }
 
@@ -200,7 +208,7 @@ impl FromRequestParts<AppState> for TenantScope {
                     Access::TenantRead | Access::TenantWrite => true,
                     Access::TenantAdmin => role >= MemberRole::Admin,
                     Access::TenantOwner => role == MemberRole::Owner,
-                    Access::User | Access::Operator => false,
+                    Access::User | Access::Operator | Access::Callback => false,
                 };
                 if !allowed {
                     return denied(&format!("this needs {}", access.describe()));

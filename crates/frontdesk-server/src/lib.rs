@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod callbacks;
 pub mod docs_page;
 pub mod error;
 pub mod extract;
@@ -11,6 +12,7 @@ pub mod reply;
 pub mod router;
 pub mod routes;
 pub mod state;
+pub mod streamed;
 pub mod webhooks;
 
 use std::{sync::Arc, time::Instant};
@@ -18,7 +20,7 @@ use std::{sync::Arc, time::Instant};
 use axum::{
     Router,
     body::Body,
-    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    extract::{DefaultBodyLimit, MatchedPath, Request},
     http::HeaderName,
     middleware::{self, Next},
     response::Response,
@@ -93,10 +95,6 @@ pub fn app_with(pool: Pool, auth: AuthConfig, options: AppOptions) -> Router {
         .merge(api)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            retry_refused_context,
-        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(record_metrics))
         .with_state(state)
@@ -181,13 +179,12 @@ async fn record_metrics(req: Request, next: Next) -> Response {
 }
 
 /// When the database refuses a request's context (a role changed, a key was revoked,
-/// on this server or another), forget the cached lookups and run the request once more.
-/// Nothing was written: the refusal comes before the handler's first statement runs.
-async fn retry_refused_context(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// on this server or another), run the request once more: the scope that met the refusal
+/// has already cleared the cached lookups (`extract::run`), so the second run looks
+/// everything up afresh. Nothing was written: the refusal comes before the handler's first
+/// statement runs. Only routes registered with a buffered body (`BodyMode::Buffered`, the
+/// default) are wrapped in this; it keeps their body, up to `BODY_LIMIT`, for the rerun.
+pub(crate) async fn retry_refused_context(req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(bytes) => bytes,
@@ -202,7 +199,6 @@ async fn retry_refused_context(
     if response.extensions().get::<RefusedContext>().is_none() {
         return response;
     }
-    state.auth.clear_caches();
     tracing::info!("request context refused by the database; retrying with fresh lookups");
     extensions.remove::<auth::Caller>();
     let mut retry = Request::new(Body::from(bytes));

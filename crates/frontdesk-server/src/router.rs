@@ -21,11 +21,12 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    access::{Access, RouteSpec},
+    access::{Access, BodyMode, RouteSpec},
     error::{ApiError, Problem},
     routes::{
         conversations::{assistants, contacts, conversations, feedback, flows, messages, search},
         events::{events, webhooks},
+        providers::{callbacks, secrets},
         tenancy::{api_keys, me, members, tenants},
         usage::{analytics, limits, prices, usage},
     },
@@ -78,7 +79,17 @@ impl Api {
         access: Access,
         handler: utoipa_axum::router::UtoipaMethodRouter<AppState>,
     ) -> Self {
-        self.register(access, None, handler)
+        self.register(access, None, BodyMode::Buffered, handler)
+    }
+
+    /// Register a handler that reads its body as it arrives (`StreamedBody`): the router
+    /// neither buffers its body nor retries it when the database refuses its context.
+    fn route_streamed(
+        self,
+        access: Access,
+        handler: utoipa_axum::router::UtoipaMethodRouter<AppState>,
+    ) -> Self {
+        self.register(access, None, BodyMode::Streamed, handler)
     }
 
     /// Register a handler left out of the generated isolation tests, saying why.
@@ -89,13 +100,14 @@ impl Api {
         reason: &'static str,
         handler: utoipa_axum::router::UtoipaMethodRouter<AppState>,
     ) -> Self {
-        self.register(access, Some(reason), handler)
+        self.register(access, Some(reason), BodyMode::Buffered, handler)
     }
 
     fn register(
         mut self,
         access: Access,
         exempt: Option<&'static str>,
+        body: BodyMode,
         (schemas, mut paths, method_router): utoipa_axum::router::UtoipaMethodRouter<AppState>,
     ) -> Self {
         let mut query = Vec::new();
@@ -126,6 +138,7 @@ impl Api {
                     path: path.clone(),
                     access,
                     isolation_exempt: exempt,
+                    body,
                     query: declared,
                 });
                 operation
@@ -144,6 +157,11 @@ impl Api {
             .layer(middleware::from_fn(move |request, next| {
                 known.clone().refuse_unknown(request, next)
             }));
+        let method_router = if body.retries() {
+            method_router.layer(middleware::from_fn(crate::retry_refused_context))
+        } else {
+            method_router
+        };
         self.router = self.router.routes((schemas, paths, method_router));
         self
     }
@@ -276,6 +294,12 @@ pub fn api() -> Api {
     .route(TenantAdmin, routes!(webhooks::deliveries))
     .route(TenantAdmin, routes!(webhooks::delivery))
     .route(TenantAdmin, routes!(webhooks::retry))
+    .route(TenantAdmin, routes!(secrets::list))
+    .route(TenantAdmin, routes!(secrets::put))
+    .route(TenantAdmin, routes!(secrets::delete))
+    .route(TenantRead, routes!(callbacks::list))
+    // Signed by the provider, verified over the exact bytes: streamed, not retried.
+    .route_streamed(Callback, routes!(callbacks::receive))
 }
 
 /// The route table, for tests and tools.

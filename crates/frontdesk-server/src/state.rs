@@ -27,13 +27,19 @@ pub struct AppOptions {
     pub max_message_bytes: usize,
     /// Webhook endpoints may point at loopback and private addresses (development, tests).
     pub webhook_allow_private: bool,
+    /// The largest body a streamed route (an upload) accepts, in bytes (413 beyond).
+    pub max_upload_bytes: usize,
 }
+
+/// `FRONTDESK_MAX_UPLOAD_BYTES` unless set: 25 MiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
 
 impl Default for AppOptions {
     fn default() -> Self {
         Self {
             max_message_bytes: frontdesk_core::conversations::messages::DEFAULT_MAX_CONTENT_BYTES,
             webhook_allow_private: false,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
         }
     }
 }

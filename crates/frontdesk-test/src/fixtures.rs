@@ -1,5 +1,6 @@
 //! A tenant with one of everything, made through the API, one function per domain
-//! (`seed_tenancy`, `seed_conversations`, `seed_usage`, `seed_webhooks`) composed by
+//! (`seed_tenancy`, `seed_conversations`, `seed_usage`, `seed_webhooks`,
+//! `seed_providers`) composed by
 //! `seed_tenant`. The isolation tests check that every tenant table holds a row of it:
 //! when a migration adds a tenant table, its domain's function creates one (a new domain
 //! adds its own function, called from `seed_tenant`), so the generated tests cover it.
@@ -36,6 +37,8 @@ pub struct Seeded {
     /// A conversation the member owns, with one message.
     pub member_conversation: Uuid,
     pub member_message: Uuid,
+    /// The tenant's secret for the `test` provider (a `whsec_…`), which signs its callbacks.
+    pub callback_secret: String,
 }
 
 fn uuid_of(v: &Value, field: &str) -> Uuid {
@@ -52,6 +55,7 @@ pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
     let conversations = seed_conversations(app, &tenancy).await;
     seed_usage(app, &tenancy, &conversations).await;
     seed_webhooks(app, &tenancy).await;
+    let callback_secret = seed_providers(app, &tenancy).await;
     // A new domain seeds its tables here, in a function of its own below
     // (`seed_bookings`, `seed_money`, …), after the domains it builds on.
     Seeded {
@@ -75,6 +79,7 @@ pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
         message: conversations.message,
         member_conversation: conversations.member_conversation,
         member_message: conversations.member_message,
+        callback_secret,
     }
 }
 
@@ -380,6 +385,65 @@ pub async fn seed_webhooks(app: &TestApp, t: &Tenancy) {
         },
     )
     .await;
+}
+
+/// A fresh `whsec_` secret: the base64 of 32 random bytes.
+pub fn new_callback_secret() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = std::array::from_fn(|_| rand::random());
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// The Standard Webhooks headers of a callback signed with `secret` at `timestamp`.
+pub fn signed_headers(
+    secret: &str,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let key = frontdesk_server::webhooks::signature::key_of(secret).expect("a whsec_ secret");
+    vec![
+        ("webhook-id".into(), id.into()),
+        ("webhook-timestamp".into(), timestamp.to_string()),
+        (
+            "webhook-signature".into(),
+            frontdesk_server::webhooks::signature::sign(&key, id, timestamp, body),
+        ),
+    ]
+}
+
+/// Providers: a secret for the `test` provider, and one callback signed with it.
+/// Returns the secret.
+pub async fn seed_providers(app: &TestApp, t: &Tenancy) -> String {
+    let secret = new_callback_secret();
+    let put = app
+        .call(
+            "PUT",
+            &format!("{}/provider-secrets/test", t.base()),
+            Some(&t.owner_token),
+            Some(&json!({"secret": secret})),
+        )
+        .await;
+    assert_eq!(
+        put.status, 200,
+        "set the test provider's secret: {}",
+        put.text
+    );
+    let body = json!({"type": "seed.ping", "tenant": t.slug}).to_string();
+    let headers = signed_headers(
+        &secret,
+        &format!("seed-{}", t.slug),
+        chrono::Utc::now().timestamp(),
+        body.as_bytes(),
+    );
+    let received = app
+        .callback(&format!("/v1/hooks/test/{}", t.slug), &headers, body)
+        .await;
+    assert_eq!(received.status, 200, "a signed callback: {}", received.text);
+    secret
 }
 
 pub fn operator() -> &'static str {

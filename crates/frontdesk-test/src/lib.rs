@@ -354,6 +354,19 @@ impl TestApp {
         Reply::of(request).await
     }
 
+    /// POST a body as is, with these headers and no bearer token (a provider's callback).
+    pub async fn callback(&self, path: &str, headers: &[(String, String)], body: String) -> Reply {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        Reply::of(request).await
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Reply {
         self.call("GET", path, Some(token), None).await
     }

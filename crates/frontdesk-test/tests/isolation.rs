@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use frontdesk_server::access::Access;
 use frontdesk_test::{
     Reply, TestApp,
-    fixtures::{Seeded, seed_tenant},
+    fixtures::{Seeded, seed_tenant, signed_headers},
     spawn_app, tenant_snapshot, tenant_tables,
 };
 use serde_json::Value;
@@ -282,6 +282,46 @@ async fn another_tenants_credentials_see_and_change_nothing_on_any_route() {
             }
         }
     }
+    // A provider's callback carries no bearer token: B's credential of that kind is B's
+    // stored secret for the provider. Signed with it, on A's path by id and by slug, it is
+    // refused like an unsigned one: 401, nothing written. B's bearer credentials are no
+    // credential there at all: 401 too.
+    for route in routes
+        .iter()
+        .filter(|r| r.access == Access::Callback && r.isolation_exempt.is_none())
+    {
+        let body = example_body(&w.doc, &route.method, &route.path)
+            .unwrap_or_else(|| serde_json::json!({}))
+            .to_string();
+        for reference in [w.a.id.to_string(), w.a.slug.clone()] {
+            let path = route
+                .path
+                .replace("{provider}", "test")
+                .replace("{tenant}", &reference);
+            let headers = signed_headers(
+                &w.b.callback_secret,
+                &format!("probe-{calls}"),
+                chrono::Utc::now().timestamp(),
+                body.as_bytes(),
+            );
+            let reply = w.app.callback(&path, &headers, body.clone()).await;
+            let what = format!("B's secret {} {path}", route.method);
+            assert_refused(&reply, &[401], &what, &a_ids, &path, &w.a);
+            for (who, token) in [
+                ("B's owner", &w.b.owner_token),
+                ("B's full key", &w.b.full_key),
+            ] {
+                let body = serde_json::from_str::<Value>(&body).unwrap();
+                let reply = w
+                    .app
+                    .call(&route.method, &path, Some(token), Some(&body))
+                    .await;
+                let what = format!("{who} {} {path}", route.method);
+                assert_refused(&reply, &[401], &what, &a_ids, &path, &w.a);
+            }
+            calls += 1;
+        }
+    }
     assert!(
         calls > 50,
         "too few calls ({calls}): is the route table empty?"
@@ -326,14 +366,24 @@ async fn members_and_read_keys_cannot_use_routes_above_their_access() {
                 refused.push(("A's full key", &w.a.full_key));
             }
             Access::TenantRead => {}
+            // A bearer token is no credential for a provider's callback.
+            Access::Callback => {
+                refused.push(("A's owner", &w.a.owner_token));
+                refused.push(("A's full key", &w.a.full_key));
+            }
         }
+        let expected = if route.access == Access::Callback {
+            401
+        } else {
+            403
+        };
         for (who, token) in refused {
             let reply = w
                 .app
                 .call(&route.method, &path, Some(token), body.as_ref())
                 .await;
             assert_eq!(
-                reply.status, 403,
+                reply.status, expected,
                 "{who} {} {path}: {}",
                 route.method, reply.text
             );

@@ -112,6 +112,11 @@ struct ServeArgs {
     #[arg(long, env = "FRONTDESK_MAX_MESSAGE_BYTES", default_value_t = 102_400,
           value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     max_message_bytes: u32,
+    /// The largest body a streamed route (a document upload) accepts, in bytes; larger is a 413.
+    #[arg(long, env = "FRONTDESK_MAX_UPLOAD_BYTES",
+          default_value_t = frontdesk_server::state::DEFAULT_MAX_UPLOAD_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(1..=(1 << 40)))]
+    max_upload_bytes: u64,
     /// Run the webhook delivery worker in this process.
     #[arg(long, env = "FRONTDESK_WEBHOOK_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
     webhook_worker: bool,
@@ -299,6 +304,7 @@ async fn serve_with(common: &Common, args: ServeArgs, db: &Database) -> anyhow::
     let options = frontdesk_server::AppOptions {
         max_message_bytes: args.max_message_bytes as usize,
         webhook_allow_private: args.webhooks.webhook_allow_private,
+        max_upload_bytes: usize::try_from(args.max_upload_bytes).unwrap_or(usize::MAX),
     };
     let app = frontdesk_server::app_with(pool.clone(), auth, options);
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -4,6 +4,7 @@
 
 pub mod conversations;
 pub mod events;
+pub mod providers;
 pub mod records;
 pub mod service;
 pub mod tenancy;

@@ -1,0 +1,156 @@
+//! A tenant's secret per provider: set or replaced by its admins, never shown again.
+//! Request roles cannot read the secret column; the server reads it only to verify a
+//! callback, through `app.provider_secret()` before any request transaction.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use frontdesk_pg::DbError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio_postgres::Row;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::Provider;
+use crate::{CoreError, Tx};
+
+/// `PUT …/provider-secrets/{provider}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}))]
+pub struct PutSecret {
+    /// The signing secret the provider gave the tenant (for `test`: `whsec_` and the
+    /// base64 of 24 to 64 bytes). Never returned.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for PutSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PutSecret { secret: *** }")
+    }
+}
+
+/// A configured provider, without its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretView {
+    pub provider: Provider,
+    /// The first 16 hex digits of the SHA-256 of the secret: tells secrets apart
+    /// without revealing them.
+    pub fingerprint: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SecretView {
+    fn from_row(row: &Row) -> Option<Self> {
+        Some(Self {
+            provider: Provider::parse(row.get("provider"))?,
+            fingerprint: row.get("fingerprint"),
+            created_at: row.get("created_at"),
+            updated_at: row.get("updated_at"),
+        })
+    }
+}
+
+/// The fingerprint of a secret: the first 8 bytes of its SHA-256.
+pub fn fingerprint(secret: &str) -> [u8; 8] {
+    let digest = Sha256::digest(secret.as_bytes());
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&digest[..8]);
+    out
+}
+
+fn fingerprint_hex(fingerprint: [u8; 8]) -> String {
+    fingerprint.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Set or replace the tenant's secret for `provider` (the secret's rules were checked by
+/// the provider's verifier).
+pub async fn put(
+    tx: &mut Tx,
+    tenant: Uuid,
+    provider: Provider,
+    secret: &str,
+) -> Result<SecretView, CoreError> {
+    let fingerprint = fingerprint_hex(fingerprint(secret));
+    tx.last();
+    // Not `excluded.secret`: reading it would need SELECT on the secret column.
+    let row = tx
+        .query_one(
+            "insert into app.provider_secrets (tenant_id, provider, secret, fingerprint)
+             values ($1, $2, $3, $4)
+             on conflict (tenant_id, provider) do update set secret = $3, fingerprint = $4
+             returning provider, fingerprint, created_at, updated_at",
+            &[&tenant, &provider.as_str(), &secret, &fingerprint],
+        )
+        .await?;
+    SecretView::from_row(&row).ok_or(CoreError::NotFound)
+}
+
+/// The tenant's configured providers, by name.
+pub async fn list(tx: &mut Tx, tenant: Uuid) -> Result<Vec<SecretView>, CoreError> {
+    tx.last();
+    let rows = tx
+        .query(
+            "select provider, fingerprint, created_at, updated_at from app.provider_secrets
+             where tenant_id = $1 order by provider",
+            &[&tenant],
+        )
+        .await?;
+    Ok(rows.iter().filter_map(SecretView::from_row).collect())
+}
+
+/// Remove the tenant's secret for `provider`: its callbacks are refused from then on.
+pub async fn delete(tx: &mut Tx, tenant: Uuid, provider: Provider) -> Result<(), CoreError> {
+    tx.last();
+    let deleted = tx
+        .execute(
+            "delete from app.provider_secrets where tenant_id = $1 and provider = $2",
+            &[&tenant, &provider.as_str()],
+        )
+        .await?;
+    if deleted == 0 {
+        return Err(CoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// A stored secret, for verifying a callback. Never logged (`Debug` hides it).
+#[derive(Clone)]
+pub struct StoredSecret {
+    pub secret: String,
+    pub fingerprint: [u8; 8],
+}
+
+impl std::fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "StoredSecret {{ secret: ***, fingerprint: {} }}",
+            fingerprint_hex(self.fingerprint)
+        )
+    }
+}
+
+/// The tenant's secret for `provider`, if it has one: one statement as the server's
+/// login role (`app.provider_secret`), outside any request transaction.
+pub async fn lookup(
+    pool: &Pool,
+    tenant: Uuid,
+    provider: Provider,
+) -> Result<Option<StoredSecret>, DbError> {
+    let conn = pool.get().await?;
+    let statement = conn
+        .prepare_cached("select secret from app.provider_secret($1, $2)")
+        .await?;
+    let row = conn
+        .query_opt(&statement, &[&tenant, &provider.as_str()])
+        .await?;
+    Ok(row.map(|r| {
+        let secret: String = r.get(0);
+        StoredSecret {
+            fingerprint: fingerprint(&secret),
+            secret,
+        }
+    }))
+}
