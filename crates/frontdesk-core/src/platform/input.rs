@@ -1,9 +1,241 @@
-//! Shapes of input shared by resources.
+//! The one shape of input: each request body has a wire type (what the client sends, with
+//! its OpenAPI schema) whose fields are [`Field`]s, so reading it never fails on a field;
+//! `TryFrom<Wire>` turns it into the domain's input type, whose fields are already valid
+//! (newtypes and enums from [`super::values`]), collecting every field error in one
+//! [`Invalid`]. Unknown fields are gathered by [`Unknown`] (a flattened catch-all), so no
+//! error depends on serde's error text.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{
+    Deserialize, Deserializer, Serialize, Serializer,
+    de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor},
+};
 use serde_json::{Map, Value};
 
 use crate::{CoreError, FieldError};
+
+/// One field of a request body as sent: absent, null, a value of the wire type, or a value
+/// that is not of it (with why). Deserializing a `Field` never fails, so one bad field
+/// does not hide the others.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Field<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+    Invalid(String),
+}
+
+impl<T> Field<T> {
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Self::Absent)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Value::deserialize(deserializer)? {
+            Value::Null => Self::Null,
+            value => {
+                T::deserialize(value).map_or_else(|e| Self::Invalid(e.to_string()), Self::Value)
+            }
+        })
+    }
+}
+
+/// The fields of a body its wire type does not know, in the order sent. Flattened into
+/// every wire type (`#[serde(flatten)] #[schema(ignore)] pub unknown: Unknown`): serde hands
+/// it whatever the named fields did not take.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Unknown(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Unknown {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Names;
+        impl<'de> Visitor<'de> for Names {
+            type Value = Unknown;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unknown, A::Error> {
+                let mut names = Vec::new();
+                while let Some((name, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
+                    names.push(name);
+                }
+                Ok(Unknown(names))
+            }
+        }
+        deserializer.deserialize_map(Names)
+    }
+}
+
+/// Every invalid field of one input: the error of each `TryFrom<Wire>`, and the collector
+/// its conversion fills field by field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Invalid(pub Vec<FieldError>);
+
+impl From<Invalid> for CoreError {
+    fn from(invalid: Invalid) -> Self {
+        Self::Invalid(invalid.0)
+    }
+}
+
+impl Invalid {
+    /// Start with the body's unknown fields.
+    pub fn new(unknown: Unknown) -> Self {
+        Self(
+            unknown
+                .0
+                .into_iter()
+                .map(|name| FieldError::new(name, "unknown field"))
+                .collect(),
+        )
+    }
+
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `value` if no field was invalid, else every field error.
+    pub fn finish<T>(self, value: T) -> Result<T, Self> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Read a present field with `parse`, noting a wire type error or a broken rule.
+    fn value<W, T>(
+        &mut self,
+        name: &str,
+        field: Field<W>,
+        parse: impl FnOnce(W) -> Result<T, String>,
+    ) -> Field<T> {
+        match field {
+            Field::Absent => Field::Absent,
+            Field::Null => Field::Null,
+            Field::Invalid(message) => {
+                self.push(name, message);
+                Field::Invalid(String::new())
+            }
+            Field::Value(w) => match parse(w) {
+                Ok(v) => Field::Value(v),
+                Err(message) => {
+                    self.push(name, message);
+                    Field::Invalid(String::new())
+                }
+            },
+        }
+    }
+
+    /// A field that must be sent, not null.
+    pub fn required<W, T>(
+        &mut self,
+        name: &str,
+        field: Field<W>,
+        parse: impl FnOnce(W) -> Result<T, String>,
+    ) -> Option<T> {
+        match self.value(name, field, parse) {
+            Field::Value(v) => Some(v),
+            Field::Absent => {
+                self.push(name, "is required");
+                None
+            }
+            Field::Null => {
+                self.push(name, "cannot be null");
+                None
+            }
+            Field::Invalid(_) => None,
+        }
+    }
+
+    /// A field that may be left out or null.
+    pub fn optional<W, T>(
+        &mut self,
+        name: &str,
+        field: Field<W>,
+        parse: impl FnOnce(W) -> Result<T, String>,
+    ) -> Option<T> {
+        match self.value(name, field, parse) {
+            Field::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A field of a patch that may be cleared: absent = unchanged, null = cleared.
+    pub fn patch<W, T>(
+        &mut self,
+        name: &str,
+        field: Field<W>,
+        parse: impl FnOnce(W) -> Result<T, String>,
+    ) -> Patch<T> {
+        match self.value(name, field, parse) {
+            Field::Value(v) => Patch::Value(v),
+            Field::Null => Patch::Null,
+            Field::Absent | Field::Invalid(_) => Patch::Absent,
+        }
+    }
+
+    /// A field of a patch that cannot be cleared: absent = unchanged, null refused.
+    pub fn patch_not_null<W, T>(
+        &mut self,
+        name: &str,
+        field: Field<W>,
+        parse: impl FnOnce(W) -> Result<T, String>,
+    ) -> Patch<T> {
+        match self.value(name, field, parse) {
+            Field::Value(v) => Patch::Value(v),
+            Field::Null => {
+                self.push(name, "cannot be null");
+                Patch::Absent
+            }
+            Field::Absent | Field::Invalid(_) => Patch::Absent,
+        }
+    }
+}
+
+/// A rule that accepts any value of the wire type.
+pub fn any<T>(v: T) -> Result<T, String> {
+    Ok(v)
+}
+
+/// A rule: non-blank text of at most `max` characters.
+pub fn text_of(max: usize) -> impl Fn(String) -> Result<String, String> {
+    move |s| match text(max)(&s) {
+        Some(message) => Err(message),
+        None => Ok(s),
+    }
+}
+
+/// A rule: a JSON object.
+pub fn json_object(v: Value) -> Result<Map<String, Value>, String> {
+    match v {
+        Value::Object(map) => Ok(map),
+        _ => Err("must be an object".into()),
+    }
+}
+
+/// A rule: a JSON array.
+pub fn json_array(v: Value) -> Result<Vec<Value>, String> {
+    match v {
+        Value::Array(items) => Ok(items),
+        _ => Err("must be an array".into()),
+    }
+}
+
+/// A rule: an integer within `range`, as an `i32`.
+pub fn int32_within(range: std::ops::RangeInclusive<i32>) -> impl Fn(i64) -> Result<i32, String> {
+    move |n| {
+        i32::try_from(n)
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| format!("must be between {} and {}", range.start(), range.end()))
+    }
+}
 
 /// A field of a PATCH (or create) body: absent, explicitly null, or a value.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -23,6 +255,17 @@ impl<T> Patch<T> {
         match self {
             Self::Value(v) => Some(v),
             _ => None,
+        }
+    }
+}
+
+/// A patch serializes as the value it sets (null clears); skip absent fields with
+/// `#[serde(skip_serializing_if = "Patch::is_absent")]`.
+impl<T: Serialize> Serialize for Patch<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Value(v) => v.serialize(serializer),
+            _ => serializer.serialize_none(),
         }
     }
 }

@@ -8,3 +8,4 @@ pub mod idempotency;
 pub mod input;
 pub mod page;
 pub mod store;
+pub mod values;

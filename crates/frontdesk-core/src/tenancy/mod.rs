@@ -4,6 +4,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod llm;
 pub mod members;
 pub mod tenants;
 pub mod users;
