@@ -198,6 +198,16 @@ impl Invalid {
     }
 }
 
+/// A checked input of a row stored by `store`: serialized, the columns it sets.
+pub trait Columns: Serialize {
+    fn columns(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => unreachable!("a checked input serializes to a JSON object"),
+        }
+    }
+}
+
 /// A rule that accepts any value of the wire type.
 pub fn any<T>(v: T) -> Result<T, String> {
     Ok(v)
