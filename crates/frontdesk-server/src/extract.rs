@@ -319,8 +319,9 @@ impl FromRequestParts<AppState> for UserScope {
     }
 }
 
-/// A JSON body: 415 without a JSON content type, 400 for malformed JSON, 422 with field
-/// errors for unknown fields, missing fields and wrong types.
+/// A JSON body read into its wire type: 415 without a JSON content type, 400 for
+/// malformed JSON, 422 on `body` for anything but a JSON object. Field errors (unknown,
+/// missing, wrong type, broken rule) come from the wire type's `TryFrom`, all at once.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
@@ -376,32 +377,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         // Only a type whose fields are not all `Field`s gets here: its first error.
         let path = e.path().to_string();
-        let message = e.into_inner().to_string();
-        // TRANSITION: bodies not yet read through `Field`s still name unknown and missing
-        // fields in serde's words; goes when every body has a wire type.
-        let named = |prefix: &str| {
-            message
-                .strip_prefix(prefix)
-                .and_then(|rest| rest.split('`').next())
-                .map(str::to_owned)
-        };
-        let join = |parent: &str, name: &str| {
-            if parent == "." || parent.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{parent}.{name}")
-            }
-        };
-        if let Some(name) = named("unknown field `") {
-            let parent = path.rsplit_once('.').map(|(p, _)| p).unwrap_or(".");
-            let parent = if path == name { "." } else { parent };
-            ApiError::invalid(&join(parent, &name), "unknown field")
-        } else if let Some(name) = named("missing field `") {
-            ApiError::invalid(&join(&path, &name), "is required")
-        } else {
-            let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::invalid(&field, &message)
-        }
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::invalid(&field, &e.into_inner().to_string())
     })
 }
 

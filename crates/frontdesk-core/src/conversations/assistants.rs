@@ -191,14 +191,15 @@ impl TryFrom<AssistantInput> for NewAssistant {
 
     fn try_from(w: AssistantInput) -> Result<Self, Invalid> {
         let missing = w.name.is_absent();
-        match AssistantChanges::try_from(w) {
-            Ok(changes) if !missing => Ok(Self(changes)),
-            result => {
-                let mut e = result.err().unwrap_or_default();
-                e.push("name", "is required");
-                Err(e)
-            }
+        let mut e = match AssistantChanges::try_from(w) {
+            Ok(changes) if !missing => return Ok(Self(changes)),
+            Ok(_) => Invalid::default(),
+            Err(e) => e,
+        };
+        if missing {
+            e.push("name", "is required");
         }
+        Err(e)
     }
 }
 

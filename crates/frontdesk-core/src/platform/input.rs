@@ -29,6 +29,11 @@ impl<T> Field<T> {
     pub fn is_absent(&self) -> bool {
         matches!(self, Self::Absent)
     }
+
+    /// Whether the body gave the field a value (valid or not).
+    pub fn is_sent(&self) -> bool {
+        matches!(self, Self::Value(_) | Self::Invalid(_))
+    }
 }
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
@@ -215,9 +220,14 @@ pub fn any<T>(v: T) -> Result<T, String> {
 
 /// A rule: non-blank text of at most `max` characters.
 pub fn text_of(max: usize) -> impl Fn(String) -> Result<String, String> {
-    move |s| match text(max)(&s) {
-        Some(message) => Err(message),
-        None => Ok(s),
+    move |s| {
+        if s.trim().is_empty() {
+            Err("must not be blank".into())
+        } else if s.chars().count() > max {
+            Err(format!("must be at most {max} characters"))
+        } else {
+            Ok(s)
+        }
     }
 }
 
@@ -280,106 +290,6 @@ impl<T: Serialize> Serialize for Patch<T> {
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Option::<T>::deserialize(deserializer).map(|v| v.map_or(Self::Null, Self::Value))
-    }
-}
-
-/// Collects field errors and the checked fields as a JSON object for the database.
-pub struct Checked {
-    pub fields: Map<String, Value>,
-    pub errors: Vec<FieldError>,
-}
-
-impl Checked {
-    pub fn new() -> Self {
-        Self {
-            fields: Map::new(),
-            errors: Vec::new(),
-        }
-    }
-
-    /// Note a required field that is absent.
-    pub fn require<T>(&mut self, name: &str, value: &Patch<T>) {
-        if value.is_absent() {
-            self.errors.push(FieldError::new(name, "is required"));
-        }
-    }
-
-    /// The checked fields, or every field error found.
-    pub fn finish(self) -> Result<Map<String, Value>, CoreError> {
-        if self.errors.is_empty() {
-            Ok(self.fields)
-        } else {
-            Err(CoreError::Invalid(self.errors))
-        }
-    }
-
-    /// Check one field: `rule` returns an error message for a bad value.
-    pub fn field<T: Serialize>(
-        &mut self,
-        name: &str,
-        value: &Patch<T>,
-        nullable: bool,
-        rule: impl Fn(&T) -> Option<String>,
-    ) {
-        match value {
-            Patch::Absent => {}
-            Patch::Null if nullable => {
-                self.fields.insert(name.to_owned(), Value::Null);
-            }
-            Patch::Null => self.errors.push(FieldError::new(name, "cannot be null")),
-            Patch::Value(v) => match rule(v) {
-                Some(message) => self.errors.push(FieldError::new(name, message)),
-                None => {
-                    self.fields.insert(
-                        name.to_owned(),
-                        serde_json::to_value(v).expect("plain value"),
-                    );
-                }
-            },
-        }
-    }
-}
-
-/// A rule: non-blank text of at most `max` characters.
-pub fn text(max: usize) -> impl Fn(&String) -> Option<String> {
-    move |s: &String| {
-        if s.trim().is_empty() {
-            Some("must not be blank".into())
-        } else if s.chars().count() > max {
-            Some(format!("must be at most {max} characters"))
-        } else {
-            None
-        }
-    }
-}
-
-/// A rule: a JSON object.
-pub fn object(v: &Value) -> Option<String> {
-    (!v.is_object()).then(|| "must be an object".into())
-}
-
-impl Default for Checked {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// A rule: a JSON array.
-pub fn array(v: &Value) -> Option<String> {
-    (!v.is_array()).then(|| "must be an array".into())
-}
-
-/// A rule: an integer within `range`.
-pub fn within(range: std::ops::RangeInclusive<i64>) -> impl Fn(&i64) -> Option<String> {
-    move |n: &i64| {
-        (!range.contains(n))
-            .then(|| format!("must be between {} and {}", range.start(), range.end()))
-    }
-}
-
 /// Whether `s` is `min` to `max` lower-case letters, digits and underscores, starting with
 /// a letter (flow keys, state names, usage units).
 pub fn is_identifier(s: &str, min: usize, max: usize) -> bool {
@@ -401,37 +311,6 @@ pub fn is_provider(s: &str) -> bool {
         && b.iter().all(|c| {
             c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
         })
-}
-
-/// The fields of an LLM call that usage events and limit checks share: token counts
-/// (0 to i32::MAX), the provider (stored lower case) and the model.
-pub fn check_llm_call(
-    errors: &mut Vec<FieldError>,
-    prompt_tokens: Option<i64>,
-    completion_tokens: Option<i64>,
-    provider: Option<&str>,
-    model: Option<&str>,
-) {
-    for (name, n) in [
-        ("prompt_tokens", prompt_tokens),
-        ("completion_tokens", completion_tokens),
-    ] {
-        if n.is_some_and(|n| !(0..=i64::from(i32::MAX)).contains(&n)) {
-            errors.push(FieldError::new(
-                name,
-                format!("must be between 0 and {}", i32::MAX),
-            ));
-        }
-    }
-    if provider.is_some_and(|p| !is_provider(&p.to_ascii_lowercase())) {
-        errors.push(FieldError::new("provider", PROVIDER_RULE));
-    }
-    if model.is_some_and(|m| m.trim().is_empty() || m.chars().count() > 200) {
-        errors.push(FieldError::new(
-            "model",
-            "must be 1 to 200 characters, not blank",
-        ));
-    }
 }
 
 /// A rule for money and quantities: not negative, below 10^10, at most `scale` decimal
@@ -493,17 +372,43 @@ mod tests {
         assert!(!is_e164("+62 811"));
     }
 
+    #[derive(Deserialize)]
+    struct Wire {
+        #[serde(default)]
+        a: Field<i64>,
+        #[serde(default)]
+        b: Field<i64>,
+        #[serde(default)]
+        c: Field<i64>,
+        #[serde(default)]
+        d: Field<i64>,
+        #[serde(flatten)]
+        unknown: Unknown,
+    }
+
     #[test]
-    fn patch_tells_absent_from_null() {
-        #[derive(Deserialize)]
-        struct P {
-            #[serde(default)]
-            a: Patch<String>,
-            #[serde(default)]
-            b: Patch<String>,
-        }
-        let p: P = serde_json::from_str(r#"{"a": null}"#).unwrap();
-        assert_eq!(p.a, Patch::Null);
-        assert_eq!(p.b, Patch::Absent);
+    fn fields_tell_absent_null_value_and_wrong_type_apart() {
+        let w: Wire =
+            serde_json::from_str(r#"{"a": null, "b": 5, "c": "five", "x": 1, "y": []}"#).unwrap();
+        assert_eq!(w.a, Field::Null);
+        assert_eq!(w.b, Field::Value(5));
+        assert!(matches!(w.c, Field::Invalid(_)));
+        assert_eq!(w.d, Field::Absent);
+        assert_eq!(w.unknown, Unknown(vec!["x".into(), "y".into()]));
+    }
+
+    #[test]
+    fn invalid_collects_every_field_error() {
+        let w: Wire = serde_json::from_str(r#"{"a": null, "b": 50, "c": "five", "x": 1}"#).unwrap();
+        let mut e = Invalid::new(w.unknown);
+        assert_eq!(e.required("a", w.a, any), None);
+        assert_eq!(e.patch("b", w.b, int32_within(0..=10)), Patch::Absent);
+        assert_eq!(e.optional("c", w.c, any), None);
+        assert_eq!(e.patch_not_null("d", w.d, any), Patch::Absent);
+        let fields: Vec<_> = e.0.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["x", "a", "b", "c"]);
+        assert_eq!(e.0[1].message, "cannot be null");
+        assert_eq!(e.0[2].message, "must be between 0 and 10");
+        assert!(e.finish(()).is_err());
     }
 }
