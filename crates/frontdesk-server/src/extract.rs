@@ -10,7 +10,7 @@ use axum::{
     extract::{FromRequest, FromRequestParts, MatchedPath, RawPathParams, Request},
     http::{header, request::Parts},
 };
-use frontdesk_core::{KeyScope, MemberRole, Principal, RequestContext, Tx};
+use frontdesk_core::{FieldError, KeyScope, MemberRole, Principal, RequestContext, Tx};
 use frontdesk_pg::DbError;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -429,7 +429,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
     }
 }
 
-/// Query parameters, with field errors on failure.
+/// Query parameters read into their wire type, whose fields are `Param`s (text parsed
+/// with `FromStr`, never failing), so the type's `parse` names every bad parameter at
+/// once. A parameter given twice is refused; unknown ones are refused before the handler
+/// by the router (from the OpenAPI document).
 pub struct QueryParams<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
@@ -437,25 +440,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> ApiResult<Self> {
         let query = parts.uri.query().unwrap_or_default();
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de)
-            .map(QueryParams)
-            .map_err(|e| {
-                let field = e.path().to_string();
-                let message = e.into_inner().to_string();
-                if let Some(name) = message
-                    .strip_prefix("unknown field `")
-                    .and_then(|r| r.split('`').next())
-                {
-                    ApiError::invalid(name, "unknown query parameter")
-                } else if let Some(name) = message
-                    .strip_prefix("missing field `")
-                    .and_then(|r| r.split('`').next())
-                {
-                    ApiError::invalid(name, "is required")
-                } else {
-                    ApiError::invalid(if field == "." { "query" } else { &field }, &message)
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut errors: Vec<FieldError> = Vec::new();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            if pairs.iter().any(|(n, _)| *n == name) {
+                if !errors.iter().any(|e| e.field == name) {
+                    errors.push(FieldError::new(name.as_ref(), "is given more than once"));
                 }
-            })
+            } else {
+                pairs.push((name.into_owned(), value.into_owned()));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        let de =
+            serde::de::value::MapDeserializer::<_, serde::de::value::Error>::new(pairs.into_iter());
+        T::deserialize(de)
+            .map(QueryParams)
+            .map_err(|e| ApiError::invalid("query", &e.to_string()))
     }
 }

@@ -185,6 +185,36 @@ async fn a_wrong_json_type_in_one_field_and_a_bad_value_in_another_are_both_repo
 }
 
 #[tokio::test]
+async fn every_bad_query_parameter_is_listed_in_one_422() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "queries").await;
+    let token = &a.owner_token;
+    let reply = app
+        .get(
+            "/v1/tenants/queries/conversations?limit=0&archived=maybe&assistant_id=nope&updated_since=yesterday",
+            token,
+        )
+        .await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert_eq!(
+        sorted_fields(&reply),
+        ["archived", "assistant_id", "limit", "updated_since"],
+        "{}",
+        reply.text
+    );
+    let top = app
+        .get("/v1/tenants/queries/analytics/top?days=0&limit=x", token)
+        .await;
+    assert_eq!(top.status, 422, "{}", top.text);
+    assert_eq!(sorted_fields(&top), ["by", "days", "limit"], "{}", top.text);
+    let twice = app
+        .get("/v1/tenants/queries/conversations?limit=5&limit=6", token)
+        .await;
+    assert_eq!(twice.status, 422, "{}", twice.text);
+    assert_eq!(twice.error_fields(), ["limit"], "{}", twice.text);
+}
+
+#[tokio::test]
 async fn a_body_that_is_not_an_object_is_a_422_on_body() {
     let app = spawn_app().await;
     let a = seed_tenant(&app, "shapes").await;

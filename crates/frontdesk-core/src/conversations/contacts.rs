@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, Tx,
-    platform::input::{Columns, Field, Invalid, Patch, Unknown, json_object, text_of},
-    platform::page::{Page, PageQuery, Paged},
+    platform::input::{Columns, Field, Invalid, Param, Patch, Unknown, any, json_object, text_of},
+    platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
     platform::store::Record,
     platform::values::{E164, Email},
 };
@@ -151,22 +151,27 @@ impl TryFrom<ContactInput> for ContactChanges {
 
 /// `GET …/contacts`: paging and an optional search.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ContactQuery {
     /// Matches names containing it (case-insensitive) or phone numbers starting with it.
-    pub q: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub q: Param<String>,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub limit: Param<i64>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub cursor: Param<String>,
 }
 
 impl ContactQuery {
-    pub fn page(&self) -> Result<Page<Uuid>, CoreError> {
-        PageQuery {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-        }
-        .parse()
+    /// The search (if any) and the page, checked.
+    pub fn parse(&self) -> Result<(Option<String>, Page<Uuid>), Invalid> {
+        let mut e = Invalid::default();
+        let q = e.param("q", &self.q, any);
+        let page = Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
+        e.finish((q, page))
     }
 }
 

@@ -14,9 +14,9 @@ use crate::{
     CoreError, Tx,
     conversations::{assistants::Channel, flows},
     platform::input::{
-        Columns, Field, Invalid, Patch, Unknown, any, json_array, json_object, text_of,
+        Columns, Field, Invalid, Param, Patch, Unknown, any, json_array, json_object, text_of,
     },
-    platform::page::{CursorKey, Page, PageQuery, Paged},
+    platform::page::{CursorKey, DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
     platform::store::Record,
 };
 
@@ -345,28 +345,61 @@ impl CursorKey for ActivityKey {
 
 /// `GET …/conversations` filters.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
+pub struct ConversationQuery {
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub state: Param<String>,
+    #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
+    pub assistant_id: Param<Uuid>,
+    #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
+    pub contact_id: Param<Uuid>,
+    #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
+    pub assignee_id: Param<Uuid>,
+    /// Archived conversations only (true) or unarchived only (false, the default).
+    #[serde(default)]
+    #[param(value_type = Option<bool>)]
+    pub archived: Param<bool>,
+    /// Only conversations changed at or after this time (RFC 3339).
+    #[serde(default)]
+    #[param(value_type = Option<DateTime<Utc>>)]
+    pub updated_since: Param<DateTime<Utc>>,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub limit: Param<i64>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub cursor: Param<String>,
+}
+
+/// Checked `GET …/conversations` filters.
+#[derive(Debug, Default)]
 pub struct ConversationFilter {
     pub state: Option<String>,
     pub assistant_id: Option<Uuid>,
     pub contact_id: Option<Uuid>,
     pub assignee_id: Option<Uuid>,
-    /// Archived conversations only (true) or unarchived only (false, the default).
     pub archived: Option<bool>,
-    /// Only conversations changed at or after this time (RFC 3339).
     pub updated_since: Option<DateTime<Utc>>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
 }
 
-impl ConversationFilter {
-    pub fn page(&self) -> Result<Page<ActivityKey>, CoreError> {
-        PageQuery {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-        }
-        .parse()
+impl ConversationQuery {
+    /// The filters and the page, checked.
+    pub fn parse(&self) -> Result<(ConversationFilter, Page<ActivityKey>), Invalid> {
+        let mut e = Invalid::default();
+        let filter = ConversationFilter {
+            state: e.param("state", &self.state, any),
+            assistant_id: e.param("assistant_id", &self.assistant_id, any),
+            contact_id: e.param("contact_id", &self.contact_id, any),
+            assignee_id: e.param("assignee_id", &self.assignee_id, any),
+            archived: e.param("archived", &self.archived, any),
+            updated_since: e.param("updated_since", &self.updated_since, any),
+        };
+        let page = Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
+        e.finish((filter, page))
     }
 }
 

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, Tx,
-    platform::input::{Field, Invalid, Unknown, any, int32_within, json_array, json_object},
-    platform::page::{Page, PageQuery, Paged},
+    platform::input::{Field, Invalid, Param, Unknown, any, int32_within, json_array, json_object},
+    platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
     platform::values::CostUsd,
 };
 /// The default limit on a message's content, in bytes.
@@ -337,19 +337,28 @@ pub async fn create(
 
 /// `GET …/messages`: a page of a conversation's history.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// 1–200 (default 50).
-    pub limit: Option<i64>,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub limit: Param<i64>,
     /// desc (newest first, the default) or asc.
-    pub order: Option<String>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub order: Param<String>,
     /// Only messages older than this message id.
-    pub before: Option<Uuid>,
+    #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
+    pub before: Param<Uuid>,
     /// Only messages newer than this message id.
-    pub after: Option<Uuid>,
+    #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
+    pub after: Param<Uuid>,
     /// `next_cursor` of the previous page (continues in the same order).
-    pub cursor: Option<String>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub cursor: Param<String>,
 }
 
 /// A checked history request.
@@ -361,18 +370,24 @@ pub struct History {
 }
 
 impl HistoryQuery {
-    pub fn parse(&self) -> Result<History, CoreError> {
-        let newest_first = match self.order.as_deref() {
-            None | Some("desc") => true,
-            Some("asc") => false,
-            Some(_) => return Err(CoreError::invalid("order", "must be asc or desc")),
-        };
-        let page: Page<Uuid> = PageQuery {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
+    pub fn parse(&self) -> Result<History, Invalid> {
+        let mut e = Invalid::default();
+        let newest_first = e
+            .param("order", &self.order, |o| match o.as_str() {
+                "desc" => Ok(true),
+                "asc" => Ok(false),
+                _ => Err("must be asc or desc".to_owned()),
+            })
+            .unwrap_or(true);
+        let page: Page<Uuid> =
+            Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
+        let (mut before, mut after) = (
+            e.param("before", &self.before, any),
+            e.param("after", &self.after, any),
+        );
+        if !e.is_empty() {
+            return Err(e);
         }
-        .parse()?;
-        let (mut before, mut after) = (self.before, self.after);
         if let Some(cursor) = page.after {
             if newest_first {
                 before = Some(before.map_or(cursor, |b| b.min(cursor)));

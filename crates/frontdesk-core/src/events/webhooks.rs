@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, Tx,
-    platform::input::{Columns, Field, Invalid, Patch, Unknown, any, int32_within},
-    platform::page::{Page, PageQuery, Paged},
+    platform::input::{Columns, Field, Invalid, Param, Patch, Unknown, any, int32_within},
+    platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
     platform::store::Record,
 };
 
@@ -399,31 +399,27 @@ impl Delivery {
 
 /// `GET …/webhook-endpoints/{id}/deliveries`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     /// pending, delivered or failed.
-    pub status: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub status: Param<String>,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub limit: Param<i64>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub cursor: Param<String>,
 }
 
 impl DeliveryQuery {
     /// The status asked for and the page, checked.
-    pub fn parse(&self) -> Result<(Option<&str>, Page<Uuid>), CoreError> {
-        let status = self.status.as_deref();
-        if status.is_some_and(|s| !["pending", "delivered", "failed"].contains(&s)) {
-            return Err(CoreError::invalid(
-                "status",
-                "must be pending, delivered or failed",
-            ));
-        }
-        let page = PageQuery {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-        }
-        .parse()?;
-        Ok((status, page))
+    pub fn parse(&self) -> Result<(Option<DeliveryStatus>, Page<Uuid>), Invalid> {
+        let mut e = Invalid::default();
+        let status = e.param("status", &self.status, |s| DeliveryStatus::parse(&s));
+        let page = Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
+        e.finish((status, page))
     }
 }
 
@@ -432,7 +428,7 @@ pub async fn deliveries(
     tx: &mut Tx,
     tenant: Uuid,
     endpoint: Uuid,
-    status: Option<&str>,
+    status: Option<DeliveryStatus>,
     page: &Page<Uuid>,
 ) -> Result<Paged<Delivery>, CoreError> {
     tx.part(async |tx| Endpoint::get(tx, tenant, endpoint).await)

@@ -47,6 +47,36 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
     }
 }
 
+/// One query parameter as sent: absent, a value, or text that is not one (with why).
+/// Query values are text: each is parsed with `FromStr`, and deserializing a `Param`
+/// never fails, so a query struct reports every bad parameter at once. (Unknown
+/// parameters are refused before the handler, by the router, from the OpenAPI document.)
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Param<T> {
+    #[default]
+    Absent,
+    Value(T),
+    Invalid(String),
+}
+
+impl<'de, T: std::str::FromStr> Deserialize<'de> for Param<T>
+where
+    T::Err: std::fmt::Display,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(text
+            .parse()
+            .map_or_else(|e: T::Err| Self::Invalid(e.to_string()), Self::Value))
+    }
+}
+
+impl<T> Param<T> {
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Self::Absent)
+    }
+}
+
 /// The fields of a body its wire type does not know, in the order sent. Flattened into
 /// every wire type (`#[serde(flatten)] #[schema(ignore)] pub unknown: Unknown`): serde hands
 /// it whatever the named fields did not take.
@@ -135,6 +165,35 @@ impl Invalid {
                 }
             },
         }
+    }
+
+    /// A query parameter that may be left out, read with `parse`.
+    pub fn param<W: Clone, T>(
+        &mut self,
+        name: &str,
+        param: &Param<W>,
+        parse: impl FnOnce(W) -> Result<T, String>,
+    ) -> Option<T> {
+        let field = match param {
+            Param::Absent => Field::Absent,
+            Param::Value(v) => Field::Value(v.clone()),
+            Param::Invalid(message) => Field::Invalid(message.clone()),
+        };
+        self.optional(name, field, parse)
+    }
+
+    /// A query parameter that must be given.
+    pub fn required_param<W: Clone, T>(
+        &mut self,
+        name: &str,
+        param: &Param<W>,
+        parse: impl FnOnce(W) -> Result<T, String>,
+    ) -> Option<T> {
+        if param.is_absent() {
+            self.push(name, "is required");
+            return None;
+        }
+        self.param(name, param, parse)
     }
 
     /// A field that must be sent, not null.

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use crate::{
     CoreError, LimitReached, Tx,
     conversations::messages::CostSource,
-    platform::input::{Field, Invalid, Unknown, any, int32_within},
-    platform::page::{Page, Paged},
+    platform::input::{Field, Invalid, Param, Unknown, any, int32_within},
+    platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
     platform::values::CostUsd,
     usage::usage::LlmCall,
 };
@@ -348,31 +348,27 @@ pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Reservation, Cor
 
 /// `GET …/limits/reservations`: `?status=` narrows to one status.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReservationQuery {
     /// active, settled, expired or cancelled.
-    pub status: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub status: Param<String>,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub limit: Param<i64>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub cursor: Param<String>,
 }
 
 impl ReservationQuery {
     /// The status asked for and the page, checked.
-    pub fn parse(&self) -> Result<(Option<&str>, Page<Uuid>), CoreError> {
-        let status = self.status.as_deref();
-        if status.is_some_and(|s| !["active", "settled", "expired", "cancelled"].contains(&s)) {
-            return Err(CoreError::invalid(
-                "status",
-                "must be active, settled, expired or cancelled",
-            ));
-        }
-        let page = crate::platform::page::PageQuery {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-        }
-        .parse()?;
-        Ok((status, page))
+    pub fn parse(&self) -> Result<(Option<ReservationStatus>, Page<Uuid>), Invalid> {
+        let mut e = Invalid::default();
+        let status = e.param("status", &self.status, |s| ReservationStatus::parse(&s));
+        let page = Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
+        e.finish((status, page))
     }
 }
 
@@ -380,7 +376,7 @@ impl ReservationQuery {
 pub async fn list(
     tx: &mut Tx,
     tenant: Uuid,
-    status: Option<&str>,
+    status: Option<ReservationStatus>,
     page: &Page<Uuid>,
 ) -> Result<Paged<Reservation>, CoreError> {
     tx.last();

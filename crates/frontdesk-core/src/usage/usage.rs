@@ -12,7 +12,7 @@ use crate::{
     CoreError, Tx,
     conversations::messages::CostSource,
     platform::input::{
-        Field, Invalid, Unknown, any, decimal_rule, int32_within, is_identifier, json_object,
+        Field, Invalid, Param, Unknown, any, decimal_rule, int32_within, is_identifier, json_object,
     },
     platform::values::{CostUsd, Provider},
 };
@@ -66,35 +66,55 @@ impl Usage {
 
 /// `?days=` (1–366, default 30): the last N days of the tenant, today included.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Days {
-    pub days: Option<i32>,
+    #[serde(default)]
+    #[param(value_type = Option<i32>)]
+    pub days: Param<i32>,
 }
 
 impl Days {
-    pub fn parse(&self) -> Result<i32, CoreError> {
-        match self.days.unwrap_or(30) {
-            n @ 1..=366 => Ok(n),
-            _ => Err(CoreError::invalid("days", "must be between 1 and 366")),
-        }
+    /// Check `days` into `e` (default 30).
+    pub fn check(e: &mut Invalid, days: &Param<i32>) -> i32 {
+        e.param("days", days, |n| {
+            if (1..=366).contains(&n) {
+                Ok(n)
+            } else {
+                Err("must be between 1 and 366".to_owned())
+            }
+        })
+        .unwrap_or(30)
+    }
+
+    pub fn parse(&self) -> Result<i32, Invalid> {
+        let mut e = Invalid::default();
+        let days = Self::check(&mut e, &self.days);
+        e.finish(days)
     }
 }
 
 /// `?months=` (1–36, default 12): the last N calendar months, this one included.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Months {
-    pub months: Option<i32>,
+    #[serde(default)]
+    #[param(value_type = Option<i32>)]
+    pub months: Param<i32>,
 }
 
 impl Months {
-    pub fn parse(&self) -> Result<i32, CoreError> {
-        match self.months.unwrap_or(12) {
-            n @ 1..=36 => Ok(n),
-            _ => Err(CoreError::invalid("months", "must be between 1 and 36")),
-        }
+    pub fn parse(&self) -> Result<i32, Invalid> {
+        let mut e = Invalid::default();
+        let months = e
+            .param("months", &self.months, |n| {
+                if (1..=36).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err("must be between 1 and 36".to_owned())
+                }
+            })
+            .unwrap_or(12);
+        e.finish(months)
     }
 }
 

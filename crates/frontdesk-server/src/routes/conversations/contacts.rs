@@ -22,9 +22,9 @@ pub async fn list(
     scope: TenantScope,
     QueryParams(query): QueryParams<ContactQuery>,
 ) -> ApiResult<axum::Json<Paged<Contact>>> {
-    let page = query.page()?;
+    let (q, page) = query.parse()?;
     let contacts = scope
-        .read(async |tx| contacts::list(tx, scope.tenant, query.q.as_deref(), &page).await)
+        .read(async |tx| contacts::list(tx, scope.tenant, q.as_deref(), &page).await)
         .await?;
     Ok(axum::Json(contacts))
 }

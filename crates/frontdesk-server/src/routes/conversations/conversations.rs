@@ -3,7 +3,7 @@
 use axum::{http::StatusCode, response::Response};
 use frontdesk_core::{
     conversations::conversations::{
-        self, Conversation, ConversationChanges, ConversationFilter, ConversationInput, Cost,
+        self, Conversation, ConversationChanges, ConversationInput, ConversationQuery, Cost,
         Handoff, HandoffRequest, NewConversation, RoleStats, StateChange, Transition, TransitionTo,
     },
     platform::{input::Columns, page::Paged},
@@ -18,13 +18,13 @@ use crate::{
 
 /// Conversations by last activity, newest first. Members see only their own.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/conversations", tag = "conversations",
-    params(TenantPath, ConversationFilter),
+    params(TenantPath, ConversationQuery),
     responses((status = 200, body = Paged<Conversation>), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
     scope: TenantScope,
-    QueryParams(filter): QueryParams<ConversationFilter>,
+    QueryParams(query): QueryParams<ConversationQuery>,
 ) -> ApiResult<axum::Json<Paged<Conversation>>> {
-    let page = filter.page()?;
+    let (filter, page) = query.parse()?;
     let conversations = scope
         .read(async |tx| {
             conversations::list(tx, scope.tenant, scope.viewer(), &filter, &page).await
