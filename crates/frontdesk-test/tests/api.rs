@@ -185,6 +185,47 @@ async fn a_wrong_json_type_in_one_field_and_a_bad_value_in_another_are_both_repo
 }
 
 #[tokio::test]
+async fn a_create_body_names_each_bad_field_once_missing_ones_included() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "creates").await;
+    let path = "/v1/tenants/creates/assistants";
+    let missing = app
+        .post(
+            path,
+            &a.owner_token,
+            json!({"channel": "fax", "llm_max_tokens": 0}),
+        )
+        .await;
+    assert_eq!(missing.status, 422, "{}", missing.text);
+    assert_eq!(
+        sorted_fields(&missing),
+        ["channel", "llm_max_tokens", "name"],
+        "{}",
+        missing.text
+    );
+    let wrong_type = app.post(path, &a.owner_token, json!({"name": 5})).await;
+    assert_eq!(wrong_type.status, 422, "{}", wrong_type.text);
+    assert_eq!(wrong_type.error_fields(), ["name"], "{}", wrong_type.text);
+    let message = app
+        .post(
+            &format!(
+                "/v1/tenants/creates/conversations/{}/messages",
+                Uuid::now_v7()
+            ),
+            &a.owner_token,
+            json!({"role": "robot", "prompt_tokens": -1, "cost_usd": "-0.1", "metadata": []}),
+        )
+        .await;
+    assert_eq!(message.status, 422, "{}", message.text);
+    assert_eq!(
+        sorted_fields(&message),
+        ["content", "cost_usd", "metadata", "prompt_tokens", "role"],
+        "{}",
+        message.text
+    );
+}
+
+#[tokio::test]
 async fn every_bad_query_parameter_is_listed_in_one_422() {
     let app = spawn_app().await;
     let a = seed_tenant(&app, "queries").await;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, Tx,
+    conversations::messages::MessageRole,
     platform::input::{Invalid, Param, any},
     platform::page::MAX_LIMIT,
 };
@@ -92,7 +93,7 @@ impl SearchQuery {
 pub struct Hit {
     pub message_id: Uuid,
     pub conversation_id: Uuid,
-    pub role: String,
+    pub role: MessageRole,
     /// The matching part of the content, HTML-escaped, matched words between `<mark>` and
     /// `</mark>`.
     pub snippet: String,
