@@ -43,9 +43,11 @@ pub struct Assistant {
     pub name: String,
     pub description: Option<String>,
     pub channel: Channel,
-    /// Null fields fall back to the tenant's settings (see `effective_llm`).
+    /// Its own model settings (`llm_*`, `system_prompt`); null ones fall back to the
+    /// tenant's (see `effective_llm`).
     #[serde(flatten)]
     pub llm: LlmSettings,
+    /// The settings it runs with: its own where set, else the tenant's.
     pub effective_llm: EffectiveLlm,
     #[schema(value_type = Object)]
     pub persona: Value,
