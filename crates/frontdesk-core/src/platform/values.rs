@@ -243,10 +243,10 @@ impl HttpUrl {
 
 text_newtype!(
     /// An LLM provider's name as stored: lower case, 1–63 of `[a-z0-9._-]`.
-    Provider
+    LlmProvider
 );
 
-impl Provider {
+impl LlmProvider {
     /// Accepts any case; stores lower case.
     pub fn parse(s: String) -> Result<Self, String> {
         let s = s.to_ascii_lowercase();
@@ -460,10 +460,10 @@ mod tests {
 
     #[test]
     fn providers_are_stored_lower_case() {
-        assert_eq!(Provider::parse(s("OpenAI")).unwrap().as_str(), "openai");
-        assert!(Provider::parse(s("")).is_err());
-        assert!(Provider::parse(s("-x")).is_err());
-        assert!(Provider::parse(s("open ai")).is_err());
+        assert_eq!(LlmProvider::parse(s("OpenAI")).unwrap().as_str(), "openai");
+        assert!(LlmProvider::parse(s("")).is_err());
+        assert!(LlmProvider::parse(s("-x")).is_err());
+        assert!(LlmProvider::parse(s("open ai")).is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::{
     platform::input::{
         Field, Invalid, Param, Unknown, any, decimal_rule, int32_within, is_identifier, json_object,
     },
-    platform::values::{CostUsd, Provider},
+    platform::values::{CostUsd, LlmProvider},
 };
 
 /// Totals over a period.
@@ -222,7 +222,7 @@ impl UsageEvent {
 pub struct LlmCall {
     pub prompt_tokens: Option<i32>,
     pub completion_tokens: Option<i32>,
-    pub provider: Option<Provider>,
+    pub provider: Option<LlmProvider>,
     pub model: Option<String>,
 }
 
@@ -239,7 +239,7 @@ impl LlmCall {
         Self {
             prompt_tokens: e.optional("prompt_tokens", prompt_tokens, &count),
             completion_tokens: e.optional("completion_tokens", completion_tokens, &count),
-            provider: e.optional("provider", provider, Provider::parse),
+            provider: e.optional("provider", provider, LlmProvider::parse),
             model: e.optional("model", model, |m: String| {
                 if m.trim().is_empty() || m.chars().count() > 200 {
                     Err("must be 1 to 200 characters, not blank".to_owned())
@@ -255,7 +255,7 @@ impl LlmCall {
     }
 
     pub fn provider(&self) -> Option<&str> {
-        self.provider.as_ref().map(Provider::as_str)
+        self.provider.as_ref().map(LlmProvider::as_str)
     }
 }
 
