@@ -10,11 +10,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{
-    error::SLUG_RULE,
-    input::{
-        PROVIDER_RULE, decimal_rule, is_e164, is_email, is_http_url, is_identifier, is_provider,
-    },
+use super::input::{
+    PROVIDER_RULE, decimal_rule, is_e164, is_email, is_http_url, is_identifier, is_provider,
 };
 
 /// A Rust enum stored as `text` (with a CHECK listing its values): serde and the OpenAPI
@@ -130,6 +127,8 @@ text_newtype!(
 );
 
 impl TenantSlug {
+    pub const RULE: &str = "must be 3 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit";
+
     pub fn parse(s: String) -> Result<Self, String> {
         let b = s.as_bytes();
         let ok = (3..=63).contains(&b.len())
@@ -141,7 +140,7 @@ impl TenantSlug {
         if ok {
             Ok(Self(s))
         } else {
-            Err(SLUG_RULE.into())
+            Err(Self::RULE.into())
         }
     }
 }
@@ -392,7 +391,7 @@ mod tests {
         ] {
             assert_eq!(
                 TenantSlug::parse(s(bad)),
-                Err(SLUG_RULE.to_owned()),
+                Err(TenantSlug::RULE.to_owned()),
                 "{bad}"
             );
         }
