@@ -286,6 +286,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<frontdesk_core::platform::input::Invalid> for ApiError {
+    fn from(invalid: frontdesk_core::platform::input::Invalid) -> Self {
+        Self::Validation(invalid.0)
+    }
+}
+
 impl From<CoreError> for ApiError {
     fn from(error: CoreError) -> Self {
         match error {

@@ -10,7 +10,7 @@ use axum::{
     extract::{FromRequest, FromRequestParts, MatchedPath, RawPathParams, Request},
     http::{header, request::Parts},
 };
-use frontdesk_core::{KeyScope, MemberRole, Principal, RequestContext, Tx};
+use frontdesk_core::{FieldError, KeyScope, MemberRole, Principal, RequestContext, Tx};
 use frontdesk_pg::DbError;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -327,8 +327,9 @@ impl FromRequestParts<AppState> for UserScope {
     }
 }
 
-/// A JSON body: 415 without a JSON content type, 400 for malformed JSON, 422 with field
-/// errors for unknown fields, missing fields and wrong types.
+/// A JSON body read into its wire type: 415 without a JSON content type, 400 for
+/// malformed JSON, 422 on `body` for anything but a JSON object. Field errors (unknown,
+/// missing, wrong type, broken rule) come from the wire type's `TryFrom`, all at once.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
@@ -361,12 +362,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
-/// Parse a JSON document into `T`, naming the offending field on failure.
+/// Parse a JSON body into its wire type `T`. Every body is a JSON object (anything else
+/// is a 422 on `body`). Wire types read every field as a `Field` and gather unknown
+/// fields, so reading them fails only on malformed JSON (400); their `TryFrom` into the
+/// domain's input names every invalid field at once.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
     // PostgreSQL stores no NUL character in text or jsonb. JSON can only carry one as the
     // escape `\u0000`, so only a body containing that needs the closer look.
     if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
-        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
         && let Some(field) = nul_field(&value, "")
     {
         return Err(ApiError::invalid(
@@ -374,53 +379,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
             "must not contain the NUL character (\\u0000)",
         ));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
-    if value.is_ok() {
-        de.end()
-            .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
     }
-    value.map_err(|e| {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        // Only a type whose fields are not all `Field`s gets here: its first error.
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Syntax
-            | serde_json::error::Category::Eof
-            | serde_json::error::Category::Io => {
-                ApiError::BadRequest(format!("malformed JSON: {inner}"))
-            }
-            serde_json::error::Category::Data => {
-                let message = inner.to_string();
-                let message = message
-                    .split(" at line ")
-                    .next()
-                    .unwrap_or(&message)
-                    .to_owned();
-                let named = |prefix: &str| {
-                    message
-                        .strip_prefix(prefix)
-                        .and_then(|rest| rest.split('`').next())
-                        .map(str::to_owned)
-                };
-                let join = |parent: &str, name: &str| {
-                    if parent == "." || parent.is_empty() {
-                        name.to_owned()
-                    } else {
-                        format!("{parent}.{name}")
-                    }
-                };
-                if let Some(name) = named("unknown field `") {
-                    let parent = path.rsplit_once('.').map(|(p, _)| p).unwrap_or(".");
-                    let parent = if path == name { "." } else { parent };
-                    ApiError::invalid(&join(parent, &name), "unknown field")
-                } else if let Some(name) = named("missing field `") {
-                    ApiError::invalid(&join(&path, &name), "is required")
-                } else {
-                    let field = if path == "." { "body".to_owned() } else { path };
-                    ApiError::invalid(&field, &message)
-                }
-            }
-        }
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::invalid(&field, &e.into_inner().to_string())
     })
 }
 
@@ -471,7 +437,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
     }
 }
 
-/// Query parameters, with field errors on failure.
+/// Query parameters read into their wire type, whose fields are `Param`s (text parsed
+/// with `FromStr`, never failing), so the type's `parse` names every bad parameter at
+/// once. A parameter given twice is refused; unknown ones are refused before the handler
+/// by the router (from the OpenAPI document).
 pub struct QueryParams<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
@@ -479,25 +448,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> ApiResult<Self> {
         let query = parts.uri.query().unwrap_or_default();
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de)
-            .map(QueryParams)
-            .map_err(|e| {
-                let field = e.path().to_string();
-                let message = e.into_inner().to_string();
-                if let Some(name) = message
-                    .strip_prefix("unknown field `")
-                    .and_then(|r| r.split('`').next())
-                {
-                    ApiError::invalid(name, "unknown query parameter")
-                } else if let Some(name) = message
-                    .strip_prefix("missing field `")
-                    .and_then(|r| r.split('`').next())
-                {
-                    ApiError::invalid(name, "is required")
-                } else {
-                    ApiError::invalid(if field == "." { "query" } else { &field }, &message)
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut errors: Vec<FieldError> = Vec::new();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            if pairs.iter().any(|(n, _)| *n == name) {
+                if !errors.iter().any(|e| e.field == name) {
+                    errors.push(FieldError::new(name.as_ref(), "is given more than once"));
                 }
-            })
+            } else {
+                pairs.push((name.into_owned(), value.into_owned()));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        let de =
+            serde::de::value::MapDeserializer::<_, serde::de::value::Error>::new(pairs.into_iter());
+        T::deserialize(de)
+            .map(QueryParams)
+            .map_err(|e| ApiError::invalid("query", &e.to_string()))
     }
 }

@@ -71,10 +71,8 @@ pub fn app(pool: Pool, auth: AuthConfig) -> Router {
 /// Build the application for `pool` with `auth` and `options`.
 pub fn app_with(pool: Pool, auth: AuthConfig, options: AppOptions) -> Router {
     let (api, openapi, _) = router::api().into_parts();
-    let openapi_json = openapi
-        .to_pretty_json()
-        .expect("OpenAPI document serializes");
-    let doc = serde_json::to_value(&openapi).expect("OpenAPI document serializes");
+    let doc = router::document(&openapi);
+    let openapi_json = serde_json::to_string_pretty(&doc).expect("OpenAPI document serializes");
     let state = AppState {
         auth: Arc::new(auth::Auth::new(auth, pool.clone())),
         pool,

@@ -182,6 +182,123 @@ impl Api {
     }
 }
 
+/// The OpenAPI document as served. Field sets shared by several resources are flattened
+/// structs (`#[serde(flatten)]`: `LlmSettings` in `Tenant` and `Assistant`,
+/// `LlmSettingsInput` in their bodies), which utoipa renders as an `allOf` of the parts.
+/// On the wire they are one object, so the document says so: each `allOf` of such parts
+/// becomes one object schema (properties and required fields joined), and the parts are
+/// not components of their own. Request bodies allow no additional properties.
+pub fn document(openapi: &utoipa::openapi::OpenApi) -> serde_json::Value {
+    use serde_json::Value;
+    /// The components that are shared field sets rather than resources.
+    const PARTS: &[&str] = &["LlmSettings", "LlmSettingsInput"];
+    fn merge(
+        value: &mut Value,
+        schemas: &serde_json::Map<String, Value>,
+        parts_used: &mut Vec<String>,
+    ) {
+        match value {
+            Value::Array(items) => items
+                .iter_mut()
+                .for_each(|item| merge(item, schemas, parts_used)),
+            Value::Object(map) => {
+                map.values_mut()
+                    .for_each(|child| merge(child, schemas, parts_used));
+                let Some(Value::Array(items)) = map.get("allOf") else {
+                    return;
+                };
+                let mut parts = Vec::new();
+                for item in items {
+                    let (part, reference) = match item.get("$ref").and_then(Value::as_str) {
+                        Some(r) => {
+                            let name = r.trim_start_matches("#/components/schemas/");
+                            if !PARTS.contains(&name) {
+                                return;
+                            }
+                            (schemas.get(name), Some(name.to_owned()))
+                        }
+                        None => (Some(item), None),
+                    };
+                    match part {
+                        Some(Value::Object(part)) if part.get("type") == Some(&"object".into()) => {
+                            parts.push((part.clone(), reference));
+                        }
+                        _ => return,
+                    }
+                }
+                let mut merged = map.clone();
+                merged.remove("allOf");
+                let (mut properties, mut required) = (serde_json::Map::new(), Vec::new());
+                for (part, reference) in parts {
+                    if let Some(Value::Object(p)) = part.get("properties") {
+                        properties.extend(p.clone());
+                    }
+                    if let Some(Value::Array(r)) = part.get("required") {
+                        required.extend(r.iter().cloned());
+                    }
+                    match reference {
+                        Some(name) => parts_used.push(name),
+                        None => {
+                            for key in ["description", "example"] {
+                                if let Some(v) = part.get(key) {
+                                    merged.entry(key).or_insert_with(|| v.clone());
+                                }
+                            }
+                        }
+                    }
+                }
+                merged.insert("type".into(), "object".into());
+                merged.insert("properties".into(), Value::Object(properties));
+                if !required.is_empty() {
+                    merged.insert("required".into(), Value::Array(required));
+                }
+                *map = merged;
+            }
+            _ => {}
+        }
+    }
+    let mut doc = serde_json::to_value(openapi).expect("the OpenAPI document is JSON");
+    let schemas = doc["components"]["schemas"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let mut parts_used = Vec::new();
+    merge(&mut doc, &schemas, &mut parts_used);
+    // Every body is an object that refuses fields it does not name (wire types gather
+    // unknown fields into `Unknown` rather than let serde refuse them).
+    let mut bodies: Vec<String> = Vec::new();
+    for item in doc["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|p| p.values())
+    {
+        for operation in item.as_object().into_iter().flat_map(|o| o.values()) {
+            if let Some(r) = operation
+                .pointer("/requestBody/content/application~1json/schema/$ref")
+                .and_then(Value::as_str)
+            {
+                bodies.push(r.trim_start_matches("#/components/schemas/").to_owned());
+            }
+        }
+    }
+    for name in bodies {
+        if let Some(Value::Object(schema)) = doc["components"]["schemas"].get_mut(&name)
+            && schema.get("type") == Some(&"object".into())
+        {
+            schema.insert("additionalProperties".into(), false.into());
+        }
+    }
+    let text = doc.to_string();
+    if let Some(Value::Object(components)) = doc["components"].get_mut("schemas") {
+        for name in parts_used {
+            if !text.contains(&format!("\"#/components/schemas/{name}\"")) {
+                components.remove(&name);
+            }
+        }
+    }
+    doc
+}
+
 /// The query parameters a route declares in the OpenAPI document. Any other is refused
 /// with one 422 naming every unknown parameter, before the handler runs (so also on routes
 /// that take no query at all).

@@ -108,6 +108,173 @@ async fn bad_tenant_input_is_a_422_with_field_errors_and_stores_nothing() {
     assert_eq!(n, 0);
 }
 
+/// The sorted field names of a reply's errors.
+fn sorted_fields(reply: &frontdesk_test::Reply) -> Vec<String> {
+    let mut fields = reply.error_fields();
+    fields.sort();
+    fields
+}
+
+#[tokio::test]
+async fn one_422_lists_every_invalid_field_of_a_body_at_once() {
+    let app = spawn_app().await;
+    let token = user_token(Uuid::now_v7(), None);
+    let reply = app
+        .post(
+            "/v1/tenants",
+            &token,
+            json!({"slug": "No Spaces!", "name": "x", "timezone": "not a zone", "colour": "red"}),
+        )
+        .await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert_eq!(
+        sorted_fields(&reply),
+        ["colour", "slug", "timezone"],
+        "{}",
+        reply.text
+    );
+    // Required fields missing are listed with the rest.
+    let reply = app
+        .post("/v1/tenants", &token, json!({"kind": "bakery", "shape": 1}))
+        .await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert_eq!(
+        sorted_fields(&reply),
+        ["kind", "name", "shape", "slug"],
+        "{}",
+        reply.text
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_json_type_in_one_field_and_a_bad_value_in_another_are_both_reported() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "typed").await;
+    let reply = app
+        .patch(
+            "/v1/tenants/typed",
+            &a.owner_token,
+            json!({"name": 5, "llm_temperature": 7, "rate_limit_per_minute": "lots", "phone": "0811"}),
+        )
+        .await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert_eq!(
+        sorted_fields(&reply),
+        ["llm_temperature", "name", "phone", "rate_limit_per_minute"],
+        "{}",
+        reply.text
+    );
+    let member = app
+        .post(
+            "/v1/tenants/typed/members",
+            &a.owner_token,
+            json!({"user_id": "not-a-uuid", "role": "boss", "email": 3}),
+        )
+        .await;
+    assert_eq!(member.status, 422, "{}", member.text);
+    assert_eq!(
+        sorted_fields(&member),
+        ["email", "role", "user_id"],
+        "{}",
+        member.text
+    );
+    // Nothing was changed.
+    let tenant = app.get("/v1/tenants/typed", &a.owner_token).await;
+    assert_ne!(tenant.body["name"], 5);
+    assert_eq!(tenant.body["phone"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn a_create_body_names_each_bad_field_once_missing_ones_included() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "creates").await;
+    let path = "/v1/tenants/creates/assistants";
+    let missing = app
+        .post(
+            path,
+            &a.owner_token,
+            json!({"channel": "fax", "llm_max_tokens": 0}),
+        )
+        .await;
+    assert_eq!(missing.status, 422, "{}", missing.text);
+    assert_eq!(
+        sorted_fields(&missing),
+        ["channel", "llm_max_tokens", "name"],
+        "{}",
+        missing.text
+    );
+    let wrong_type = app.post(path, &a.owner_token, json!({"name": 5})).await;
+    assert_eq!(wrong_type.status, 422, "{}", wrong_type.text);
+    assert_eq!(wrong_type.error_fields(), ["name"], "{}", wrong_type.text);
+    let message = app
+        .post(
+            &format!(
+                "/v1/tenants/creates/conversations/{}/messages",
+                Uuid::now_v7()
+            ),
+            &a.owner_token,
+            json!({"role": "robot", "prompt_tokens": -1, "cost_usd": "-0.1", "metadata": []}),
+        )
+        .await;
+    assert_eq!(message.status, 422, "{}", message.text);
+    assert_eq!(
+        sorted_fields(&message),
+        ["content", "cost_usd", "metadata", "prompt_tokens", "role"],
+        "{}",
+        message.text
+    );
+}
+
+#[tokio::test]
+async fn every_bad_query_parameter_is_listed_in_one_422() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "queries").await;
+    let token = &a.owner_token;
+    let reply = app
+        .get(
+            "/v1/tenants/queries/conversations?limit=0&archived=maybe&assistant_id=nope&updated_since=yesterday",
+            token,
+        )
+        .await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert_eq!(
+        sorted_fields(&reply),
+        ["archived", "assistant_id", "limit", "updated_since"],
+        "{}",
+        reply.text
+    );
+    let top = app
+        .get("/v1/tenants/queries/analytics/top?days=0&limit=x", token)
+        .await;
+    assert_eq!(top.status, 422, "{}", top.text);
+    assert_eq!(sorted_fields(&top), ["by", "days", "limit"], "{}", top.text);
+    let twice = app
+        .get("/v1/tenants/queries/conversations?limit=5&limit=6", token)
+        .await;
+    assert_eq!(twice.status, 422, "{}", twice.text);
+    assert_eq!(twice.error_fields(), ["limit"], "{}", twice.text);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_a_422_on_body() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "shapes").await;
+    let json = "application/json";
+    for (method, path, body) in [
+        ("POST", "/v1/tenants", r#"["acme", "Acme"]"#),
+        ("PATCH", "/v1/tenants/shapes", r#"["Other name"]"#),
+        ("POST", "/v1/tenants/shapes/api-keys", r#"["bot"]"#),
+        ("POST", "/v1/tenants/shapes/api-keys", r#""bot""#),
+        ("POST", "/v1/tenants/shapes/api-keys", "42"),
+    ] {
+        let reply = app
+            .raw(method, path, &a.owner_token, json, body.into())
+            .await;
+        assert_eq!(reply.status, 422, "{method} {path} {body}: {}", reply.text);
+        assert_eq!(reply.error_fields(), ["body"], "{}", reply.text);
+    }
+}
+
 #[tokio::test]
 async fn duplicate_slug_is_409_malformed_json_400_oversized_413() {
     let app = spawn_app().await;

@@ -260,6 +260,20 @@ async fn admins_set_replace_and_remove_secrets_and_never_see_them_again() {
     assert_eq!(bad.status, 422, "{}", bad.text);
     assert_eq!(bad.error_fields(), vec!["secret"]);
     assert!(!bad.text.contains("hunter2"));
+    // The body's shape: a missing secret and an unknown field, both in one 422.
+    let shapeless = app
+        .call(
+            "PUT",
+            &format!("{base}/test"),
+            Some(&a.owner_token),
+            Some(&json!({"secrett": new})),
+        )
+        .await;
+    assert_eq!(shapeless.status, 422, "{}", shapeless.text);
+    let mut fields = shapeless.error_fields();
+    fields.sort();
+    assert_eq!(fields, vec!["secret", "secrett"]);
+    assert!(!shapeless.text.contains(&new));
     let unknown = app
         .call(
             "PUT",

@@ -10,13 +10,22 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, Tx,
-    platform::input::{Checked, Patch, object, text},
+    platform::input::{Columns, Field, Invalid, Patch, Unknown, any, json_object, text_of},
     platform::page::{Page, Paged},
     platform::store::Record,
+    tenancy::llm::{LlmSettings, LlmSettingsInput, LlmSettingsPatch},
 };
 
-pub const CHANNELS: [&str; 5] = ["web", "whatsapp", "voice", "sms", "api"];
-pub const CHANNEL_RULE: &str = "must be one of web, whatsapp, voice, sms, api";
+crate::text_enum!(
+    /// Where an assistant talks, and a conversation happens.
+    pub enum Channel {
+        Web = "web",
+        Whatsapp = "whatsapp",
+        Voice = "voice",
+        Sms = "sms",
+        Api = "api",
+    }
+);
 
 /// The model settings an assistant runs with: its own, else the tenant's.
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,14 +42,12 @@ pub struct Assistant {
     pub id: Uuid,
     pub name: String,
     pub description: Option<String>,
-    /// web, whatsapp, voice, sms or api.
-    pub channel: String,
-    /// Null fields fall back to the tenant's settings (see `effective_llm`).
-    pub llm_provider: Option<String>,
-    pub llm_model: Option<String>,
-    pub llm_temperature: Option<f64>,
-    pub llm_max_tokens: Option<i32>,
-    pub system_prompt: Option<String>,
+    pub channel: Channel,
+    /// Its own model settings (`llm_*`, `system_prompt`); null ones fall back to the
+    /// tenant's (see `effective_llm`).
+    #[serde(flatten)]
+    pub llm: LlmSettings,
+    /// The settings it runs with: its own where set, else the tenant's.
     pub effective_llm: EffectiveLlm,
     #[schema(value_type = Object)]
     pub persona: Value,
@@ -67,11 +74,7 @@ impl Assistant {
             name: row.get("name"),
             description: row.get("description"),
             channel: row.get("channel"),
-            llm_provider: row.get("llm_provider"),
-            llm_model: row.get("llm_model"),
-            llm_temperature: float(row, "llm_temperature"),
-            llm_max_tokens: row.get("llm_max_tokens"),
-            system_prompt: row.get("system_prompt"),
+            llm: LlmSettings::from_row(row),
             effective_llm: EffectiveLlm {
                 provider: row.get("eff_provider"),
                 model: row.get("eff_model"),
@@ -93,90 +96,112 @@ impl Assistant {
 /// The body of `POST …/assistants` (`name` required) and `PATCH …/assistants/{id}`
 /// (absent = unchanged, null = cleared).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "ARI", "channel": "whatsapp", "flow": "ari_sales", "llm_model": "gpt-4o-mini", "one_open_conversation_per_contact": true}))]
 pub struct AssistantInput {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub name: Patch<String>,
+    pub name: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub description: Patch<String>,
+    pub description: Field<String>,
     /// web (default), whatsapp, voice, sms or api.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub channel: Patch<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub llm_provider: Patch<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub llm_model: Patch<String>,
-    /// 0–2.
-    #[serde(default)]
-    #[schema(value_type = Option<f64>)]
-    pub llm_temperature: Patch<f64>,
-    #[serde(default)]
-    #[schema(value_type = Option<i32>)]
-    pub llm_max_tokens: Patch<i64>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub system_prompt: Patch<String>,
+    #[schema(value_type = Option<Channel>)]
+    pub channel: Field<String>,
+    #[serde(flatten)]
+    pub llm: LlmSettingsInput,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub persona: Patch<Value>,
+    pub persona: Field<Value>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub settings: Patch<Value>,
+    pub settings: Field<Value>,
     /// A flow key (default `assistant`). Existing conversations keep the flow they began in.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
+    pub flow: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    pub one_open_conversation_per_contact: Field<bool>,
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    pub is_active: Field<bool>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+/// Checked changes to an assistant (absent = unchanged, null = cleared); serialized, the
+/// columns they set.
+#[derive(Debug, Default, Serialize)]
+pub struct AssistantChanges {
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub name: Patch<String>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub description: Patch<String>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub channel: Patch<Channel>,
+    #[serde(flatten)]
+    pub llm: LlmSettingsPatch,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub persona: Patch<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub settings: Patch<Map<String, Value>>,
+    #[serde(rename = "flow_key", skip_serializing_if = "Patch::is_absent")]
     pub flow: Patch<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<bool>)]
+    #[serde(skip_serializing_if = "Patch::is_absent")]
     pub one_open_conversation_per_contact: Patch<bool>,
-    #[serde(default)]
-    #[schema(value_type = Option<bool>)]
+    #[serde(skip_serializing_if = "Patch::is_absent")]
     pub is_active: Patch<bool>,
 }
 
-impl AssistantInput {
-    /// Check every field; the columns to store, as a JSON object.
-    pub fn check(&self, creating: bool) -> Result<Map<String, Value>, CoreError> {
-        let mut c = Checked::new();
-        if creating {
-            c.require("name", &self.name);
+impl Columns for AssistantChanges {}
+
+impl TryFrom<AssistantInput> for AssistantChanges {
+    type Error = Invalid;
+
+    fn try_from(w: AssistantInput) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        let changes = Self {
+            name: e.patch_not_null("name", w.name, text_of(200)),
+            description: e.patch("description", w.description, text_of(2000)),
+            channel: e.patch_not_null("channel", w.channel, |s| Channel::parse(&s)),
+            llm: LlmSettingsPatch::parse(w.llm, &mut e),
+            persona: e.patch_not_null("persona", w.persona, json_object),
+            settings: e.patch_not_null("settings", w.settings, json_object),
+            flow: e.patch_not_null("flow", w.flow, text_of(63)),
+            one_open_conversation_per_contact: e.patch_not_null(
+                "one_open_conversation_per_contact",
+                w.one_open_conversation_per_contact,
+                any,
+            ),
+            is_active: e.patch_not_null("is_active", w.is_active, any),
+        };
+        e.finish(changes)
+    }
+}
+
+/// A checked new assistant: its settings, with a `name`.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct NewAssistant(AssistantChanges);
+
+impl Columns for NewAssistant {}
+
+impl TryFrom<AssistantInput> for NewAssistant {
+    type Error = Invalid;
+
+    fn try_from(w: AssistantInput) -> Result<Self, Invalid> {
+        let missing = w.name.is_absent();
+        let mut e = match AssistantChanges::try_from(w) {
+            Ok(changes) if !missing => return Ok(Self(changes)),
+            Ok(_) => Invalid::default(),
+            Err(e) => e,
+        };
+        if missing {
+            e.push("name", "is required");
         }
-        c.field("name", &self.name, false, text(200));
-        c.field("description", &self.description, true, text(2000));
-        c.field("channel", &self.channel, false, |s| {
-            (!CHANNELS.contains(&s.as_str())).then(|| CHANNEL_RULE.into())
-        });
-        c.field("llm_provider", &self.llm_provider, true, text(100));
-        c.field("llm_model", &self.llm_model, true, text(200));
-        c.field("llm_temperature", &self.llm_temperature, true, |t| {
-            (!(0.0..=2.0).contains(t)).then(|| "must be between 0 and 2".into())
-        });
-        c.field("llm_max_tokens", &self.llm_max_tokens, true, |n| {
-            (!(1..=i64::from(i32::MAX)).contains(n)).then(|| "must be a positive integer".into())
-        });
-        c.field("system_prompt", &self.system_prompt, true, |s| {
-            (s.chars().count() > 100_000).then(|| "must be at most 100000 characters".into())
-        });
-        c.field("persona", &self.persona, false, object);
-        c.field("settings", &self.settings, false, object);
-        c.field("flow_key", &self.flow, false, text(63));
-        if let Some(e) = c.errors.iter_mut().find(|e| e.field == "flow_key") {
-            e.field = "flow".into();
-        }
-        c.field(
-            "one_open_conversation_per_contact",
-            &self.one_open_conversation_per_contact,
-            false,
-            |_| None,
-        );
-        c.field("is_active", &self.is_active, false, |_| None);
-        c.finish()
+        Err(e)
     }
 }
 

@@ -9,9 +9,10 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, Tx,
-    platform::input::{Checked, Patch, is_e164, is_email, object, text, within},
-    platform::page::{Page, PageQuery, Paged},
+    platform::input::{Columns, Field, Invalid, Param, Patch, Unknown, any, json_object, text_of},
+    platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
     platform::store::Record,
+    platform::values::{E164, Email},
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -26,8 +27,7 @@ pub struct Contact {
     pub channel_ids: Value,
     /// 0–100.
     pub lead_score: Option<i16>,
-    /// hot, warm or cold.
-    pub lead_temperature: Option<String>,
+    pub lead_temperature: Option<LeadTemperature>,
     #[schema(value_type = Object)]
     pub attributes: Value,
     pub created_at: DateTime<Utc>,
@@ -53,82 +53,125 @@ impl Contact {
     }
 }
 
+crate::text_enum!(
+    /// How likely a contact is to buy.
+    pub enum LeadTemperature {
+        Hot = "hot",
+        Warm = "warm",
+        Cold = "cold",
+    }
+);
+
 /// The body of `POST …/contacts` and `PATCH …/contacts/{id}`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Budi", "phone": "+628111234567", "lead_temperature": "warm"}))]
 pub struct ContactInput {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub name: Patch<String>,
+    pub name: Field<String>,
     /// E.164, e.g. +628111234567.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub phone: Patch<String>,
+    pub phone: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub email: Patch<String>,
+    pub email: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub channel_ids: Patch<Value>,
+    pub channel_ids: Field<Value>,
     /// 0–100.
     #[serde(default)]
     #[schema(value_type = Option<i16>)]
-    pub lead_score: Patch<i64>,
+    pub lead_score: Field<i64>,
     /// hot, warm or cold.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub lead_temperature: Patch<String>,
+    #[schema(value_type = Option<LeadTemperature>)]
+    pub lead_temperature: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub attributes: Patch<Value>,
+    pub attributes: Field<Value>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
 }
 
-impl ContactInput {
-    pub fn check(&self) -> Result<Map<String, Value>, CoreError> {
-        let mut c = Checked::new();
-        c.field("name", &self.name, true, text(200));
-        c.field("phone", &self.phone, true, |s| {
-            (!is_e164(s)).then(|| "must be an E.164 number such as +628111234567".into())
-        });
-        c.field("email", &self.email, true, |s| {
-            (!is_email(s)).then(|| "must be an email address".into())
-        });
-        c.field("channel_ids", &self.channel_ids, false, |v| {
-            object(v).or_else(|| {
-                v.as_object()
-                    .is_some_and(|m| m.values().any(|id| !id.is_string()))
-                    .then(|| "must map channel names to id strings".into())
-            })
-        });
-        c.field("lead_score", &self.lead_score, true, within(0..=100));
-        c.field("lead_temperature", &self.lead_temperature, true, |s| {
-            (!["hot", "warm", "cold"].contains(&s.as_str()))
-                .then(|| "must be one of hot, warm, cold".into())
-        });
-        c.field("attributes", &self.attributes, false, object);
-        c.finish()
+/// Checked changes to a contact (absent = unchanged, null = cleared); serialized, the
+/// columns they set. A new contact is the same with defaults for what is absent.
+#[derive(Debug, Default, Serialize)]
+pub struct ContactChanges {
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub name: Patch<String>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub phone: Patch<E164>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub email: Patch<Email>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub channel_ids: Patch<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub lead_score: Patch<i16>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub lead_temperature: Patch<LeadTemperature>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub attributes: Patch<Map<String, Value>>,
+}
+
+impl Columns for ContactChanges {}
+
+impl TryFrom<ContactInput> for ContactChanges {
+    type Error = Invalid;
+
+    fn try_from(w: ContactInput) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        let changes = Self {
+            name: e.patch("name", w.name, text_of(200)),
+            phone: e.patch("phone", w.phone, E164::parse),
+            email: e.patch("email", w.email, Email::parse),
+            channel_ids: e.patch_not_null("channel_ids", w.channel_ids, |v| {
+                let ids = json_object(v)?;
+                if ids.values().any(|id| !id.is_string()) {
+                    Err("must map channel names to id strings".to_owned())
+                } else {
+                    Ok(ids)
+                }
+            }),
+            lead_score: e.patch("lead_score", w.lead_score, |n| {
+                i16::try_from(n)
+                    .ok()
+                    .filter(|n| (0..=100).contains(n))
+                    .ok_or_else(|| "must be between 0 and 100".to_owned())
+            }),
+            lead_temperature: e.patch("lead_temperature", w.lead_temperature, |s| {
+                LeadTemperature::parse(&s)
+            }),
+            attributes: e.patch_not_null("attributes", w.attributes, json_object),
+        };
+        e.finish(changes)
     }
 }
 
 /// `GET …/contacts`: paging and an optional search.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ContactQuery {
     /// Matches names containing it (case-insensitive) or phone numbers starting with it.
-    pub q: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub q: Param<String>,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub limit: Param<i64>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub cursor: Param<String>,
 }
 
 impl ContactQuery {
-    pub fn page(&self) -> Result<Page<Uuid>, CoreError> {
-        PageQuery {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-        }
-        .parse()
+    /// The search (if any) and the page, checked.
+    pub fn parse(&self) -> Result<(Option<String>, Page<Uuid>), Invalid> {
+        let mut e = Invalid::default();
+        let q = e.param("q", &self.q, any);
+        let page = Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
+        e.finish((q, page))
     }
 }
 

@@ -11,13 +11,12 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    CoreError, FieldError, Tx,
-    conversations::{
-        assistants::{CHANNEL_RULE, CHANNELS},
-        flows,
+    CoreError, Tx,
+    conversations::{assistants::Channel, flows},
+    platform::input::{
+        Columns, Field, Invalid, Param, Patch, Unknown, any, json_array, json_object, text_of,
     },
-    platform::input::{Checked, Patch, array, object, text},
-    platform::page::{CursorKey, Page, PageQuery, Paged},
+    platform::page::{CursorKey, DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
     platform::store::Record,
 };
 
@@ -37,7 +36,7 @@ pub struct Conversation {
     /// The person who owns it (members see only their own).
     pub user_id: Option<Uuid>,
     pub contact_id: Option<Uuid>,
-    pub channel: String,
+    pub channel: Channel,
     pub title: Option<String>,
     /// The flow's key.
     pub flow: String,
@@ -113,112 +112,214 @@ impl Conversation {
 /// The body of `POST …/conversations` (`assistant_id` required) and
 /// `PATCH …/conversations/{id}` (the mutable fields; absent = unchanged, null = cleared).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 #[schema(example = json!({"assistant_id": "0190f5e2-7c3a-7d2e-9b1a-3c4d5e6f7a8b", "title": "Trip to Bali"}))]
 pub struct ConversationInput {
     /// On create only.
     #[serde(default)]
     #[schema(value_type = Option<Uuid>)]
-    pub assistant_id: Patch<Uuid>,
+    pub assistant_id: Field<Uuid>,
     /// On create only, by staff: the person who owns it. A member always owns what they
     /// create; staff default to themselves unless a contact is given.
     #[serde(default)]
     #[schema(value_type = Option<Uuid>)]
-    pub user_id: Patch<Uuid>,
+    pub user_id: Field<Uuid>,
     #[serde(default)]
     #[schema(value_type = Option<Uuid>)]
-    pub contact_id: Patch<Uuid>,
+    pub contact_id: Field<Uuid>,
     /// On create only; defaults to the assistant's channel.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub channel: Patch<String>,
+    #[schema(value_type = Option<Channel>)]
+    pub channel: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub title: Patch<String>,
+    pub title: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub context: Patch<Value>,
+    pub context: Field<Value>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub parsed_intent: Patch<Value>,
+    pub parsed_intent: Field<Value>,
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
-    pub answered_questions: Patch<Value>,
+    pub answered_questions: Field<Value>,
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
-    pub pending_questions: Patch<Value>,
+    pub pending_questions: Field<Value>,
     #[serde(default)]
     #[schema(value_type = Option<Vec<Uuid>>)]
-    pub selected_kb_ids: Patch<Vec<Uuid>>,
+    pub selected_kb_ids: Field<Vec<Uuid>>,
     #[serde(default)]
     #[schema(value_type = Option<Uuid>)]
-    pub active_task_plan_id: Patch<Uuid>,
+    pub active_task_plan_id: Field<Uuid>,
     /// Staff only: a member of the tenant who handles it.
     #[serde(default)]
     #[schema(value_type = Option<Uuid>)]
-    pub assignee_id: Patch<Uuid>,
+    pub assignee_id: Field<Uuid>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub metadata: Patch<Value>,
+    pub metadata: Field<Value>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
 }
 
-impl ConversationInput {
-    pub fn check(&self, creating: bool, viewer: Viewer) -> Result<Map<String, Value>, CoreError> {
-        let mut c = Checked::new();
-        let only_on_create = |c: &mut Checked, name: &str, absent: bool| {
-            if !creating && !absent {
-                c.errors
-                    .push(FieldError::new(name, "cannot be changed after creation"));
-            }
-        };
-        only_on_create(&mut c, "assistant_id", self.assistant_id.is_absent());
-        only_on_create(&mut c, "user_id", self.user_id.is_absent());
-        only_on_create(&mut c, "channel", self.channel.is_absent());
-        if creating {
-            c.require("assistant_id", &self.assistant_id);
-            c.field("assistant_id", &self.assistant_id, false, |_| None);
-            c.field("user_id", &self.user_id, true, |_| None);
-            c.field("channel", &self.channel, false, |s| {
-                (!CHANNELS.contains(&s.as_str())).then(|| CHANNEL_RULE.into())
-            });
+/// Checked changes to a conversation's mutable fields (absent = unchanged, null =
+/// cleared); serialized, the columns they set.
+#[derive(Debug, Default, Serialize)]
+pub struct ConversationChanges {
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub contact_id: Patch<Uuid>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub title: Patch<String>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub context: Patch<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub parsed_intent: Patch<Value>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub answered_questions: Patch<Vec<Value>>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub pending_questions: Patch<Vec<Value>>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub selected_kb_ids: Patch<Vec<Uuid>>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub active_task_plan_id: Patch<Uuid>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub assignee_id: Patch<Uuid>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub metadata: Patch<Map<String, Value>>,
+}
+
+impl Columns for ConversationChanges {}
+
+impl ConversationChanges {
+    /// Check the mutable fields of a body into `e`.
+    fn parse(w: ConversationInput, e: &mut Invalid) -> Self {
+        Self {
+            contact_id: e.patch("contact_id", w.contact_id, any),
+            title: e.patch("title", w.title, text_of(500)),
+            context: e.patch_not_null("context", w.context, json_object),
+            parsed_intent: e.patch("parsed_intent", w.parsed_intent, any),
+            answered_questions: e.patch_not_null(
+                "answered_questions",
+                w.answered_questions,
+                json_array,
+            ),
+            pending_questions: e.patch_not_null(
+                "pending_questions",
+                w.pending_questions,
+                json_array,
+            ),
+            selected_kb_ids: e.patch_not_null(
+                "selected_kb_ids",
+                w.selected_kb_ids,
+                |ids: Vec<Uuid>| {
+                    if ids.len() > 1000 {
+                        Err("must list at most 1000 ids".to_owned())
+                    } else {
+                        Ok(ids)
+                    }
+                },
+            ),
+            active_task_plan_id: e.patch("active_task_plan_id", w.active_task_plan_id, any),
+            assignee_id: e.patch("assignee_id", w.assignee_id, any),
+            metadata: e.patch_not_null("metadata", w.metadata, json_object),
         }
-        c.field("contact_id", &self.contact_id, true, |_| None);
-        c.field("title", &self.title, true, text(500));
-        c.field("context", &self.context, false, object);
-        c.field("parsed_intent", &self.parsed_intent, true, |_| None);
-        c.field("answered_questions", &self.answered_questions, false, array);
-        c.field("pending_questions", &self.pending_questions, false, array);
-        c.field("selected_kb_ids", &self.selected_kb_ids, false, |ids| {
-            (ids.len() > 1000).then(|| "must list at most 1000 ids".into())
+    }
+
+    /// Refuse what only staff may set.
+    pub fn allowed_for(&self, viewer: Viewer) -> Result<(), CoreError> {
+        for (name, absent) in [
+            ("assignee_id", self.assignee_id.is_absent()),
+            ("contact_id", self.contact_id.is_absent()),
+        ] {
+            if !viewer.staff && !absent {
+                return Err(CoreError::Forbidden(format!(
+                    "only staff set a conversation's {name}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TryFrom<ConversationInput> for ConversationChanges {
+    type Error = Invalid;
+
+    fn try_from(mut w: ConversationInput) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(std::mem::take(&mut w.unknown));
+        for (name, absent) in [
+            ("assistant_id", w.assistant_id.is_absent()),
+            ("user_id", w.user_id.is_absent()),
+            ("channel", w.channel.is_absent()),
+        ] {
+            if !absent {
+                e.push(name, "cannot be changed after creation");
+            }
+        }
+        let changes = Self::parse(w, &mut e);
+        e.finish(changes)
+    }
+}
+
+/// A checked new conversation.
+#[derive(Debug, Serialize)]
+pub struct NewConversation {
+    pub assistant_id: Uuid,
+    /// Absent: the creator, or nobody for a contact's conversation created by staff.
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub user_id: Patch<Uuid>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub channel: Patch<Channel>,
+    #[serde(flatten)]
+    pub fields: ConversationChanges,
+}
+
+impl TryFrom<ConversationInput> for NewConversation {
+    type Error = Invalid;
+
+    fn try_from(mut w: ConversationInput) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(std::mem::take(&mut w.unknown));
+        let assistant_id = e.required("assistant_id", std::mem::take(&mut w.assistant_id), any);
+        let user_id = e.patch("user_id", std::mem::take(&mut w.user_id), any);
+        let channel = e.patch_not_null("channel", std::mem::take(&mut w.channel), |s| {
+            Channel::parse(&s)
         });
-        c.field(
-            "active_task_plan_id",
-            &self.active_task_plan_id,
-            true,
-            |_| None,
-        );
-        c.field("assignee_id", &self.assignee_id, true, |_| None);
-        c.field("metadata", &self.metadata, false, object);
-        let mut fields = c.finish()?;
-        if !viewer.staff {
-            for name in ["user_id", "assignee_id", "contact_id"] {
-                if fields.contains_key(name) {
-                    return Err(CoreError::Forbidden(format!(
-                        "only staff set a conversation's {name}"
-                    )));
-                }
-            }
+        let fields = ConversationChanges::parse(w, &mut e);
+        match assistant_id {
+            Some(assistant_id) => e.finish(Self {
+                assistant_id,
+                user_id,
+                channel,
+                fields,
+            }),
+            None => Err(e),
         }
-        if creating && !fields.contains_key("user_id") {
-            // A member owns what they create; staff too, unless it is a contact's.
-            let owner = if viewer.staff && fields.get("contact_id").is_some_and(|c| !c.is_null()) {
+    }
+}
+
+impl NewConversation {
+    /// The columns to store for `viewer`: only staff name an owner, contact or assignee;
+    /// a member owns what they create, staff too unless it is a contact's.
+    pub fn columns_for(&self, viewer: Viewer) -> Result<Map<String, Value>, CoreError> {
+        if !viewer.staff && !self.user_id.is_absent() {
+            return Err(CoreError::Forbidden(
+                "only staff set a conversation's user_id".into(),
+            ));
+        }
+        self.fields.allowed_for(viewer)?;
+        let mut columns = match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => unreachable!("a new conversation serializes to a JSON object"),
+        };
+        if self.user_id.is_absent() {
+            let owner = if viewer.staff && self.fields.contact_id.value().is_some() {
                 None
             } else {
                 viewer.user
             };
-            fields.insert("user_id".into(), json!(owner));
+            columns.insert("user_id".into(), json!(owner));
         }
-        Ok(fields)
+        Ok(columns)
     }
 }
 
@@ -244,28 +345,61 @@ impl CursorKey for ActivityKey {
 
 /// `GET …/conversations` filters.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
+pub struct ConversationQuery {
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub state: Param<String>,
+    #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
+    pub assistant_id: Param<Uuid>,
+    #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
+    pub contact_id: Param<Uuid>,
+    #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
+    pub assignee_id: Param<Uuid>,
+    /// Archived conversations only (true) or unarchived only (false, the default).
+    #[serde(default)]
+    #[param(value_type = Option<bool>)]
+    pub archived: Param<bool>,
+    /// Only conversations changed at or after this time (RFC 3339).
+    #[serde(default)]
+    #[param(value_type = Option<DateTime<Utc>>)]
+    pub updated_since: Param<DateTime<Utc>>,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub limit: Param<i64>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub cursor: Param<String>,
+}
+
+/// Checked `GET …/conversations` filters.
+#[derive(Debug, Default)]
 pub struct ConversationFilter {
     pub state: Option<String>,
     pub assistant_id: Option<Uuid>,
     pub contact_id: Option<Uuid>,
     pub assignee_id: Option<Uuid>,
-    /// Archived conversations only (true) or unarchived only (false, the default).
     pub archived: Option<bool>,
-    /// Only conversations changed at or after this time (RFC 3339).
     pub updated_since: Option<DateTime<Utc>>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
 }
 
-impl ConversationFilter {
-    pub fn page(&self) -> Result<Page<ActivityKey>, CoreError> {
-        PageQuery {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-        }
-        .parse()
+impl ConversationQuery {
+    /// The filters and the page, checked.
+    pub fn parse(&self) -> Result<(ConversationFilter, Page<ActivityKey>), Invalid> {
+        let mut e = Invalid::default();
+        let filter = ConversationFilter {
+            state: e.param("state", &self.state, any),
+            assistant_id: e.param("assistant_id", &self.assistant_id, any),
+            contact_id: e.param("contact_id", &self.contact_id, any),
+            assignee_id: e.param("assignee_id", &self.assignee_id, any),
+            archived: e.param("archived", &self.archived, any),
+            updated_since: e.param("updated_since", &self.updated_since, any),
+        };
+        let page = Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
+        e.finish((filter, page))
     }
 }
 
@@ -357,12 +491,35 @@ pub async fn set_archived(
 }
 
 /// `POST …/transitions`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"to": "closed"}))]
 pub struct Transition {
     /// The state to move to; the flow must allow it from the current state.
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub to: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+/// A checked transition: the state asked for (whether the flow allows it is the flow's
+/// to say).
+#[derive(Debug)]
+pub struct TransitionTo {
     pub to: String,
+}
+
+impl TryFrom<Transition> for TransitionTo {
+    type Error = Invalid;
+
+    fn try_from(w: Transition) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        match e.required("to", w.to, any) {
+            Some(to) => e.finish(Self { to }),
+            None => Err(e),
+        }
+    }
 }
 
 /// The conversation and its flow, the row locked until the transaction ends.
@@ -416,14 +573,52 @@ pub async fn transition(
 }
 
 /// `POST …/handoff`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"reason": "asks for a discount"}))]
 pub struct Handoff {
     /// Why a person is needed (at most 2000 characters).
-    pub reason: String,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub reason: Field<String>,
     /// Staff only: who takes it (a member of the tenant).
+    #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
+    pub assignee_id: Field<Uuid>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+/// A checked request for a person.
+#[derive(Debug)]
+pub struct HandoffRequest {
+    /// Trimmed, 1 to 2000 characters.
+    pub reason: String,
     pub assignee_id: Option<Uuid>,
+}
+
+impl TryFrom<Handoff> for HandoffRequest {
+    type Error = Invalid;
+
+    fn try_from(w: Handoff) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        let reason = e.required("reason", w.reason, |s: String| {
+            let s = s.trim();
+            if s.is_empty() || s.chars().count() > 2000 {
+                Err("must be 1 to 2000 characters, not blank".to_owned())
+            } else {
+                Ok(s.to_owned())
+            }
+        });
+        let assignee_id = e.optional("assignee_id", w.assignee_id, any);
+        match reason {
+            Some(reason) => e.finish(Self {
+                reason,
+                assignee_id,
+            }),
+            None => Err(e),
+        }
+    }
 }
 
 /// Ask for a person: records reason, time and assignee, and moves a flow that has a
@@ -432,15 +627,9 @@ pub async fn handoff(
     tx: &mut Tx,
     tenant: Uuid,
     id: Uuid,
-    handoff: &Handoff,
+    handoff: &HandoffRequest,
     viewer: Viewer,
 ) -> Result<Conversation, CoreError> {
-    if handoff.reason.trim().is_empty() || handoff.reason.chars().count() > 2000 {
-        return Err(CoreError::invalid(
-            "reason",
-            "must be 1 to 2000 characters, not blank",
-        ));
-    }
     if handoff.assignee_id.is_some() && !viewer.staff {
         return Err(CoreError::Forbidden(
             "only staff assign a conversation".into(),
@@ -460,13 +649,7 @@ pub async fn handoff(
             set state = coalesce($3, state), handoff_reason = $4, handoff_at = now(),
                 assignee_id = coalesce($5, assignee_id)
           where tenant_id = $1 and id = $2",
-        &[
-            &tenant,
-            &id,
-            &to,
-            &handoff.reason.trim(),
-            &handoff.assignee_id,
-        ],
+        &[&tenant, &id, &to, &handoff.reason, &handoff.assignee_id],
     )
     .await?;
     Conversation::get(tx, tenant, id).await

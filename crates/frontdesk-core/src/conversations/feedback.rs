@@ -6,7 +6,11 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{CoreError, FieldError, Tx};
+use crate::{
+    CoreError, Tx,
+    platform::input::{Field, Invalid, Unknown},
+    platform::values,
+};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Feedback {
@@ -41,36 +45,45 @@ impl Feedback {
 }
 
 /// `PUT …/messages/{id}/feedback`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"rating": 1, "comment": "exactly what I needed"}))]
 pub struct Rating {
     /// 1 (up) or -1 (down).
-    pub rating: i64,
+    #[serde(default)]
+    #[schema(value_type = i64, required = true)]
+    pub rating: Field<i64>,
     /// At most 5000 characters.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub comment: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+/// A checked rating of a message.
+#[derive(Debug)]
+pub struct NewRating {
+    pub rating: values::Rating,
     pub comment: Option<String>,
 }
 
-impl Rating {
-    pub fn check(&self) -> Result<(), CoreError> {
-        let mut errors = Vec::new();
-        if self.rating != 1 && self.rating != -1 {
-            errors.push(FieldError::new("rating", "must be 1 or -1"));
-        }
-        if self
-            .comment
-            .as_ref()
-            .is_some_and(|c| c.chars().count() > 5000)
-        {
-            errors.push(FieldError::new(
-                "comment",
-                "must be at most 5000 characters",
-            ));
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(CoreError::Invalid(errors))
+impl TryFrom<Rating> for NewRating {
+    type Error = Invalid;
+
+    fn try_from(w: Rating) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        let rating = e.required("rating", w.rating, values::Rating::parse);
+        let comment = e.optional("comment", w.comment, |c: String| {
+            if c.chars().count() > 5000 {
+                Err("must be at most 5000 characters".to_owned())
+            } else {
+                Ok(c)
+            }
+        });
+        match rating {
+            Some(rating) => e.finish(Self { rating, comment }),
+            None => Err(e),
         }
     }
 }
@@ -98,7 +111,7 @@ pub async fn put(
     tenant: Uuid,
     message: Uuid,
     rater: Rater,
-    rating: &Rating,
+    rating: &NewRating,
 ) -> Result<(Feedback, bool), CoreError> {
     let (user, key) = rater.ids();
     let row = tx
@@ -117,7 +130,7 @@ pub async fn put(
                 &Uuid::now_v7(),
                 &user,
                 &key,
-                &(rating.rating as i16),
+                &rating.rating.get(),
                 &rating.comment,
             ],
         )

@@ -10,7 +10,10 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use utoipa::ToSchema;
 
-use crate::{CoreError, FieldError, Tx, platform::input::is_identifier};
+use crate::{
+    CoreError, Tx,
+    platform::input::{Field, Invalid, Unknown, any, is_identifier},
+};
 
 /// A flow with its states and allowed transitions.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -53,8 +56,7 @@ impl Flow {
 }
 
 /// `POST …/flows`: a tenant's own flow.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({
     "key": "support", "name": "Support",
     "states": ["new", "investigating", "waiting", "resolved"],
@@ -64,22 +66,83 @@ impl Flow {
 pub struct NewFlow {
     /// 2–63 lower-case letters, digits and underscores, starting with a letter; not the
     /// key of a built-in flow.
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub key: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub name: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub description: Field<String>,
+    /// 1–100 distinct state names (lower-case letters, digits, underscores).
+    #[serde(default)]
+    #[schema(value_type = Vec<String>, required = true)]
+    pub states: Field<Vec<String>>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub initial_state: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub terminal_states: Field<Vec<String>>,
+    /// State → states it may move to.
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, Vec<String>>, required = true)]
+    pub transitions: Field<BTreeMap<String, Vec<String>>>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+/// A checked flow: its states and transitions fit together.
+#[derive(Debug)]
+pub struct FlowDefinition {
     pub key: String,
     pub name: String,
     pub description: Option<String>,
-    /// 1–100 distinct state names (lower-case letters, digits, underscores).
     pub states: Vec<String>,
     pub initial_state: String,
-    #[serde(default)]
     pub terminal_states: Vec<String>,
-    /// State → states it may move to.
     pub transitions: BTreeMap<String, Vec<String>>,
 }
 
-impl NewFlow {
-    pub fn check(&self) -> Result<(), CoreError> {
-        let mut errors = Vec::new();
-        let mut error = |field: String, message: &str| errors.push(FieldError::new(field, message));
+impl TryFrom<NewFlow> for FlowDefinition {
+    type Error = Invalid;
+
+    fn try_from(w: NewFlow) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        let key = e.required("key", w.key, any);
+        let name = e.required("name", w.name, any);
+        let description = e.optional("description", w.description, any);
+        let states = e.required("states", w.states, any);
+        let initial_state = e.required("initial_state", w.initial_state, any);
+        let terminal_states = e
+            .optional("terminal_states", w.terminal_states, any)
+            .unwrap_or_default();
+        let transitions = e.required("transitions", w.transitions, any);
+        let (Some(key), Some(name), Some(states), Some(initial_state), Some(transitions)) =
+            (key, name, states, initial_state, transitions)
+        else {
+            return Err(e);
+        };
+        let flow = Self {
+            key,
+            name,
+            description,
+            states,
+            initial_state,
+            terminal_states,
+            transitions,
+        };
+        flow.check(&mut e);
+        e.finish(flow)
+    }
+}
+
+impl FlowDefinition {
+    /// Note every rule the flow breaks.
+    fn check(&self, e: &mut Invalid) {
+        let mut error = |field: String, message: &str| e.push(field, message);
         if !is_identifier(&self.key, 2, 63) {
             error(
                 "key".into(),
@@ -132,11 +195,6 @@ impl NewFlow {
                 }
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(CoreError::Invalid(errors))
-        }
     }
 }
 
@@ -170,7 +228,11 @@ pub async fn get(tx: &mut Tx, tenant: uuid::Uuid, key: &str) -> Result<Flow, Cor
     Ok(Flow::from_row(&row))
 }
 
-pub async fn create(tx: &mut Tx, tenant: uuid::Uuid, new: &NewFlow) -> Result<Flow, CoreError> {
+pub async fn create(
+    tx: &mut Tx,
+    tenant: uuid::Uuid,
+    new: &FlowDefinition,
+) -> Result<Flow, CoreError> {
     let transitions = serde_json::to_value(&new.transitions).expect("plain map");
     tx.execute(
         "insert into app.flows (tenant_id, key, name, description, initial_state, states, terminal_states, transitions)

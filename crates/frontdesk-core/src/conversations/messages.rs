@@ -4,51 +4,79 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, value::RawValue};
+use serde_json::{Map, Value, value::RawValue};
+use std::borrow::Cow;
 use tokio_postgres::Row;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    CoreError, FieldError, Tx,
-    platform::input::decimal_rule,
-    platform::page::{Page, PageQuery, Paged},
+    CoreError, Tx,
+    platform::input::{Field, Invalid, Param, Unknown, any, int32_within, json_array, json_object},
+    platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
+    platform::values::CostUsd,
 };
-
-pub const ROLES: [&str; 5] = ["user", "assistant", "system", "tool", "agent"];
 /// The default limit on a message's content, in bytes.
 pub const DEFAULT_MAX_CONTENT_BYTES: usize = 100 * 1024;
 /// The content that replaces a redacted message's.
 pub const REDACTED: &str = "[redacted]";
 
+crate::text_enum!(
+    /// Who wrote a message.
+    pub enum MessageRole {
+        User = "user",
+        Assistant = "assistant",
+        System = "system",
+        Tool = "tool",
+        Agent = "agent",
+    }
+);
+
+crate::text_enum!(
+    /// Where a cost came from: provided (by the client), catalog (computed from the price
+    /// catalog at the time) or unpriced (tokens of a model without a price: costed 0).
+    pub enum CostSource {
+        Provided = "provided",
+        Catalog = "catalog",
+        Unpriced = "unpriced",
+    }
+);
+
+// A message as the API shows it: borrowed from its row when a page of history is written
+// straight out (no owned copy of every string, no parse of every JSON field: see
+// docs/BENCHMARKS.md, "Analysis of GET"), owned (`Message<'static>`) otherwise.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Message {
+pub struct Message<'a> {
     pub id: Uuid,
     pub conversation_id: Uuid,
-    /// user, assistant, system, tool or agent.
-    pub role: String,
-    pub content: String,
+    pub role: MessageRole,
+    #[schema(value_type = String)]
+    pub content: Cow<'a, str>,
     pub prompt_tokens: Option<i32>,
     pub completion_tokens: Option<i32>,
     /// prompt_tokens + completion_tokens.
     pub total_tokens: i32,
-    pub model: Option<String>,
-    pub provider: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub model: Option<Cow<'a, str>>,
+    #[schema(value_type = Option<String>)]
+    pub provider: Option<Cow<'a, str>>,
     /// USD, decimal string.
     #[schema(value_type = Option<String>, example = "0.0008")]
     pub cost_usd: Option<Decimal>,
     /// provided (by the client), catalog (computed from the price catalog at the message's
     /// time) or unpriced (tokens of a model without a price: costed 0); null without tokens
     /// or cost.
-    pub cost_source: Option<String>,
+    pub cost_source: Option<CostSource>,
     pub latency_ms: Option<i32>,
-    pub action_taken: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub action_taken: Option<Cow<'a, str>>,
     #[schema(value_type = Option<Vec<Object>>)]
-    pub questions_asked: Option<Value>,
+    pub questions_asked: Option<Cow<'a, RawValue>>,
     /// Any JSON.
-    pub delegation_plan: Option<Value>,
+    #[schema(value_type = Option<Value>)]
+    pub delegation_plan: Option<Cow<'a, RawValue>>,
     #[schema(value_type = Object)]
-    pub metadata: Value,
+    pub metadata: Cow<'a, RawValue>,
     pub created_at: DateTime<Utc>,
     /// Set when an admin redacted the content.
     pub redacted_at: Option<DateTime<Utc>>,
@@ -61,152 +89,196 @@ const COLUMNS: &str =
     model, provider, cost_usd, latency_ms, action_taken, questions_asked, delegation_plan, metadata,
     created_at, redacted_at, redacted_by, cost_source";
 
-impl Message {
-    fn from_row(row: &Row) -> Self {
-        Self::from_row_at(row, 0)
+fn borrowed(s: Option<&str>) -> Option<Cow<'_, str>> {
+    s.map(Cow::Borrowed)
+}
+
+fn owned<T: ?Sized + ToOwned>(c: Option<Cow<'_, T>>) -> Option<Cow<'static, T>> {
+    c.map(|c| Cow::Owned(c.into_owned()))
+}
+
+impl<'a> Message<'a> {
+    /// The `COLUMNS` of `row`, by position (name lookups cost more than the rest of the
+    /// conversion on a page of 50 messages), borrowed from it.
+    fn from_row(row: &'a Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            id: row.get(0),
+            conversation_id: row.get(1),
+            role: row.get(2),
+            content: Cow::Borrowed(row.get(3)),
+            prompt_tokens: row.get(4),
+            completion_tokens: row.get(5),
+            total_tokens: row.get(6),
+            model: borrowed(row.get(7)),
+            provider: borrowed(row.get(8)),
+            cost_usd: row.get::<_, Option<Decimal>>(9).map(|d| d.normalize()),
+            latency_ms: row.get(10),
+            action_taken: borrowed(row.get(11)),
+            questions_asked: raw_json(row, 12)?.map(Cow::Borrowed),
+            delegation_plan: raw_json(row, 13)?.map(Cow::Borrowed),
+            metadata: Cow::Borrowed(raw_json(row, 14)?.ok_or(CoreError::NotFound)?),
+            created_at: row.get(15),
+            redacted_at: row.get(16),
+            redacted_by: row.get(17),
+            cost_source: row.get(18),
+        })
     }
 
-    /// Read the `COLUMNS` starting at column `at`, by position: name lookups cost more
-    /// than the rest of the conversion on a page of 50 messages.
-    fn from_row_at(row: &Row, at: usize) -> Self {
-        Self {
-            id: row.get(at),
-            conversation_id: row.get(at + 1),
-            role: row.get(at + 2),
-            content: row.get(at + 3),
-            prompt_tokens: row.get(at + 4),
-            completion_tokens: row.get(at + 5),
-            total_tokens: row.get(at + 6),
-            model: row.get(at + 7),
-            provider: row.get(at + 8),
-            cost_usd: row.get::<_, Option<Decimal>>(at + 9).map(|d| d.normalize()),
-            latency_ms: row.get(at + 10),
-            action_taken: row.get(at + 11),
-            questions_asked: row.get(at + 12),
-            delegation_plan: row.get(at + 13),
-            metadata: row.get(at + 14),
-            created_at: row.get(at + 15),
-            redacted_at: row.get(at + 16),
-            redacted_by: row.get(at + 17),
-            cost_source: row.get(at + 18),
+    /// The message, no longer borrowing its row.
+    pub fn into_owned(self) -> Message<'static> {
+        Message {
+            content: Cow::Owned(self.content.into_owned()),
+            model: owned(self.model),
+            provider: owned(self.provider),
+            action_taken: owned(self.action_taken),
+            questions_asked: owned(self.questions_asked),
+            delegation_plan: owned(self.delegation_plan),
+            metadata: Cow::Owned(self.metadata.into_owned()),
+            ..self
         }
+    }
+
+    fn owned_from_row(row: &Row) -> Result<Message<'static>, CoreError> {
+        Message::from_row(row).map(Message::into_owned)
     }
 }
 
 /// `POST …/conversations/{id}/messages`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"role": "assistant", "content": "Bali is lovely in May.", "prompt_tokens": 120,
     "completion_tokens": 18, "model": "gpt-4o-mini", "provider": "openai", "cost_usd": "0.0008", "latency_ms": 640}))]
 pub struct NewMessage {
-    /// user, assistant, system, tool or agent.
-    pub role: String,
+    #[serde(default)]
+    #[schema(value_type = MessageRole, required = true)]
+    pub role: Field<String>,
     /// Not blank; at most the server's limit (100 kB unless configured).
-    pub content: String,
-    pub prompt_tokens: Option<i64>,
-    pub completion_tokens: Option<i64>,
-    pub model: Option<String>,
-    pub provider: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub content: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub prompt_tokens: Field<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub completion_tokens: Field<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub model: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub provider: Field<String>,
     /// USD as a decimal string, at most 10 decimal places.
+    #[serde(default)]
     #[schema(value_type = Option<String>, example = "0.0008")]
-    pub cost_usd: Option<Decimal>,
-    pub latency_ms: Option<i64>,
+    pub cost_usd: Field<Decimal>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub latency_ms: Field<i64>,
     /// What the assistant did (e.g. `booked_appointment`).
-    pub action_taken: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub action_taken: Field<String>,
+    #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
-    pub questions_asked: Option<Value>,
+    pub questions_asked: Field<Value>,
     /// Any JSON: how the assistant split the work.
-    pub delegation_plan: Option<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Value>)]
+    pub delegation_plan: Field<Value>,
+    #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Value>,
+    pub metadata: Field<Value>,
     /// The reservation (`POST …/limits/check`) this message settles: what it held is
     /// given back and the message's own tokens and cost are charged.
+    #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
+    pub reservation_id: Field<Uuid>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+/// A message checked against every rule: what `create` stores.
+#[derive(Debug)]
+pub struct MessageDraft {
+    pub role: MessageRole,
+    pub content: String,
+    pub prompt_tokens: Option<i32>,
+    pub completion_tokens: Option<i32>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub cost_usd: Option<CostUsd>,
+    pub latency_ms: Option<i32>,
+    pub action_taken: Option<String>,
+    pub questions_asked: Option<Value>,
+    pub delegation_plan: Option<Value>,
+    pub metadata: Map<String, Value>,
     pub reservation_id: Option<Uuid>,
 }
 
-fn count(errors: &mut Vec<FieldError>, name: &str, n: Option<i64>) -> Option<i32> {
-    match n {
-        Some(n) if !(0..=i64::from(i32::MAX)).contains(&n) => {
-            errors.push(FieldError::new(
-                name,
-                format!("must be between 0 and {}", i32::MAX),
-            ));
-            None
+/// A rule: 1 to `max` characters, not blank.
+fn short(max: usize) -> impl Fn(String) -> Result<String, String> {
+    move |s| {
+        if s.trim().is_empty() || s.chars().count() > max {
+            Err(format!("must be 1 to {max} characters, not blank"))
+        } else {
+            Ok(s)
         }
-        n => n.map(|n| n as i32),
     }
-}
-
-fn short(errors: &mut Vec<FieldError>, name: &str, s: &Option<String>, max: usize) {
-    if let Some(s) = s
-        && (s.trim().is_empty() || s.chars().count() > max)
-    {
-        errors.push(FieldError::new(
-            name,
-            format!("must be 1 to {max} characters, not blank"),
-        ));
-    }
-}
-
-/// A message checked against every rule; what `create` stores.
-#[derive(Debug)]
-pub struct CheckedMessage<'a> {
-    pub new: &'a NewMessage,
-    pub prompt_tokens: Option<i32>,
-    pub completion_tokens: Option<i32>,
-    pub latency_ms: Option<i32>,
 }
 
 impl NewMessage {
-    pub fn check(&self, max_content_bytes: usize) -> Result<CheckedMessage<'_>, CoreError> {
-        let mut errors = Vec::new();
-        if !ROLES.contains(&self.role.as_str()) {
-            errors.push(FieldError::new(
-                "role",
-                "must be one of user, assistant, system, tool, agent",
-            ));
-        }
-        if self.content.trim().is_empty() {
-            errors.push(FieldError::new("content", "must not be blank"));
-        } else if self.content.len() > max_content_bytes {
-            errors.push(FieldError::new(
-                "content",
-                format!("must be at most {max_content_bytes} bytes"),
-            ));
-        }
-        let prompt_tokens = count(&mut errors, "prompt_tokens", self.prompt_tokens);
-        let completion_tokens = count(&mut errors, "completion_tokens", self.completion_tokens);
-        let latency_ms = count(&mut errors, "latency_ms", self.latency_ms);
-        if prompt_tokens.unwrap_or(0) as i64 + completion_tokens.unwrap_or(0) as i64
+    /// Check every field; `content` may be at most `max_content_bytes` long.
+    pub fn parse(self, max_content_bytes: usize) -> Result<MessageDraft, Invalid> {
+        let mut e = Invalid::new(self.unknown);
+        let count = int32_within(0..=i32::MAX);
+        let role = e.required("role", self.role, |s| MessageRole::parse(&s));
+        let content = e.required("content", self.content, |s: String| {
+            if s.trim().is_empty() {
+                Err("must not be blank".to_owned())
+            } else if s.len() > max_content_bytes {
+                Err(format!("must be at most {max_content_bytes} bytes"))
+            } else {
+                Ok(s)
+            }
+        });
+        let prompt_tokens = e.optional("prompt_tokens", self.prompt_tokens, &count);
+        let completion_tokens = e.optional("completion_tokens", self.completion_tokens, &count);
+        if i64::from(prompt_tokens.unwrap_or(0)) + i64::from(completion_tokens.unwrap_or(0))
             > i64::from(i32::MAX)
         {
-            errors.push(FieldError::new(
+            e.push(
                 "completion_tokens",
                 "prompt and completion tokens together are too many",
-            ));
+            );
         }
-        short(&mut errors, "model", &self.model, 200);
-        short(&mut errors, "provider", &self.provider, 100);
-        short(&mut errors, "action_taken", &self.action_taken, 200);
-        if let Some(message) = self.cost_usd.and_then(|c| decimal_rule(&c, 10)) {
-            errors.push(FieldError::new("cost_usd", message));
-        }
-        if self.questions_asked.as_ref().is_some_and(|q| !q.is_array()) {
-            errors.push(FieldError::new("questions_asked", "must be an array"));
-        }
-        if self.metadata.as_ref().is_some_and(|m| !m.is_object()) {
-            errors.push(FieldError::new("metadata", "must be an object"));
-        }
-        if errors.is_empty() {
-            Ok(CheckedMessage {
-                new: self,
-                prompt_tokens,
-                completion_tokens,
-                latency_ms,
-            })
-        } else {
-            Err(CoreError::Invalid(errors))
-        }
+        let model = e.optional("model", self.model, short(200));
+        let provider = e.optional("provider", self.provider, short(100));
+        let cost_usd = e.optional("cost_usd", self.cost_usd, CostUsd::parse);
+        let latency_ms = e.optional("latency_ms", self.latency_ms, &count);
+        let action_taken = e.optional("action_taken", self.action_taken, short(200));
+        let questions_asked = e.optional("questions_asked", self.questions_asked, json_array);
+        let delegation_plan = e.optional("delegation_plan", self.delegation_plan, any);
+        let metadata = e.optional("metadata", self.metadata, json_object);
+        let reservation_id = e.optional("reservation_id", self.reservation_id, any);
+        let (Some(role), Some(content)) = (role, content) else {
+            return Err(e);
+        };
+        e.finish(MessageDraft {
+            role,
+            content,
+            prompt_tokens,
+            completion_tokens,
+            model,
+            provider,
+            cost_usd,
+            latency_ms,
+            action_taken,
+            questions_asked: questions_asked.map(Value::Array),
+            delegation_plan,
+            metadata: metadata.unwrap_or_default(),
+            reservation_id,
+        })
     }
 }
 
@@ -215,14 +287,10 @@ pub async fn create(
     tx: &mut Tx,
     tenant: Uuid,
     conversation: Uuid,
-    m: &CheckedMessage<'_>,
-) -> Result<Message, CoreError> {
+    m: &MessageDraft,
+) -> Result<Message<'static>, CoreError> {
     let id = Uuid::now_v7();
-    let metadata = m
-        .new
-        .metadata
-        .clone()
-        .unwrap_or_else(|| Value::Object(Default::default()));
+    let metadata = Value::Object(m.metadata.clone());
     let result = tx
         .last()
         .query_one(
@@ -237,24 +305,24 @@ pub async fn create(
                 &tenant,
                 &id,
                 &conversation,
-                &m.new.role,
-                &m.new.content,
+                &m.role,
+                &m.content,
                 &m.prompt_tokens,
                 &m.completion_tokens,
-                &m.new.model,
-                &m.new.provider,
-                &m.new.cost_usd,
+                &m.model,
+                &m.provider,
+                &m.cost_usd.map(CostUsd::get),
                 &m.latency_ms,
-                &m.new.action_taken,
-                &m.new.questions_asked,
-                &m.new.delegation_plan,
+                &m.action_taken,
+                &m.questions_asked,
+                &m.delegation_plan,
                 &metadata,
-                &m.new.reservation_id,
+                &m.reservation_id,
             ],
         )
         .await;
     match result {
-        Ok(row) => Ok(Message::from_row(&row)),
+        Ok(row) => Message::owned_from_row(&row),
         // The insert trigger found no conversation the caller may write to.
         Err(e)
             if e.db_error()
@@ -269,19 +337,28 @@ pub async fn create(
 
 /// `GET …/messages`: a page of a conversation's history.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// 1–200 (default 50).
-    pub limit: Option<i64>,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub limit: Param<i64>,
     /// desc (newest first, the default) or asc.
-    pub order: Option<String>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub order: Param<String>,
     /// Only messages older than this message id.
-    pub before: Option<Uuid>,
+    #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
+    pub before: Param<Uuid>,
     /// Only messages newer than this message id.
-    pub after: Option<Uuid>,
+    #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
+    pub after: Param<Uuid>,
     /// `next_cursor` of the previous page (continues in the same order).
-    pub cursor: Option<String>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub cursor: Param<String>,
 }
 
 /// A checked history request.
@@ -293,18 +370,24 @@ pub struct History {
 }
 
 impl HistoryQuery {
-    pub fn parse(&self) -> Result<History, CoreError> {
-        let newest_first = match self.order.as_deref() {
-            None | Some("desc") => true,
-            Some("asc") => false,
-            Some(_) => return Err(CoreError::invalid("order", "must be asc or desc")),
-        };
-        let page: Page<Uuid> = PageQuery {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
+    pub fn parse(&self) -> Result<History, Invalid> {
+        let mut e = Invalid::default();
+        let newest_first = e
+            .param("order", &self.order, |o| match o.as_str() {
+                "desc" => Ok(true),
+                "asc" => Ok(false),
+                _ => Err("must be asc or desc".to_owned()),
+            })
+            .unwrap_or(true);
+        let page: Page<Uuid> =
+            Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
+        let (mut before, mut after) = (
+            e.param("before", &self.before, any),
+            e.param("after", &self.after, any),
+        );
+        if !e.is_empty() {
+            return Err(e);
         }
-        .parse()?;
-        let (mut before, mut after) = (self.before, self.after);
         if let Some(cursor) = page.after {
             if newest_first {
                 before = Some(before.map_or(cursor, |b| b.min(cursor)));
@@ -356,59 +439,6 @@ fn raw_json<'a>(row: &'a Row, at: usize) -> Result<Option<&'a RawValue>, CoreErr
         .map_err(|e| CoreError::Unavailable(format!("the database sent bad JSON: {e}")))
 }
 
-/// A message borrowed from its row, serialized like `Message`: a page of history is
-/// written straight from the rows, without an owned copy of every string and a parse of
-/// every JSON field (docs/BENCHMARKS.md, "Analysis of GET").
-#[derive(Serialize)]
-struct MessageRef<'a> {
-    id: Uuid,
-    conversation_id: Uuid,
-    role: &'a str,
-    content: &'a str,
-    prompt_tokens: Option<i32>,
-    completion_tokens: Option<i32>,
-    total_tokens: i32,
-    model: Option<&'a str>,
-    provider: Option<&'a str>,
-    cost_usd: Option<Decimal>,
-    cost_source: Option<&'a str>,
-    latency_ms: Option<i32>,
-    action_taken: Option<&'a str>,
-    questions_asked: Option<&'a RawValue>,
-    delegation_plan: Option<&'a RawValue>,
-    metadata: &'a RawValue,
-    created_at: DateTime<Utc>,
-    redacted_at: Option<DateTime<Utc>>,
-    redacted_by: Option<Uuid>,
-}
-
-impl<'a> MessageRef<'a> {
-    /// The `COLUMNS` of `row`, by position.
-    fn from_row(row: &'a Row) -> Result<Self, CoreError> {
-        Ok(Self {
-            id: row.get(0),
-            conversation_id: row.get(1),
-            role: row.get(2),
-            content: row.get(3),
-            prompt_tokens: row.get(4),
-            completion_tokens: row.get(5),
-            total_tokens: row.get(6),
-            model: row.get(7),
-            provider: row.get(8),
-            cost_usd: row.get::<_, Option<Decimal>>(9).map(|d| d.normalize()),
-            latency_ms: row.get(10),
-            action_taken: row.get(11),
-            questions_asked: raw_json(row, 12)?,
-            delegation_plan: raw_json(row, 13)?,
-            metadata: raw_json(row, 14)?.ok_or(CoreError::NotFound)?,
-            created_at: row.get(15),
-            redacted_at: row.get(16),
-            redacted_by: row.get(17),
-            cost_source: row.get(18),
-        })
-    }
-}
-
 /// A conversation's messages as the JSON of a `Paged<Message>`; NotFound when the
 /// conversation is not visible.
 pub async fn history_json(
@@ -446,21 +476,21 @@ pub async fn history_json(
     let messages = rows
         .iter()
         .filter(|r| r.get::<_, Option<Uuid>>(0).is_some())
-        .map(MessageRef::from_row)
+        .map(Message::from_row)
         .collect::<Result<Vec<_>, _>>()?;
     let size = messages
         .iter()
         .map(|m| m.content.len() + m.content.len() / 8 + m.metadata.get().len() + 600)
         .sum::<usize>()
         + 64;
-    let page = Paged::from_rows(messages, h.page.limit, |m: &MessageRef| m.id);
+    let page = Paged::from_rows(messages, h.page.limit, |m: &Message| m.id);
     let mut body = Vec::with_capacity(size);
     serde_json::to_writer(&mut body, &page)
         .map_err(|e| CoreError::Unavailable(format!("serializing a page: {e}")))?;
     Ok(body)
 }
 
-pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Message, CoreError> {
+pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Message<'static>, CoreError> {
     let row = tx
         .last()
         .query_opt(
@@ -469,11 +499,16 @@ pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Message, CoreErr
         )
         .await?
         .ok_or(CoreError::NotFound)?;
-    Ok(Message::from_row(&row))
+    Message::owned_from_row(&row)
 }
 
 /// Replace a message's content with `[redacted]`, once, recording who and when.
-pub async fn redact(tx: &mut Tx, tenant: Uuid, id: Uuid, by: Uuid) -> Result<Message, CoreError> {
+pub async fn redact(
+    tx: &mut Tx,
+    tenant: Uuid,
+    id: Uuid,
+    by: Uuid,
+) -> Result<Message<'static>, CoreError> {
     let current = tx.part(async |tx| get(tx, tenant, id).await).await?;
     if current.redacted_at.is_some() {
         return Err(CoreError::Conflict {
@@ -491,5 +526,5 @@ pub async fn redact(tx: &mut Tx, tenant: Uuid, id: Uuid, by: Uuid) -> Result<Mes
         )
         .await?
         .ok_or(CoreError::NotFound)?;
-    Ok(Message::from_row(&row))
+    Message::owned_from_row(&row)
 }

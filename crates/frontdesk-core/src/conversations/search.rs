@@ -7,22 +7,85 @@ use tokio_postgres::Row;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::{CoreError, FieldError, Tx, platform::page::MAX_LIMIT};
+use crate::{
+    CoreError, Tx,
+    conversations::messages::MessageRole,
+    platform::input::{Invalid, Param, any},
+    platform::page::MAX_LIMIT,
+};
 
 /// `GET …/search`.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// Words to find; supports "quoted phrases", `or` and `-excluded` words.
-    #[param(example = "bali")]
-    pub q: String,
+    #[serde(default)]
+    #[param(value_type = String, required = true, example = "bali")]
+    pub q: Param<String>,
     /// Only this conversation's messages.
-    pub conversation_id: Option<Uuid>,
+    #[serde(default)]
+    #[param(value_type = Option<Uuid>)]
+    pub conversation_id: Param<Uuid>,
     /// 1–200 (default 20).
-    pub limit: Option<i64>,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub limit: Param<i64>,
     /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub cursor: Param<String>,
+}
+
+/// A checked search.
+#[derive(Debug)]
+pub struct Search {
+    /// Trimmed, 1 to 500 characters.
+    pub q: String,
+    pub conversation_id: Option<Uuid>,
+    pub limit: i64,
+    /// Ranked results page by position; the cursor is the offset of the next page.
+    pub offset: i64,
+}
+
+impl SearchQuery {
+    pub fn parse(&self) -> Result<Search, Invalid> {
+        let mut e = Invalid::default();
+        let q = e.required_param("q", &self.q, |q| {
+            let q = q.trim();
+            if q.is_empty() || q.chars().count() > 500 {
+                Err("must be 1 to 500 characters, not blank".to_owned())
+            } else {
+                Ok(q.to_owned())
+            }
+        });
+        let conversation_id = e.param("conversation_id", &self.conversation_id, any);
+        let limit = e
+            .param("limit", &self.limit, |n| {
+                if (1..=MAX_LIMIT).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err(format!("must be between 1 and {MAX_LIMIT}"))
+                }
+            })
+            .unwrap_or(20);
+        let offset = e
+            .param("cursor", &self.cursor, |c| {
+                match c.strip_prefix("o").and_then(|n| n.parse::<i64>().ok()) {
+                    Some(n) if (0..=10_000).contains(&n) => Ok(n),
+                    _ => Err("is not a cursor this API returned".to_owned()),
+                }
+            })
+            .unwrap_or(0);
+        match q {
+            Some(q) => e.finish(Search {
+                q,
+                conversation_id,
+                limit,
+                offset,
+            }),
+            None => Err(e),
+        }
+    }
 }
 
 /// One matching message.
@@ -30,7 +93,7 @@ pub struct SearchQuery {
 pub struct Hit {
     pub message_id: Uuid,
     pub conversation_id: Uuid,
-    pub role: String,
+    pub role: MessageRole,
     /// The matching part of the content, HTML-escaped, matched words between `<mark>` and
     /// `</mark>`.
     pub snippet: String,
@@ -84,39 +147,13 @@ fn mark_up(snippet: &str) -> String {
     out
 }
 
-pub async fn search(tx: &mut Tx, tenant: Uuid, query: &SearchQuery) -> Result<Hits, CoreError> {
-    let mut errors = Vec::new();
-    let q = query.q.trim();
-    if q.is_empty() || q.chars().count() > 500 {
-        errors.push(FieldError::new(
-            "q",
-            "must be 1 to 500 characters, not blank",
-        ));
-    }
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        errors.push(FieldError::new(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
-    // Ranked results page by position; the cursor is the offset of the next page.
-    let offset = match &query.cursor {
-        None => 0,
-        Some(c) => match c.strip_prefix("o").and_then(|n| n.parse::<i64>().ok()) {
-            Some(n) if (0..=10_000).contains(&n) => n,
-            _ => {
-                errors.push(FieldError::new(
-                    "cursor",
-                    "is not a cursor this API returned",
-                ));
-                0
-            }
-        },
-    };
-    if !errors.is_empty() {
-        return Err(CoreError::Invalid(errors));
-    }
+pub async fn search(tx: &mut Tx, tenant: Uuid, query: &Search) -> Result<Hits, CoreError> {
+    let Search {
+        ref q,
+        conversation_id,
+        limit,
+        offset,
+    } = *query;
     tx.last();
     let rows = tx
         .query(
@@ -133,7 +170,7 @@ pub async fn search(tx: &mut Tx, tenant: Uuid, query: &SearchQuery) -> Result<Hi
                and ($3::uuid is null or m.conversation_id = $3)
              order by rank desc, m.id desc
              limit $4 offset $5",
-            &[&tenant, &q, &query.conversation_id, &(limit + 1), &offset, &HEADLINE],
+            &[&tenant, q, &conversation_id, &(limit + 1), &offset, &HEADLINE],
         )
         .await?;
     let mut data: Vec<Hit> = rows.iter().map(Hit::from_row).collect();

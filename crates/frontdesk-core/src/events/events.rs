@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, Tx,
-    platform::page::{Page, PageQuery, Paged},
+    platform::input::{Invalid, Param, any},
+    platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,28 +45,47 @@ impl Event {
 
 /// `GET …/events` filters.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct EventFilter {
+pub struct EventQuery {
     /// An exact type (`message.created`) or a family (`conversation.*`).
-    #[serde(rename = "type")]
-    #[param(rename = "type")]
-    pub kind: Option<String>,
+    #[serde(rename = "type", default)]
+    #[param(rename = "type", value_type = Option<String>)]
+    pub kind: Param<String>,
     /// Only events at or after this time (RFC 3339).
-    pub since: Option<DateTime<Utc>>,
+    #[serde(default)]
+    #[param(value_type = Option<DateTime<Utc>>)]
+    pub since: Param<DateTime<Utc>>,
     /// Only events before this time (RFC 3339).
-    pub until: Option<DateTime<Utc>>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
+    #[serde(default)]
+    #[param(value_type = Option<DateTime<Utc>>)]
+    pub until: Param<DateTime<Utc>>,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub limit: Param<i64>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub cursor: Param<String>,
 }
 
-impl EventFilter {
-    pub fn page(&self) -> Result<Page<Uuid>, CoreError> {
-        PageQuery {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-        }
-        .parse()
+/// Checked `GET …/events` filters.
+#[derive(Debug, Default)]
+pub struct EventFilter {
+    pub kind: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl EventQuery {
+    /// The filters and the page, checked.
+    pub fn parse(&self) -> Result<(EventFilter, Page<Uuid>), Invalid> {
+        let mut e = Invalid::default();
+        let filter = EventFilter {
+            kind: e.param("type", &self.kind, any),
+            since: e.param("since", &self.since, any),
+            until: e.param("until", &self.until, any),
+        };
+        let page = Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
+        e.finish((filter, page))
     }
 }
 

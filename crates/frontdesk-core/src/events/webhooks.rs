@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, Tx,
-    platform::input::{Checked, Patch},
-    platform::page::{Page, PageQuery, Paged},
+    platform::input::{Columns, Field, Invalid, Param, Patch, Unknown, any, int32_within},
+    platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
     platform::store::Record,
 };
 
@@ -78,7 +78,6 @@ pub struct EndpointWithSecret {
 
 /// `POST …/webhook-endpoints` and `PATCH …/webhook-endpoints/{id}`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 #[schema(example = json!({"url": "https://bot.example.com/hooks/frontdesk",
                           "event_types": ["message.created", "conversation.*"],
                           "description": "the bot runtime"}))]
@@ -87,17 +86,98 @@ pub struct EndpointInput {
     /// link-local address (unless the server allows it).
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub url: Patch<String>,
+    pub url: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub description: Patch<String>,
+    pub description: Field<String>,
     /// Exact types or families (`conversation.*`), at most 50; empty or absent: every type.
     #[serde(default)]
     #[schema(value_type = Option<Vec<String>>)]
-    pub event_types: Patch<Vec<String>>,
+    pub event_types: Field<Vec<String>>,
     #[serde(default)]
     #[schema(value_type = Option<bool>)]
+    pub enabled: Field<bool>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+/// Checked changes to an endpoint (absent = unchanged); serialized, the columns they set.
+/// The URL's reachability is the server's to check (it resolves the host).
+#[derive(Debug, Default, Serialize)]
+pub struct EndpointChanges {
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub url: Patch<String>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub description: Patch<String>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub event_types: Patch<Vec<String>>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
     pub enabled: Patch<bool>,
+}
+
+impl Columns for EndpointChanges {}
+
+impl TryFrom<EndpointInput> for EndpointChanges {
+    type Error = Invalid;
+
+    fn try_from(w: EndpointInput) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        let changes = Self {
+            url: e.patch_not_null("url", w.url, |u: String| {
+                let lower = u.to_ascii_lowercase();
+                if !(lower.starts_with("http://") || lower.starts_with("https://"))
+                    || u.len() > 2000
+                    || u.chars().any(char::is_whitespace)
+                {
+                    Err("must be an http or https URL of at most 2000 characters".to_owned())
+                } else {
+                    Ok(u)
+                }
+            }),
+            description: e.patch("description", w.description, |d: String| {
+                if d.chars().count() > 500 {
+                    Err("must be at most 500 characters".to_owned())
+                } else {
+                    Ok(d)
+                }
+            }),
+            event_types: e.patch_not_null("event_types", w.event_types, |types: Vec<String>| {
+                if types.len() > 50 {
+                    return Err("at most 50 types".to_owned());
+                }
+                match types.iter().find(|t| !is_event_type_filter(t)) {
+                    Some(t) => Err(format!(
+                        "{t:?} is not an event type (e.g. message.created) or a family (e.g. conversation.*)"
+                    )),
+                    None => Ok(types),
+                }
+            }),
+            enabled: e.patch_not_null("enabled", w.enabled, any),
+        };
+        e.finish(changes)
+    }
+}
+
+/// A checked new endpoint: its settings, with a `url`.
+#[derive(Debug)]
+pub struct NewEndpoint(pub EndpointChanges);
+
+impl TryFrom<EndpointInput> for NewEndpoint {
+    type Error = Invalid;
+
+    fn try_from(w: EndpointInput) -> Result<Self, Invalid> {
+        let missing = w.url.is_absent();
+        let mut e = match EndpointChanges::try_from(w) {
+            Ok(changes) if !missing => return Ok(Self(changes)),
+            Ok(_) => Invalid::default(),
+            Err(e) => e,
+        };
+        if missing {
+            e.push("url", "is required");
+        }
+        Err(e)
+    }
 }
 
 /// Whether an event type filter entry is well formed: `a.b`, `a.b_c`, or a family `a.*`.
@@ -117,46 +197,14 @@ pub fn is_event_type_filter(s: &str) -> bool {
     n >= 2 && s.len() <= 100
 }
 
-impl EndpointInput {
-    /// The checked fields; the URL's reachability is the server's to check (it resolves
-    /// the host).
-    pub fn check(&self, creating: bool) -> Result<Map<String, Value>, CoreError> {
-        let mut c = Checked::new();
-        if creating {
-            c.require("url", &self.url);
-        }
-        c.field("url", &self.url, false, |u| {
-            let lower = u.to_ascii_lowercase();
-            (!(lower.starts_with("http://") || lower.starts_with("https://"))
-                || u.len() > 2000
-                || u.chars().any(char::is_whitespace))
-            .then(|| "must be an http or https URL of at most 2000 characters".into())
-        });
-        c.field("description", &self.description, true, |d| {
-            (d.chars().count() > 500).then(|| "must be at most 500 characters".into())
-        });
-        c.field("event_types", &self.event_types, false, |types| {
-            if types.len() > 50 {
-                Some("at most 50 types".into())
-            } else {
-                types
-                    .iter()
-                    .find(|t| !is_event_type_filter(t))
-                    .map(|t| format!("{t:?} is not an event type (e.g. message.created) or a family (e.g. conversation.*)"))
-            }
-        });
-        c.field("enabled", &self.enabled, false, |_| None);
-        c.finish()
-    }
-}
-
 /// Create an endpoint with `secret`.
 pub async fn create(
     tx: &mut Tx,
     tenant: Uuid,
-    mut fields: Map<String, Value>,
+    new: &NewEndpoint,
     secret: String,
 ) -> Result<EndpointWithSecret, CoreError> {
+    let mut fields = new.0.columns();
     fields.insert("secret".into(), Value::String(secret.clone()));
     let id = crate::platform::store::create(tx, "webhook_endpoints", tenant, fields).await?;
     Ok(EndpointWithSecret {
@@ -214,10 +262,32 @@ pub async fn enable(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Endpoint, Cor
 
 /// `POST …/webhook-endpoints/{id}/rotate-secret`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Rotation {
     /// How long the old secret still signs, 0–604800 seconds (default 86400: a day).
-    pub grace_seconds: Option<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub grace_seconds: Field<i64>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+/// A checked rotation: how long the old secret keeps signing.
+#[derive(Debug)]
+pub struct SecretRotation {
+    pub grace_seconds: i32,
+}
+
+impl TryFrom<Rotation> for SecretRotation {
+    type Error = Invalid;
+
+    fn try_from(w: Rotation) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        let grace_seconds = e
+            .optional("grace_seconds", w.grace_seconds, int32_within(0..=604_800))
+            .unwrap_or(86_400);
+        e.finish(Self { grace_seconds })
+    }
 }
 
 /// Give the endpoint a new secret; the old one keeps signing for the grace period.
@@ -225,20 +295,14 @@ pub async fn rotate(
     tx: &mut Tx,
     tenant: Uuid,
     id: Uuid,
-    rotation: &Rotation,
+    rotation: &SecretRotation,
 ) -> Result<EndpointWithSecret, CoreError> {
-    let grace = rotation.grace_seconds.unwrap_or(86_400);
-    if !(0..=604_800).contains(&grace) {
-        return Err(CoreError::invalid(
-            "grace_seconds",
-            "must be between 0 and 604800",
-        ));
-    }
+    let grace = rotation.grace_seconds;
     let secret = new_secret();
     let rotated: bool = tx
         .query_one(
             "select app.rotate_webhook_secret($1, $2, make_interval(secs => $3::float8))",
-            &[&id, &secret, &(grace as f64)],
+            &[&id, &secret, &f64::from(grace)],
         )
         .await?
         .get(0);
@@ -266,6 +330,15 @@ pub async fn test(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Delivery, CoreE
     self::delivery(tx, tenant, delivery).await
 }
 
+crate::text_enum!(
+    /// Where a delivery stands: pending, delivered or failed.
+    pub enum DeliveryStatus {
+        Pending = "pending",
+        Delivered = "delivered",
+        Failed = "failed",
+    }
+);
+
 /// One event for one endpoint.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Delivery {
@@ -274,7 +347,7 @@ pub struct Delivery {
     pub event_id: Uuid,
     pub event_type: String,
     /// pending, delivered or failed (no attempts left, or the endpoint answered 410).
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     /// When a pending delivery is attempted next.
     pub next_attempt_at: Option<DateTime<Utc>>,
@@ -326,31 +399,27 @@ impl Delivery {
 
 /// `GET …/webhook-endpoints/{id}/deliveries`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     /// pending, delivered or failed.
-    pub status: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub status: Param<String>,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub limit: Param<i64>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub cursor: Param<String>,
 }
 
 impl DeliveryQuery {
     /// The status asked for and the page, checked.
-    pub fn parse(&self) -> Result<(Option<&str>, Page<Uuid>), CoreError> {
-        let status = self.status.as_deref();
-        if status.is_some_and(|s| !["pending", "delivered", "failed"].contains(&s)) {
-            return Err(CoreError::invalid(
-                "status",
-                "must be pending, delivered or failed",
-            ));
-        }
-        let page = PageQuery {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-        }
-        .parse()?;
-        Ok((status, page))
+    pub fn parse(&self) -> Result<(Option<DeliveryStatus>, Page<Uuid>), Invalid> {
+        let mut e = Invalid::default();
+        let status = e.param("status", &self.status, |s| DeliveryStatus::parse(&s));
+        let page = Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
+        e.finish((status, page))
     }
 }
 
@@ -359,7 +428,7 @@ pub async fn deliveries(
     tx: &mut Tx,
     tenant: Uuid,
     endpoint: Uuid,
-    status: Option<&str>,
+    status: Option<DeliveryStatus>,
     page: &Page<Uuid>,
 ) -> Result<Paged<Delivery>, CoreError> {
     tx.part(async |tx| Endpoint::get(tx, tenant, endpoint).await)

@@ -1,9 +1,320 @@
-//! Shapes of input shared by resources.
+//! The one shape of input: each request body has a wire type (what the client sends, with
+//! its OpenAPI schema) whose fields are [`Field`]s, so reading it never fails on a field;
+//! `TryFrom<Wire>` turns it into the domain's input type, whose fields are already valid
+//! (newtypes and enums from [`super::values`]), collecting every field error in one
+//! [`Invalid`]. Unknown fields are gathered by [`Unknown`] (a flattened catch-all), so no
+//! error depends on serde's error text.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{
+    Deserialize, Deserializer, Serialize, Serializer,
+    de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor},
+};
 use serde_json::{Map, Value};
 
 use crate::{CoreError, FieldError};
+
+/// One field of a request body as sent: absent, null, a value of the wire type, or a value
+/// that is not of it (with why). Deserializing a `Field` never fails, so one bad field
+/// does not hide the others.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Field<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+    Invalid(String),
+}
+
+impl<T> Field<T> {
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Self::Absent)
+    }
+
+    /// Whether the body gave the field a value (valid or not).
+    pub fn is_sent(&self) -> bool {
+        matches!(self, Self::Value(_) | Self::Invalid(_))
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Value::deserialize(deserializer)? {
+            Value::Null => Self::Null,
+            value => {
+                T::deserialize(value).map_or_else(|e| Self::Invalid(e.to_string()), Self::Value)
+            }
+        })
+    }
+}
+
+/// One query parameter as sent: absent, a value, or text that is not one (with why).
+/// Query values are text: each is parsed with `FromStr`, and deserializing a `Param`
+/// never fails, so a query struct reports every bad parameter at once. (Unknown
+/// parameters are refused before the handler, by the router, from the OpenAPI document.)
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Param<T> {
+    #[default]
+    Absent,
+    Value(T),
+    Invalid(String),
+}
+
+impl<'de, T: std::str::FromStr> Deserialize<'de> for Param<T>
+where
+    T::Err: std::fmt::Display,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(text
+            .parse()
+            .map_or_else(|e: T::Err| Self::Invalid(e.to_string()), Self::Value))
+    }
+}
+
+impl<T> Param<T> {
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Self::Absent)
+    }
+}
+
+/// The fields of a body its wire type does not know, in the order sent. Flattened into
+/// every wire type (`#[serde(flatten)] #[schema(ignore)] pub unknown: Unknown`): serde hands
+/// it whatever the named fields did not take.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Unknown(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Unknown {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Names;
+        impl<'de> Visitor<'de> for Names {
+            type Value = Unknown;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unknown, A::Error> {
+                let mut names = Vec::new();
+                while let Some((name, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
+                    names.push(name);
+                }
+                Ok(Unknown(names))
+            }
+        }
+        deserializer.deserialize_map(Names)
+    }
+}
+
+/// Every invalid field of one input: the error of each `TryFrom<Wire>`, and the collector
+/// its conversion fills field by field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Invalid(pub Vec<FieldError>);
+
+impl From<Invalid> for CoreError {
+    fn from(invalid: Invalid) -> Self {
+        Self::Invalid(invalid.0)
+    }
+}
+
+impl Invalid {
+    /// Start with the body's unknown fields.
+    pub fn new(unknown: Unknown) -> Self {
+        Self(
+            unknown
+                .0
+                .into_iter()
+                .map(|name| FieldError::new(name, "unknown field"))
+                .collect(),
+        )
+    }
+
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `value` if no field was invalid, else every field error.
+    pub fn finish<T>(self, value: T) -> Result<T, Self> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Read a present field with `parse`, noting a wire type error or a broken rule.
+    fn value<W, T>(
+        &mut self,
+        name: &str,
+        field: Field<W>,
+        parse: impl FnOnce(W) -> Result<T, String>,
+    ) -> Field<T> {
+        match field {
+            Field::Absent => Field::Absent,
+            Field::Null => Field::Null,
+            Field::Invalid(message) => {
+                self.push(name, message);
+                Field::Invalid(String::new())
+            }
+            Field::Value(w) => match parse(w) {
+                Ok(v) => Field::Value(v),
+                Err(message) => {
+                    self.push(name, message);
+                    Field::Invalid(String::new())
+                }
+            },
+        }
+    }
+
+    /// A query parameter that may be left out, read with `parse`.
+    pub fn param<W: Clone, T>(
+        &mut self,
+        name: &str,
+        param: &Param<W>,
+        parse: impl FnOnce(W) -> Result<T, String>,
+    ) -> Option<T> {
+        let field = match param {
+            Param::Absent => Field::Absent,
+            Param::Value(v) => Field::Value(v.clone()),
+            Param::Invalid(message) => Field::Invalid(message.clone()),
+        };
+        self.optional(name, field, parse)
+    }
+
+    /// A query parameter that must be given.
+    pub fn required_param<W: Clone, T>(
+        &mut self,
+        name: &str,
+        param: &Param<W>,
+        parse: impl FnOnce(W) -> Result<T, String>,
+    ) -> Option<T> {
+        if param.is_absent() {
+            self.push(name, "is required");
+            return None;
+        }
+        self.param(name, param, parse)
+    }
+
+    /// A field that must be sent, not null.
+    pub fn required<W, T>(
+        &mut self,
+        name: &str,
+        field: Field<W>,
+        parse: impl FnOnce(W) -> Result<T, String>,
+    ) -> Option<T> {
+        match self.value(name, field, parse) {
+            Field::Value(v) => Some(v),
+            Field::Absent => {
+                self.push(name, "is required");
+                None
+            }
+            Field::Null => {
+                self.push(name, "cannot be null");
+                None
+            }
+            Field::Invalid(_) => None,
+        }
+    }
+
+    /// A field that may be left out or null.
+    pub fn optional<W, T>(
+        &mut self,
+        name: &str,
+        field: Field<W>,
+        parse: impl FnOnce(W) -> Result<T, String>,
+    ) -> Option<T> {
+        match self.value(name, field, parse) {
+            Field::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A field of a patch that may be cleared: absent = unchanged, null = cleared.
+    pub fn patch<W, T>(
+        &mut self,
+        name: &str,
+        field: Field<W>,
+        parse: impl FnOnce(W) -> Result<T, String>,
+    ) -> Patch<T> {
+        match self.value(name, field, parse) {
+            Field::Value(v) => Patch::Value(v),
+            Field::Null => Patch::Null,
+            Field::Absent | Field::Invalid(_) => Patch::Absent,
+        }
+    }
+
+    /// A field of a patch that cannot be cleared: absent = unchanged, null refused.
+    pub fn patch_not_null<W, T>(
+        &mut self,
+        name: &str,
+        field: Field<W>,
+        parse: impl FnOnce(W) -> Result<T, String>,
+    ) -> Patch<T> {
+        match self.value(name, field, parse) {
+            Field::Value(v) => Patch::Value(v),
+            Field::Null => {
+                self.push(name, "cannot be null");
+                Patch::Absent
+            }
+            Field::Absent | Field::Invalid(_) => Patch::Absent,
+        }
+    }
+}
+
+/// A checked input of a row stored by `store`: serialized, the columns it sets.
+pub trait Columns: Serialize {
+    fn columns(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => unreachable!("a checked input serializes to a JSON object"),
+        }
+    }
+}
+
+/// A rule that accepts any value of the wire type.
+pub fn any<T>(v: T) -> Result<T, String> {
+    Ok(v)
+}
+
+/// A rule: non-blank text of at most `max` characters.
+pub fn text_of(max: usize) -> impl Fn(String) -> Result<String, String> {
+    move |s| {
+        if s.trim().is_empty() {
+            Err("must not be blank".into())
+        } else if s.chars().count() > max {
+            Err(format!("must be at most {max} characters"))
+        } else {
+            Ok(s)
+        }
+    }
+}
+
+/// A rule: a JSON object.
+pub fn json_object(v: Value) -> Result<Map<String, Value>, String> {
+    match v {
+        Value::Object(map) => Ok(map),
+        _ => Err("must be an object".into()),
+    }
+}
+
+/// A rule: a JSON array.
+pub fn json_array(v: Value) -> Result<Vec<Value>, String> {
+    match v {
+        Value::Array(items) => Ok(items),
+        _ => Err("must be an array".into()),
+    }
+}
+
+/// A rule: an integer within `range`, as an `i32`.
+pub fn int32_within(range: std::ops::RangeInclusive<i32>) -> impl Fn(i64) -> Result<i32, String> {
+    move |n| {
+        i32::try_from(n)
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| format!("must be between {} and {}", range.start(), range.end()))
+    }
+}
 
 /// A field of a PATCH (or create) body: absent, explicitly null, or a value.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,103 +338,14 @@ impl<T> Patch<T> {
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Option::<T>::deserialize(deserializer).map(|v| v.map_or(Self::Null, Self::Value))
-    }
-}
-
-/// Collects field errors and the checked fields as a JSON object for the database.
-pub struct Checked {
-    pub fields: Map<String, Value>,
-    pub errors: Vec<FieldError>,
-}
-
-impl Checked {
-    pub fn new() -> Self {
-        Self {
-            fields: Map::new(),
-            errors: Vec::new(),
+/// A patch serializes as the value it sets (null clears); skip absent fields with
+/// `#[serde(skip_serializing_if = "Patch::is_absent")]`.
+impl<T: Serialize> Serialize for Patch<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Value(v) => v.serialize(serializer),
+            _ => serializer.serialize_none(),
         }
-    }
-
-    /// Note a required field that is absent.
-    pub fn require<T>(&mut self, name: &str, value: &Patch<T>) {
-        if value.is_absent() {
-            self.errors.push(FieldError::new(name, "is required"));
-        }
-    }
-
-    /// The checked fields, or every field error found.
-    pub fn finish(self) -> Result<Map<String, Value>, CoreError> {
-        if self.errors.is_empty() {
-            Ok(self.fields)
-        } else {
-            Err(CoreError::Invalid(self.errors))
-        }
-    }
-
-    /// Check one field: `rule` returns an error message for a bad value.
-    pub fn field<T: Serialize>(
-        &mut self,
-        name: &str,
-        value: &Patch<T>,
-        nullable: bool,
-        rule: impl Fn(&T) -> Option<String>,
-    ) {
-        match value {
-            Patch::Absent => {}
-            Patch::Null if nullable => {
-                self.fields.insert(name.to_owned(), Value::Null);
-            }
-            Patch::Null => self.errors.push(FieldError::new(name, "cannot be null")),
-            Patch::Value(v) => match rule(v) {
-                Some(message) => self.errors.push(FieldError::new(name, message)),
-                None => {
-                    self.fields.insert(
-                        name.to_owned(),
-                        serde_json::to_value(v).expect("plain value"),
-                    );
-                }
-            },
-        }
-    }
-}
-
-/// A rule: non-blank text of at most `max` characters.
-pub fn text(max: usize) -> impl Fn(&String) -> Option<String> {
-    move |s: &String| {
-        if s.trim().is_empty() {
-            Some("must not be blank".into())
-        } else if s.chars().count() > max {
-            Some(format!("must be at most {max} characters"))
-        } else {
-            None
-        }
-    }
-}
-
-/// A rule: a JSON object.
-pub fn object(v: &Value) -> Option<String> {
-    (!v.is_object()).then(|| "must be an object".into())
-}
-
-impl Default for Checked {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// A rule: a JSON array.
-pub fn array(v: &Value) -> Option<String> {
-    (!v.is_array()).then(|| "must be an array".into())
-}
-
-/// A rule: an integer within `range`.
-pub fn within(range: std::ops::RangeInclusive<i64>) -> impl Fn(&i64) -> Option<String> {
-    move |n: &i64| {
-        (!range.contains(n))
-            .then(|| format!("must be between {} and {}", range.start(), range.end()))
     }
 }
 
@@ -148,37 +370,6 @@ pub fn is_provider(s: &str) -> bool {
         && b.iter().all(|c| {
             c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
         })
-}
-
-/// The fields of an LLM call that usage events and limit checks share: token counts
-/// (0 to i32::MAX), the provider (stored lower case) and the model.
-pub fn check_llm_call(
-    errors: &mut Vec<FieldError>,
-    prompt_tokens: Option<i64>,
-    completion_tokens: Option<i64>,
-    provider: Option<&str>,
-    model: Option<&str>,
-) {
-    for (name, n) in [
-        ("prompt_tokens", prompt_tokens),
-        ("completion_tokens", completion_tokens),
-    ] {
-        if n.is_some_and(|n| !(0..=i64::from(i32::MAX)).contains(&n)) {
-            errors.push(FieldError::new(
-                name,
-                format!("must be between 0 and {}", i32::MAX),
-            ));
-        }
-    }
-    if provider.is_some_and(|p| !is_provider(&p.to_ascii_lowercase())) {
-        errors.push(FieldError::new("provider", PROVIDER_RULE));
-    }
-    if model.is_some_and(|m| m.trim().is_empty() || m.chars().count() > 200) {
-        errors.push(FieldError::new(
-            "model",
-            "must be 1 to 200 characters, not blank",
-        ));
-    }
 }
 
 /// A rule for money and quantities: not negative, below 10^10, at most `scale` decimal
@@ -240,17 +431,43 @@ mod tests {
         assert!(!is_e164("+62 811"));
     }
 
+    #[derive(Deserialize)]
+    struct Wire {
+        #[serde(default)]
+        a: Field<i64>,
+        #[serde(default)]
+        b: Field<i64>,
+        #[serde(default)]
+        c: Field<i64>,
+        #[serde(default)]
+        d: Field<i64>,
+        #[serde(flatten)]
+        unknown: Unknown,
+    }
+
     #[test]
-    fn patch_tells_absent_from_null() {
-        #[derive(Deserialize)]
-        struct P {
-            #[serde(default)]
-            a: Patch<String>,
-            #[serde(default)]
-            b: Patch<String>,
-        }
-        let p: P = serde_json::from_str(r#"{"a": null}"#).unwrap();
-        assert_eq!(p.a, Patch::Null);
-        assert_eq!(p.b, Patch::Absent);
+    fn fields_tell_absent_null_value_and_wrong_type_apart() {
+        let w: Wire =
+            serde_json::from_str(r#"{"a": null, "b": 5, "c": "five", "x": 1, "y": []}"#).unwrap();
+        assert_eq!(w.a, Field::Null);
+        assert_eq!(w.b, Field::Value(5));
+        assert!(matches!(w.c, Field::Invalid(_)));
+        assert_eq!(w.d, Field::Absent);
+        assert_eq!(w.unknown, Unknown(vec!["x".into(), "y".into()]));
+    }
+
+    #[test]
+    fn invalid_collects_every_field_error() {
+        let w: Wire = serde_json::from_str(r#"{"a": null, "b": 50, "c": "five", "x": 1}"#).unwrap();
+        let mut e = Invalid::new(w.unknown);
+        assert_eq!(e.required("a", w.a, any), None);
+        assert_eq!(e.patch("b", w.b, int32_within(0..=10)), Patch::Absent);
+        assert_eq!(e.optional("c", w.c, any), None);
+        assert_eq!(e.patch_not_null("d", w.d, any), Patch::Absent);
+        let fields: Vec<_> = e.0.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["x", "a", "b", "c"]);
+        assert_eq!(e.0[1].message, "cannot be null");
+        assert_eq!(e.0[2].message, "must be between 0 and 10");
+        assert!(e.finish(()).is_err());
     }
 }

@@ -5,20 +5,23 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::{CoreError, FieldError};
+use crate::platform::input::{Invalid, Param};
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
 
 /// `?limit=&cursor=` as sent.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Items per page, 1–200 (default 50).
-    pub limit: Option<i64>,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub limit: Param<i64>,
     /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub cursor: Param<String>,
 }
 
 /// A checked page request.
@@ -43,39 +46,42 @@ impl CursorKey for uuid::Uuid {
     }
 }
 
-impl PageQuery {
-    pub fn parse<K: CursorKey>(&self) -> Result<Page<K>, CoreError> {
-        let mut errors = Vec::new();
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            errors.push(FieldError::new(
-                "limit",
-                format!("must be between 1 and {MAX_LIMIT}"),
-            ));
-        }
-        let after = match &self.cursor {
-            None => None,
-            Some(c) => match URL_SAFE_NO_PAD
+impl<K: CursorKey> Page<K> {
+    /// Check `?limit=` (1 to `max`, default `default`) and `?cursor=` into `e`.
+    pub fn parse(
+        e: &mut Invalid,
+        limit: &Param<i64>,
+        cursor: &Param<String>,
+        default: i64,
+        max: i64,
+    ) -> Self {
+        let limit = e
+            .param("limit", limit, |n| {
+                if (1..=max).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err(format!("must be between 1 and {max}"))
+                }
+            })
+            .unwrap_or(default);
+        let after = e.param("cursor", cursor, |c| {
+            URL_SAFE_NO_PAD
                 .decode(c)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
                 .and_then(|s| K::decode(&s))
-            {
-                Some(k) => Some(k),
-                None => {
-                    errors.push(FieldError::new(
-                        "cursor",
-                        "is not a cursor this API returned",
-                    ));
-                    None
-                }
-            },
-        };
-        if errors.is_empty() {
-            Ok(Page { limit, after })
-        } else {
-            Err(CoreError::Invalid(errors))
-        }
+                .ok_or_else(|| "is not a cursor this API returned".to_owned())
+        });
+        Self { limit, after }
+    }
+}
+
+impl PageQuery {
+    /// The page asked for, checked.
+    pub fn parse<K: CursorKey>(&self) -> Result<Page<K>, Invalid> {
+        let mut e = Invalid::default();
+        let page = Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
+        e.finish(page)
     }
 }
 

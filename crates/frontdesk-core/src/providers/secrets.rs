@@ -12,21 +12,57 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Provider;
-use crate::{CoreError, Tx};
+use crate::{
+    CoreError, Tx,
+    platform::input::{Field, Invalid, Unknown},
+};
 
 /// `PUT …/provider-secrets/{provider}`.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize, ToSchema)]
 #[schema(example = json!({"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}))]
 pub struct PutSecret {
     /// The signing secret the provider gave the tenant (for `test`: `whsec_` and the
     /// base64 of 24 to 64 bytes). Never returned.
-    pub secret: String,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub secret: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
 }
 
 impl std::fmt::Debug for PutSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PutSecret { secret: *** }")
+    }
+}
+
+/// A secret sent to be stored: present and not blank (its provider's own rules are
+/// checked by the provider's verifier). Its `Debug` never shows it.
+pub struct NewSecret(pub String);
+
+impl std::fmt::Debug for NewSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewSecret(***)")
+    }
+}
+
+impl TryFrom<PutSecret> for NewSecret {
+    type Error = Invalid;
+
+    fn try_from(w: PutSecret) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        let secret = e.required("secret", w.secret, |s: String| {
+            if s.trim().is_empty() {
+                Err("must not be blank".to_owned())
+            } else {
+                Ok(s)
+            }
+        });
+        match secret {
+            Some(secret) => e.finish(Self(secret)),
+            None => Err(e),
+        }
     }
 }
 

@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    CoreError, FieldError, Tx,
+    CoreError, KeyScope, Tx,
+    platform::input::{Field, Invalid, Unknown},
     platform::page::{Page, Paged},
 };
 
@@ -61,41 +62,56 @@ impl ApiKey {
 }
 
 /// `POST …/api-keys`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "whatsapp-bot", "scopes": ["full"]}))]
 pub struct NewApiKey {
-    pub name: String,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub name: Field<String>,
     /// full (read and write) or read (read only). Default: full.
     #[serde(default)]
-    pub scopes: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub scopes: Field<Vec<String>>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
 }
 
-impl NewApiKey {
-    pub fn check(&self) -> Result<Vec<String>, CoreError> {
-        let mut errors = Vec::new();
-        if self.name.trim().is_empty() || self.name.chars().count() > 100 {
-            errors.push(FieldError::new(
-                "name",
-                "must be 1 to 100 characters, not blank",
-            ));
-        }
-        let mut scopes = self
-            .scopes
-            .clone()
-            .unwrap_or_else(|| vec!["full".to_owned()]);
-        scopes.sort();
-        scopes.dedup();
-        if scopes.is_empty() || scopes.iter().any(|s| s != "full" && s != "read") {
-            errors.push(FieldError::new(
-                "scopes",
-                "must be a non-empty subset of full, read",
-            ));
-        }
-        if errors.is_empty() {
-            Ok(scopes)
-        } else {
-            Err(CoreError::Invalid(errors))
+/// A checked new key: its name and its scopes (sorted, no repeats).
+#[derive(Debug)]
+pub struct NewKey {
+    pub name: String,
+    pub scopes: Vec<KeyScope>,
+}
+
+impl TryFrom<NewApiKey> for NewKey {
+    type Error = Invalid;
+
+    fn try_from(w: NewApiKey) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        let name = e.required("name", w.name, |s: String| {
+            if s.trim().is_empty() || s.chars().count() > 100 {
+                Err("must be 1 to 100 characters, not blank".to_owned())
+            } else {
+                Ok(s.trim().to_owned())
+            }
+        });
+        let scopes = e
+            .optional("scopes", w.scopes, |names| {
+                let mut scopes = names
+                    .iter()
+                    .map(|s| KeyScope::parse(s))
+                    .collect::<Option<Vec<_>>>()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| "must be a non-empty subset of full, read".to_owned())?;
+                scopes.sort_by_key(|s| s.as_str());
+                scopes.dedup();
+                Ok(scopes)
+            })
+            .unwrap_or_else(|| vec![KeyScope::Full]);
+        match name {
+            Some(name) => e.finish(Self { name, scopes }),
+            None => Err(e),
         }
     }
 }
@@ -115,10 +131,10 @@ const COLUMNS: &str = "id, name, prefix, scopes, created_by, created_at, last_us
 pub async fn create(
     tx: &mut Tx,
     tenant: Uuid,
-    name: &str,
-    scopes: &[String],
+    new: &NewKey,
     created_by: Option<Uuid>,
 ) -> Result<CreatedApiKey, CoreError> {
+    let scopes: Vec<&str> = new.scopes.iter().map(|s| s.as_str()).collect();
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let secret = format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
@@ -129,7 +145,7 @@ pub async fn create(
                 "insert into app.api_keys (tenant_id, id, name, prefix, secret_hash, scopes, created_by) \
                  values ($1, $2, $3, $4, $5, $6, $7) returning {COLUMNS}"
             ),
-            &[&tenant, &Uuid::now_v7(), &name.trim(), &prefix, &hash_secret(&secret), &scopes, &created_by],
+            &[&tenant, &Uuid::now_v7(), &new.name, &prefix, &hash_secret(&secret), &scopes, &created_by],
         )
         .await?;
     Ok(CreatedApiKey {

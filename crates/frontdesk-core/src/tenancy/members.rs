@@ -7,9 +7,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    CoreError, FieldError, MemberRole, Tx,
-    platform::input::is_email,
+    CoreError, MemberRole, Tx,
+    platform::input::{Field, Invalid, Unknown, any},
     platform::page::{Page, Paged},
+    platform::values::Email,
 };
 
 /// A member of a tenant with their profile.
@@ -41,51 +42,94 @@ impl Member {
 
 /// `POST …/members`: add a user (by their identity provider's `sub`) with a role. A user
 /// who has not signed in yet is created with the given email and name.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"user_id": "0190f5e2-7c3a-7d2e-9b1a-3c4d5e6f7a8b", "role": "agent", "email": "sam@example.com"}))]
 pub struct NewMember {
-    pub user_id: Uuid,
+    #[serde(default)]
+    #[schema(value_type = Uuid, required = true)]
+    pub user_id: Field<Uuid>,
     /// owner, admin, agent or member.
-    pub role: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub role: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub email: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub name: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
 }
 
 /// `PATCH …/members/{user_id}`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"role": "admin"}))]
 pub struct MemberPatch {
     /// owner, admin, agent or member.
-    pub role: String,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub role: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
 }
 
-pub fn parse_role(role: &str) -> Result<MemberRole, FieldError> {
-    MemberRole::parse(role)
-        .ok_or_else(|| FieldError::new("role", "must be one of owner, admin, agent, member"))
+fn parse_role(role: String) -> Result<MemberRole, String> {
+    MemberRole::parse(&role).ok_or_else(|| "must be one of owner, admin, agent, member".into())
 }
 
-impl NewMember {
-    pub fn check(&self) -> Result<MemberRole, CoreError> {
-        let mut errors = Vec::new();
-        let role = parse_role(&self.role).map_err(|e| errors.push(e)).ok();
-        if let Some(email) = &self.email
-            && !is_email(email)
-        {
-            errors.push(FieldError::new("email", "must be an email address"));
+/// A checked new membership.
+#[derive(Debug)]
+pub struct NewMembership {
+    pub user_id: Uuid,
+    pub role: MemberRole,
+    pub email: Option<Email>,
+    pub name: Option<String>,
+}
+
+impl TryFrom<NewMember> for NewMembership {
+    type Error = Invalid;
+
+    fn try_from(w: NewMember) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        let user_id = e.required("user_id", w.user_id, any);
+        let role = e.required("role", w.role, parse_role);
+        let email = e.optional("email", w.email, Email::parse);
+        let name = e.optional("name", w.name, |s: String| {
+            if s.trim().is_empty() || s.chars().count() > 200 {
+                Err("must be 1 to 200 characters, not blank".to_owned())
+            } else {
+                Ok(s)
+            }
+        });
+        match (user_id, role) {
+            (Some(user_id), Some(role)) => e.finish(Self {
+                user_id,
+                role,
+                email,
+                name,
+            }),
+            _ => Err(e),
         }
-        if let Some(name) = &self.name
-            && (name.trim().is_empty() || name.chars().count() > 200)
-        {
-            errors.push(FieldError::new(
-                "name",
-                "must be 1 to 200 characters, not blank",
-            ));
-        }
-        match role {
-            Some(role) if errors.is_empty() => Ok(role),
-            _ => Err(CoreError::Invalid(errors)),
+    }
+}
+
+/// A checked change of a member's role.
+#[derive(Debug)]
+pub struct RoleChange {
+    pub role: MemberRole,
+}
+
+impl TryFrom<MemberPatch> for RoleChange {
+    type Error = Invalid;
+
+    fn try_from(w: MemberPatch) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        match e.required("role", w.role, parse_role) {
+            Some(role) => e.finish(Self { role }),
+            None => Err(e),
         }
     }
 }
@@ -118,20 +162,19 @@ pub async fn get(tx: &mut Tx, user: Uuid) -> Result<Member, CoreError> {
     Ok(Member::from_row(&row))
 }
 
-pub async fn add(
-    tx: &mut Tx,
-    tenant: Uuid,
-    new: &NewMember,
-    role: MemberRole,
-) -> Result<Member, CoreError> {
+pub async fn add(tx: &mut Tx, tenant: Uuid, new: &NewMembership) -> Result<Member, CoreError> {
     tx.execute(
         "select app.provision_user($1, $2, $3)",
-        &[&new.user_id, &new.email, &new.name],
+        &[
+            &new.user_id,
+            &new.email.as_ref().map(Email::as_str),
+            &new.name,
+        ],
     )
     .await?;
     tx.execute(
         "insert into app.memberships (tenant_id, user_id, role) values ($1, $2, $3)",
-        &[&tenant, &new.user_id, &role.as_str()],
+        &[&tenant, &new.user_id, &new.role.as_str()],
     )
     .await?;
     get(tx, new.user_id).await

@@ -4,12 +4,13 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod llm;
 pub mod members;
 pub mod tenants;
 pub mod users;
 
 use crate::platform::error::{Constraints, Meaning};
-use tenants::SLUG_RULE;
+use crate::platform::values::TenantSlug;
 
 /// What the constraints of tenants, memberships and API keys mean to a client (see
 /// `platform::error`).
@@ -18,7 +19,10 @@ pub(crate) const CONSTRAINTS: &Constraints = &[
         "tenants_slug_key",
         Meaning::Conflict(Some("slug"), "this slug is already taken"),
     ),
-    ("tenants_slug_check", Meaning::Field("slug", SLUG_RULE)),
+    (
+        "tenants_slug_check",
+        Meaning::Field("slug", TenantSlug::RULE),
+    ),
     (
         "tenants_name_check",
         Meaning::Field("name", "must be 1 to 200 characters, not blank"),

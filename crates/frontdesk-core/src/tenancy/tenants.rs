@@ -1,7 +1,7 @@
 //! Tenants: one business, workspace or brand.
 
 use chrono::{DateTime, Utc};
-use rust_decimal::{Decimal, prelude::ToPrimitive};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_postgres::Row;
@@ -9,9 +9,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    CoreError, FieldError, Tx,
-    platform::input::{Checked, Patch, is_e164, is_email, is_http_url, object, text},
+    CoreError, Tx,
+    platform::input::{Field, Invalid, Patch, Unknown, any, json_object, text_of},
     platform::page::{Page, Paged},
+    platform::values::{
+        BudgetUsd, E164, Email, HttpUrl, Locale, PositiveI32, TenantSlug, TimeZone,
+    },
+    tenancy::llm::{LlmSettings, LlmSettingsInput, LlmSettingsPatch},
 };
 
 /// A tenant as the API shows it.
@@ -20,8 +24,7 @@ pub struct Tenant {
     pub id: Uuid,
     pub slug: String,
     pub name: String,
-    /// restaurant, retail, service or other.
-    pub kind: String,
+    pub kind: TenantKind,
     /// IANA time zone: the tenant's days are counted in it.
     pub timezone: String,
     pub locale: String,
@@ -30,11 +33,8 @@ pub struct Tenant {
     pub address: Option<String>,
     pub website: Option<String>,
     pub logo_url: Option<String>,
-    pub llm_provider: Option<String>,
-    pub llm_model: Option<String>,
-    pub llm_temperature: Option<f64>,
-    pub llm_max_tokens: Option<i32>,
-    pub system_prompt: Option<String>,
+    #[serde(flatten)]
+    pub llm: LlmSettings,
     pub rate_limit_per_minute: Option<i32>,
     pub daily_token_limit: Option<i64>,
     /// USD, as a decimal string.
@@ -73,13 +73,7 @@ impl Tenant {
             address: row.get("address"),
             website: row.get("website"),
             logo_url: row.get("logo_url"),
-            llm_provider: row.get("llm_provider"),
-            llm_model: row.get("llm_model"),
-            llm_temperature: row
-                .get::<_, Option<Decimal>>("llm_temperature")
-                .and_then(|d| d.to_f64()),
-            llm_max_tokens: row.get("llm_max_tokens"),
-            system_prompt: row.get("system_prompt"),
+            llm: LlmSettings::from_row(row),
             rate_limit_per_minute: row.get("rate_limit_per_minute"),
             daily_token_limit: row.get("daily_token_limit"),
             monthly_budget_usd: row.get("monthly_budget_usd"),
@@ -94,203 +88,214 @@ impl Tenant {
     }
 }
 
+crate::text_enum!(
+    /// What kind of business a tenant is.
+    pub enum TenantKind {
+        Restaurant = "restaurant",
+        Retail = "retail",
+        Service = "service",
+        Other = "other",
+    }
+);
+
 /// The body of `POST /v1/tenants` and `PATCH /v1/tenants/{tenant}`: every field optional
 /// in a patch (absent = unchanged, null = cleared); `slug` and `name` required on create.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 #[schema(example = json!({"slug": "acme", "name": "Acme", "kind": "retail", "timezone": "Asia/Jakarta"}))]
 pub struct TenantInput {
     /// 3–63 lower-case letters, digits and hyphens; unique.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub slug: Patch<String>,
+    pub slug: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub name: Patch<String>,
+    pub name: Field<String>,
     /// restaurant, retail, service or other (default other).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub kind: Patch<String>,
+    #[schema(value_type = Option<TenantKind>)]
+    pub kind: Field<String>,
     /// IANA time zone name (default UTC).
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub timezone: Patch<String>,
+    pub timezone: Field<String>,
     /// Language tag (default en).
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub locale: Patch<String>,
+    pub locale: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub email: Patch<String>,
+    pub email: Field<String>,
     /// E.164.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub phone: Patch<String>,
+    pub phone: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub address: Patch<String>,
+    pub address: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub website: Patch<String>,
+    pub website: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub logo_url: Patch<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub llm_provider: Patch<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub llm_model: Patch<String>,
-    /// 0–2.
-    #[serde(default)]
-    #[schema(value_type = Option<f64>)]
-    pub llm_temperature: Patch<f64>,
-    #[serde(default)]
-    #[schema(value_type = Option<i32>)]
-    pub llm_max_tokens: Patch<i64>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub system_prompt: Patch<String>,
+    pub logo_url: Field<String>,
+    #[serde(flatten)]
+    pub llm: LlmSettingsInput,
     /// Message and usage writes per minute; null = unlimited.
     #[serde(default)]
     #[schema(value_type = Option<i32>)]
-    pub rate_limit_per_minute: Patch<i64>,
+    pub rate_limit_per_minute: Field<i64>,
     /// Tokens per day in the tenant's time zone; null = unlimited.
     #[serde(default)]
     #[schema(value_type = Option<i64>)]
-    pub daily_token_limit: Patch<i64>,
+    pub daily_token_limit: Field<i64>,
     /// USD per calendar month, as a decimal string; null = unlimited.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub monthly_budget_usd: Patch<Decimal>,
+    pub monthly_budget_usd: Field<Decimal>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub features: Patch<Value>,
+    pub features: Field<Value>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub branding: Patch<Value>,
+    pub branding: Field<Value>,
     #[serde(default)]
     #[schema(value_type = Option<bool>)]
-    pub is_active: Patch<bool>,
+    pub is_active: Field<bool>,
     /// A PostgreSQL text search configuration for messages: english, indonesian, simple
     /// (the default: no stemming), …
     #[serde(default)]
     #[schema(value_type = Option<String>)]
+    pub search_language: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+/// Checked changes to a tenant: absent fields keep their values, null clears. Serialized
+/// as the columns it sets.
+#[derive(Debug, Default, Serialize)]
+pub struct TenantChanges {
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub slug: Patch<TenantSlug>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub name: Patch<String>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub kind: Patch<TenantKind>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub timezone: Patch<TimeZone>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub locale: Patch<Locale>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub email: Patch<Email>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub phone: Patch<E164>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub address: Patch<String>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub website: Patch<HttpUrl>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub logo_url: Patch<HttpUrl>,
+    #[serde(flatten)]
+    pub llm: LlmSettingsPatch,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub rate_limit_per_minute: Patch<PositiveI32>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub daily_token_limit: Patch<i64>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub monthly_budget_usd: Patch<BudgetUsd>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub features: Patch<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub branding: Patch<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub is_active: Patch<bool>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
     pub search_language: Patch<String>,
 }
 
-/// The rule of slugs, as a field error says it.
-pub const SLUG_RULE: &str = "must be 3 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit";
+impl TryFrom<TenantInput> for TenantChanges {
+    type Error = Invalid;
 
-/// A slug: 3–63 of `[a-z0-9-]`, not starting or ending with a hyphen.
-pub fn is_slug(s: &str) -> bool {
-    let b = s.as_bytes();
-    (3..=63).contains(&b.len())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-        && s.parse::<Uuid>().is_err()
+    fn try_from(w: TenantInput) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        let changes = Self {
+            slug: e.patch_not_null("slug", w.slug, TenantSlug::parse),
+            name: e.patch_not_null("name", w.name, text_of(200)),
+            kind: e.patch_not_null("kind", w.kind, |s| TenantKind::parse(&s)),
+            // The database checks the zone against its own list (tenants_timezone_check).
+            timezone: e.patch_not_null("timezone", w.timezone, TimeZone::parse),
+            locale: e.patch_not_null("locale", w.locale, Locale::parse),
+            email: e.patch("email", w.email, Email::parse),
+            phone: e.patch("phone", w.phone, E164::parse),
+            address: e.patch("address", w.address, text_of(500)),
+            website: e.patch("website", w.website, HttpUrl::parse),
+            logo_url: e.patch("logo_url", w.logo_url, HttpUrl::parse),
+            llm: LlmSettingsPatch::parse(w.llm, &mut e),
+            rate_limit_per_minute: e.patch(
+                "rate_limit_per_minute",
+                w.rate_limit_per_minute,
+                PositiveI32::parse,
+            ),
+            daily_token_limit: e.patch("daily_token_limit", w.daily_token_limit, |n| {
+                if n < 1 {
+                    Err("must be a positive integer".to_owned())
+                } else {
+                    Ok(n)
+                }
+            }),
+            monthly_budget_usd: e.patch(
+                "monthly_budget_usd",
+                w.monthly_budget_usd,
+                BudgetUsd::parse,
+            ),
+            features: e.patch_not_null("features", w.features, json_object),
+            branding: e.patch_not_null("branding", w.branding, json_object),
+            is_active: e.patch_not_null("is_active", w.is_active, any),
+            search_language: e.patch_not_null("search_language", w.search_language, text_of(64)),
+        };
+        e.finish(changes)
+    }
 }
 
-impl TenantInput {
-    /// Check every field; on success the fields to store, as a JSON object.
-    pub fn check(&self, creating: bool) -> Result<Map<String, Value>, CoreError> {
-        let mut c = Checked::new();
-        if creating {
-            for (name, absent) in [
-                ("slug", self.slug.is_absent()),
-                ("name", self.name.is_absent()),
-            ] {
-                if absent {
-                    c.errors.push(FieldError::new(name, "is required"));
-                }
-            }
+/// A checked new tenant: its changes, with `slug` and `name` given.
+#[derive(Debug)]
+pub struct NewTenant(TenantChanges);
+
+impl TryFrom<TenantInput> for NewTenant {
+    type Error = Invalid;
+
+    fn try_from(w: TenantInput) -> Result<Self, Invalid> {
+        let missing: Vec<&str> = [("slug", w.slug.is_absent()), ("name", w.name.is_absent())]
+            .into_iter()
+            .filter_map(|(name, absent)| absent.then_some(name))
+            .collect();
+        let mut e = match TenantChanges::try_from(w) {
+            Ok(changes) if missing.is_empty() => return Ok(Self(changes)),
+            Ok(_) => Invalid::default(),
+            Err(e) => e,
+        };
+        for name in missing {
+            e.push(name, "is required");
         }
-        c.field("slug", &self.slug, false, |s| {
-            (!is_slug(s)).then(|| SLUG_RULE.into())
-        });
-        c.field("name", &self.name, false, text(200));
-        c.field("kind", &self.kind, false, |s| {
-            (!["restaurant", "retail", "service", "other"].contains(&s.as_str()))
-                .then(|| "must be one of restaurant, retail, service, other".into())
-        });
-        // The database checks the zone against its own list (tenants_timezone_check).
-        c.field("timezone", &self.timezone, false, text(64));
-        c.field("locale", &self.locale, false, |s| {
-            let ok = s.split('-').enumerate().all(|(i, part)| {
-                if i == 0 {
-                    (2..=3).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_lowercase())
-                } else {
-                    (2..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric())
-                }
-            });
-            (!ok).then(|| "must be a language tag such as en or id-ID".into())
-        });
-        c.field("email", &self.email, true, |s| {
-            (!is_email(s)).then(|| "must be an email address".into())
-        });
-        c.field("phone", &self.phone, true, |s| {
-            (!is_e164(s)).then(|| "must be an E.164 number such as +628111234567".into())
-        });
-        c.field("address", &self.address, true, text(500));
-        c.field("website", &self.website, true, |s| {
-            (!is_http_url(s)).then(|| "must be an http(s) URL".into())
-        });
-        c.field("logo_url", &self.logo_url, true, |s| {
-            (!is_http_url(s)).then(|| "must be an http(s) URL".into())
-        });
-        c.field("llm_provider", &self.llm_provider, true, text(100));
-        c.field("llm_model", &self.llm_model, true, text(200));
-        c.field("llm_temperature", &self.llm_temperature, true, |t| {
-            (!(0.0..=2.0).contains(t)).then(|| "must be between 0 and 2".into())
-        });
-        c.field("llm_max_tokens", &self.llm_max_tokens, true, |n| {
-            (!(1..=i64::from(i32::MAX)).contains(n)).then(|| "must be a positive integer".into())
-        });
-        c.field("system_prompt", &self.system_prompt, true, |s| {
-            (s.chars().count() > 100_000).then(|| "must be at most 100000 characters".into())
-        });
-        c.field(
-            "rate_limit_per_minute",
-            &self.rate_limit_per_minute,
-            true,
-            |n| {
-                (!(1..=i64::from(i32::MAX)).contains(n))
-                    .then(|| "must be a positive integer".into())
-            },
-        );
-        c.field("daily_token_limit", &self.daily_token_limit, true, |n| {
-            (*n < 1).then(|| "must be a positive integer".into())
-        });
-        c.field("monthly_budget_usd", &self.monthly_budget_usd, true, |d| {
-            if d.is_sign_negative() {
-                Some("must not be negative".into())
-            } else if *d >= Decimal::from(100_000_000) {
-                Some("must be less than 100000000".into())
-            } else {
-                None
-            }
-        });
-        c.field("features", &self.features, false, object);
-        c.field("branding", &self.branding, false, object);
-        c.field("is_active", &self.is_active, false, |_| None);
-        c.field("search_language", &self.search_language, false, text(64));
-        c.finish()
+        Err(e)
     }
+}
+
+fn columns(changes: &TenantChanges) -> Value {
+    serde_json::to_value(changes).expect("tenant changes serialize to a JSON object")
 }
 
 /// Create a tenant; a signed-in user becomes its owner (the operator may name one).
 pub async fn create(
     tx: &mut Tx,
-    fields: Map<String, Value>,
+    new: &NewTenant,
     owner: Option<Uuid>,
 ) -> Result<Tenant, CoreError> {
     let id = Uuid::now_v7();
     let row = tx
         .query_one(
             &format!("select {COLUMNS} from app.create_tenant($1, $2, $3)"),
-            &[&id, &Value::Object(fields), &owner],
+            &[&id, &columns(&new.0), &owner],
         )
         .await?;
     Ok(Tenant::from_row(&row))
@@ -308,13 +313,14 @@ pub async fn get(tx: &mut Tx, tenant: Uuid) -> Result<Tenant, CoreError> {
     Ok(Tenant::from_row(&row))
 }
 
-/// Apply a checked patch: fields absent from it keep their values.
+/// Apply checked changes: fields absent from them keep their values.
 pub async fn update(
     tx: &mut Tx,
     tenant: Uuid,
-    fields: Map<String, Value>,
+    changes: &TenantChanges,
 ) -> Result<Tenant, CoreError> {
-    if fields.is_empty() {
+    let fields = columns(changes);
+    if fields.as_object().is_none_or(Map::is_empty) {
         return get(tx, tenant).await;
     }
     let row = tx
@@ -323,7 +329,7 @@ pub async fn update(
                 "update app.tenants t set ({COLUMNS}) = (select {COLUMNS} from jsonb_populate_record(t, $2)) \
                  where t.id = $1 returning {COLUMNS}"
             ),
-            &[&tenant, &Value::Object(fields)],
+            &[&tenant, &fields],
         )
         .await?
         .ok_or(CoreError::NotFound)?;

@@ -9,7 +9,11 @@ use tokio_postgres::Row;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::{CoreError, Tx, usage::usage::Days};
+use crate::{
+    CoreError, Tx,
+    platform::input::{Invalid, Param, any},
+    usage::usage::Days,
+};
 
 /// An answer of analytics: rows that are sent as JSON, or as CSV with `columns`.
 pub trait Table: Serialize {
@@ -177,16 +181,58 @@ pub async fn daily_messages(
 
 /// `GET …/analytics/top`: who spent most.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TopQuery {
     /// users or assistants.
-    #[param(example = "users")]
-    pub by: String,
+    #[serde(default)]
+    #[param(value_type = String, required = true, example = "users")]
+    pub by: Param<String>,
     /// 1–366 (default 30).
-    pub days: Option<i32>,
+    #[serde(default)]
+    #[param(value_type = Option<i32>)]
+    pub days: Param<i32>,
     /// 1–100 (default 10).
-    pub limit: Option<i64>,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub limit: Param<i64>,
+}
+
+/// A checked `GET …/analytics/top`.
+#[derive(Debug)]
+pub struct Top {
+    /// user_id or assistant_id.
+    column: &'static str,
+    days: i32,
+    limit: i64,
+}
+
+impl TopQuery {
+    pub fn parse(&self) -> Result<Top, Invalid> {
+        let mut e = Invalid::default();
+        let column = e.required_param("by", &self.by, |by| match by.as_str() {
+            "users" => Ok("user_id"),
+            "assistants" => Ok("assistant_id"),
+            _ => Err("must be users or assistants".to_owned()),
+        });
+        let days = Days::check(&mut e, &self.days);
+        let limit = e
+            .param("limit", &self.limit, |n| {
+                if (1..=100).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err("must be between 1 and 100".to_owned())
+                }
+            })
+            .unwrap_or(10);
+        match column {
+            Some(column) => e.finish(Top {
+                column,
+                days,
+                limit,
+            }),
+            None => Err(e),
+        }
+    }
 }
 
 /// A user's or assistant's spending over the period.
@@ -204,17 +250,12 @@ impl TableRow for TopSpender {
     const COLUMNS: &'static [&'static str] = &["id", "request_count", "total_tokens", "cost_usd"];
 }
 
-pub async fn top(tx: &mut Tx, tenant: Uuid, q: &TopQuery) -> Result<Vec<TopSpender>, CoreError> {
-    let column = match q.by.as_str() {
-        "users" => "user_id",
-        "assistants" => "assistant_id",
-        _ => return Err(CoreError::invalid("by", "must be users or assistants")),
-    };
-    let days = Days { days: q.days }.parse()?;
-    let limit = match q.limit.unwrap_or(10) {
-        n @ 1..=100 => n,
-        _ => return Err(CoreError::invalid("limit", "must be between 1 and 100")),
-    };
+pub async fn top(tx: &mut Tx, tenant: Uuid, q: &Top) -> Result<Vec<TopSpender>, CoreError> {
+    let Top {
+        column,
+        days,
+        limit,
+    } = *q;
     tx.last();
     let rows = tx
         .query(
@@ -241,13 +282,38 @@ pub async fn top(tx: &mut Tx, tenant: Uuid, q: &TopQuery) -> Result<Vec<TopSpend
 
 /// `GET …/analytics/feedback`: ratings grouped by assistant or by model.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct FeedbackQuery {
     /// assistant (default) or model.
-    pub by: Option<String>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub by: Param<String>,
     /// 1–366 (default 30): ratings of messages written in the last N days.
-    pub days: Option<i32>,
+    #[serde(default)]
+    #[param(value_type = Option<i32>)]
+    pub days: Param<i32>,
+}
+
+/// A checked `GET …/analytics/feedback`.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedbackBy {
+    by_model: bool,
+    days: i32,
+}
+
+impl FeedbackQuery {
+    pub fn parse(&self) -> Result<FeedbackBy, Invalid> {
+        let mut e = Invalid::default();
+        let by_model = e
+            .param("by", &self.by, |by| match by.as_str() {
+                "assistant" => Ok(false),
+                "model" => Ok(true),
+                _ => Err("must be assistant or model".to_owned()),
+            })
+            .unwrap_or(false);
+        let days = Days::check(&mut e, &self.days);
+        e.finish(FeedbackBy { by_model, days })
+    }
 }
 
 /// Counts of ratings.
@@ -324,13 +390,8 @@ impl Table for Feedback {
 }
 
 /// Feedback by assistant or by model, from the feedback rollup; most rated first.
-pub async fn feedback(tx: &mut Tx, tenant: Uuid, q: &FeedbackQuery) -> Result<Feedback, CoreError> {
-    let by_model = match q.by.as_deref() {
-        None | Some("assistant") => false,
-        Some("model") => true,
-        Some(_) => return Err(CoreError::invalid("by", "must be assistant or model")),
-    };
-    let days = Days { days: q.days }.parse()?;
+pub async fn feedback(tx: &mut Tx, tenant: Uuid, q: &FeedbackBy) -> Result<Feedback, CoreError> {
+    let FeedbackBy { by_model, days } = *q;
     let group = if by_model {
         "provider, model"
     } else {
@@ -382,14 +443,35 @@ pub async fn feedback(tx: &mut Tx, tenant: Uuid, q: &FeedbackQuery) -> Result<Fe
 
 /// `GET …/analytics/funnel`: a flow and a period.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct FunnelQuery {
     /// The flow's key.
-    #[param(example = "ari_sales")]
-    pub flow: String,
+    #[serde(default)]
+    #[param(value_type = String, required = true, example = "ari_sales")]
+    pub flow: Param<String>,
     /// 1–366 (default 30).
-    pub days: Option<i32>,
+    #[serde(default)]
+    #[param(value_type = Option<i32>)]
+    pub days: Param<i32>,
+}
+
+/// A checked `GET …/analytics/funnel`.
+#[derive(Debug)]
+pub struct Funnel {
+    flow: String,
+    days: i32,
+}
+
+impl FunnelQuery {
+    pub fn parse(&self) -> Result<Funnel, Invalid> {
+        let mut e = Invalid::default();
+        let flow = e.required_param("flow", &self.flow, any);
+        let days = Days::check(&mut e, &self.days);
+        match flow {
+            Some(flow) => e.finish(Funnel { flow, days }),
+            None => Err(e),
+        }
+    }
 }
 
 /// How many conversations of the flow entered a state in the period.
@@ -405,12 +487,8 @@ impl TableRow for FunnelStep {
 
 /// Every state of the flow, in the flow's order, with the conversations that entered it
 /// in the last `days` days (from the state history; a member counts their own).
-pub async fn funnel(
-    tx: &mut Tx,
-    tenant: Uuid,
-    q: &FunnelQuery,
-) -> Result<Vec<FunnelStep>, CoreError> {
-    let days = Days { days: q.days }.parse()?;
+pub async fn funnel(tx: &mut Tx, tenant: Uuid, q: &Funnel) -> Result<Vec<FunnelStep>, CoreError> {
+    let days = q.days;
     let flow = match tx
         .part(async |tx| crate::conversations::flows::get(tx, tenant, &q.flow).await)
         .await

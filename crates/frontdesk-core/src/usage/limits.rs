@@ -11,9 +11,12 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    CoreError, FieldError, LimitReached, Tx,
-    platform::input::{check_llm_call, decimal_rule},
-    platform::page::{Page, Paged},
+    CoreError, LimitReached, Tx,
+    conversations::messages::CostSource,
+    platform::input::{Field, Invalid, Param, Unknown, any, int32_within},
+    platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
+    platform::values::CostUsd,
+    usage::usage::LlmCall,
 };
 
 /// One of the tenant's limits and where it stands in its current window.
@@ -89,62 +92,90 @@ pub async fn limits(tx: &mut Tx) -> Result<Vec<LimitStatus>, CoreError> {
 }
 
 /// `POST …/limits/check`: an estimate of the call about to be made.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"provider": "openai", "model": "gpt-4o-mini", "prompt_tokens": 1200,
                           "completion_tokens": 400, "reserve": true, "ttl_seconds": 120}))]
 pub struct LimitCheck {
-    pub prompt_tokens: Option<i64>,
-    pub completion_tokens: Option<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub prompt_tokens: Field<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub completion_tokens: Field<i64>,
     /// With `model`, prices the tokens from the catalog when `cost_usd` is not given.
-    pub provider: Option<String>,
-    pub model: Option<String>,
-    /// The estimated cost; wins over the catalog's.
+    #[serde(default)]
     #[schema(value_type = Option<String>)]
-    pub cost_usd: Option<Decimal>,
+    pub provider: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub model: Field<String>,
+    /// The estimated cost; wins over the catalog's.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub cost_usd: Field<Decimal>,
     /// Hold the estimate (and one write of the rate limit) until a write settles it or
     /// it expires. Default false: only ask.
-    pub reserve: Option<bool>,
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    pub reserve: Field<bool>,
     /// How long a reservation holds: 1–3600 seconds (default 300).
-    pub ttl_seconds: Option<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub ttl_seconds: Field<i64>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
 }
 
 /// A checked estimate.
-pub struct Estimate<'a> {
-    pub check: &'a LimitCheck,
+#[derive(Debug)]
+pub struct Estimate {
+    pub call: LlmCall,
+    pub cost_usd: Option<CostUsd>,
     pub tokens: i64,
     pub reserve: bool,
     pub ttl_seconds: i32,
 }
 
-impl LimitCheck {
-    pub fn parse(&self) -> Result<Estimate<'_>, CoreError> {
-        let mut errors = Vec::new();
-        check_llm_call(
-            &mut errors,
-            self.prompt_tokens,
-            self.completion_tokens,
-            self.provider.as_deref(),
-            self.model.as_deref(),
+impl TryFrom<LimitCheck> for Estimate {
+    type Error = Invalid;
+
+    fn try_from(w: LimitCheck) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        let call = LlmCall::parse(
+            &mut e,
+            w.prompt_tokens,
+            w.completion_tokens,
+            w.provider,
+            w.model,
         );
-        if let Some(message) = self.cost_usd.and_then(|c| decimal_rule(&c, 10)) {
-            errors.push(FieldError::new("cost_usd", message));
-        }
-        let ttl = self.ttl_seconds.unwrap_or(300);
-        if !(1..=3600).contains(&ttl) {
-            errors.push(FieldError::new("ttl_seconds", "must be between 1 and 3600"));
-        }
-        if !errors.is_empty() {
-            return Err(CoreError::Invalid(errors));
-        }
-        Ok(Estimate {
-            check: self,
-            tokens: self.prompt_tokens.unwrap_or(0) + self.completion_tokens.unwrap_or(0),
-            reserve: self.reserve.unwrap_or(false),
-            ttl_seconds: ttl as i32,
+        let cost_usd = e.optional("cost_usd", w.cost_usd, CostUsd::parse);
+        let reserve = e.optional("reserve", w.reserve, any).unwrap_or(false);
+        let ttl_seconds = e
+            .optional("ttl_seconds", w.ttl_seconds, int32_within(1..=3600))
+            .unwrap_or(300);
+        let tokens = i64::from(call.prompt_tokens.unwrap_or(0))
+            + i64::from(call.completion_tokens.unwrap_or(0));
+        e.finish(Self {
+            call,
+            cost_usd,
+            tokens,
+            reserve,
+            ttl_seconds,
         })
     }
 }
+
+crate::text_enum!(
+    /// Where a reservation stands: active (holding), settled (by a write), expired or
+    /// cancelled.
+    pub enum ReservationStatus {
+        Active = "active",
+        Settled = "settled",
+        Expired = "expired",
+        Cancelled = "cancelled",
+    }
+);
 
 /// A held estimate.
 #[derive(Debug, Serialize, ToSchema)]
@@ -154,9 +185,9 @@ pub struct Reservation {
     #[schema(value_type = String, example = "0.00042")]
     pub cost_usd: Decimal,
     /// provided, catalog or unpriced; null when the estimate had no cost or tokens.
-    pub cost_source: Option<String>,
+    pub cost_source: Option<CostSource>,
     /// active (holding), settled (by a write), expired or cancelled.
-    pub status: String,
+    pub status: ReservationStatus,
     /// The rate window in which it holds one write (null: none).
     pub minute_window: Option<DateTime<Utc>>,
     /// The day in which it holds its tokens (null: none).
@@ -206,7 +237,7 @@ pub struct LimitCheckResult {
     pub tokens: i64,
     #[schema(value_type = String, example = "0.00042")]
     pub cost_usd: Decimal,
-    pub cost_source: Option<String>,
+    pub cost_source: Option<CostSource>,
     /// The limits after the reservation, if one was made.
     pub limits: Vec<LimitStatus>,
     pub reservation: Option<Reservation>,
@@ -216,12 +247,12 @@ pub struct LimitCheckResult {
 async fn estimate_cost(
     tx: &mut Tx,
     tenant: Uuid,
-    e: &Estimate<'_>,
-) -> Result<(Decimal, Option<String>), CoreError> {
-    if let Some(cost) = e.check.cost_usd {
-        return Ok((cost, Some("provided".into())));
+    e: &Estimate,
+) -> Result<(Decimal, Option<CostSource>), CoreError> {
+    if let Some(cost) = e.cost_usd {
+        return Ok((cost.get(), Some(CostSource::Provided)));
     }
-    if e.check.prompt_tokens.is_none() && e.check.completion_tokens.is_none() {
+    if !e.call.has_tokens() {
         return Ok((Decimal::ZERO, None));
     }
     let row = tx
@@ -229,10 +260,10 @@ async fn estimate_cost(
             "select cost_usd, cost_source from app.token_cost($1, lower($2), $3, now(), $4, $5)",
             &[
                 &tenant,
-                &e.check.provider,
-                &e.check.model,
-                &e.check.prompt_tokens.map(|n| n as i32),
-                &e.check.completion_tokens.map(|n| n as i32),
+                &e.call.provider(),
+                &e.call.model,
+                &e.call.prompt_tokens,
+                &e.call.completion_tokens,
             ],
         )
         .await?;
@@ -240,11 +271,7 @@ async fn estimate_cost(
 }
 
 /// Whether the estimate fits every limit now, without holding anything.
-pub async fn check(
-    tx: &mut Tx,
-    tenant: Uuid,
-    e: &Estimate<'_>,
-) -> Result<LimitCheckResult, CoreError> {
+pub async fn check(tx: &mut Tx, tenant: Uuid, e: &Estimate) -> Result<LimitCheckResult, CoreError> {
     let (cost, cost_source) = estimate_cost(tx, tenant, e).await?;
     tx.last();
     let standings = standings(tx).await?;
@@ -276,7 +303,7 @@ pub async fn check(
 pub async fn reserve(
     tx: &mut Tx,
     tenant: Uuid,
-    e: &Estimate<'_>,
+    e: &Estimate,
 ) -> Result<LimitCheckResult, CoreError> {
     let (cost, cost_source) = estimate_cost(tx, tenant, e).await?;
     let row = tx
@@ -321,31 +348,27 @@ pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Reservation, Cor
 
 /// `GET …/limits/reservations`: `?status=` narrows to one status.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReservationQuery {
     /// active, settled, expired or cancelled.
-    pub status: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub status: Param<String>,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub limit: Param<i64>,
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub cursor: Param<String>,
 }
 
 impl ReservationQuery {
     /// The status asked for and the page, checked.
-    pub fn parse(&self) -> Result<(Option<&str>, Page<Uuid>), CoreError> {
-        let status = self.status.as_deref();
-        if status.is_some_and(|s| !["active", "settled", "expired", "cancelled"].contains(&s)) {
-            return Err(CoreError::invalid(
-                "status",
-                "must be active, settled, expired or cancelled",
-            ));
-        }
-        let page = crate::platform::page::PageQuery {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-        }
-        .parse()?;
-        Ok((status, page))
+    pub fn parse(&self) -> Result<(Option<ReservationStatus>, Page<Uuid>), Invalid> {
+        let mut e = Invalid::default();
+        let status = e.param("status", &self.status, |s| ReservationStatus::parse(&s));
+        let page = Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
+        e.finish((status, page))
     }
 }
 
@@ -353,7 +376,7 @@ impl ReservationQuery {
 pub async fn list(
     tx: &mut Tx,
     tenant: Uuid,
-    status: Option<&str>,
+    status: Option<ReservationStatus>,
     page: &Page<Uuid>,
 ) -> Result<Paged<Reservation>, CoreError> {
     tx.last();

@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    CoreError, FieldError, Tx,
-    platform::input::{PROVIDER_RULE, decimal_rule, is_provider},
+    CoreError, Tx,
+    platform::input::{Field, Invalid, PROVIDER_RULE, Unknown, any, decimal_rule, is_provider},
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,60 +52,104 @@ impl Price {
 }
 
 /// `POST /v1/prices` and `POST …/prices`: a price from a time on.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"provider": "openai", "model": "gpt-4o", "input_usd_per_mtok": "2.00",
     "output_usd_per_mtok": "8.00", "effective_from": "2026-01-01T00:00:00Z"}))]
 pub struct NewPrice {
     /// Lower-case, e.g. openai, anthropic, google, mistral.
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub provider: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub model: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub input_usd_per_mtok: Field<Decimal>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    pub output_usd_per_mtok: Field<Decimal>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub cached_input_usd_per_mtok: Field<Decimal>,
+    /// Default: now.
+    #[serde(default)]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub effective_from: Field<DateTime<Utc>>,
+    /// Catalog prices only: where the price was published.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub source: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+/// A checked price.
+#[derive(Debug)]
+pub struct PriceDraft {
+    /// As given: already lower case.
     pub provider: String,
     pub model: String,
-    #[schema(value_type = String)]
     pub input_usd_per_mtok: Decimal,
-    #[schema(value_type = String)]
     pub output_usd_per_mtok: Decimal,
-    #[schema(value_type = Option<String>)]
     pub cached_input_usd_per_mtok: Option<Decimal>,
-    /// Default: now.
     pub effective_from: Option<DateTime<Utc>>,
-    /// Catalog prices only: where the price was published.
     pub source: Option<String>,
 }
 
-impl NewPrice {
-    pub fn check(&self) -> Result<(), CoreError> {
-        let mut errors = Vec::new();
-        if !is_provider(&self.provider) {
-            errors.push(FieldError::new("provider", PROVIDER_RULE));
-        }
-        if self.model.trim().is_empty() || self.model.chars().count() > 200 {
-            errors.push(FieldError::new(
-                "model",
-                "must be 1 to 200 characters, not blank",
-            ));
-        }
-        let prices = [
-            ("input_usd_per_mtok", Some(self.input_usd_per_mtok)),
-            ("output_usd_per_mtok", Some(self.output_usd_per_mtok)),
-            ("cached_input_usd_per_mtok", self.cached_input_usd_per_mtok),
-        ];
-        for (field, value) in prices {
-            if let Some(message) = value.and_then(|v| decimal_rule(&v, 10)) {
-                errors.push(FieldError::new(field, message));
+impl TryFrom<NewPrice> for PriceDraft {
+    type Error = Invalid;
+
+    fn try_from(w: NewPrice) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        let price = |d: Decimal| match decimal_rule(&d, 10) {
+            None => Ok(d),
+            Some(message) => Err(message),
+        };
+        let provider = e.required("provider", w.provider, |p: String| {
+            if is_provider(&p) {
+                Ok(p)
+            } else {
+                Err(PROVIDER_RULE.to_owned())
             }
-        }
-        if self
-            .source
-            .as_ref()
-            .is_some_and(|s| s.chars().count() > 500)
-        {
-            errors.push(FieldError::new("source", "must be at most 500 characters"));
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(CoreError::Invalid(errors))
-        }
+        });
+        let model = e.required("model", w.model, |m: String| {
+            if m.trim().is_empty() || m.chars().count() > 200 {
+                Err("must be 1 to 200 characters, not blank".to_owned())
+            } else {
+                Ok(m.trim().to_owned())
+            }
+        });
+        let input = e.required("input_usd_per_mtok", w.input_usd_per_mtok, price);
+        let output = e.required("output_usd_per_mtok", w.output_usd_per_mtok, price);
+        let cached = e.optional(
+            "cached_input_usd_per_mtok",
+            w.cached_input_usd_per_mtok,
+            price,
+        );
+        let effective_from = e.optional("effective_from", w.effective_from, any);
+        let source = e.optional("source", w.source, |s: String| {
+            if s.chars().count() > 500 {
+                Err("must be at most 500 characters".to_owned())
+            } else {
+                Ok(s)
+            }
+        });
+        let (Some(provider), Some(model), Some(input), Some(output)) =
+            (provider, model, input, output)
+        else {
+            return Err(e);
+        };
+        e.finish(Self {
+            provider,
+            model,
+            input_usd_per_mtok: input,
+            output_usd_per_mtok: output,
+            cached_input_usd_per_mtok: cached,
+            effective_from,
+            source,
+        })
     }
 }
 
@@ -134,7 +178,7 @@ fn conflict() -> CoreError {
 }
 
 /// Add a catalog price (operator).
-pub async fn add_to_catalog(tx: &mut Tx, new: &NewPrice) -> Result<Price, CoreError> {
+pub async fn add_to_catalog(tx: &mut Tx, new: &PriceDraft) -> Result<Price, CoreError> {
     let row = tx
         .query_one(
             &format!(
@@ -182,7 +226,7 @@ pub async fn tenant_prices(tx: &mut Tx, tenant: Uuid) -> Result<Vec<Price>, Core
 pub async fn add_for_tenant(
     tx: &mut Tx,
     tenant: Uuid,
-    new: &NewPrice,
+    new: &PriceDraft,
     by: Option<Uuid>,
 ) -> Result<Price, CoreError> {
     if new.source.is_some() {

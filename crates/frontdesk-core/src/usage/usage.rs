@@ -10,7 +10,11 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, Tx,
-    platform::input::{check_llm_call, decimal_rule, is_identifier},
+    conversations::messages::CostSource,
+    platform::input::{
+        Field, Invalid, Param, Unknown, any, decimal_rule, int32_within, is_identifier, json_object,
+    },
+    platform::values::{CostUsd, LlmProvider},
 };
 
 /// Totals over a period.
@@ -62,35 +66,55 @@ impl Usage {
 
 /// `?days=` (1–366, default 30): the last N days of the tenant, today included.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Days {
-    pub days: Option<i32>,
+    #[serde(default)]
+    #[param(value_type = Option<i32>)]
+    pub days: Param<i32>,
 }
 
 impl Days {
-    pub fn parse(&self) -> Result<i32, CoreError> {
-        match self.days.unwrap_or(30) {
-            n @ 1..=366 => Ok(n),
-            _ => Err(CoreError::invalid("days", "must be between 1 and 366")),
-        }
+    /// Check `days` into `e` (default 30).
+    pub fn check(e: &mut Invalid, days: &Param<i32>) -> i32 {
+        e.param("days", days, |n| {
+            if (1..=366).contains(&n) {
+                Ok(n)
+            } else {
+                Err("must be between 1 and 366".to_owned())
+            }
+        })
+        .unwrap_or(30)
+    }
+
+    pub fn parse(&self) -> Result<i32, Invalid> {
+        let mut e = Invalid::default();
+        let days = Self::check(&mut e, &self.days);
+        e.finish(days)
     }
 }
 
 /// `?months=` (1–36, default 12): the last N calendar months, this one included.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Months {
-    pub months: Option<i32>,
+    #[serde(default)]
+    #[param(value_type = Option<i32>)]
+    pub months: Param<i32>,
 }
 
 impl Months {
-    pub fn parse(&self) -> Result<i32, CoreError> {
-        match self.months.unwrap_or(12) {
-            n @ 1..=36 => Ok(n),
-            _ => Err(CoreError::invalid("months", "must be between 1 and 36")),
-        }
+    pub fn parse(&self) -> Result<i32, Invalid> {
+        let mut e = Invalid::default();
+        let months = e
+            .param("months", &self.months, |n| {
+                if (1..=36).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err("must be between 1 and 36".to_owned())
+                }
+            })
+            .unwrap_or(12);
+        e.finish(months)
     }
 }
 
@@ -160,7 +184,7 @@ pub struct UsageEvent {
     #[schema(value_type = String, example = "0.07")]
     pub cost_usd: Decimal,
     /// provided (given, or unit price × quantity), catalog, or unpriced (costed 0).
-    pub cost_source: String,
+    pub cost_source: CostSource,
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -192,94 +216,179 @@ impl UsageEvent {
     }
 }
 
+/// The fields of an LLM call that usage events and limit checks share, checked: token
+/// counts (0 to i32::MAX), the provider (lower case) and the model.
+#[derive(Debug, Clone, Default)]
+pub struct LlmCall {
+    pub prompt_tokens: Option<i32>,
+    pub completion_tokens: Option<i32>,
+    pub provider: Option<LlmProvider>,
+    pub model: Option<String>,
+}
+
+impl LlmCall {
+    /// Check the call's fields of a body into `e`.
+    pub fn parse(
+        e: &mut Invalid,
+        prompt_tokens: Field<i64>,
+        completion_tokens: Field<i64>,
+        provider: Field<String>,
+        model: Field<String>,
+    ) -> Self {
+        let count = int32_within(0..=i32::MAX);
+        Self {
+            prompt_tokens: e.optional("prompt_tokens", prompt_tokens, &count),
+            completion_tokens: e.optional("completion_tokens", completion_tokens, &count),
+            provider: e.optional("provider", provider, LlmProvider::parse),
+            model: e.optional("model", model, |m: String| {
+                if m.trim().is_empty() || m.chars().count() > 200 {
+                    Err("must be 1 to 200 characters, not blank".to_owned())
+                } else {
+                    Ok(m)
+                }
+            }),
+        }
+    }
+
+    pub fn has_tokens(&self) -> bool {
+        self.prompt_tokens.is_some() || self.completion_tokens.is_some()
+    }
+
+    pub fn provider(&self) -> Option<&str> {
+        self.provider.as_ref().map(LlmProvider::as_str)
+    }
+}
+
+/// A rule for quantities and prices: [`decimal_rule`] with `scale` decimal places.
+fn decimal(scale: u32) -> impl Fn(Decimal) -> Result<Decimal, String> {
+    move |d| match decimal_rule(&d, scale) {
+        None => Ok(d),
+        Some(message) => Err(message),
+    }
+}
+
 /// `POST …/usage`: tokens of a model (costed from the catalog unless `cost_usd` is given),
 /// or a `unit` and `quantity` with an optional `unit_price_usd`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"provider": "openai", "model": "text-embedding-3-small", "prompt_tokens": 5000}))]
 pub struct NewUsageEvent {
+    #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
+    pub user_id: Field<Uuid>,
+    #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
+    pub assistant_id: Field<Uuid>,
+    #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
+    pub conversation_id: Field<Uuid>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub provider: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub model: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub prompt_tokens: Field<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub completion_tokens: Field<i64>,
+    /// e.g. `minute`, `call`, `image`: 1–32 lower-case letters, digits, underscores.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub unit: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub quantity: Field<Decimal>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub unit_price_usd: Field<Decimal>,
+    /// Wins over any computed cost.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub cost_usd: Field<Decimal>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Field<serde_json::Value>,
+    /// The reservation (`POST …/limits/check`) this usage settles.
+    #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
+    pub reservation_id: Field<Uuid>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+/// A checked usage event: tokens of a call, or a unit and quantity.
+#[derive(Debug)]
+pub struct UsageDraft {
     pub user_id: Option<Uuid>,
     pub assistant_id: Option<Uuid>,
     pub conversation_id: Option<Uuid>,
-    pub provider: Option<String>,
-    pub model: Option<String>,
-    pub prompt_tokens: Option<i64>,
-    pub completion_tokens: Option<i64>,
-    /// e.g. `minute`, `call`, `image`: 1–32 lower-case letters, digits, underscores.
+    pub call: LlmCall,
     pub unit: Option<String>,
-    #[schema(value_type = Option<String>)]
     pub quantity: Option<Decimal>,
-    #[schema(value_type = Option<String>)]
     pub unit_price_usd: Option<Decimal>,
-    /// Wins over any computed cost.
-    #[schema(value_type = Option<String>)]
-    pub cost_usd: Option<Decimal>,
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<serde_json::Value>,
-    /// The reservation (`POST …/limits/check`) this usage settles.
+    pub cost_usd: Option<CostUsd>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
     pub reservation_id: Option<Uuid>,
 }
 
-impl NewUsageEvent {
-    pub fn check(&self) -> Result<(), CoreError> {
-        use crate::FieldError;
-        let mut errors = Vec::new();
-        let tokens = self.prompt_tokens.is_some() || self.completion_tokens.is_some();
-        match (tokens, &self.unit) {
-            (true, Some(_)) => {
-                errors.push(FieldError::new("unit", "give tokens or a unit, not both"))
-            }
-            (false, None) => errors.push(FieldError::new(
-                "prompt_tokens",
-                "give tokens, or a unit and quantity",
-            )),
-            (false, Some(unit)) => {
-                if !is_identifier(unit, 1, 32) {
-                    errors.push(FieldError::new(
-                        "unit",
-                        "must be 1 to 32 lower-case letters, digits and underscores",
-                    ));
-                }
-                if self.quantity.is_none() {
-                    errors.push(FieldError::new("quantity", "is required with a unit"));
-                }
-            }
-            (true, None) => {
-                if self.quantity.is_some() || self.unit_price_usd.is_some() {
-                    errors.push(FieldError::new("quantity", "goes with a unit"));
-                }
-            }
-        }
-        check_llm_call(
-            &mut errors,
-            self.prompt_tokens,
-            self.completion_tokens,
-            self.provider.as_deref(),
-            self.model.as_deref(),
+impl TryFrom<NewUsageEvent> for UsageDraft {
+    type Error = Invalid;
+
+    fn try_from(w: NewUsageEvent) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        let tokens_sent = w.prompt_tokens.is_sent() || w.completion_tokens.is_sent();
+        let call = LlmCall::parse(
+            &mut e,
+            w.prompt_tokens,
+            w.completion_tokens,
+            w.provider,
+            w.model,
         );
-        for (name, value, scale) in [
-            ("quantity", self.quantity, 6),
-            ("unit_price_usd", self.unit_price_usd, 10),
-            ("cost_usd", self.cost_usd, 10),
-        ] {
-            if let Some(message) = value.and_then(|v| decimal_rule(&v, scale)) {
-                errors.push(FieldError::new(name, message));
+        let (unit_sent, quantity_sent, price_sent) = (
+            w.unit.is_sent(),
+            w.quantity.is_sent(),
+            w.unit_price_usd.is_sent(),
+        );
+        let unit = e.optional("unit", w.unit, |unit: String| {
+            if is_identifier(&unit, 1, 32) {
+                Ok(unit)
+            } else {
+                Err("must be 1 to 32 lower-case letters, digits and underscores".to_owned())
             }
+        });
+        let quantity = e.optional("quantity", w.quantity, decimal(6));
+        let unit_price_usd = e.optional("unit_price_usd", w.unit_price_usd, decimal(10));
+        match (tokens_sent, unit_sent) {
+            (true, true) => e.push("unit", "give tokens or a unit, not both"),
+            (false, false) => e.push("prompt_tokens", "give tokens, or a unit and quantity"),
+            (false, true) if !quantity_sent => e.push("quantity", "is required with a unit"),
+            (true, false) if quantity_sent || price_sent => e.push("quantity", "goes with a unit"),
+            _ => {}
         }
-        if self.metadata.as_ref().is_some_and(|m| !m.is_object()) {
-            errors.push(FieldError::new("metadata", "must be an object"));
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(CoreError::Invalid(errors))
-        }
+        let draft = Self {
+            user_id: e.optional("user_id", w.user_id, any),
+            assistant_id: e.optional("assistant_id", w.assistant_id, any),
+            conversation_id: e.optional("conversation_id", w.conversation_id, any),
+            call,
+            unit,
+            quantity,
+            unit_price_usd,
+            cost_usd: e.optional("cost_usd", w.cost_usd, CostUsd::parse),
+            metadata: e
+                .optional("metadata", w.metadata, json_object)
+                .unwrap_or_default(),
+            reservation_id: e.optional("reservation_id", w.reservation_id, any),
+        };
+        e.finish(draft)
     }
 }
 
 /// Record a usage event; its rollup moves in the same statement.
-pub async fn record(tx: &mut Tx, tenant: Uuid, e: &NewUsageEvent) -> Result<UsageEvent, CoreError> {
-    let metadata = e.metadata.clone().unwrap_or_else(|| serde_json::json!({}));
+pub async fn record(tx: &mut Tx, tenant: Uuid, e: &UsageDraft) -> Result<UsageEvent, CoreError> {
+    let metadata = serde_json::Value::Object(e.metadata.clone());
     let row = tx
         .last()
         .query_one(
@@ -296,14 +405,14 @@ pub async fn record(tx: &mut Tx, tenant: Uuid, e: &NewUsageEvent) -> Result<Usag
                 &e.user_id,
                 &e.assistant_id,
                 &e.conversation_id,
-                &e.provider,
-                &e.model,
-                &e.prompt_tokens.map(|n| n as i32),
-                &e.completion_tokens.map(|n| n as i32),
+                &e.call.provider(),
+                &e.call.model,
+                &e.call.prompt_tokens,
+                &e.call.completion_tokens,
                 &e.unit,
                 &e.quantity,
                 &e.unit_price_usd,
-                &e.cost_usd,
+                &e.cost_usd.map(CostUsd::get),
                 &metadata,
                 &e.reservation_id,
             ],

@@ -2,7 +2,8 @@
 
 use axum::{http::StatusCode, response::Response};
 use frontdesk_core::{
-    conversations::assistants::{self, Assistant, AssistantInput},
+    conversations::assistants::{self, Assistant, AssistantChanges, AssistantInput, NewAssistant},
+    platform::input::Columns,
     platform::page::{PageQuery, Paged},
 };
 
@@ -32,8 +33,8 @@ pub async fn list(
     params(TenantPath, IdempotencyHeader), request_body = AssistantInput,
     responses((status = 201, body = Assistant), (status = 422, body = Problem)))]
 pub async fn create(scope: TenantScope, new: Creating<AssistantInput>) -> ApiResult<Response> {
-    let fields = new.body.check(true)?;
-    records::create::<Assistant>(&scope, new.idempotency, fields).await
+    let new_assistant = NewAssistant::try_from(new.body)?;
+    records::create::<Assistant>(&scope, new.idempotency, new_assistant.columns()).await
 }
 
 /// One assistant, with the model settings it runs with.
@@ -55,8 +56,8 @@ pub async fn update(
     PathParams(path): PathParams<IdPath>,
     Json(patch): Json<AssistantInput>,
 ) -> ApiResult<axum::Json<Assistant>> {
-    let fields = patch.check(false)?;
-    records::update(&scope, path.id, fields).await
+    let changes = AssistantChanges::try_from(patch)?;
+    records::update::<Assistant>(&scope, path.id, changes.columns()).await
 }
 
 /// Delete an assistant without conversations (409 otherwise; deactivate it instead).

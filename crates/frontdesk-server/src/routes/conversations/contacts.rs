@@ -2,7 +2,8 @@
 
 use axum::{http::StatusCode, response::Response};
 use frontdesk_core::{
-    conversations::contacts::{self, Contact, ContactInput, ContactQuery},
+    conversations::contacts::{self, Contact, ContactChanges, ContactInput, ContactQuery},
+    platform::input::Columns,
     platform::page::Paged,
 };
 
@@ -21,9 +22,9 @@ pub async fn list(
     scope: TenantScope,
     QueryParams(query): QueryParams<ContactQuery>,
 ) -> ApiResult<axum::Json<Paged<Contact>>> {
-    let page = query.page()?;
+    let (q, page) = query.parse()?;
     let contacts = scope
-        .read(async |tx| contacts::list(tx, scope.tenant, query.q.as_deref(), &page).await)
+        .read(async |tx| contacts::list(tx, scope.tenant, q.as_deref(), &page).await)
         .await?;
     Ok(axum::Json(contacts))
 }
@@ -33,8 +34,8 @@ pub async fn list(
     params(TenantPath, IdempotencyHeader), request_body = ContactInput,
     responses((status = 201, body = Contact), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(scope: TenantScope, new: Creating<ContactInput>) -> ApiResult<Response> {
-    let fields = new.body.check()?;
-    records::create::<Contact>(&scope, new.idempotency, fields).await
+    let contact = ContactChanges::try_from(new.body)?;
+    records::create::<Contact>(&scope, new.idempotency, contact.columns()).await
 }
 
 /// One contact.
@@ -56,8 +57,8 @@ pub async fn update(
     PathParams(path): PathParams<IdPath>,
     Json(patch): Json<ContactInput>,
 ) -> ApiResult<axum::Json<Contact>> {
-    let fields = patch.check()?;
-    records::update(&scope, path.id, fields).await
+    let changes = ContactChanges::try_from(patch)?;
+    records::update::<Contact>(&scope, path.id, changes.columns()).await
 }
 
 /// Delete a contact; their conversations stay, without the contact.

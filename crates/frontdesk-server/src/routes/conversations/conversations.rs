@@ -3,10 +3,10 @@
 use axum::{http::StatusCode, response::Response};
 use frontdesk_core::{
     conversations::conversations::{
-        self, Conversation, ConversationFilter, ConversationInput, Cost, Handoff, RoleStats,
-        StateChange, Transition,
+        self, Conversation, ConversationChanges, ConversationInput, ConversationQuery, Cost,
+        Handoff, HandoffRequest, NewConversation, RoleStats, StateChange, Transition, TransitionTo,
     },
-    platform::page::Paged,
+    platform::{input::Columns, page::Paged},
 };
 
 use crate::{
@@ -18,13 +18,13 @@ use crate::{
 
 /// Conversations by last activity, newest first. Members see only their own.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/conversations", tag = "conversations",
-    params(TenantPath, ConversationFilter),
+    params(TenantPath, ConversationQuery),
     responses((status = 200, body = Paged<Conversation>), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
     scope: TenantScope,
-    QueryParams(filter): QueryParams<ConversationFilter>,
+    QueryParams(query): QueryParams<ConversationQuery>,
 ) -> ApiResult<axum::Json<Paged<Conversation>>> {
-    let page = filter.page()?;
+    let (filter, page) = query.parse()?;
     let conversations = scope
         .read(async |tx| {
             conversations::list(tx, scope.tenant, scope.viewer(), &filter, &page).await
@@ -40,8 +40,8 @@ pub async fn list(
               (status = 409, body = Problem, description = "the contact already has an open conversation with this assistant"),
               (status = 422, body = Problem)))]
 pub async fn create(scope: TenantScope, new: Creating<ConversationInput>) -> ApiResult<Response> {
-    let fields = new.body.check(true, scope.viewer())?;
-    records::create::<Conversation>(&scope, new.idempotency, fields).await
+    let columns = NewConversation::try_from(new.body)?.columns_for(scope.viewer())?;
+    records::create::<Conversation>(&scope, new.idempotency, columns).await
 }
 
 /// One conversation.
@@ -63,8 +63,9 @@ pub async fn update(
     PathParams(path): PathParams<IdPath>,
     Json(patch): Json<ConversationInput>,
 ) -> ApiResult<axum::Json<Conversation>> {
-    let fields = patch.check(false, scope.viewer())?;
-    records::update(&scope, path.id, fields).await
+    let changes = ConversationChanges::try_from(patch)?;
+    changes.allowed_for(scope.viewer())?;
+    records::update::<Conversation>(&scope, path.id, changes.columns()).await
 }
 
 /// Delete a conversation with its messages, feedback and history (admins). Its events stay.
@@ -87,6 +88,7 @@ pub async fn transition(
     PathParams(path): PathParams<IdPath>,
     Json(t): Json<Transition>,
 ) -> ApiResult<axum::Json<Conversation>> {
+    let t = TransitionTo::try_from(t)?;
     let conversation = scope
         .write(async |tx| conversations::transition(tx, scope.tenant, path.id, &t.to).await)
         .await?;
@@ -117,6 +119,7 @@ pub async fn handoff(
     PathParams(path): PathParams<IdPath>,
     Json(h): Json<Handoff>,
 ) -> ApiResult<axum::Json<Conversation>> {
+    let h = HandoffRequest::try_from(h)?;
     let conversation = scope
         .write(async |tx| {
             conversations::handoff(tx, scope.tenant, path.id, &h, scope.viewer()).await

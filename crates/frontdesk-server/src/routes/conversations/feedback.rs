@@ -1,7 +1,7 @@
 //! `…/messages/{id}/feedback`: one rating per person (or key) per message.
 
 use axum::{http::StatusCode, response::IntoResponse, response::Response};
-use frontdesk_core::conversations::feedback::{self, Feedback, Rating, Summary};
+use frontdesk_core::conversations::feedback::{self, Feedback, NewRating, Rating, Summary};
 
 use crate::{
     error::{ApiError, ApiResult, Problem},
@@ -25,7 +25,7 @@ pub async fn put(
     PathParams(path): PathParams<IdPath>,
     Json(rating): Json<Rating>,
 ) -> ApiResult<Response> {
-    rating.check()?;
+    let rating = NewRating::try_from(rating)?;
     let rater = rater(&scope)?;
     let (feedback, created) = scope
         .write(async |tx| feedback::put(tx, scope.tenant, path.id, rater, &rating).await)

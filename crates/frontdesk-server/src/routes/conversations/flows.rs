@@ -1,7 +1,7 @@
 //! `/v1/tenants/{tenant}/flows`: the state machines conversations follow.
 
 use axum::{http::StatusCode, response::Response};
-use frontdesk_core::conversations::flows::{self, Flow, NewFlow};
+use frontdesk_core::conversations::flows::{self, Flow, FlowDefinition, NewFlow};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -50,10 +50,10 @@ pub async fn get(
     responses((status = 201, body = Flow), (status = 409, body = Problem, description = "the key is taken"),
               (status = 422, body = Problem)))]
 pub async fn create(scope: TenantScope, new: Creating<NewFlow>) -> ApiResult<Response> {
-    new.body.check()?;
+    let flow = FlowDefinition::try_from(new.body)?;
     scope
         .create(new.idempotency, StatusCode::CREATED, async |tx| {
-            flows::create(tx, scope.tenant, &new.body).await
+            flows::create(tx, scope.tenant, &flow).await
         })
         .await
 }

@@ -40,10 +40,10 @@ pub async fn create(
     PathParams(path): PathParams<IdPath>,
     new: Creating<NewMessage>,
 ) -> ApiResult<Response> {
-    let checked = new.body.check(scope.options().max_message_bytes)?;
+    let draft = new.body.parse(scope.options().max_message_bytes)?;
     scope
         .create(new.idempotency, StatusCode::CREATED, async |tx| {
-            messages::create(tx, scope.tenant, path.id, &checked).await
+            messages::create(tx, scope.tenant, path.id, &draft).await
         })
         .await
 }
@@ -54,7 +54,7 @@ pub async fn create(
 pub async fn get(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
-) -> ApiResult<axum::Json<Message>> {
+) -> ApiResult<axum::Json<Message<'static>>> {
     let message = scope
         .read(async |tx| messages::get(tx, scope.tenant, path.id).await)
         .await?;
@@ -67,7 +67,7 @@ pub async fn get(
 pub async fn redact(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
-) -> ApiResult<axum::Json<Message>> {
+) -> ApiResult<axum::Json<Message<'static>>> {
     // The operator has no user id: its redactions are recorded as the nil UUID.
     let by = scope.user_id().unwrap_or(Uuid::nil());
     let message = scope

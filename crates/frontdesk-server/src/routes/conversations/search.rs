@@ -16,6 +16,7 @@ pub async fn search(
     scope: TenantScope,
     QueryParams(query): QueryParams<SearchQuery>,
 ) -> ApiResult<axum::Json<Hits>> {
+    let query = query.parse()?;
     let hits = scope
         .read(async |tx| search::search(tx, scope.tenant, &query).await)
         .await?;

@@ -1,7 +1,7 @@
 //! `/v1/tenants/{tenant}/events`: the tenant's event log (staff and keys).
 
 use frontdesk_core::{
-    events::events::{self, Event, EventFilter},
+    events::events::{self, Event, EventQuery},
     platform::page::Paged,
 };
 
@@ -13,13 +13,13 @@ use crate::{
 
 /// What happened in the tenant, newest first; filter by type (`message.created`,
 /// `conversation.*`) and time. Members see none.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/events", tag = "events", params(TenantPath, EventFilter),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/events", tag = "events", params(TenantPath, EventQuery),
     responses((status = 200, body = Paged<Event>), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
     scope: TenantScope,
-    QueryParams(filter): QueryParams<EventFilter>,
+    QueryParams(query): QueryParams<EventQuery>,
 ) -> ApiResult<axum::Json<Paged<Event>>> {
-    let page = filter.page()?;
+    let (filter, page) = query.parse()?;
     let events = scope
         .read(async |tx| events::list(tx, scope.tenant, &filter, &page).await)
         .await?;

@@ -5,9 +5,11 @@ use axum::{Json, http::StatusCode};
 use frontdesk_core::{
     CoreError,
     events::webhooks::{
-        self, Delivery, DeliveryQuery, Endpoint, EndpointInput, EndpointWithSecret, Rotation,
+        self, Delivery, DeliveryQuery, Endpoint, EndpointChanges, EndpointInput,
+        EndpointWithSecret, NewEndpoint, Rotation, SecretRotation,
     },
     platform::{
+        input::Columns,
         page::{PageQuery, Paged},
         store::Record,
     },
@@ -21,8 +23,8 @@ use crate::{
 };
 
 /// The URL must resolve, and only to addresses webhooks may reach.
-async fn check_reachable(scope: &TenantScope, input: &EndpointInput) -> ApiResult<()> {
-    if let Some(url) = input.url.value() {
+async fn check_reachable(scope: &TenantScope, changes: &EndpointChanges) -> ApiResult<()> {
+    if let Some(url) = changes.url.value() {
         outbound::check_url(url, scope.options().webhook_allow_private)
             .await
             .map_err(|message| ApiError::from(CoreError::invalid("url", &message)))?;
@@ -40,10 +42,10 @@ pub async fn create(
     scope: TenantScope,
     crate::extract::Json(input): crate::extract::Json<EndpointInput>,
 ) -> ApiResult<(StatusCode, Json<EndpointWithSecret>)> {
-    let fields = input.check(true)?;
-    check_reachable(&scope, &input).await?;
+    let new = NewEndpoint::try_from(input)?;
+    check_reachable(&scope, &new.0).await?;
     let created = scope
-        .write(async |tx| webhooks::create(tx, scope.tenant, fields, webhooks::new_secret()).await)
+        .write(async |tx| webhooks::create(tx, scope.tenant, &new, webhooks::new_secret()).await)
         .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -86,10 +88,10 @@ pub async fn update(
     PathParams(path): PathParams<IdPath>,
     crate::extract::Json(input): crate::extract::Json<EndpointInput>,
 ) -> ApiResult<Json<Endpoint>> {
-    let fields = input.check(false)?;
-    check_reachable(&scope, &input).await?;
+    let changes = EndpointChanges::try_from(input)?;
+    check_reachable(&scope, &changes).await?;
     let endpoint = scope
-        .write(async |tx| Endpoint::update(tx, scope.tenant, path.id, fields).await)
+        .write(async |tx| Endpoint::update(tx, scope.tenant, path.id, changes.columns()).await)
         .await?;
     Ok(Json(endpoint))
 }
@@ -130,6 +132,7 @@ pub async fn rotate(
     PathParams(path): PathParams<IdPath>,
     crate::extract::Json(rotation): crate::extract::Json<Rotation>,
 ) -> ApiResult<Json<EndpointWithSecret>> {
+    let rotation = SecretRotation::try_from(rotation)?;
     let rotated = scope
         .write(async |tx| webhooks::rotate(tx, scope.tenant, path.id, &rotation).await)
         .await?;

@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use frontdesk_core::providers::{
     Provider,
-    secrets::{self, PutSecret, SecretView},
+    secrets::{self, NewSecret, PutSecret, SecretView},
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -33,11 +33,12 @@ pub async fn put(
     Json(body): Json<PutSecret>,
 ) -> ApiResult<axum::Json<SecretView>> {
     let provider = provider(&path)?;
+    let NewSecret(secret) = NewSecret::try_from(body)?;
     callbacks::verifier(provider)
-        .check_secret(&body.secret)
+        .check_secret(&secret)
         .map_err(|message| ApiError::invalid("secret", message))?;
     let view = scope
-        .write(async |tx| secrets::put(tx, scope.tenant, provider, &body.secret).await)
+        .write(async |tx| secrets::put(tx, scope.tenant, provider, &secret).await)
         .await?;
     Ok(axum::Json(view))
 }

@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use frontdesk_core::{
     platform::page::{PageQuery, Paged},
-    tenancy::api_keys::{self, ApiKey, CreatedApiKey, NewApiKey},
+    tenancy::api_keys::{self, ApiKey, CreatedApiKey, NewApiKey, NewKey},
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -45,11 +45,9 @@ pub async fn create(
     scope: TenantScope,
     Json(new): Json<NewApiKey>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedApiKey>)> {
-    let scopes = new.check()?;
+    let new = NewKey::try_from(new)?;
     let key = scope
-        .write(async |tx| {
-            api_keys::create(tx, scope.tenant, &new.name, &scopes, scope.user_id()).await
-        })
+        .write(async |tx| api_keys::create(tx, scope.tenant, &new, scope.user_id()).await)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(key)))
 }

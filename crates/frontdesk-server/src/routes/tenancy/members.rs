@@ -3,14 +3,14 @@
 use axum::{http::StatusCode, response::Response};
 use frontdesk_core::{
     platform::page::{PageQuery, Paged},
-    tenancy::members::{self, Member, MemberPatch, NewMember},
+    tenancy::members::{self, Member, MemberPatch, NewMember, NewMembership, RoleChange},
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::{
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiResult, Problem},
     extract::{Json, PathParams, QueryParams, TenantScope},
     idempotency::Creating,
     routes::TenantPath,
@@ -45,10 +45,10 @@ pub async fn list(
     responses((status = 201, body = Member), (status = 409, body = Problem, description = "already a member"),
               (status = 422, body = Problem)))]
 pub async fn add(scope: TenantScope, new: Creating<NewMember>) -> ApiResult<Response> {
-    let role = new.body.check()?;
+    let member = NewMembership::try_from(new.body)?;
     scope
         .create(new.idempotency, StatusCode::CREATED, async |tx| {
-            members::add(tx, scope.tenant, &new.body, role).await
+            members::add(tx, scope.tenant, &member).await
         })
         .await
 }
@@ -75,9 +75,9 @@ pub async fn update(
     PathParams(path): PathParams<MemberPath>,
     Json(patch): Json<MemberPatch>,
 ) -> ApiResult<axum::Json<Member>> {
-    let role = members::parse_role(&patch.role).map_err(|e| ApiError::Validation(vec![e]))?;
+    let change = RoleChange::try_from(patch)?;
     let member = scope
-        .write(async |tx| members::set_role(tx, scope.tenant, path.user_id, role).await)
+        .write(async |tx| members::set_role(tx, scope.tenant, path.user_id, change.role).await)
         .await?;
     Ok(axum::Json(member))
 }

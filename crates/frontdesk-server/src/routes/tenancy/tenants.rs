@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use frontdesk_core::{
     platform::page::{PageQuery, Paged},
-    tenancy::tenants::{self, Tenant, TenantInput},
+    tenancy::tenants::{self, NewTenant, Tenant, TenantChanges, TenantInput},
 };
 
 use crate::{
@@ -20,9 +20,9 @@ pub async fn create(
     scope: UserScope,
     Json(input): Json<TenantInput>,
 ) -> ApiResult<(StatusCode, axum::Json<Tenant>)> {
-    let fields = input.check(true)?;
+    let new = NewTenant::try_from(input)?;
     let tenant = scope
-        .write(async |tx| tenants::create(tx, fields, scope.user_id()).await)
+        .write(async |tx| tenants::create(tx, &new, scope.user_id()).await)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -72,9 +72,9 @@ pub async fn update(
     scope: TenantScope,
     Json(input): Json<TenantInput>,
 ) -> ApiResult<axum::Json<Tenant>> {
-    let fields = input.check(false)?;
+    let changes = TenantChanges::try_from(input)?;
     let tenant = scope
-        .write(async |tx| tenants::update(tx, scope.tenant, fields).await)
+        .write(async |tx| tenants::update(tx, scope.tenant, &changes).await)
         .await?;
     Ok(axum::Json(tenant))
 }

@@ -71,8 +71,9 @@ pub async fn top(
     headers: HeaderMap,
     QueryParams(q): QueryParams<TopQuery>,
 ) -> ApiResult<Response> {
+    let checked = q.parse()?;
     table(&scope, &headers, async |tx| {
-        analytics::top(tx, scope.tenant, &q).await
+        analytics::top(tx, scope.tenant, &checked).await
     })
     .await
 }
@@ -87,8 +88,9 @@ pub async fn funnel(
     headers: HeaderMap,
     QueryParams(q): QueryParams<FunnelQuery>,
 ) -> ApiResult<Response> {
+    let checked = q.parse()?;
     table(&scope, &headers, async |tx| {
-        analytics::funnel(tx, scope.tenant, &q).await
+        analytics::funnel(tx, scope.tenant, &checked).await
     })
     .await
 }
@@ -105,8 +107,9 @@ pub async fn feedback(
     headers: HeaderMap,
     QueryParams(q): QueryParams<FeedbackQuery>,
 ) -> ApiResult<Response> {
+    let checked = q.parse()?;
     table(&scope, &headers, async |tx| {
-        analytics::feedback(tx, scope.tenant, &q).await
+        analytics::feedback(tx, scope.tenant, &checked).await
     })
     .await
 }

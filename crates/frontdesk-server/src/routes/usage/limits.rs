@@ -5,7 +5,7 @@ use axum::{http::StatusCode, response::Response};
 use frontdesk_core::{
     platform::page::Paged,
     usage::limits::{
-        self, LimitCheck, LimitCheckResult, LimitStatus, Reservation, ReservationQuery,
+        self, Estimate, LimitCheck, LimitCheckResult, LimitStatus, Reservation, ReservationQuery,
     },
 };
 
@@ -37,7 +37,7 @@ pub async fn list(scope: TenantScope) -> ApiResult<axum::Json<Vec<LimitStatus>>>
               (status = 201, body = LimitCheckResult, description = "reserved"),
               (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn check(scope: TenantScope, new: Creating<LimitCheck>) -> ApiResult<Response> {
-    let estimate = new.body.parse()?;
+    let estimate = Estimate::try_from(new.body)?;
     if !estimate.reserve {
         let result = scope
             .write(async |tx| limits::check(tx, scope.tenant, &estimate).await)

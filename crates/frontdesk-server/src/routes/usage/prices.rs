@@ -1,7 +1,7 @@
 //! The model price catalog (`/v1/prices`) and a tenant's own prices (`…/prices`).
 
 use axum::{http::StatusCode, response::Response};
-use frontdesk_core::usage::prices::{self, NewPrice, Price};
+use frontdesk_core::usage::prices::{self, NewPrice, Price, PriceDraft};
 
 use crate::{
     error::{ApiResult, Problem},
@@ -25,7 +25,7 @@ pub async fn add_to_catalog(
     scope: UserScope,
     Json(new): Json<NewPrice>,
 ) -> ApiResult<(StatusCode, axum::Json<Price>)> {
-    new.check()?;
+    let new = PriceDraft::try_from(new)?;
     let price = scope
         .write(async |tx| prices::add_to_catalog(tx, &new).await)
         .await?;
@@ -47,11 +47,11 @@ pub async fn list(scope: TenantScope) -> ApiResult<axum::Json<Vec<Price>>> {
     params(TenantPath, IdempotencyHeader), request_body = NewPrice,
     responses((status = 201, body = Price), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn add(scope: TenantScope, new: Creating<NewPrice>) -> ApiResult<Response> {
-    new.body.check()?;
+    let price = PriceDraft::try_from(new.body)?;
     let by = scope.user_id();
     scope
         .create(new.idempotency, StatusCode::CREATED, async |tx| {
-            prices::add_for_tenant(tx, scope.tenant, &new.body, by).await
+            prices::add_for_tenant(tx, scope.tenant, &price, by).await
         })
         .await
 }

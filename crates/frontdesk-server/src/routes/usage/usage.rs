@@ -3,7 +3,7 @@
 use axum::{http::StatusCode, response::Response};
 use frontdesk_core::{
     platform::page::{PageQuery, Paged},
-    usage::usage::{self, Days, Months, NewUsageEvent, Usage, UsageEvent},
+    usage::usage::{self, Days, Months, NewUsageEvent, Usage, UsageDraft, UsageEvent},
 };
 
 use crate::{
@@ -20,10 +20,10 @@ use crate::{
     params(TenantPath, IdempotencyHeader), request_body = NewUsageEvent,
     responses((status = 201, body = UsageEvent), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn record(scope: TenantScope, new: Creating<NewUsageEvent>) -> ApiResult<Response> {
-    new.body.check()?;
+    let draft = UsageDraft::try_from(new.body)?;
     scope
         .create(new.idempotency, StatusCode::CREATED, async |tx| {
-            usage::record(tx, scope.tenant, &new.body).await
+            usage::record(tx, scope.tenant, &draft).await
         })
         .await
 }
