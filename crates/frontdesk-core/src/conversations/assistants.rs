@@ -239,15 +239,11 @@ pub async fn list(
 impl Record for Assistant {
     const TABLE: &'static str = "assistants";
 
-    async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Self, CoreError> {
-        let row = tx
-            .last()
-            .query_opt(
-                &format!("{SELECT} where a.tenant_id = $1 and a.id = $2"),
-                &[&tenant, &id],
-            )
-            .await?
-            .ok_or(CoreError::NotFound)?;
-        Ok(Self::from_row(&row))
+    fn select_one() -> String {
+        format!("{SELECT} where a.tenant_id = $1 and a.id = $2")
+    }
+
+    fn from_row(row: &Row) -> Self {
+        Assistant::from_row(row)
     }
 }

@@ -219,15 +219,11 @@ pub async fn list(
 impl Record for Contact {
     const TABLE: &'static str = "contacts";
 
-    async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Self, CoreError> {
-        let row = tx
-            .last()
-            .query_opt(
-                &format!("select {COLUMNS} from app.contacts where tenant_id = $1 and id = $2"),
-                &[&tenant, &id],
-            )
-            .await?
-            .ok_or(CoreError::NotFound)?;
-        Ok(Self::from_row(&row))
+    fn select_one() -> String {
+        format!("select {COLUMNS} from app.contacts where tenant_id = $1 and id = $2")
+    }
+
+    fn from_row(row: &Row) -> Self {
+        Contact::from_row(row)
     }
 }

@@ -460,18 +460,12 @@ pub async fn list(
 impl Record for Conversation {
     const TABLE: &'static str = "conversations";
 
-    async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Self, CoreError> {
-        let row = tx
-            .last()
-            .query_opt(
-                &format!(
-                    "select {COLUMNS} from app.conversations where tenant_id = $1 and id = $2"
-                ),
-                &[&tenant, &id],
-            )
-            .await?
-            .ok_or(CoreError::NotFound)?;
-        Ok(Self::from_row(&row))
+    fn select_one() -> String {
+        format!("select {COLUMNS} from app.conversations where tenant_id = $1 and id = $2")
+    }
+
+    fn from_row(row: &Row) -> Self {
+        Conversation::from_row(row)
     }
 }
 

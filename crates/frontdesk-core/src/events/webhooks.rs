@@ -216,18 +216,14 @@ pub async fn create(
 impl Record for Endpoint {
     const TABLE: &'static str = "webhook_endpoints";
 
-    async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Self, CoreError> {
-        let row = tx
-            .last()
-            .query_opt(
-                &format!(
-                    "select {ENDPOINT_COLUMNS} from app.webhook_endpoints where tenant_id = $1 and id = $2"
-                ),
-                &[&tenant, &id],
-            )
-            .await?
-            .ok_or(CoreError::NotFound)?;
-        Ok(Self::from_row(&row))
+    fn select_one() -> String {
+        format!(
+            "select {ENDPOINT_COLUMNS} from app.webhook_endpoints where tenant_id = $1 and id = $2"
+        )
+    }
+
+    fn from_row(row: &Row) -> Self {
+        Endpoint::from_row(row)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Writing a checked set of columns (a JSON object made by `input::Checked`) into a tenant
+//! Writing a checked set of columns (a domain input's `Columns::columns()`) into a tenant
 //! table, so each resource states its rules once and none repeats the INSERT/UPDATE SQL.
 //! Column names come from the resource's own code, never from a client.
 //!
@@ -6,6 +6,7 @@
 //! how to read one row) and gets create, update and delete from it.
 
 use serde_json::{Map, Value};
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::{CoreError, Tx};
@@ -15,13 +16,28 @@ pub trait Record: Sized + Send {
     /// Its table in schema `app`.
     const TABLE: &'static str;
 
+    /// The statement reading one row as the caller may see it: `$1` the tenant, `$2` the id.
+    fn select_one() -> String;
+
+    /// A row as `select_one` reads it.
+    fn from_row(row: &Row) -> Self;
+
     /// The row `id` as the caller may see it (NotFound otherwise). The transaction's last
     /// statement when it is the work's last.
     fn get(
         tx: &mut Tx,
         tenant: Uuid,
         id: Uuid,
-    ) -> impl Future<Output = Result<Self, CoreError>> + Send;
+    ) -> impl Future<Output = Result<Self, CoreError>> + Send {
+        async move {
+            let row = tx
+                .last()
+                .query_opt(&Self::select_one(), &[&tenant, &id])
+                .await?
+                .ok_or(CoreError::NotFound)?;
+            Ok(Self::from_row(&row))
+        }
+    }
 
     /// Insert a row of checked `fields` with a fresh id, and read it back.
     fn create(
