@@ -189,6 +189,9 @@ pub async fn spawn_app_on_with(db: &TestDb, options: AppOptions) -> TestApp {
 
 async fn start_app(db: TestDb, options: AppOptions) -> TestApp {
     let pool = db.pool(8);
+    frontdesk_core::platform::values::learn_time_zones(&pool)
+        .await
+        .expect("time zone names");
     let auth = frontdesk_server::AuthConfig {
         jwt_secret: frontdesk_server::Secret(JWT_SECRET.into()),
         jwks_url: options.jwks_url,

@@ -133,6 +133,22 @@ async fn one_422_lists_every_invalid_field_of_a_body_at_once() {
         "{}",
         reply.text
     );
+    // A well-formed zone the database does not know is named beside the others too (the
+    // server checks the database's own list, read at start).
+    let reply = app
+        .post(
+            "/v1/tenants",
+            &token,
+            json!({"slug": "No Spaces!", "name": "x", "timezone": "Mars/Olympus_Mons"}),
+        )
+        .await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert_eq!(
+        sorted_fields(&reply),
+        ["slug", "timezone"],
+        "{}",
+        reply.text
+    );
     // Required fields missing are listed with the rest.
     let reply = app
         .post("/v1/tenants", &token, json!({"kind": "bakery", "shape": 1}))

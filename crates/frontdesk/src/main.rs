@@ -280,6 +280,9 @@ async fn serve_with(common: &Common, args: ServeArgs, db: &Database) -> anyhow::
         None => secrets::operator_token(&common.data_dir)?,
     };
     let pool = frontdesk_pg::pool::build(db.app_config(), args.pool_size)?;
+    frontdesk_core::platform::values::learn_time_zones(&pool)
+        .await
+        .context("reading the database's time zone names")?;
     let auth = frontdesk_server::AuthConfig {
         jwt_secret: frontdesk_server::Secret(jwt_secret),
         jwks_url: args.jwks_url,
