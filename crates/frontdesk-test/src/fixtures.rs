@@ -13,20 +13,8 @@ use crate::{OPERATOR_TOKEN, TestApp, user_token};
 /// A tenant and credentials of every kind in it.
 #[derive(Debug, Clone)]
 pub struct Seeded {
-    pub id: Uuid,
-    pub slug: String,
-    pub owner: Uuid,
-    pub owner_token: String,
-    pub admin: Uuid,
-    pub admin_token: String,
-    pub agent: Uuid,
-    pub agent_token: String,
-    pub member: Uuid,
-    pub member_token: String,
-    pub full_key: String,
-    pub full_key_id: Uuid,
-    pub read_key: String,
-    pub read_key_id: Uuid,
+    /// The tenant and its principals (`seeded.owner_token` etc. reach them through `Deref`).
+    pub tenancy: Tenancy,
     /// An `ari_sales` assistant.
     pub assistant: Uuid,
     pub contact: Uuid,
@@ -59,20 +47,7 @@ pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
     // A new domain seeds its tables here, in a function of its own below
     // (`seed_bookings`, `seed_money`, …), after the domains it builds on.
     Seeded {
-        id: tenancy.id,
-        slug: tenancy.slug,
-        owner: tenancy.owner,
-        owner_token: tenancy.owner_token,
-        admin: tenancy.admin,
-        admin_token: tenancy.admin_token,
-        agent: tenancy.agent,
-        agent_token: tenancy.agent_token,
-        member: tenancy.member,
-        member_token: tenancy.member_token,
-        full_key: tenancy.full_key,
-        full_key_id: tenancy.full_key_id,
-        read_key: tenancy.read_key,
-        read_key_id: tenancy.read_key_id,
+        tenancy,
         assistant: conversations.assistant,
         contact: conversations.contact,
         conversation: conversations.conversation,
@@ -84,6 +59,7 @@ pub async fn seed_tenant(app: &TestApp, slug: &str) -> Seeded {
 }
 
 /// The tenant and who may act in it: what every other domain's seed starts from.
+#[derive(Debug, Clone)]
 pub struct Tenancy {
     pub id: Uuid,
     pub slug: String,
@@ -99,6 +75,14 @@ pub struct Tenancy {
     pub full_key_id: Uuid,
     pub read_key: String,
     pub read_key_id: Uuid,
+}
+
+impl std::ops::Deref for Seeded {
+    type Target = Tenancy;
+
+    fn deref(&self) -> &Tenancy {
+        &self.tenancy
+    }
 }
 
 impl Tenancy {
