@@ -176,33 +176,67 @@ async fn a_down_restoring_a_different_function_body_is_caught() {
     );
 }
 
-/// A function is defined in exactly one migration's up, and a down only removes what its
-/// up made: later features add a trigger instead of copying an earlier body.
+/// Every function is defined by one up script. A later up may replace one only with an
+/// explicit, reviewed `-- replaces app.name (why)` line, and a down may (re)create only
+/// what its own up replaced or dropped: later features add a trigger instead of copying
+/// an earlier body, and the per-step down test proves the restored bodies are exact.
 #[test]
 fn no_function_is_defined_in_two_migrations() {
+    let created = |sql: &str| -> Vec<String> {
+        let lower = sql.to_lowercase();
+        lower
+            .match_indices("function app.")
+            .filter(|(at, _)| {
+                let head = lower[..*at].trim_end();
+                head.ends_with("create") || head.ends_with("create or replace")
+            })
+            .map(|(at, _)| {
+                lower[at + "function ".len()..]
+                    .chars()
+                    .take_while(|c| *c != '(')
+                    .collect()
+            })
+            .collect()
+    };
+    let marked = |sql: &str, marker: &str| -> Vec<String> {
+        sql.to_lowercase()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(marker))
+            .map(|rest| {
+                rest.trim()
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '(')
+                    .collect()
+            })
+            .collect()
+    };
     let mut defined: std::collections::BTreeMap<String, String> = Default::default();
     for m in MIGRATIONS {
         let file = format!("{:04}_{}", m.version, m.name);
-        for (script, sql) in [("up", m.up), ("down", m.down)] {
-            for (at, _) in sql.to_lowercase().match_indices("function app.") {
-                let head = &sql.to_lowercase()[..at];
-                if !(head.trim_end().ends_with("create")
-                    || head.trim_end().ends_with("create or replace"))
-                {
-                    continue;
-                }
-                let name: String = sql[at + "function ".len()..]
-                    .chars()
-                    .take_while(|c| *c != '(')
-                    .collect();
-                assert_eq!(
-                    script, "up",
-                    "{file}.down.sql defines {name}: a down only drops"
+        let replaces = marked(m.up, "-- replaces ");
+        for name in &replaces {
+            assert!(
+                defined.contains_key(name),
+                "{file}.up.sql replaces {name}, which no earlier migration defines"
+            );
+        }
+        for name in created(m.up) {
+            if let Some(first) = defined.insert(name.clone(), file.clone()) {
+                assert!(
+                    replaces.contains(&name),
+                    "{name} is defined in {first} and again in {file} without a `-- replaces {name}` line"
                 );
-                if let Some(first) = defined.insert(name.clone(), file.clone()) {
-                    panic!("{name} is defined in {first} and again in {file}");
-                }
             }
+        }
+        let dropped = marked(m.up, "drop function if exists ")
+            .into_iter()
+            .chain(marked(m.up, "drop function "));
+        let restorable: Vec<String> = replaces.iter().cloned().chain(dropped).collect();
+        for name in created(m.down) {
+            assert!(
+                restorable.contains(&name),
+                "{file}.down.sql defines {name}: a down only drops, or restores what its up replaced or dropped"
+            );
         }
     }
     assert!(defined.contains_key("app.messages_count_in_conversation"));
