@@ -3,18 +3,18 @@
 //! reservations. Safe to run in several processes at once (the deletes are idempotent,
 //! and each expired reservation is claimed by one sweeper with `SKIP LOCKED`).
 
-use deadpool_postgres::Pool;
+use frontdesk_pg::Db;
 
 use crate::{CoreError, Principal, RequestContext, Tx, platform::idempotency, usage::limits};
 
 /// Sweep every tenant once, in one transaction; how many keys and reservations went.
-pub async fn sweep(pool: &Pool) -> Result<u64, CoreError> {
+pub async fn sweep(db: &Db) -> Result<u64, CoreError> {
     let context = RequestContext {
         tenant: None,
         principal: Principal::Operator,
         read_only: false,
     };
-    Tx::run(pool, &context, async |tx| {
+    Tx::run(db, &context, async |tx| {
         Ok(idempotency::sweep(tx).await? + limits::sweep(tx).await?)
     })
     .await

@@ -2,6 +2,7 @@
 //! runner and its catalog checks, the connection pool, and the request transaction that
 //! carries the row-level-security context.
 
+pub mod db;
 pub mod embedded;
 pub mod migrate;
 pub mod pool;
@@ -9,5 +10,6 @@ pub mod roles;
 pub mod tx;
 pub mod verify;
 
-pub use tx::{DbError, KeyScope, MemberRole, Principal, RequestContext, Tx};
+pub use db::Db;
+pub use tx::{ContextMode, DbError, KeyScope, MemberRole, Principal, RequestContext, Tx};
 pub mod setup;

@@ -74,8 +74,8 @@ const BOOKKEEPING: &str = "
         dirty      boolean not null default false,
         applied_at timestamptz not null default now()
     );
-    grant usage on schema frontdesk_meta to frontdesk_authenticator;
-    grant select on frontdesk_meta.schema_migrations to frontdesk_authenticator;";
+    grant usage on schema frontdesk_meta to frontdesk_app, frontdesk_operator;
+    grant select on frontdesk_meta.schema_migrations to frontdesk_app, frontdesk_operator;";
 
 /// A migration's state in the database.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -551,7 +551,7 @@ async fn endpoints_must_not_reach_inward_and_bad_input_is_refused() {
         .post(&format!("{path}/{id}/test"), &t.owner_token, json!({}))
         .await;
     assert_eq!(test.status, 202);
-    let strict = frontdesk_server::Worker::new(app.db.pool(2), quick()).unwrap();
+    let strict = frontdesk_server::Worker::new(app.db.db(2), quick()).unwrap();
     pass(&strict).await;
     let d = app
         .get(

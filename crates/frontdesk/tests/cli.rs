@@ -321,7 +321,7 @@ fn url_for(db: &frontdesk_test::TestDb, user: &str) -> String {
 }
 
 #[tokio::test]
-async fn serve_with_database_url_migrates_and_serves_through_the_authenticator() {
+async fn serve_with_database_url_migrates_and_serves_through_the_login_roles() {
     let db = frontdesk_test::cluster().database(false).await;
     let dir = data_dir();
     let port = free_port();
@@ -337,15 +337,16 @@ async fn serve_with_database_url_migrates_and_serves_through_the_authenticator()
     assert_eq!(applied as usize, frontdesk_pg::migrate::MIGRATIONS.len());
     let logins: i64 = admin
         .query_one(
-            "select count(*) from pg_stat_activity where datname = $1 and usename = 'frontdesk_authenticator'",
+            "select count(distinct usename) from pg_stat_activity where datname = $1
+               and usename in ('frontdesk_app', 'frontdesk_operator')",
             &[&db.name],
         )
         .await
         .unwrap()
         .get(0);
-    assert!(
-        logins >= 1,
-        "the request path does not log in as frontdesk_authenticator"
+    assert_eq!(
+        logins, 2,
+        "the request path and the workers do not log in as frontdesk_app and frontdesk_operator"
     );
     terminate(&mut server);
     // No embedded cluster was made for an external database.
@@ -374,7 +375,7 @@ async fn a_database_url_role_that_cannot_create_roles_gets_the_sql_to_run() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("create role frontdesk_authenticator login noinherit"),
+        stderr.contains("create role frontdesk_app login;"),
         "{stderr}"
     );
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Pool;
+use frontdesk_pg::Db;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -30,7 +30,7 @@ pub struct Due {
 
 /// Claim up to `batch` due deliveries for `worker`, each leased for `lease`.
 pub async fn claim(
-    pool: &Pool,
+    db: &Db,
     worker: Uuid,
     batch: i32,
     lease: Duration,
@@ -41,7 +41,7 @@ pub async fn claim(
         read_only: false,
     };
     let lease = lease.as_secs_f64();
-    let rows = Tx::run(pool, &context, async |tx| {
+    let rows = Tx::run(db, &context, async |tx| {
         tx.last()
             .query(
                 "select tenant_id, delivery_id, attempt, url, secret, previous_secret, event_id,
@@ -93,14 +93,14 @@ pub struct Finished<'a> {
 }
 
 /// Record an attempt and move its delivery (and endpoint) on.
-pub async fn finish(pool: &Pool, f: &Finished<'_>) -> Result<(), CoreError> {
+pub async fn finish(db: &Db, f: &Finished<'_>) -> Result<(), CoreError> {
     let context = RequestContext {
         tenant: Some(f.tenant),
         principal: Principal::Operator,
         read_only: false,
     };
     let disable_after = f.disable_after.as_secs_f64();
-    Tx::run(pool, &context, async |tx| {
+    Tx::run(db, &context, async |tx| {
         tx.last()
             .query(
                 "select app.finish_attempt($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, make_interval(secs => $11))",
