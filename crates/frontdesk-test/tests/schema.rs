@@ -694,3 +694,60 @@ async fn a_message_does_not_fire_the_conversations_touch_and_record_triggers() {
     assert_eq!(calls("conversations_record").await, 1);
     client.batch_execute("rollback").await.unwrap();
 }
+
+/// The references that `ON DELETE SET NULL` used to clear are cleared by the referenced
+/// table's delete triggers (0007): a removed member is no longer a conversation's owner or
+/// assignee, a deleted contact no longer a conversation's contact; the rows stay.
+#[tokio::test]
+async fn deleting_a_member_or_a_contact_clears_the_conversations_references_to_it() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "clear-a").await;
+    let client = app.db.admin().await;
+    let tenant = a.id;
+    let conversation = |id: Uuid| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(
+                    "select user_id, assignee_id, contact_id from app.conversations
+                      where tenant_id = $1 and id = $2",
+                    &[&tenant, &id],
+                )
+                .await
+                .unwrap();
+            (
+                row.get::<_, Option<Uuid>>(0),
+                row.get::<_, Option<Uuid>>(1),
+                row.get::<_, Option<Uuid>>(2),
+            )
+        }
+    };
+    client
+        .execute(
+            "update app.conversations set assignee_id = $3 where tenant_id = $1 and id = $2",
+            &[&a.id, &a.member_conversation, &a.agent],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        conversation(a.member_conversation).await,
+        (Some(a.member), Some(a.agent), None)
+    );
+    assert_eq!(conversation(a.conversation).await.2, Some(a.contact));
+    client
+        .batch_execute(&format!(
+            "begin; set local role frontdesk_user; set local frontdesk.tenant_id = '{}';
+             set local frontdesk.user_id = '{}'; set local frontdesk.member_role = 'owner';
+             delete from app.memberships where tenant_id = '{0}' and user_id in ('{}', '{}');
+             delete from app.contacts where tenant_id = '{0}' and id = '{}';
+             commit;",
+            a.id, a.owner, a.member, a.agent, a.contact
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        conversation(a.member_conversation).await,
+        (None, None, None)
+    );
+    assert_eq!(conversation(a.conversation).await.2, None);
+}
