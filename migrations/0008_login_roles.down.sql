@@ -203,11 +203,14 @@ end
 $$;
 create or replace function app.provider_secret(p_tenant uuid, p_provider text)
     returns table (secret text, fingerprint text)
-    language sql stable security definer
+    language plpgsql stable security definer
     set search_path = pg_catalog
     as $$
+begin
+    return query
     select s.secret, s.fingerprint from app.provider_secrets s
-    where s.tenant_id = p_tenant and s.provider = p_provider
+    where s.tenant_id = p_tenant and s.provider = p_provider;
+end
 $$;
 
 -- ---------------------------------------------------------------------------------------

@@ -361,6 +361,35 @@ async fn verify_passes_on_the_schema_and_names_every_broken_rule() {
              create policy gadgets_open on app.gadgets to public using (true);
              create policy gadgets_sub on app.gadgets to frontdesk_app
                  using (tenant_id in (select tenant_id from app.memberships));
+             -- The distribution rules: a key unique across tenants (and one on tenants
+             -- without its id), a SET NULL key holding tenant_id, an SQL function with
+             -- parameters reading a table, a clock in ON CONFLICT DO UPDATE SET, a table's
+             -- row type in a signature, SKIP LOCKED across tenants.
+             create table app.sprockets (tenant_id uuid not null, id uuid not null, code text not null,
+                                         widget_id uuid, seen_at timestamptz,
+                                         primary key (tenant_id, id),
+                                         constraint sprockets_code_key unique (code),
+                                         foreign key (tenant_id, widget_id) references app.widgets (tenant_id, id)
+                                             on delete set null (widget_id));
+             create index sprockets_widget_idx on app.sprockets (tenant_id, widget_id);
+             alter table app.sprockets enable row level security;
+             alter table app.sprockets force row level security;
+             create policy sprockets_all on app.sprockets to frontdesk_app using (tenant_id = app.current_tenant());
+             create unique index tenants_name_idx on app.tenants (name);
+             create function app.sprocket_count(p_tenant uuid) returns bigint language sql stable
+                 as $$ select count(*) from app.sprockets s where s.tenant_id = p_tenant $$;
+             create function app.sprocket_seen(p_tenant uuid, p_id uuid) returns void language plpgsql
+                 as $$ begin
+                     insert into app.sprockets (tenant_id, id, code) values (p_tenant, p_id, p_id::text)
+                     on conflict (tenant_id, id) do update set seen_at = clock_timestamp();
+                 end $$;
+             create function app.sprocket_code(s app.sprockets) returns text language sql immutable
+                 as $$ select s.code $$;
+             create function app.claim_sprockets(p_limit integer) returns setof uuid language plpgsql
+                 as $$ begin
+                     return query select s.id from app.sprockets s where s.seen_at is null
+                       limit p_limit for update skip locked;
+                 end $$;
              reset role;",
         )
         .await
@@ -375,6 +404,13 @@ async fn verify_passes_on_the_schema_and_names_every_broken_rule() {
         "app.gadgets policy gadgets_sub: USING contains a subquery",
         "app.gadgets: foreign key gadgets_widget_id_tenant_id_fkey to tenant table app.widgets must be composite",
         "app.gadgets: foreign key gadgets_widget_id_tenant_id_fkey has no index",
+        "app.sprockets: unique key sprockets_code_key does not hold tenant_id",
+        "app.tenants: unique key tenants_name_idx does not hold id",
+        "app.sprockets: foreign key sprockets_tenant_id_widget_id_fkey holds tenant_id and sets null",
+        "app.sprocket_count(uuid): is an SQL function with parameters that reads tables",
+        "app.sprocket_seen(uuid,uuid): ON CONFLICT DO UPDATE SET calls clock_timestamp",
+        "app.sprocket_code(app.sprockets): has the row type of table app.sprockets in its signature",
+        "app.claim_sprockets(integer): locks with SKIP LOCKED across tenants",
     ] {
         assert!(
             joined.contains(expected),
@@ -769,4 +805,135 @@ async fn both_context_forms_set_the_same_settings_and_are_checked_alike() {
     .unwrap();
     let error = tx.query("select 1", &[]).await.unwrap_err();
     assert!(error.is_refused_principal(), "{error:?}");
+}
+
+/// The references that `ON DELETE SET NULL` used to clear are cleared by the referenced
+/// table's delete triggers (0007): a removed member is no longer a conversation's owner or
+/// assignee, a deleted contact no longer a conversation's contact; the rows stay.
+#[tokio::test]
+async fn deleting_a_member_or_a_contact_clears_the_conversations_references_to_it() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "clear-a").await;
+    let client = app.db.admin().await;
+    let tenant = a.id;
+    let conversation = |id: Uuid| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(
+                    "select user_id, assignee_id, contact_id from app.conversations
+                      where tenant_id = $1 and id = $2",
+                    &[&tenant, &id],
+                )
+                .await
+                .unwrap();
+            (
+                row.get::<_, Option<Uuid>>(0),
+                row.get::<_, Option<Uuid>>(1),
+                row.get::<_, Option<Uuid>>(2),
+            )
+        }
+    };
+    client
+        .execute(
+            "update app.conversations set assignee_id = $3 where tenant_id = $1 and id = $2",
+            &[&a.id, &a.member_conversation, &a.agent],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        conversation(a.member_conversation).await,
+        (Some(a.member), Some(a.agent), None)
+    );
+    assert_eq!(conversation(a.conversation).await.2, Some(a.contact));
+    client
+        .batch_execute(&format!(
+            "begin; set local frontdesk.caller_kind = 'user'; set local frontdesk.tenant_id = '{}';
+             set local frontdesk.user_id = '{}'; set local frontdesk.member_role = 'owner';
+             delete from app.memberships where tenant_id = '{0}' and user_id in ('{}', '{}');
+             delete from app.contacts where tenant_id = '{0}' and id = '{}';
+             commit;",
+            a.id, a.owner, a.member, a.agent, a.contact
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        conversation(a.member_conversation).await,
+        (None, None, None)
+    );
+    assert_eq!(conversation(a.conversation).await.2, None);
+}
+
+/// Slugs and key hashes are looked up in global tables (0007), kept by triggers on the
+/// tenant's rows: a renamed slug resolves at once and the old one no longer does, a
+/// deleted tenant leaves neither its slug nor its keys' hashes behind, and the request
+/// roles cannot read either table.
+#[tokio::test]
+async fn slugs_and_key_hashes_are_kept_in_their_global_lookups() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "lookup-a").await;
+    let admin = app.db.admin().await;
+    let auth = app.db.app_login().await;
+    let resolve = async |reference: &str| -> Option<Uuid> {
+        auth.query_opt(
+            "select tenant_id from app.resolve_tenant($1, null)",
+            &[&reference],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
+    };
+    assert_eq!(resolve("lookup-a").await, Some(a.id));
+    assert_eq!(resolve(&a.id.to_string()).await, Some(a.id));
+    admin
+        .execute(
+            "update app.tenants set slug = 'lookup-renamed' where id = $1",
+            &[&a.id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(resolve("lookup-renamed").await, Some(a.id));
+    assert_eq!(resolve("lookup-a").await, None);
+
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(a.full_key.as_bytes()).to_vec();
+    let found: Vec<Uuid> = auth
+        .query("select key_id from app.authenticate_key($1)", &[&hash])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(found, vec![a.full_key_id]);
+
+    let operator = frontdesk_pg::pool::connect(&app.db.config_as(frontdesk_pg::roles::OPERATOR))
+        .await
+        .unwrap();
+    for table in ["tenant_slugs", "api_key_hashes"] {
+        for (login, kind) in [(&auth, "user"), (&auth, "key"), (&operator, "operator")] {
+            let read = login
+                .batch_execute(&format!(
+                    "begin; set local frontdesk.caller_kind = '{kind}'; select * from app.{table}; rollback;"
+                ))
+                .await;
+            let _ = login.batch_execute("rollback").await;
+            assert!(read.is_err(), "the {kind} kind reads app.{table}");
+        }
+    }
+
+    admin
+        .execute("delete from app.tenants where id = $1", &[&a.id])
+        .await
+        .unwrap();
+    let left: i64 = admin
+        .query_one(
+            "select (select count(*) from app.tenant_slugs where tenant = $1)
+                  + (select count(*) from app.api_key_hashes where tenant = $1)",
+            &[&a.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    assert!(resolve("lookup-renamed").await.is_none());
 }
