@@ -10,6 +10,6 @@ pub mod roles;
 pub mod tx;
 pub mod verify;
 
-pub use db::Db;
+pub use db::{Db, StatementMode};
 pub use tx::{ContextMode, DbError, KeyScope, MemberRole, Principal, RequestContext, Tx};
 pub mod setup;

@@ -34,7 +34,26 @@
 use std::fmt::Write as _;
 
 use deadpool_postgres::Object;
-use tokio_postgres::{Row, Statement, ToStatement, types::ToSql};
+use tokio_postgres::{
+    Row, Statement,
+    types::{ToSql, Type},
+};
+
+use crate::db::StatementMode;
+
+/// How one statement is sent (see `Tx::statement`).
+enum Prepared {
+    Named(Statement),
+    Unnamed(std::sync::Arc<[Type]>),
+}
+
+/// Parameters paired with their types, for an unnamed statement.
+fn typed<'a>(
+    params: &[&'a (dyn ToSql + Sync)],
+    types: &[Type],
+) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
+    params.iter().copied().zip(types.iter().cloned()).collect()
+}
 use uuid::Uuid;
 
 /// A member's role in a tenant.
@@ -282,6 +301,9 @@ pub enum DbError {
     /// A statement after the transaction was committed (a bug in the caller).
     #[error("the transaction is already committed")]
     Finished,
+    /// `query_one` of a statement that returned another number of rows than one.
+    #[error("the statement returned {0} rows instead of one")]
+    RowCount(usize),
 }
 
 impl DbError {
@@ -289,7 +311,7 @@ impl DbError {
     pub fn db_error(&self) -> Option<&tokio_postgres::error::DbError> {
         match self {
             Self::Postgres(e) => e.as_db_error(),
-            Self::Pool(_) | Self::Finished => None,
+            Self::Pool(_) | Self::Finished | Self::RowCount(_) => None,
         }
     }
 
@@ -309,9 +331,9 @@ impl DbError {
 /// A request transaction with its RLS context.
 pub struct Tx {
     conn: Option<Object>,
+    db: crate::Db,
     /// The context, until it has been sent with the first statement.
     pending: Option<RequestContext>,
-    mode: ContextMode,
     /// Send COMMIT together with the next statement (see `last`).
     commit_with_next: bool,
     /// Inside `part`: more statements follow, so `last` is not honoured.
@@ -326,8 +348,8 @@ impl Tx {
         let conn = db.pool_for(&context.principal).get().await?;
         Ok(Self {
             conn: Some(conn),
+            db: db.clone(),
             pending: Some(*context),
-            mode: db.context_mode(),
             commit_with_next: false,
             in_part: false,
             finished: false,
@@ -338,20 +360,53 @@ impl Tx {
         self.conn.as_ref().expect("connection present until drop")
     }
 
-    /// A prepared statement, cached per connection.
-    pub async fn prepare(&self, sql: &str) -> Result<Statement, DbError> {
-        Ok(self.conn().prepare_cached(sql).await?)
-    }
-
-    /// Run `sql` (prepared and cached), returning its rows; the first call carries the
-    /// preamble in the same round trip.
+    /// Run `sql`, returning its rows; the first call carries the context in the same
+    /// round trip.
     pub async fn query(
         &mut self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, DbError> {
-        let statement = self.prepare(sql).await?;
-        self.query_statement(&statement, params).await
+        match self.statement(sql).await? {
+            Prepared::Named(statement) => {
+                self.send(async |conn| conn.query(&statement, params).await)
+                    .await
+            }
+            Prepared::Unnamed(types) => {
+                let typed = typed(params, &types);
+                self.send(async |conn| conn.query_typed(sql, &typed).await)
+                    .await
+            }
+        }
+    }
+
+    /// How `sql` is sent: a named statement prepared once per connection, or — through a
+    /// pooler in transaction mode, where a connection's named statements may live on
+    /// another server connection — the unnamed statement with its parameter types, which
+    /// are learned once per process by preparing `sql` inside this transaction (so the
+    /// Parse and its Close reach the same server connection).
+    async fn statement(&mut self, sql: &str) -> Result<Prepared, DbError> {
+        if self.db.statement_mode() == StatementMode::Named {
+            return Ok(Prepared::Named(self.conn().prepare_cached(sql).await?));
+        }
+        if let Some(types) = self.db.parameter_types(sql) {
+            return Ok(Prepared::Unnamed(types));
+        }
+        if self.finished {
+            return Err(DbError::Finished);
+        }
+        if self.pending.is_some() {
+            let commit = std::mem::take(&mut self.commit_with_next);
+            self.send(async |_| Ok(())).await?;
+            self.commit_with_next = commit;
+        }
+        let types: std::sync::Arc<[Type]> = {
+            let statement = self.conn().prepare(sql).await?;
+            statement.params().into()
+            // The statement is dropped here: its Close goes out before anything else.
+        };
+        self.db.learn_parameter_types(sql, types.clone());
+        Ok(Prepared::Unnamed(types))
     }
 
     /// Mark the next statement as the transaction's last: its COMMIT goes out in the same
@@ -380,18 +435,6 @@ impl Tx {
         result
     }
 
-    pub async fn query_statement<T>(
-        &mut self,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, DbError>
-    where
-        T: ?Sized + ToStatement,
-    {
-        self.send(async |conn| conn.query(statement, params).await)
-            .await
-    }
-
     /// At most one row.
     pub async fn query_opt(
         &mut self,
@@ -407,9 +450,11 @@ impl Tx {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row, DbError> {
-        let statement = self.prepare(sql).await?;
-        self.send(async |conn| conn.query_one(&statement, params).await)
-            .await
+        let mut rows = self.query(sql, params).await?;
+        if rows.len() != 1 {
+            return Err(DbError::RowCount(rows.len()));
+        }
+        Ok(rows.remove(0))
     }
 
     /// Rows affected.
@@ -418,9 +463,25 @@ impl Tx {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, DbError> {
-        let statement = self.prepare(sql).await?;
-        self.send(async |conn| conn.execute(&statement, params).await)
-            .await
+        match self.statement(sql).await? {
+            Prepared::Named(statement) => {
+                self.send(async |conn| conn.execute(&statement, params).await)
+                    .await
+            }
+            Prepared::Unnamed(types) => {
+                let typed = typed(params, &types);
+                self.send(async |conn| {
+                    let stream = conn.query_typed_raw(sql, typed).await?;
+                    futures_util::pin_mut!(stream);
+                    while futures_util::TryStreamExt::try_next(&mut stream)
+                        .await?
+                        .is_some()
+                    {}
+                    Ok(stream.rows_affected().unwrap_or(0))
+                })
+                .await
+            }
+        }
     }
 
     /// Send the statement `run` makes, after the context while it is pending and before
@@ -435,12 +496,13 @@ impl Tx {
         }
         let context = self.pending.take();
         let commit = std::mem::take(&mut self.commit_with_next);
-        let mode = self.mode;
+        let mode = self.db.context_mode();
         let conn = self.conn.as_ref().expect("connection present until drop");
         // The prepared context statement, cached per connection (a round trip only on a
         // connection's first transaction).
+        let named = self.db.statement_mode() == StatementMode::Named;
         let prepared = match (&context, mode) {
-            (Some(context), ContextMode::Prepared) => {
+            (Some(context), ContextMode::Prepared) if named => {
                 Some(conn.prepare_cached(context.prepared_sql()).await?)
             }
             _ => None,
@@ -450,8 +512,8 @@ impl Tx {
                 let Some(context) = &context else {
                     return Ok(());
                 };
-                match &prepared {
-                    Some(statement) => {
+                match (&prepared, mode) {
+                    (Some(statement), _) => {
                         let settings = context.settings();
                         let values: Vec<&(dyn ToSql + Sync)> = settings
                             .iter()
@@ -465,7 +527,22 @@ impl Tx {
                         begun?;
                         set.map(drop)
                     }
-                    None => {
+                    (None, ContextMode::Prepared) => {
+                        // Through a pooler: the same statement, unnamed, its parameters text.
+                        let settings = context.settings();
+                        let values: Vec<(&(dyn ToSql + Sync), Type)> = settings
+                            .iter()
+                            .map(|(_, v)| (v as &(dyn ToSql + Sync), Type::TEXT))
+                            .collect();
+                        let (begun, set) = futures_util::future::join(
+                            conn.batch_execute(context.begin_sql()),
+                            conn.query_typed(context.prepared_sql(), &values),
+                        )
+                        .await;
+                        begun?;
+                        set.map(drop)
+                    }
+                    (None, ContextMode::SetLocal) => {
                         let statements = context.set_local_statements();
                         futures_util::future::try_join_all(
                             statements.iter().map(|sql| conn.batch_execute(sql)),

@@ -74,7 +74,7 @@ pub fn app_with(db: Db, auth: AuthConfig, options: AppOptions) -> Router {
     let doc = router::document(&openapi);
     let openapi_json = serde_json::to_string_pretty(&doc).expect("OpenAPI document serializes");
     let state = AppState {
-        auth: Arc::new(auth::Auth::new(auth, db.app().clone())),
+        auth: Arc::new(auth::Auth::new(auth, db.clone())),
         db,
         metrics: metrics_handle(),
         docs_html: Arc::new(docs_page::render(&doc)),

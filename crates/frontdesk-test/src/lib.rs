@@ -4,6 +4,7 @@
 //! over real HTTP.
 
 pub mod fixtures;
+pub mod pgbouncer;
 pub mod receiver;
 pub mod wait;
 
@@ -201,6 +202,15 @@ pub fn context_mode() -> frontdesk_pg::ContextMode {
 
 async fn start_app(db: TestDb, options: AppOptions) -> TestApp {
     let pool = db.db(8);
+    start_app_on_pools(db, pool, options).await
+}
+
+/// A server on `db` whose request path uses `pool` (e.g. through a pooler).
+pub async fn start_app_on_pools(
+    db: TestDb,
+    pool: frontdesk_pg::Db,
+    options: AppOptions,
+) -> TestApp {
     frontdesk_core::platform::values::learn_time_zones(pool.app())
         .await
         .expect("time zone names");

@@ -182,7 +182,20 @@ impl Database {
                 frontdesk_pg::ContextMode::detect(&client).await?
             }
         };
-        Ok(frontdesk_pg::Db::new(app, operator, mode))
+        // Through a pooler in transaction mode, no named statement outlives a transaction.
+        let through_pooler = match self {
+            Database::Embedded { logins, .. } | Database::External { logins, .. } => {
+                logins.pooler.is_some()
+            }
+        };
+        let statements = if through_pooler {
+            frontdesk_pg::StatementMode::Unnamed
+        } else {
+            frontdesk_pg::StatementMode::Named
+        };
+        Ok(frontdesk_pg::Db::with_statements(
+            app, operator, mode, statements,
+        ))
     }
 
     /// One of PostgreSQL's client programs, pointed at the database.

@@ -16,12 +16,13 @@ pub async fn healthz() -> &'static str {
 /// The database answers and its schema is the one this binary expects.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let check = async {
-        let (version, dirty) = frontdesk_pg::migrate::applied(state.db.app())
-            .await
-            .map_err(|e| match e {
-                frontdesk_pg::DbError::Pool(e) => e.to_string(),
-                other => other.to_string(),
-            })?;
+        let (version, dirty) =
+            frontdesk_pg::migrate::applied(&state.db)
+                .await
+                .map_err(|e| match e {
+                    frontdesk_pg::DbError::Pool(e) => e.to_string(),
+                    other => other.to_string(),
+                })?;
         if dirty {
             return Err("a migration is dirty".to_owned());
         }
