@@ -44,7 +44,7 @@ async fn server_through(db: &frontdesk_test::TestDb, bouncer: &PgBouncer) -> Tes
 
 fn message(i: usize) -> serde_json::Value {
     json!({
-        "role": if i % 2 == 0 { "user" } else { "assistant" },
+        "role": if i.is_multiple_of(2) { "user" } else { "assistant" },
         "content": format!("message {i}"),
         "prompt_tokens": 10, "completion_tokens": 5, "cost_usd": "0.001"
     })
