@@ -354,6 +354,55 @@ async fn serve_with_database_url_migrates_and_serves_through_the_login_roles() {
 }
 
 #[tokio::test]
+async fn db_roles_prints_the_login_roles_sql_and_applies_it_with_apply() {
+    let db = frontdesk_test::cluster().database(false).await;
+    let dir = data_dir();
+    let printed = run(Command::new(BIN)
+        .env("DATABASE_URL", url_for(&db, "postgres"))
+        .env("FRONTDESK_DATA_DIR", &dir.0)
+        .env("FRONTDESK_APP_PASSWORD", "s3cret'app")
+        .args(["db", "roles"]));
+    assert!(printed.status.success(), "{printed:?}");
+    let sql = String::from_utf8_lossy(&printed.stdout);
+    for expected in [
+        "create role frontdesk_owner login;",
+        "create role frontdesk_app login;",
+        "create role frontdesk_operator login bypassrls;",
+        "alter role frontdesk_app login nobypassrls password 's3cret''app';",
+        &format!(
+            "grant connect on database \"{}\" to frontdesk_app, frontdesk_operator;",
+            db.name
+        ),
+    ] {
+        assert!(sql.contains(expected), "{expected:?} missing from:\n{sql}");
+    }
+    assert!(!sql.to_lowercase().contains("set role"), "{sql}");
+    // --apply runs it on DATABASE_URL (the roles exist here already: it is idempotent).
+    let applied = run(Command::new(BIN)
+        .env("DATABASE_URL", url_for(&db, "postgres"))
+        .env("FRONTDESK_DATA_DIR", &dir.0)
+        .args(["db", "roles", "--apply"]));
+    assert!(applied.status.success(), "{applied:?}");
+    let can_login: bool = db
+        .admin()
+        .await
+        .query_one(
+            "select bool_and(rolcanlogin) from pg_roles where rolname in ('frontdesk_owner', 'frontdesk_app', 'frontdesk_operator')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(can_login);
+    // Without an external database there is nothing to print.
+    let embedded = run(Command::new(BIN)
+        .env_remove("DATABASE_URL")
+        .env("FRONTDESK_DATA_DIR", &dir.0)
+        .args(["db", "roles"]));
+    assert!(!embedded.status.success());
+}
+
+#[tokio::test]
 async fn a_database_url_role_that_cannot_create_roles_gets_the_sql_to_run() {
     let db = frontdesk_test::cluster().database(false).await;
     let admin = db.admin().await;
