@@ -110,17 +110,20 @@ create or replace function app.resolve_tenant(p_ref text, p_user uuid)
 #variable_conflict use_column
 declare
     found_id uuid;
+    by_slug boolean := p_ref !~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 begin
-    if p_ref ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' then
-        found_id := p_ref::uuid;
-    else
+    if by_slug then
         select s.tenant into found_id from app.tenant_slugs s where s.slug = p_ref;
+    else
+        found_id := p_ref::uuid;
     end if;
+    -- A slug resolves only while its tenant still holds it (a row left by a tenant since
+    -- deleted or renamed outside app.claim_slug resolves to nothing).
     return query
     select t.id, m.role, t.is_active
     from app.tenants t
     left join app.memberships m on m.tenant_id = t.id and m.user_id = p_user
-    where t.id = found_id;
+    where t.id = found_id and (not by_slug or t.slug = p_ref);
 end
 $$;
 
@@ -637,13 +640,18 @@ create or replace function app.cancel_reservation(p_id uuid) returns text
     as $$
 declare
     r app.limit_reservations;
+    -- Read once into variables: Citus refuses the helpers' inlined COALESCE of a stable
+    -- function inside an UPDATE's WHERE.
+    t uuid := app.current_tenant();
+    staff boolean := app.is_tenant_staff();
+    me uuid := app.current_user_id();
 begin
     if not app.can_write() then
         raise exception 'cancelling needs a context that may write' using errcode = 'insufficient_privilege';
     end if;
     update app.limit_reservations x set status = 'cancelled'
-     where x.tenant_id = app.current_tenant() and x.id = p_id and x.status = 'active'
-       and (app.is_tenant_staff() or x.actor_user_id = app.current_user_id())
+     where x.tenant_id = t and x.id = p_id and x.status = 'active'
+       and (staff or x.actor_user_id = me)
     returning x.* into r;
     if found then
         perform app.release_reservation(r.tenant_id, r.minute_window, r.day_window, r.tokens,
@@ -651,8 +659,7 @@ begin
         return r.status;
     end if;
     select x.status into r.status from app.limit_reservations x
-     where x.tenant_id = app.current_tenant() and x.id = p_id
-       and (app.is_tenant_staff() or x.actor_user_id = app.current_user_id());
+     where x.tenant_id = t and x.id = p_id and (staff or x.actor_user_id = me);
     return r.status;
 end
 $$;
@@ -747,6 +754,8 @@ create function app.claim_deliveries(p_tenant uuid, p_worker uuid, p_limit integ
 declare
     ids uuid[];
 begin
+    -- (Every table is filtered by p_tenant itself: Citus routes a locking query to one
+    -- shard only when each of its tables is.)
     -- The tenant's enabled endpoints with a due delivery and nothing in flight, the
     -- longest waiting first (so a long backlog of one endpoint does not starve the
     -- others), locked so that concurrent claimers take different ones (a claimer that
@@ -756,11 +765,11 @@ begin
       from (select e.id
               from app.webhook_endpoints e
               cross join lateral (select q.due_at from app.webhook_queue q
-                                   where q.tenant_id = e.tenant_id and q.endpoint_id = e.id
+                                   where q.tenant_id = p_tenant and q.endpoint_id = e.id
                                    order by q.due_at limit 1) head
              where e.tenant_id = p_tenant and e.enabled and head.due_at <= now()
                and not exists (select 1 from app.webhook_queue f
-                                where f.tenant_id = e.tenant_id and f.endpoint_id = e.id
+                                where f.tenant_id = p_tenant and f.endpoint_id = e.id
                                   and f.leased_until is not null and f.leased_until > now())
              order by head.due_at
              limit p_limit

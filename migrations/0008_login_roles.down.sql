@@ -2,6 +2,9 @@
 -- grants on the old roles (in their original order), and no caller kind.
 
 -- Restore the functions 0008 replaced or dropped, exactly as their migrations made them.
+drop function app.forget_tenant_lookups(uuid);
+drop function app.claim_key_hash(uuid, bytea);
+drop function app.claim_slug(uuid, text);
 drop function app.create_tenant(uuid, jsonb, uuid);
 drop function app.user_tenants(uuid, bigint);
 drop function app.tenant_members(uuid, bigint, uuid);
@@ -212,6 +215,47 @@ begin
     where s.tenant_id = p_tenant and s.provider = p_provider;
 end
 $$;
+
+-- The lookups' triggers of 0007 (created after the functions they call are restored).
+-- The tenant's slug, claimed in app.tenant_slugs by the statement that writes the tenant.
+create function app.tenants_slug() returns trigger
+    language plpgsql security definer
+    set search_path = pg_catalog
+    as $$
+begin
+    if tg_op = 'INSERT' then
+        insert into app.tenant_slugs (slug, tenant) values (new.slug, new.id);
+    elsif tg_op = 'UPDATE' then
+        update app.tenant_slugs s set slug = new.slug where s.tenant = old.id;
+    else
+        delete from app.tenant_slugs s where s.tenant = old.id;
+    end if;
+    return null;
+end
+$$;
+create trigger tenants_slug after insert or delete or update of slug on app.tenants
+    for each row execute function app.tenants_slug();
+
+-- The key's hash, recorded in app.api_key_hashes by the statement that writes the key.
+create function app.api_keys_hash() returns trigger
+    language plpgsql security definer
+    set search_path = pg_catalog
+    as $$
+begin
+    if tg_op in ('UPDATE', 'DELETE') then
+        delete from app.api_key_hashes h where h.tenant = old.tenant_id and h.key_id = old.id;
+    end if;
+    if tg_op in ('INSERT', 'UPDATE') then
+        insert into app.api_key_hashes (secret_hash, tenant, key_id) values (new.secret_hash, new.tenant_id, new.id);
+    end if;
+    return null;
+end
+$$;
+create trigger api_keys_hash after insert or delete or update of tenant_id, id, secret_hash on app.api_keys
+    for each row execute function app.api_keys_hash();
+comment on table app.tenant_slugs is 'global: every tenant''s slug, unique across tenants (a reference table on Citus); kept by the tenants_slug trigger, read by app.resolve_tenant';
+comment on table app.api_key_hashes is 'global: the SHA-256 of every API key''s secret, unique across tenants (a reference table on Citus); kept by the api_keys_hash trigger, read by app.authenticate_key';
+drop function app.take_slug(uuid, text);
 
 -- ---------------------------------------------------------------------------------------
 -- Policies back to the request roles.

@@ -414,11 +414,16 @@ begin
 end
 $$;
 
--- replaces app.messages_count_in_conversation (the operator is a caller kind)
+-- replaces app.messages_count_in_conversation (the operator is a caller kind; the
+-- caller's visibility is read into variables first: Citus refuses the helpers' inlined
+-- COALESCE of a stable function inside an UPDATE's WHERE)
 create or replace function app.messages_count_in_conversation() returns trigger
     language plpgsql security definer
     set search_path = pg_catalog
     as $$
+declare
+    sees_all boolean := app.is_tenant_staff() or app.caller_kind() = 'operator';
+    me uuid := app.current_user_id();
 begin
     update app.conversations c
        set message_count = c.message_count + 1,
@@ -429,8 +434,7 @@ begin
            updated_at = now()
       from app.tenants t
      where c.tenant_id = new.tenant_id and c.id = new.conversation_id and t.id = c.tenant_id
-       and (app.is_tenant_staff() or c.user_id = app.current_user_id()
-            or app.caller_kind() = 'operator')
+       and (sees_all or c.user_id = me)
     returning c.user_id, t.search_language into new.owner_user_id, new.search_language;
     if not found then
         raise exception 'no conversation %', new.conversation_id
@@ -457,6 +461,103 @@ begin
     on conflict (id) do nothing;
 end
 $$;
+
+-- ---------------------------------------------------------------------------------------
+-- The global lookups (0007) are written by the statement's caller, not by triggers: on
+-- Citus a trigger runs on a tenant's shard on a worker, and a query on a shard cannot
+-- write a reference table ("cannot execute a distributed query from a query on a shard").
+-- The caller is a SECURITY DEFINER function that writes only the lookup table; the
+-- request then writes the tenant's own rows as itself (Citus refuses a second user on a
+-- tenant's shards once one wrote them in a transaction, but these are other placements).
+drop trigger tenants_slug on app.tenants;
+drop function app.tenants_slug();
+drop trigger api_keys_hash on app.api_keys;
+drop function app.api_keys_hash();
+comment on table app.tenant_slugs is 'global: every tenant''s slug, unique across tenants (a reference table on Citus); written by app.take_slug (creating a tenant, app.claim_slug), read by app.resolve_tenant, which also requires the tenant to still hold the slug';
+comment on table app.api_key_hashes is 'global: the SHA-256 of every API key''s secret, unique across tenants (a reference table on Citus); written by app.claim_key_hash before the key''s row, read by app.authenticate_key';
+
+-- Give `p_slug` to `p_tenant` (and release the tenant's former slug). A slug held by
+-- another tenant that still has it is refused with tenant_slugs_pkey (the API's "slug is
+-- taken"); a row left by a tenant since deleted or renamed is taken over. For the
+-- functions below only (no grant).
+create function app.take_slug(p_tenant uuid, p_slug text) returns void
+    language plpgsql volatile security definer
+    set search_path = pg_catalog
+    as $$
+declare
+    holder uuid;
+begin
+    select s.tenant into holder from app.tenant_slugs s where s.slug = p_slug;
+    if found then
+        if holder = p_tenant then
+            return;
+        end if;
+        if exists (select 1 from app.tenants t where t.id = holder and t.slug = p_slug) then
+            raise exception 'slug % is taken', p_slug
+                using errcode = 'unique_violation', constraint = 'tenant_slugs_pkey',
+                      table = 'tenant_slugs', schema = 'app';
+        end if;
+        delete from app.tenant_slugs s where s.slug = p_slug;
+    end if;
+    delete from app.tenant_slugs s where s.tenant = p_tenant;
+    insert into app.tenant_slugs (slug, tenant) values (p_slug, p_tenant);
+end
+$$;
+revoke execute on function app.take_slug(uuid, text) from public;
+
+-- Before renaming the current tenant: its owners and admins, or the operator.
+create function app.claim_slug(p_tenant uuid, p_slug text) returns void
+    language plpgsql volatile security definer
+    set search_path = pg_catalog
+    as $$
+begin
+    if not (app.caller_kind() = 'operator'
+            or (app.caller_kind() = 'user' and app.current_tenant() = p_tenant and app.is_tenant_admin())) then
+        raise exception 'only the tenant''s owners and admins rename it' using errcode = 'insufficient_privilege';
+    end if;
+    perform app.take_slug(p_tenant, p_slug);
+end
+$$;
+revoke execute on function app.claim_slug(uuid, text) from public;
+grant execute on function app.claim_slug(uuid, text) to frontdesk_app, frontdesk_operator;
+
+-- Before creating a key of the current tenant: record its hash (its owners and admins, or
+-- the operator). A hash already recorded is refused by api_key_hashes_pkey.
+create function app.claim_key_hash(p_key uuid, p_hash bytea) returns void
+    language plpgsql volatile security definer
+    set search_path = pg_catalog
+    as $$
+declare
+    t uuid := app.current_tenant();
+begin
+    if t is null or not (app.caller_kind() = 'operator'
+                         or (app.caller_kind() = 'user' and app.is_tenant_admin())) then
+        raise exception 'only the tenant''s owners and admins create keys' using errcode = 'insufficient_privilege';
+    end if;
+    insert into app.api_key_hashes (secret_hash, tenant, key_id) values (p_hash, t, p_key);
+end
+$$;
+revoke execute on function app.claim_key_hash(uuid, bytea) from public;
+grant execute on function app.claim_key_hash(uuid, bytea) to frontdesk_app, frontdesk_operator;
+
+-- Before deleting the current tenant: drop its slug and its keys' hashes (its owners, or
+-- the operator).
+create function app.forget_tenant_lookups(p_tenant uuid) returns void
+    language plpgsql volatile security definer
+    set search_path = pg_catalog
+    as $$
+begin
+    if not (app.caller_kind() = 'operator'
+            or (app.caller_kind() = 'user' and app.current_tenant() = p_tenant
+                and app.current_member_role() = 'owner')) then
+        raise exception 'only the tenant''s owners delete it' using errcode = 'insufficient_privilege';
+    end if;
+    delete from app.tenant_slugs s where s.tenant = p_tenant;
+    delete from app.api_key_hashes h where h.tenant = p_tenant;
+end
+$$;
+revoke execute on function app.forget_tenant_lookups(uuid) from public;
+grant execute on function app.forget_tenant_lookups(uuid) to frontdesk_app, frontdesk_operator;
 
 -- Create a tenant; the signed-in user (if any) becomes its owner. Its columns are named
 -- in the result (no table row type in a signature: Citus does not create such functions
@@ -499,6 +600,7 @@ begin
     if owner_id is not null then
         insert into app.memberships (tenant_id, user_id, role) values (p_id, owner_id, 'owner');
     end if;
+    perform app.take_slug(p_id, (select t.slug from app.tenants t where t.id = p_id));
     return query
     select t.id, t.slug, t.name, t.kind, t.timezone, t.locale, t.email, t.phone, t.address, t.website,
            t.logo_url, t.llm_provider, t.llm_model, t.llm_temperature, t.llm_max_tokens, t.system_prompt,

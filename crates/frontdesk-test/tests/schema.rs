@@ -885,15 +885,36 @@ async fn slugs_and_key_hashes_are_kept_in_their_global_lookups() {
     };
     assert_eq!(resolve("lookup-a").await, Some(a.id));
     assert_eq!(resolve(&a.id.to_string()).await, Some(a.id));
+    let renamed = app
+        .patch(
+            &format!("/v1/tenants/{}", a.id),
+            &a.owner_token,
+            frontdesk_test::json!({"slug": "lookup-renamed"}),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    assert_eq!(resolve("lookup-renamed").await, Some(a.id));
+    assert_eq!(resolve("lookup-a").await, None);
+    // A second tenant may not take the slug; once A gives it up, it may.
+    let b = seed_tenant(&app, "lookup-b").await;
+    let taken = app
+        .patch(
+            &format!("/v1/tenants/{}", b.id),
+            &b.owner_token,
+            frontdesk_test::json!({"slug": "lookup-renamed"}),
+        )
+        .await;
+    assert_eq!(taken.status, 409, "{}", taken.text);
+    assert_eq!(resolve("lookup-renamed").await, Some(a.id));
+    // A slug changed behind the API's back resolves to nothing rather than to a stale tenant.
     admin
         .execute(
-            "update app.tenants set slug = 'lookup-renamed' where id = $1",
-            &[&a.id],
+            "update app.tenants set slug = 'lookup-sideways' where id = $1",
+            &[&b.id],
         )
         .await
         .unwrap();
-    assert_eq!(resolve("lookup-renamed").await, Some(a.id));
-    assert_eq!(resolve("lookup-a").await, None);
+    assert_eq!(resolve("lookup-b").await, None);
 
     use sha2::Digest;
     let hash = sha2::Sha256::digest(a.full_key.as_bytes()).to_vec();
@@ -921,10 +942,10 @@ async fn slugs_and_key_hashes_are_kept_in_their_global_lookups() {
         }
     }
 
-    admin
-        .execute("delete from app.tenants where id = $1", &[&a.id])
-        .await
-        .unwrap();
+    let deleted = app
+        .delete(&format!("/v1/tenants/{}", a.id), &a.owner_token)
+        .await;
+    assert!(deleted.status.is_success(), "{}", deleted.text);
     let left: i64 = admin
         .query_one(
             "select (select count(*) from app.tenant_slugs where tenant = $1)

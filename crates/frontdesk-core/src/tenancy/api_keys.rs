@@ -139,13 +139,18 @@ pub async fn create(
     rand::rng().fill_bytes(&mut bytes);
     let secret = format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
     let prefix = &secret[..SHOWN_PREFIX_LEN];
+    let id = Uuid::now_v7();
+    let hash = hash_secret(&secret);
+    // The hash in the global lookup first, then the key's row.
+    tx.execute("select app.claim_key_hash($1, $2)", &[&id, &hash])
+        .await?;
     let row = tx
         .query_one(
             &format!(
                 "insert into app.api_keys (tenant_id, id, name, prefix, secret_hash, scopes, created_by) \
                  values ($1, $2, $3, $4, $5, $6, $7) returning {COLUMNS}"
             ),
-            &[&tenant, &Uuid::now_v7(), &new.name, &prefix, &hash_secret(&secret), &scopes, &created_by],
+            &[&tenant, &id, &new.name, &prefix, &hash, &scopes, &created_by],
         )
         .await?;
     Ok(CreatedApiKey {

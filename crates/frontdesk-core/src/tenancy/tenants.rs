@@ -323,6 +323,11 @@ pub async fn update(
     if fields.as_object().is_none_or(Map::is_empty) {
         return get(tx, tenant).await;
     }
+    if let Some(slug) = changes.slug.value() {
+        // The global slug lookup first (a taken slug is a 409 there), then the row.
+        tx.execute("select app.claim_slug($1, $2)", &[&tenant, &slug.as_str()])
+            .await?;
+    }
     let row = tx
         .query_opt(
             &format!(
@@ -338,6 +343,9 @@ pub async fn update(
 
 /// Delete a tenant and, by cascade, everything it owns.
 pub async fn delete(tx: &mut Tx, tenant: Uuid) -> Result<(), CoreError> {
+    // Its slug and its keys' hashes in the global lookups go first.
+    tx.execute("select app.forget_tenant_lookups($1)", &[&tenant])
+        .await?;
     let n = tx
         .execute("delete from app.tenants where id = $1", &[&tenant])
         .await?;
