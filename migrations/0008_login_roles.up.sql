@@ -628,18 +628,28 @@ create function app.user_tenants(p_after_id uuid, p_limit bigint)
     language plpgsql stable security definer
     set search_path = pg_catalog
     as $$
+declare
+    ids uuid[];
+    roles text[];
 begin
     if app.caller_kind() is distinct from 'user' or app.current_user_id() is null then
+        return;
+    end if;
+    -- Two plain reads, not a join: the memberships are spread over every tenant's shard,
+    -- which Citus cannot join to the tenants they name in one distributed plan.
+    select array_agg(m.tenant_id), array_agg(m.role) into ids, roles
+      from app.memberships m
+     where m.user_id = app.current_user_id() and (p_after_id is null or m.tenant_id < p_after_id);
+    if ids is null then
         return;
     end if;
     return query
     select t.id, t.slug, t.name, t.kind, t.timezone, t.locale, t.email, t.phone, t.address, t.website,
            t.logo_url, t.llm_provider, t.llm_model, t.llm_temperature, t.llm_max_tokens, t.system_prompt,
            t.rate_limit_per_minute, t.daily_token_limit, t.monthly_budget_usd, t.features, t.branding,
-           t.is_active, t.created_at, t.updated_at, t.search_language, m.role
-    from app.memberships m join app.tenants t on t.id = m.tenant_id
-    where m.user_id = app.current_user_id()
-      and (p_after_id is null or t.id < p_after_id)
+           t.is_active, t.created_at, t.updated_at, t.search_language, roles[array_position(ids, t.id)]
+    from app.tenants t
+    where t.id = any (ids)
     order by t.id desc
     limit p_limit;
 end

@@ -456,7 +456,7 @@ pub async fn history_json(
                 "select m.*, c.id as conversation from app.conversations c
                  left join lateral (
                      select {COLUMNS} from app.messages m
-                     where m.tenant_id = c.tenant_id and m.conversation_id = c.id
+                     where m.tenant_id = $1 and m.conversation_id = c.id -- $1, not c.tenant_id: Citus routes an outer join to one shard only then
                        and ($3::uuid is null or m.id < $3) and ($4::uuid is null or m.id > $4)
                      order by m.id {direction} limit $5) m on true
                  where c.tenant_id = $1 and c.id = $2"

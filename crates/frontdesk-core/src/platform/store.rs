@@ -84,12 +84,19 @@ fn columns(fields: &Map<String, Value>) -> String {
 }
 
 /// Insert one row; columns absent from `fields` take their defaults.
+///
+/// A plain `INSERT … VALUES` (each value a field of the record read from `$1`), not
+/// `INSERT … SELECT`: Citus routes the former to the tenant's shard, but runs the latter
+/// through the coordinator and sends its rows with COPY, which row-level security refuses.
 async fn insert(tx: &mut Tx, table: &str, fields: Map<String, Value>) -> Result<(), CoreError> {
     let cols = columns(&fields);
+    let values = fields
+        .keys()
+        .map(|c| format!("(jsonb_populate_record(null::app.{table}, $1)).{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     tx.execute(
-        &format!(
-            "insert into app.{table} ({cols}) select {cols} from jsonb_populate_record(null::app.{table}, $1)"
-        ),
+        &format!("insert into app.{table} ({cols}) values ({values})"),
         &[&Value::Object(fields)],
     )
     .await?;
