@@ -4,6 +4,7 @@
 //! over real HTTP.
 
 pub mod fixtures;
+pub mod journey;
 pub mod pgbouncer;
 pub mod receiver;
 pub mod wait;

@@ -7,7 +7,7 @@ use frontdesk_pg::{Db, StatementMode, roles};
 use frontdesk_test::{
     TestApp, cluster,
     fixtures::{Seeded, seed_tenant},
-    json,
+    journey, json,
     pgbouncer::{self, PgBouncer},
     start_app_on_pools,
 };
@@ -77,6 +77,15 @@ async fn two_servers_share_one_pgbouncer_without_leaking_state_between_tenants()
     );
     let one = server_through(&db, &bouncer).await;
     let two = server_through(&db, &bouncer).await;
+
+    // The journey (two tenants, 200 parallel messages, history, search, analytics,
+    // feedback, a 429, webhooks, cross-tenant attempts) through both servers.
+    let report = journey::run(&[&one, &two]).await;
+    assert_eq!(report.messages, journey::MESSAGES);
+    eprintln!("{report}");
+
+    // Then both tenants at once: two more tenants' messages interleaved on the same
+    // server connections.
     let a = seed_tenant(&one, "bounce-a").await;
     let b = seed_tenant(&two, "bounce-b").await;
 
