@@ -16,7 +16,7 @@ test:
 	$(CARGO) test --workspace
 	# The second form of the request context (separate SET LOCALs, what Citus needs) on
 	# plain PostgreSQL, through every route (api, isolation) and the concurrent limits.
-	FRONTDESK_CONTEXT_MODE=citus $(CARGO) test -p frontdesk-test --test api --test isolation --test limits --test pgbouncer
+	FRONTDESK_CONTEXT_MODE=citus $(CARGO) test -p frontdesk-test --test api --test isolation --test limits --test pgbouncer --test journey
 
 build:
 	$(CARGO) build --workspace
