@@ -29,6 +29,8 @@ pub struct Cluster {
     settings: Vec<(String, String)>,
     /// Skip initdb's fsync (throwaway test clusters).
     initdb_no_sync: bool,
+    /// Also listen on 127.0.0.1 at this port (a Citus node: the others reach it over TCP).
+    tcp_port: Option<u16>,
 }
 
 impl Cluster {
@@ -63,7 +65,28 @@ impl Cluster {
             run_as,
             settings: Vec::new(),
             initdb_no_sync: false,
+            tcp_port: None,
         })
+    }
+
+    /// Use the server programs in `bin_dir` (e.g. one PostgreSQL major version's, where
+    /// an extension is installed) instead of the ones found by default.
+    pub fn with_bin_dir(mut self, bin_dir: &Path) -> Self {
+        self.bin_dir = bin_dir.to_path_buf();
+        self
+    }
+
+    /// Listen on 127.0.0.1 at `port` as well as on the socket, which is then named after
+    /// that port. `initdb --auth=trust` trusts loopback TCP like the socket: only for
+    /// clusters whose machine is trusted (the Citus nodes of the test harness).
+    pub fn with_tcp_port(mut self, port: u16) -> Self {
+        self.tcp_port = Some(port);
+        self
+    }
+
+    /// The TCP port, when the cluster listens on one.
+    pub fn tcp_port(&self) -> Option<u16> {
+        self.tcp_port
     }
 
     /// Add a server setting passed as `-c name=value` at start.
@@ -106,6 +129,9 @@ impl Cluster {
             .user(user)
             .dbname(database)
             .application_name("frontdesk");
+        if let Some(port) = self.tcp_port {
+            config.port(port);
+        }
         config
     }
 
@@ -223,7 +249,11 @@ impl Cluster {
                 let _ = std::fs::remove_file(path.with_extension(""));
             }
         }
-        let mut options = String::from("-c listen_addresses='' -c unix_socket_permissions=0700");
+        let mut options = match self.tcp_port {
+            Some(port) => format!("-c listen_addresses='127.0.0.1' -c port={port}"),
+            None => String::from("-c listen_addresses=''"),
+        };
+        options.push_str(" -c unix_socket_permissions=0700");
         options.push_str(&format!(
             " -c unix_socket_directories='{}'",
             self.socket_dir().display()
