@@ -5,12 +5,14 @@
 //!   `create_distributed_table` after parallel multi-shard work in the same transaction,
 //!   and work on tables with foreign keys to reference tables after parallel work) and
 //!   `citus.enable_unsafe_triggers = on` (triggers on distributed tables).
-//! - `CREATE TABLE` runs with DDL propagation off: the new table is local for the rest
-//!   of its migration, and Citus would refuse a local table's foreign key to a
+//! - `CREATE TABLE` runs with DDL propagation off: the new table stays local until the
+//!   migrations are done, and Citus would refuse a local table's foreign key to a
 //!   distributed one (`foreign keys from reference tables and local tables to
 //!   distributed tables are not supported`) or silently turn a table with a foreign key
 //!   to a reference table into a "Citus local table".
-//! - At the end of each migration, in its transaction, [`distribute`] makes every new
+//! - After the last pending migration, in a transaction of its own (repeated by the next
+//!   `up` if it fails; landed migrations only become distributable together, a later one
+//!   fixing an earlier one's keys), [`distribute`] makes every new
 //!   table of schema `app` a reference table (no `tenant_id`) or distributes it by
 //!   `tenant_id` co-located with `app.tenants` (itself distributed by `id`), read from
 //!   the catalog: foreign keys touching the new tables are dropped, the tables
@@ -151,10 +153,12 @@ pub async fn distribute(client: &Client) -> anyhow::Result<Distribution> {
                 .await?
                 .get(0);
             let call = match rank(row) {
-                0 => "select create_reference_table($1)",
-                1 => "select create_distributed_table($1, 'id', colocate_with => 'none')",
+                0 => "select create_reference_table($1::text::regclass)",
+                1 => {
+                    "select create_distributed_table($1::text::regclass, 'id', colocate_with => 'none')"
+                }
                 _ => {
-                    "select create_distributed_table($1, 'tenant_id', colocate_with => 'app.tenants')"
+                    "select create_distributed_table($1::text::regclass, 'tenant_id', colocate_with => 'app.tenants')"
                 }
             };
             client
@@ -165,7 +169,7 @@ pub async fn distribute(client: &Client) -> anyhow::Result<Distribution> {
                 // The rows were copied to the shards; the coordinator's copy is dead weight.
                 client
                     .execute(
-                        "select truncate_local_data_after_distributing_table($1)",
+                        "select truncate_local_data_after_distributing_table($1::text::regclass)",
                         &[&table],
                     )
                     .await
@@ -207,7 +211,10 @@ pub async fn distribute(client: &Client) -> anyhow::Result<Distribution> {
     for function in functions {
         let function: String = function.get(0);
         client
-            .execute("select create_distributed_function($1)", &[&function])
+            .execute(
+                "select create_distributed_function($1::text::regprocedure)",
+                &[&function],
+            )
             .await
             .with_context(|| format!("propagating function {function}"))?;
         done.functions.push(function);

@@ -25,6 +25,9 @@ pub struct Cluster {
     data_dir: PathBuf,
     /// Set when we are root: PostgreSQL's programs then run as this (uid, gid).
     run_as: Option<(u32, u32)>,
+    /// That user's home directory: its `HOME` (libpq in the server — Citus's connections
+    /// between nodes — looks for client certificates there, and cannot read root's).
+    run_as_home: Option<PathBuf>,
     /// Extra `-c name=value` settings for the server (the test harness turns off fsync).
     settings: Vec<(String, String)>,
     /// Skip initdb's fsync (throwaway test clusters).
@@ -39,6 +42,7 @@ impl Cluster {
         let data_dir = std::path::absolute(data_dir)
             .with_context(|| format!("data directory {}", data_dir.display()))?;
         let bin_dir = find_bin_dir()?;
+        let mut run_as_home = None;
         let run_as = if nix::unistd::geteuid().is_root() {
             let user = nix::unistd::User::from_name("postgres")
                 .context("looking up the postgres user")?
@@ -47,6 +51,7 @@ impl Cluster {
                      (PostgreSQL refuses to run as root). Install Debian's `postgresql` package, \
                      which creates it, or run frontdesk as an ordinary user.",
                 )?;
+            run_as_home = Some(user.dir.clone());
             Some((user.uid.as_raw(), user.gid.as_raw()))
         } else {
             None
@@ -63,6 +68,7 @@ impl Cluster {
             bin_dir,
             data_dir,
             run_as,
+            run_as_home,
             settings: Vec::new(),
             initdb_no_sync: false,
             tcp_port: None,
@@ -348,6 +354,9 @@ rm -rf "$3""#;
         if let Some((uid, gid)) = self.run_as {
             // std drops root's supplementary groups when it changes the uid.
             command.uid(uid).gid(gid);
+        }
+        if let Some(home) = &self.run_as_home {
+            command.env("HOME", home);
         }
         command
             .env("LC_ALL", "C")

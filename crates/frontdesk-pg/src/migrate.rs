@@ -7,7 +7,7 @@
 //!   `CREATE INDEX CONCURRENTLY`); it is recorded `dirty` first and cleared after, so a
 //!   failure halfway is reported instead of being retried blindly.
 //! - On a database with the `citus` extension, scripts are sent one statement at a time
-//!   and each migration ends by distributing the tables it created (see [`crate::citus`]).
+//!   and `up` ends by distributing the tables the migrations created (see [`crate::citus`]).
 
 use std::collections::BTreeMap;
 
@@ -284,6 +284,18 @@ impl<'a> Migrator<'a> {
             tracing::info!(version = m.version, name = m.name, "migration applied");
             done.push(m.version);
         }
+        if citus {
+            // After all of them: landed migrations are distributable only together (a
+            // later one makes an earlier one's keys fit Citus). Also when none was
+            // pending, to finish a distribution that failed last time.
+            self.in_transaction(|| async {
+                for setting in citus::TRANSACTION_SETTINGS {
+                    self.client.batch_execute(setting).await?;
+                }
+                self.distribute().await
+            })
+            .await?;
+        }
         Ok(done)
     }
 
@@ -329,7 +341,8 @@ impl<'a> Migrator<'a> {
 
     /// Run one script and its bookkeeping statement atomically, or — for a
     /// `-- no-transaction` script — with a dirty marker set before and cleared after.
-    /// On Citus, statement by statement, and the tables it created are distributed.
+    /// On Citus, statement by statement (`up` distributes the new tables after the last
+    /// migration).
     async fn run(&self, m: &Migration, sql: &str, record: &str, citus: bool) -> anyhow::Result<()> {
         if Migration::no_transaction(sql) {
             self.client
@@ -346,15 +359,6 @@ impl<'a> Migrator<'a> {
                     .batch_execute(statement)
                     .await
                     .with_context(|| failed_statement(n, statement))?;
-            }
-            if citus {
-                self.in_transaction(|| async {
-                    for setting in citus::TRANSACTION_SETTINGS {
-                        self.client.batch_execute(setting).await?;
-                    }
-                    self.distribute().await
-                })
-                .await?;
             }
             self.client.batch_execute(record).await?;
         } else if citus {
@@ -379,7 +383,6 @@ impl<'a> Migrator<'a> {
                             .await?;
                     }
                 }
-                self.distribute().await?;
                 self.client.batch_execute(record).await?;
                 Ok(())
             })

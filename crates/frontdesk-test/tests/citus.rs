@@ -1,0 +1,411 @@
+//! Frontdesk on Citus: a coordinator and two workers (the build in ../shared/citus),
+//! `migrate up` distributing the schema, tenant data on the shards, and the API.
+//! Skipped with a message where Citus is not installed; never skipped under CI.
+
+use std::sync::OnceLock;
+
+use frontdesk_pg::migrate::{MIGRATIONS, Migration, Migrator, State};
+use frontdesk_test::{
+    TestDb,
+    citus::{self, Citus},
+    json, spawn_app_on, user_token,
+};
+use uuid::Uuid;
+
+/// One Citus cluster for this test binary (its nodes are stopped and deleted when the
+/// binary exits), or None where Citus is not installed.
+fn cluster() -> Option<&'static Citus> {
+    static CITUS: OnceLock<Option<Citus>> = OnceLock::new();
+    CITUS.get_or_init(citus::start).as_ref()
+}
+
+/// A fresh database on the Citus cluster, or None (skip).
+async fn database(prefix: &str) -> Option<TestDb> {
+    let citus = cluster()?;
+    let name = format!("{prefix}_{}", Uuid::new_v4().simple());
+    Some(citus.database(&name).await)
+}
+
+/// A database migrated with `migrations`, and its admin (superuser) connection.
+async fn migrated(prefix: &str) -> Option<(TestDb, tokio_postgres::Client)> {
+    let db = database(prefix).await?;
+    let client = db.admin().await;
+    let applied = Migrator::new(&client)
+        .up()
+        .await
+        .unwrap_or_else(|e| panic!("migrate up on Citus: {e:#}"));
+    assert_eq!(applied.len(), MIGRATIONS.len());
+    Some((db, client))
+}
+
+/// How every table of schema `app` is placed: (table, kind, distribution column,
+/// colocation id); kind is Citus's `citus_table_type` or "local".
+async fn placement(client: &tokio_postgres::Client) -> Vec<(String, String, String, i32)> {
+    client
+        .query(
+            "select c.relname::text, coalesce(t.citus_table_type, 'local'),
+                    coalesce(t.distribution_column::text, ''), coalesce(t.colocation_id, 0)
+             from pg_class c join pg_namespace n on n.oid = c.relnamespace
+             left join citus_tables t on t.table_name = c.oid
+             where n.nspname = 'app' and c.relkind in ('r', 'p') and not c.relispartition
+             order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+/// Every tenant table distributed by tenant_id co-located with app.tenants (distributed
+/// by id), every other table a reference table; schema_migrations stays local.
+async fn assert_distributed(client: &tokio_postgres::Client) {
+    let tenant_tables = frontdesk_test::tenant_tables(client).await;
+    let placement = placement(client).await;
+    let tenants = placement
+        .iter()
+        .find(|p| p.0 == "tenants")
+        .expect("app.tenants");
+    assert_eq!(
+        (tenants.1.as_str(), tenants.2.as_str()),
+        ("distributed", "id"),
+        "{placement:#?}"
+    );
+    let mut wrong = Vec::new();
+    for (table, kind, column, colocation) in &placement {
+        let ok = if table == "tenants" {
+            true
+        } else if tenant_tables.contains(table) {
+            kind == "distributed" && column == "tenant_id" && *colocation == tenants.3
+        } else {
+            kind == "reference"
+        };
+        if !ok {
+            wrong.push(format!(
+                "{table}: {kind} by {column:?}, colocation {colocation}"
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "tables not placed as they should be (tenant tables distributed by tenant_id with \
+         app.tenants, colocation {}; others reference tables):\n{}",
+        tenants.3,
+        wrong.join("\n")
+    );
+    let bookkeeping_local: bool = client
+        .query_one(
+            "select not exists (select from pg_dist_partition
+                                where logicalrelid = 'frontdesk_meta.schema_migrations'::regclass)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        bookkeeping_local,
+        "schema_migrations must stay a local table of the coordinator"
+    );
+}
+
+#[tokio::test]
+async fn migrate_up_distributes_tenant_tables_with_tenants_and_makes_the_others_reference_tables() {
+    let Some((_db, client)) = migrated("fresh").await else {
+        return;
+    };
+    assert_distributed(&client).await;
+    // Every shard of the tenant tables lives on a worker, none on the coordinator.
+    let nodes: Vec<i32> = client
+        .query(
+            "select distinct nodeport from citus_shards where citus_table_type = 'distributed' order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let citus = cluster().unwrap();
+    let workers: Vec<i32> = citus
+        .workers
+        .iter()
+        .map(|w| i32::from(w.tcp_port().unwrap()))
+        .collect();
+    let mut expected = workers.clone();
+    expected.sort();
+    assert_eq!(nodes, expected, "shards on both workers only");
+    // A second `up` has nothing to do, and the bookkeeping says so.
+    let migrator = Migrator::new(&client);
+    assert_eq!(migrator.up().await.unwrap(), Vec::<u32>::new());
+    assert!(
+        migrator
+            .status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| matches!(s.state, State::Applied { .. }))
+    );
+}
+
+/// A later migration adding a global table, a tenant table with keys to app.tenants, a
+/// tenant table and the global one, a trigger and a policy, and a column to a
+/// distributed table.
+const LATER: &str = "
+-- A later feature, on a database that is already distributed.
+create table app.citus_probe_kinds (
+    kind text primary key,
+    label text not null
+);
+insert into app.citus_probe_kinds values ('note', 'A note'), ('todo', 'To do');
+
+create table app.citus_probe_notes (
+    tenant_id       uuid not null references app.tenants (id) on delete cascade,
+    id              uuid not null,
+    conversation_id uuid not null,
+    kind            text not null references app.citus_probe_kinds (kind),
+    body            text not null,
+    updated_at      timestamptz not null default now(),
+    constraint citus_probe_notes_pkey primary key (tenant_id, id),
+    constraint citus_probe_notes_conversation_fkey foreign key (tenant_id, conversation_id)
+        references app.conversations (tenant_id, id) on delete cascade
+);
+create trigger citus_probe_notes_touch before update on app.citus_probe_notes
+    for each row execute function app.touch_updated_at();
+alter table app.citus_probe_notes enable row level security;
+alter table app.citus_probe_notes force row level security;
+create policy citus_probe_notes_tenant on app.citus_probe_notes to frontdesk_user
+    using (tenant_id = app.current_tenant());
+
+alter table app.conversations add column citus_probe text;
+";
+
+fn with_later() -> &'static [Migration] {
+    let mut all: Vec<Migration> = MIGRATIONS
+        .iter()
+        .map(|m| Migration {
+            version: m.version,
+            name: m.name,
+            up: m.up,
+            down: m.down,
+        })
+        .collect();
+    all.push(Migration {
+        version: 9001,
+        name: "citus_probe",
+        up: LATER,
+        down: "drop table app.citus_probe_notes; drop table app.citus_probe_kinds; \
+               alter table app.conversations drop column citus_probe;",
+    });
+    Box::leak(all.into_boxed_slice())
+}
+
+#[tokio::test]
+async fn a_later_migration_adding_tables_distributes_them_on_an_already_distributed_database() {
+    let Some((_db, client)) = migrated("upgrade").await else {
+        return;
+    };
+    let applied = Migrator::with_migrations(&client, with_later())
+        .up()
+        .await
+        .unwrap_or_else(|e| panic!("the later migration on Citus: {e:#}"));
+    assert_eq!(applied, vec![9001]);
+    assert_distributed(&client).await;
+    let placement = placement(&client).await;
+    assert!(
+        placement
+            .iter()
+            .any(|p| p.0 == "citus_probe_notes" && p.1 == "distributed")
+    );
+    // The keys came back, on the shards too: a note of a conversation that does not
+    // exist, or of an unknown kind, is refused.
+    let (tenant, conversation) = tenant_with_conversation(&client).await;
+    let insert = "insert into app.citus_probe_notes (tenant_id, id, conversation_id, kind, body)
+                  values ($1, $2, $3, $4, 'hello')";
+    client
+        .execute(insert, &[&tenant, &Uuid::now_v7(), &conversation, &"note"])
+        .await
+        .expect("a note");
+    let missing = client
+        .execute(
+            insert,
+            &[&tenant, &Uuid::now_v7(), &Uuid::now_v7(), &"note"],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.code(),
+        Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION)
+    );
+    let kind = client
+        .execute(insert, &[&tenant, &Uuid::now_v7(), &conversation, &"nope"])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        kind.code(),
+        Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION)
+    );
+    // And the new column reached the shards.
+    client
+        .execute(
+            "update app.conversations set citus_probe = 'x' where tenant_id = $1 and id = $2",
+            &[&tenant, &conversation],
+        )
+        .await
+        .expect("the new column on the shards");
+}
+
+/// A tenant with a flow's assistant and a conversation, written as the superuser.
+async fn tenant_with_conversation(client: &tokio_postgres::Client) -> (Uuid, Uuid) {
+    let (tenant, assistant, conversation) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let slug = format!("t{}", &tenant.simple().to_string()[20..]);
+    client
+        .execute(
+            "insert into app.tenants (id, slug, name) values ($1, $2, 'A tenant')",
+            &[&tenant, &slug],
+        )
+        .await
+        .expect("insert a tenant");
+    client
+        .execute(
+            "insert into app.assistants (tenant_id, id, name, flow_key) values ($1, $2, 'ARI', 'ari_sales')",
+            &[&tenant, &assistant],
+        )
+        .await
+        .expect("insert an assistant");
+    client
+        .execute(
+            "insert into app.conversations (tenant_id, id, assistant_id) values ($1, $2, $3)",
+            &[&tenant, &conversation, &assistant],
+        )
+        .await
+        .expect("insert a conversation");
+    (tenant, conversation)
+}
+
+#[tokio::test]
+async fn tenant_rows_written_through_the_coordinator_live_on_the_shards_and_read_back() {
+    let Some((_db, client)) = migrated("rows").await else {
+        return;
+    };
+    let (tenant, conversation) = tenant_with_conversation(&client).await;
+    for (role, content) in [("user", "Hello"), ("assistant", "Hi, how can I help?")] {
+        client
+            .execute(
+                "insert into app.messages (tenant_id, id, conversation_id, role, content)
+                 values ($1, $2, $3, $4, $5)",
+                &[&tenant, &Uuid::now_v7(), &conversation, &role, &content],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("insert a message: {e:?}"));
+    }
+    let contents: Vec<String> = client
+        .query(
+            "select content from app.messages where tenant_id = $1 and conversation_id = $2 order by id",
+            &[&tenant, &conversation],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(contents, ["Hello", "Hi, how can I help?"]);
+    // The messages trigger on the shard kept the conversation's counter.
+    let count: i64 = client
+        .query_one(
+            "select message_count from app.conversations where tenant_id = $1 and id = $2",
+            &[&tenant, &conversation],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 2);
+    // The rows are on a worker: the coordinator's own table is empty.
+    let local: i64 = client
+        .query_one("select count(*) from only app.messages", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(local, 0);
+    // Everything of the tenant sits in one shard group: one node holds all its rows.
+    let nodes: i64 = client
+        .query_one(
+            "select count(distinct s.nodeport) from citus_shards s
+             join pg_dist_shard d on d.shardid = s.shardid
+             where s.citus_table_type = 'distributed'
+               and d.shardid in (select get_shard_id_for_distribution_column(t.table_name, $1)
+                                 from citus_tables t where t.citus_table_type = 'distributed')",
+            &[&tenant],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(nodes, 1, "a tenant's shards are co-located on one worker");
+}
+
+/// The API's first steps on Citus: sign in, create a tenant, an assistant, a
+/// conversation and a message, and read them back. Each failure is listed.
+#[tokio::test]
+async fn the_api_creates_and_reads_a_tenants_conversation() {
+    let Some((db, _client)) = migrated("api").await else {
+        return;
+    };
+    let app = spawn_app_on(&db).await;
+    let mut failures = Vec::new();
+    let mut check = |what: &str, reply: &frontdesk_test::Reply, status: u16| {
+        if reply.status.as_u16() != status {
+            failures.push(format!("{what}: {} {}", reply.status, reply.text));
+            false
+        } else {
+            true
+        }
+    };
+    let owner = Uuid::now_v7();
+    let token = user_token(owner, Some("owner@citus.test"));
+    let me = app.get("/v1/me", &token).await;
+    check("GET /v1/me", &me, 200);
+    let tenant = app
+        .post(
+            "/v1/tenants",
+            &token,
+            json!({"slug": "citus", "name": "Citus tenant"}),
+        )
+        .await;
+    if check("POST /v1/tenants", &tenant, 201) {
+        let base = "/v1/tenants/citus";
+        check("GET tenant", &app.get(base, &token).await, 200);
+        let assistant = app
+            .post(
+                &format!("{base}/assistants"),
+                &token,
+                json!({"name": "ARI", "channel": "web", "flow": "ari_sales"}),
+            )
+            .await;
+        if check("POST assistant", &assistant, 201) {
+            let conversation = app
+                .post(
+                    &format!("{base}/conversations"),
+                    &token,
+                    json!({"assistant_id": assistant.body["id"]}),
+                )
+                .await;
+            if check("POST conversation", &conversation, 201) {
+                let path = format!(
+                    "{base}/conversations/{}/messages",
+                    conversation.body["id"].as_str().unwrap()
+                );
+                let message = app
+                    .post(&path, &token, json!({"role": "user", "content": "Hello"}))
+                    .await;
+                check("POST message", &message, 201);
+                let list = app.get(&path, &token).await;
+                check("GET messages", &list, 200);
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "requests that failed on Citus:\n{}",
+        failures.join("\n")
+    );
+}
