@@ -2,20 +2,36 @@
 //! deleting idempotency keys past their retention, and releasing expired limit
 //! reservations. Safe to run in several processes at once (the deletes are idempotent,
 //! and each expired reservation is claimed by one sweeper with `SKIP LOCKED`).
+//!
+//! Work that locks rows does so one tenant at a time: a plain read finds the tenants with
+//! due work, then each tenant is swept in a transaction of its own (on Citus, a locking
+//! read across shards is not supported; see docs/ARCHITECTURE.md, "Schema rules").
 
 use deadpool_postgres::Pool;
+use uuid::Uuid;
 
 use crate::{CoreError, Principal, RequestContext, Tx, platform::idempotency, usage::limits};
 
-/// Sweep every tenant once, in one transaction; how many keys and reservations went.
+/// Sweep every tenant once; how many keys and reservations went.
 pub async fn sweep(pool: &Pool) -> Result<u64, CoreError> {
-    let context = RequestContext {
-        tenant: None,
+    let operator = |tenant: Option<Uuid>| RequestContext {
+        tenant,
         principal: Principal::Operator,
         read_only: false,
     };
-    Tx::run(pool, &context, async |tx| {
-        Ok(idempotency::sweep(tx).await? + limits::sweep(tx).await?)
+    let (keys, tenants) = Tx::run(pool, &operator(None), async |tx| {
+        Ok::<_, CoreError>((
+            idempotency::sweep(tx).await?,
+            limits::tenants_to_sweep(tx).await?,
+        ))
     })
-    .await
+    .await?;
+    let mut swept = keys;
+    for tenant in tenants {
+        swept += Tx::run(pool, &operator(Some(tenant)), async |tx| {
+            limits::sweep(tx, tenant).await
+        })
+        .await?;
+    }
+    Ok(swept)
 }

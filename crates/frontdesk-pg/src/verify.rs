@@ -9,6 +9,18 @@
 //!   and every foreign key has an index whose leading columns are its columns.
 //!
 //! Every other table in `app` has RLS enabled unless it is a listed global catalog.
+//!
+//! And the rules that keep the schema distributable on Citus, sharded by tenant (the
+//! tenant column is `tenant_id`, and `id` for `app.tenants` itself):
+//! - every unique key (primary key, unique constraint or index, exclusion constraint) of a
+//!   tenant table holds the tenant column; lookups across tenants live in global tables;
+//! - no `ON DELETE`/`ON UPDATE SET NULL`/`SET DEFAULT` on a foreign key holding `tenant_id`;
+//! - no SQL-language function with parameters reads a relation of schema `app`;
+//! - no volatile function (nor a clock such as `now()`) in `ON CONFLICT DO UPDATE SET`;
+//! - no table row type of schema `app` among a function's argument or result types;
+//! - a function that locks with `SKIP LOCKED` filters `tenant_id = ` one of its parameters.
+//!
+//! The function rules allow, by name, the functions 0008_login_roles rewrites.
 
 use tokio_postgres::Client;
 
@@ -32,6 +44,11 @@ pub const OWNER_EXEMPT: &[(&str, &str)] = &[
 /// Global tables without RLS: readable by every request role, written only by the
 /// operator and migrations.
 pub const GLOBAL_CATALOGS: &[&str] = &["builtin_flows", "model_prices"];
+
+/// Functions the function rules (SQL functions reading tables, table row types in
+/// signatures) allow for now: rewritten by 0008_login_roles, which empties this list.
+/// Verify reports an entry that no longer breaks a rule, so the list stays exact.
+pub const REWRITTEN_BY_LOGIN_ROLES: &[&str] = &["create_tenant", "tenant_members", "user_tenants"];
 
 /// Check the catalog of the database `client` is connected to; returns the findings.
 pub async fn verify(client: &Client) -> anyhow::Result<Vec<String>> {
@@ -178,5 +195,168 @@ pub async fn verify(client: &Client) -> anyhow::Result<Vec<String>> {
             ));
         }
     }
+    distribution(client, &mut findings).await?;
     Ok(findings)
+}
+
+/// The rules that keep the schema distributable on Citus (see the module's doc).
+async fn distribution(client: &Client, findings: &mut Vec<String>) -> anyhow::Result<()> {
+    let unique = client
+        .query(
+            "with tenant_tables as (
+                 select c.oid, c.relname, a.attnum, a.attname::text as column_name
+                 from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                 join pg_attribute a on a.attrelid = c.oid and not a.attisdropped
+                  and a.attname = case when c.relname = 'tenants' then 'id' else 'tenant_id' end
+                 where n.nspname = 'app' and c.relkind in ('r', 'p')
+                   and (c.relname = 'tenants'
+                        or exists (select 1 from pg_attribute t where t.attrelid = c.oid
+                                   and t.attname = 'tenant_id' and not t.attisdropped)))
+             select t.relname, ic.relname, t.column_name
+             from tenant_tables t
+             join pg_index i on i.indrelid = t.oid
+             join pg_class ic on ic.oid = i.indexrelid
+             where (i.indisunique or i.indisexclusion)
+               and not (t.attnum = any ((i.indkey::int2[])[0:i.indnkeyatts - 1]))
+             order by 1, 2",
+            &[],
+        )
+        .await?;
+    for row in &unique {
+        let (table, index, column): (&str, &str, &str) = (row.get(0), row.get(1), row.get(2));
+        findings.push(format!(
+            "app.{table}: unique key {index} does not hold {column}; a key unique across tenants \
+             belongs in a global lookup table (a reference table on Citus)"
+        ));
+    }
+
+    let set_null = client
+        .query(
+            "select c.relname, k.conname
+             from pg_constraint k
+             join pg_class c on c.oid = k.conrelid
+             join pg_namespace n on n.oid = c.relnamespace
+             join pg_attribute a on a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped
+             where n.nspname = 'app' and k.contype = 'f' and a.attnum = any (k.conkey)
+               and (k.confdeltype in ('n', 'd') or k.confupdtype in ('n', 'd'))
+             order by 1, 2",
+            &[],
+        )
+        .await?;
+    for row in &set_null {
+        let (table, constraint): (&str, &str) = (row.get(0), row.get(1));
+        findings.push(format!(
+            "app.{table}: foreign key {constraint} holds tenant_id and sets null or a default; \
+             make it a plain key and null the column in a delete trigger on the referenced table"
+        ));
+    }
+
+    let mut functions: Vec<(String, String, String)> = Vec::new();
+    let sql_reading = client
+        .query(
+            r"select p.proname::text, p.oid::regprocedure::text
+             from pg_proc p join pg_language l on l.oid = p.prolang
+             where p.pronamespace = 'app'::regnamespace and l.lanname = 'sql' and p.pronargs > 0
+               and (exists (select 1 from pg_class c
+                            where c.relnamespace = 'app'::regnamespace
+                              and c.relkind in ('r', 'p', 'v', 'm', 'f')
+                              and p.prosrc ~* ('\mapp\.' || c.relname || '\M'))
+                    or exists (select 1 from pg_depend d join pg_class c on c.oid = d.refobjid
+                               where d.classid = 'pg_proc'::regclass and d.objid = p.oid
+                                 and d.refclassid = 'pg_class'::regclass
+                                 and c.relnamespace = 'app'::regnamespace))
+             order by 2",
+            &[],
+        )
+        .await?;
+    for row in &sql_reading {
+        functions.push((
+            row.get(0),
+            row.get(1),
+            "is an SQL function with parameters that reads tables (Citus cannot plan it); \
+             write it in PL/pgSQL"
+                .to_owned(),
+        ));
+    }
+
+    let row_types = client
+        .query(
+            "select distinct p.proname::text, p.oid::regprocedure::text, c.relname::text
+             from pg_proc p
+             cross join lateral unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]) || p.prorettype) t (type_oid)
+             join pg_type ty on ty.oid = t.type_oid
+             join pg_class c on c.oid = ty.typrelid
+             where p.pronamespace = 'app'::regnamespace and c.relnamespace = 'app'::regnamespace
+               and c.relkind in ('r', 'p')
+             order by 2, 3",
+            &[],
+        )
+        .await?;
+    for row in &row_types {
+        let table: &str = row.get(2);
+        functions.push((
+            row.get(0),
+            row.get(1),
+            format!(
+                "has the row type of table app.{table} in its signature; take or return the columns"
+            ),
+        ));
+    }
+    for (name, signature, rule) in &functions {
+        if !REWRITTEN_BY_LOGIN_ROLES.contains(&name.as_str()) {
+            findings.push(format!("{signature}: {rule}"));
+        }
+    }
+    for allowed in REWRITTEN_BY_LOGIN_ROLES {
+        if !functions.iter().any(|(name, _, _)| name == allowed) {
+            findings.push(format!(
+                "app.{allowed} breaks no function rule any more: remove it from REWRITTEN_BY_LOGIN_ROLES"
+            ));
+        }
+    }
+
+    // The statement's tail after `ON CONFLICT … DO UPDATE SET`, up to its end; a volatile
+    // function or a clock there (on Citus, evaluated on every shard it reaches).
+    let on_conflict = client
+        .query(
+            r"select p.oid::regprocedure::text, string_agg(distinct f.name, ', ' order by f.name)
+             from pg_proc p
+             cross join lateral regexp_matches(lower(p.prosrc), 'on\s+conflict[^;]*do\s+update\s+set([^;]*)', 'g') m (tail)
+             cross join lateral (
+                 select v.proname::text from pg_proc v
+                 where v.provolatile = 'v' and m.tail[1] ~ ('\m' || v.proname || '\s*\(')
+                 union
+                 select (regexp_matches(m.tail[1], '\m(now|clock_timestamp|statement_timestamp|transaction_timestamp|timeofday|current_timestamp|current_time|current_date|localtimestamp|localtime)\M', 'g'))[1]
+             ) f (name)
+             where p.pronamespace = 'app'::regnamespace
+             group by 1 order by 1",
+            &[],
+        )
+        .await?;
+    for row in &on_conflict {
+        let (signature, called): (&str, &str) = (row.get(0), row.get(1));
+        findings.push(format!(
+            "{signature}: ON CONFLICT DO UPDATE SET calls {called}; put the value in the inserted row \
+             and set excluded.…"
+        ));
+    }
+
+    let skip_locked = client
+        .query(
+            r"select p.oid::regprocedure::text from pg_proc p
+             where p.pronamespace = 'app'::regnamespace and p.prosrc ~* 'skip\s+locked'
+               and not exists (select 1 from unnest(p.proargnames) a (name)
+                               where a.name <> '' and p.prosrc ~* ('tenant_id\s*=\s*' || a.name || '\M'))
+             order by 1",
+            &[],
+        )
+        .await?;
+    for row in &skip_locked {
+        let signature: &str = row.get(0);
+        findings.push(format!(
+            "{signature}: locks with SKIP LOCKED across tenants; find the tenants with due work first, \
+             then claim per tenant (tenant_id = a parameter)"
+        ));
+    }
+    Ok(())
 }

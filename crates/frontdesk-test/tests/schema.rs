@@ -361,6 +361,35 @@ async fn verify_passes_on_the_schema_and_names_every_broken_rule() {
              create policy gadgets_open on app.gadgets to public using (true);
              create policy gadgets_sub on app.gadgets to frontdesk_user
                  using (tenant_id in (select tenant_id from app.memberships));
+             -- The distribution rules: a key unique across tenants (and one on tenants
+             -- without its id), a SET NULL key holding tenant_id, an SQL function with
+             -- parameters reading a table, a clock in ON CONFLICT DO UPDATE SET, a table's
+             -- row type in a signature, SKIP LOCKED across tenants.
+             create table app.sprockets (tenant_id uuid not null, id uuid not null, code text not null,
+                                         widget_id uuid, seen_at timestamptz,
+                                         primary key (tenant_id, id),
+                                         constraint sprockets_code_key unique (code),
+                                         foreign key (tenant_id, widget_id) references app.widgets (tenant_id, id)
+                                             on delete set null (widget_id));
+             create index sprockets_widget_idx on app.sprockets (tenant_id, widget_id);
+             alter table app.sprockets enable row level security;
+             alter table app.sprockets force row level security;
+             create policy sprockets_all on app.sprockets to frontdesk_user using (tenant_id = app.current_tenant());
+             create unique index tenants_name_idx on app.tenants (name);
+             create function app.sprocket_count(p_tenant uuid) returns bigint language sql stable
+                 as $$ select count(*) from app.sprockets s where s.tenant_id = p_tenant $$;
+             create function app.sprocket_seen(p_tenant uuid, p_id uuid) returns void language plpgsql
+                 as $$ begin
+                     insert into app.sprockets (tenant_id, id, code) values (p_tenant, p_id, p_id::text)
+                     on conflict (tenant_id, id) do update set seen_at = clock_timestamp();
+                 end $$;
+             create function app.sprocket_code(s app.sprockets) returns text language sql immutable
+                 as $$ select s.code $$;
+             create function app.claim_sprockets(p_limit integer) returns setof uuid language plpgsql
+                 as $$ begin
+                     return query select s.id from app.sprockets s where s.seen_at is null
+                       limit p_limit for update skip locked;
+                 end $$;
              reset role;",
         )
         .await
@@ -375,6 +404,13 @@ async fn verify_passes_on_the_schema_and_names_every_broken_rule() {
         "app.gadgets policy gadgets_sub: USING contains a subquery",
         "app.gadgets: foreign key gadgets_widget_id_tenant_id_fkey to tenant table app.widgets must be composite",
         "app.gadgets: foreign key gadgets_widget_id_tenant_id_fkey has no index",
+        "app.sprockets: unique key sprockets_code_key does not hold tenant_id",
+        "app.tenants: unique key tenants_name_idx does not hold id",
+        "app.sprockets: foreign key sprockets_tenant_id_widget_id_fkey holds tenant_id and sets null",
+        "app.sprocket_count(uuid): is an SQL function with parameters that reads tables",
+        "app.sprocket_seen(uuid,uuid): ON CONFLICT DO UPDATE SET calls clock_timestamp",
+        "app.sprocket_code(app.sprockets): has the row type of table app.sprockets in its signature",
+        "app.claim_sprockets(integer): locks with SKIP LOCKED across tenants",
     ] {
         assert!(
             joined.contains(expected),

@@ -1,7 +1,8 @@
 //! The delivery worker's queries, run as the operator across tenants: claiming due
-//! deliveries (at most one in flight per endpoint, across every worker process:
-//! `app.claim_deliveries`) and recording each attempt with what comes next
-//! (`app.finish_attempt`). Sending and signing are the worker's own (in the server).
+//! deliveries tenant by tenant (at most one in flight per endpoint, across every worker
+//! process: `app.tenants_with_due_deliveries`, then `app.claim_deliveries` per tenant)
+//! and recording each attempt with what comes next (`app.finish_attempt`). Sending and
+//! signing are the worker's own (in the server).
 
 use std::time::Duration;
 
@@ -28,48 +29,69 @@ pub struct Due {
     pub event_data: Value,
 }
 
-/// Claim up to `batch` due deliveries for `worker`, each leased for `lease`.
+/// Claim up to `batch` due deliveries for `worker`, each leased for `lease`: first the
+/// tenants with deliveries due (a plain read across tenants, the longest waiting first),
+/// then each tenant's in a transaction of its own, locking only that tenant's endpoints
+/// (on Citus, a locking read across shards is not supported).
 pub async fn claim(
     pool: &Pool,
     worker: Uuid,
     batch: i32,
     lease: Duration,
 ) -> Result<Vec<Due>, CoreError> {
-    let context = RequestContext {
-        tenant: None,
+    let operator = |tenant: Option<Uuid>| RequestContext {
+        tenant,
         principal: Principal::Operator,
         read_only: false,
     };
-    let lease = lease.as_secs_f64();
-    let rows = Tx::run(pool, &context, async |tx| {
+    let tenants: Vec<Uuid> = Tx::run(pool, &operator(None), async |tx| {
         tx.last()
             .query(
-                "select tenant_id, delivery_id, attempt, url, secret, previous_secret, event_id,
-                        event_type, event_created_at, event_data
-                 from app.claim_deliveries($1, $2, make_interval(secs => $3))",
-                &[&worker, &batch, &lease],
+                "select tenant_id from app.tenants_with_due_deliveries($1)",
+                &[&batch],
             )
             .await
+            .map(|rows| rows.iter().map(|r| r.get(0)).collect())
             .map_err(CoreError::from)
     })
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Due {
-            tenant: r.get(0),
-            delivery: r.get(1),
-            attempt: r.get(2),
-            url: r.get(3),
-            secrets: [r.get::<_, Option<String>>(4), r.get(5)]
-                .into_iter()
-                .flatten()
-                .collect(),
-            event_id: r.get(6),
-            event_type: r.get(7),
-            event_created_at: r.get(8),
-            event_data: r.get(9),
+    let lease = lease.as_secs_f64();
+    let mut due = Vec::new();
+    for tenant in tenants {
+        let left = batch - due.len() as i32;
+        if left <= 0 {
+            break;
+        }
+        let rows = Tx::run(pool, &operator(Some(tenant)), async |tx| {
+            tx.last()
+                .query(
+                    "select tenant_id, delivery_id, attempt, url, secret, previous_secret, event_id,
+                            event_type, event_created_at, event_data
+                     from app.claim_deliveries($1, $2, $3, make_interval(secs => $4))",
+                    &[&tenant, &worker, &left, &lease],
+                )
+                .await
+                .map_err(CoreError::from)
         })
-        .collect())
+        .await?;
+        due.extend(rows.iter().map(|r| {
+            Due {
+                tenant: r.get(0),
+                delivery: r.get(1),
+                attempt: r.get(2),
+                url: r.get(3),
+                secrets: [r.get::<_, Option<String>>(4), r.get(5)]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                event_id: r.get(6),
+                event_type: r.get(7),
+                event_created_at: r.get(8),
+                event_data: r.get(9),
+            }
+        }));
+    }
+    Ok(due)
 }
 
 /// What one attempt came to, and what the worker decided comes next.

@@ -16,7 +16,8 @@ use crate::platform::values::TenantSlug;
 /// `platform::error`).
 pub(crate) const CONSTRAINTS: &Constraints = &[
     (
-        "tenants_slug_key",
+        // The global slug lookup (0007): slugs are unique across tenants there.
+        "tenant_slugs_pkey",
         Meaning::Conflict(Some("slug"), "this slug is already taken"),
     ),
     (

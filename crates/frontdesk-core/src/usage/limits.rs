@@ -418,11 +418,22 @@ pub async fn cancel(tx: &mut Tx, id: Uuid) -> Result<(), CoreError> {
     }
 }
 
-/// Mark expired reservations and give back what they held, as the operator, across
-/// tenants. Returns how many expired.
-pub async fn sweep(tx: &mut Tx) -> Result<u64, CoreError> {
+/// The tenants whose reservations the sweeper has work on (expired ones to give back,
+/// finished ones to delete): a plain read across tenants, as the operator.
+pub async fn tenants_to_sweep(tx: &mut Tx) -> Result<Vec<Uuid>, CoreError> {
+    let rows = tx
+        .query("select tenant_id from app.tenants_to_sweep()", &[])
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Mark one tenant's expired reservations and give back what they held, as the operator
+/// (each is claimed by one sweeper with `SKIP LOCKED`, within the tenant). Returns how
+/// many expired.
+pub async fn sweep(tx: &mut Tx, tenant: Uuid) -> Result<u64, CoreError> {
     let expired: i32 = tx
-        .query_one("select app.expire_reservations()", &[])
+        .last()
+        .query_one("select app.expire_reservations($1)", &[&tenant])
         .await?
         .get(0);
     Ok(expired as u64)
