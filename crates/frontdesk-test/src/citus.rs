@@ -246,6 +246,36 @@ impl Citus {
     }
 }
 
+impl Citus {
+    /// The errors in each node's server log (`ERROR`/`FATAL` lines and the statement
+    /// after each), to show beside a failure: what the workers refused.
+    pub fn log_errors(&self) -> String {
+        let mut out = String::new();
+        for (name, node) in ["coordinator", "worker1", "worker2"]
+            .iter()
+            .zip(self.nodes())
+        {
+            let log = std::fs::read_to_string(node.socket_dir().join("postgresql.log"))
+                .unwrap_or_default();
+            let mut keep = false;
+            for line in log.lines() {
+                if line.contains("ERROR:") || line.contains("FATAL:") {
+                    keep = true;
+                } else if !(line.contains("STATEMENT:")
+                    || line.contains("CONTEXT:")
+                    || line.starts_with('\t'))
+                {
+                    keep = false;
+                }
+                if keep {
+                    out.push_str(&format!("{name}: {line}\n"));
+                }
+            }
+        }
+        out
+    }
+}
+
 impl Drop for Citus {
     fn drop(&mut self) {
         for node in self.nodes() {
