@@ -46,15 +46,11 @@ pub const TRANSACTION_SETTINGS: [&str; 2] = [
 /// migrations on Citus run with DDL propagation off.
 pub fn creates_local_table(statement: &str) -> bool {
     let words = crate::statements::leading_words(statement, 3);
-    let creates = match words
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["create", "table", ..] | ["create", "unlogged", "table"] => true,
-        _ => false,
-    };
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let creates = matches!(
+        words.as_slice(),
+        ["create", "table", ..] | ["create", "unlogged", "table"]
+    );
     creates && !statement.to_ascii_lowercase().contains("partition of")
 }
 

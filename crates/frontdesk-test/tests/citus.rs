@@ -221,9 +221,9 @@ async fn a_later_migration_adding_tables_distributes_them_on_an_already_distribu
         .unwrap_or_else(|e| panic!("the later migration on Citus: {e:#}"));
     assert_eq!(applied, vec![9001]);
     assert_distributed(&client).await;
-    let placement = placement(&client).await;
+    let placed = placement(&client).await;
     assert!(
-        placement
+        placed
             .iter()
             .any(|p| p.0 == "citus_probe_notes" && p.1 == "distributed")
     );
@@ -262,6 +262,17 @@ async fn a_later_migration_adding_tables_distributes_them_on_an_already_distribu
         .query("select citus_probe from app.conversations limit 1", &[])
         .await
         .expect("the new column on the shards");
+    // Down drops the distributed tables; up again distributes them again.
+    let migrator = Migrator::with_migrations(&client, with_later());
+    assert_eq!(migrator.down(None).await.unwrap(), vec![9001]);
+    assert!(
+        !placement(&client)
+            .await
+            .iter()
+            .any(|p| p.0.starts_with("citus_probe"))
+    );
+    assert_eq!(migrator.up().await.unwrap(), vec![9001]);
+    assert_distributed(&client).await;
 }
 
 /// Begin a transaction with the tenant in context, as the owner's triggers need it (each
