@@ -73,6 +73,7 @@ pub fn start() -> Option<Citus> {
         Uuid::new_v4().simple()
     ));
     std::fs::create_dir_all(&dir).expect("Citus test directory");
+    reap_dir_after_exit(&dir);
     let names = ["coordinator", "worker1", "worker2"];
     // initdb and start the three at once (each takes about a second).
     let nodes: Vec<Cluster> = std::thread::scope(|scope| {
@@ -96,6 +97,24 @@ pub fn start() -> Option<Citus> {
         dir,
         setup: tokio::sync::Mutex::new(()),
     })
+}
+
+/// Delete `dir` once this process has exited and the nodes' own reapers have stopped
+/// them (each removes its node's files, not the directory holding the three).
+fn reap_dir_after_exit(dir: &Path) {
+    let script = r#"while [ -d "/proc/$1" ]; do sleep 0.2; done
+i=0
+while ls "$2"/*/pg/postmaster.pid >/dev/null 2>&1 && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done
+rm -rf "$2""#;
+    Command::new("/bin/sh")
+        .args(["-c", script, "reaper"])
+        .arg(std::process::id().to_string())
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting the Citus directory reaper");
 }
 
 /// One node on a free loopback port (a port taken between the probe and the start is

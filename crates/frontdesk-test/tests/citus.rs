@@ -324,7 +324,7 @@ async fn tenant_with_conversation(client: &tokio_postgres::Client) -> (Uuid, Uui
 #[tokio::test]
 #[ignore = "issue 11, for 0007: the tenants_slug trigger writes the reference table app.tenant_slugs from a shard \
             (cannot execute a distributed query from a query on a shard), and the UPDATE in \
-            app.messages_count_in_conversation inlines app.is_tenant_staff()'s coalesce over current_setting \
+            app.messages_count_in_conversation names app.is_tenant_staff(), which inlines to a coalesce over current_setting \
             (non-IMMUTABLE functions are not allowed in CASE or COALESCE statements)"]
 async fn tenant_rows_written_through_the_coordinator_live_on_the_shards_and_read_back() {
     let Some((_db, client)) = migrated("rows").await else {
@@ -459,4 +459,119 @@ async fn the_api_creates_and_reads_a_tenants_conversation() {
         failures.join("\n"),
         cluster().unwrap().log_errors()
     );
+}
+
+/// Two tenants with contacts, written as the superuser with triggers off
+/// (`session_replication_role = replica`, replayed on the workers like any `SET LOCAL`):
+/// rows to read back through the request roles, whatever the write paths can do yet.
+async fn two_tenants_with_contacts(client: &tokio_postgres::Client) -> (Uuid, Uuid) {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    client.batch_execute("begin").await.unwrap();
+    client
+        .batch_execute("set local session_replication_role = replica")
+        .await
+        .unwrap();
+    for (tenant, contacts) in [(a, 2), (b, 1)] {
+        let slug = format!("t{}", &tenant.simple().to_string()[20..]);
+        client
+            .execute(
+                "insert into app.tenants (id, slug, name) values ($1, $2, 'A tenant')",
+                &[&tenant, &slug],
+            )
+            .await
+            .expect("insert a tenant");
+        for _ in 0..contacts {
+            client
+                .execute(
+                    "insert into app.contacts (tenant_id, id, name) values ($1, $2, 'A contact')",
+                    &[&tenant, &Uuid::now_v7()],
+                )
+                .await
+                .expect("insert a contact");
+        }
+    }
+    client.batch_execute("commit").await.unwrap();
+    (a, b)
+}
+
+/// What the request path must send on Citus: the context as separate `SET LOCAL`
+/// statements reaches the shards (RLS is applied there, reads fan out or route, writes
+/// pass the policies); `set_config(…, true)` does not reach them, and reads come back
+/// silently empty. As `frontdesk_user` (the harness lets the request roles log in).
+#[tokio::test]
+async fn the_context_in_separate_set_local_statements_reaches_the_shards_and_set_config_does_not() {
+    let Some((db, admin)) = migrated("context").await else {
+        return;
+    };
+    let (a, b) = two_tenants_with_contacts(&admin).await;
+    let user = frontdesk_pg::pool::connect(&db.config_as(frontdesk_pg::roles::USER))
+        .await
+        .expect("frontdesk_user logs in");
+    let count = |tenant: Option<Uuid>| {
+        let user = &user;
+        async move {
+            let row = match tenant {
+                Some(t) => {
+                    user.query_one(
+                        "select count(*) from app.contacts where tenant_id = $1",
+                        &[&t],
+                    )
+                    .await
+                }
+                None => {
+                    user.query_one("select count(*) from app.contacts", &[])
+                        .await
+                }
+            };
+            row.expect("count contacts").get::<_, i64>(0)
+        }
+    };
+    user.batch_execute("begin").await.unwrap();
+    for statement in [
+        format!("set local frontdesk.tenant_id = '{a}'"),
+        format!("set local frontdesk.user_id = '{}'", Uuid::now_v7()),
+        "set local frontdesk.member_role = 'owner'".to_owned(),
+    ] {
+        user.batch_execute(&statement).await.unwrap();
+    }
+    assert_eq!(
+        count(None).await,
+        2,
+        "all shards, filtered by the policies there"
+    );
+    assert_eq!(count(Some(a)).await, 2, "routed to the tenant's shard");
+    assert_eq!(
+        count(Some(b)).await,
+        0,
+        "another tenant's rows stay invisible"
+    );
+    user.execute(
+        "insert into app.contacts (tenant_id, id, name) values ($1, $2, 'New')",
+        &[&a, &Uuid::now_v7()],
+    )
+    .await
+    .expect("insert through the policies");
+    let renamed = user
+        .execute(
+            "update app.contacts set name = 'Renamed' where tenant_id = $1",
+            &[&a],
+        )
+        .await
+        .expect("update through the policies");
+    assert_eq!(renamed, 3);
+    user.batch_execute("commit").await.unwrap();
+
+    user.batch_execute("begin read only").await.unwrap();
+    user.query(
+        "select set_config('frontdesk.tenant_id', $1, true), set_config('frontdesk.member_role', 'owner', true)",
+        &[&a.to_string()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        count(Some(a)).await,
+        0,
+        "set_config now reaches the workers: the context form could be reconsidered"
+    );
+    user.batch_execute("commit").await.unwrap();
 }
