@@ -12,10 +12,16 @@
 --      app.authenticate_key). AFTER triggers on app.tenants and app.api_keys keep them,
 --      as the owner, in the statement that writes the tenant row (a duplicate slug is
 --      refused by tenant_slugs_pkey, the constraint the API maps to "slug is taken").
+--      These two triggers are the one exception to "triggers never touch a global table"
+--      (on Citus a trigger runs on a shard): tenants and keys are written by
+--      app.create_tenant and plain statements today; when 0008 rewrites those writes,
+--      the lookups can be written there instead.
 --   2. No ON DELETE SET NULL on keys holding tenant_id: the six such keys become plain
 --      keys, and a BEFORE DELETE trigger on the referenced table nulls the referencing
 --      column for the same tenant first (as the SET NULL action did; the update runs as
---      the owner, within the owner policies of the tenant in context).
+--      the owner, within the owner policies of the tenant in context). When the tenant
+--      itself is being deleted, the triggers do nothing: the referencing rows are deleted
+--      by its cascade (the SET NULL actions used to run after those deletes).
 --   3. No SQL function with parameters that reads tables (Citus cannot plan them):
 --      they are PL/pgSQL now, with the same results.
 --   4. No volatile function in ON CONFLICT DO UPDATE SET: the value goes into the
@@ -180,6 +186,9 @@ create function app.memberships_release() returns trigger
     set search_path = pg_catalog
     as $$
 begin
+    if not exists (select 1 from app.tenants t where t.id = old.tenant_id) then
+        return old; -- the tenant itself is being deleted: the referencing rows go with it
+    end if;
     update app.conversations c set assignee_id = null
      where c.tenant_id = old.tenant_id and c.assignee_id = old.user_id;
     update app.conversations c set user_id = null
@@ -198,6 +207,9 @@ create function app.contacts_release() returns trigger
     set search_path = pg_catalog
     as $$
 begin
+    if not exists (select 1 from app.tenants t where t.id = old.tenant_id) then
+        return old; -- the tenant itself is being deleted: the referencing rows go with it
+    end if;
     update app.conversations c set contact_id = null
      where c.tenant_id = old.tenant_id and c.contact_id = old.id;
     return old;
@@ -212,6 +224,9 @@ create function app.assistants_release() returns trigger
     set search_path = pg_catalog
     as $$
 begin
+    if not exists (select 1 from app.tenants t where t.id = old.tenant_id) then
+        return old; -- the tenant itself is being deleted: the referencing rows go with it
+    end if;
     update app.usage_events u set assistant_id = null
      where u.tenant_id = old.tenant_id and u.assistant_id = old.id;
     return old;
@@ -226,6 +241,9 @@ create function app.conversations_release() returns trigger
     set search_path = pg_catalog
     as $$
 begin
+    if not exists (select 1 from app.tenants t where t.id = old.tenant_id) then
+        return old; -- the tenant itself is being deleted: the referencing rows go with it
+    end if;
     update app.usage_events u set conversation_id = null
      where u.tenant_id = old.tenant_id and u.conversation_id = old.id;
     return old;

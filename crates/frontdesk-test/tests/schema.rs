@@ -694,3 +694,131 @@ async fn a_message_does_not_fire_the_conversations_touch_and_record_triggers() {
     assert_eq!(calls("conversations_record").await, 1);
     client.batch_execute("rollback").await.unwrap();
 }
+
+/// The references that `ON DELETE SET NULL` used to clear are cleared by the referenced
+/// table's delete triggers (0007): a removed member is no longer a conversation's owner or
+/// assignee, a deleted contact no longer a conversation's contact; the rows stay.
+#[tokio::test]
+async fn deleting_a_member_or_a_contact_clears_the_conversations_references_to_it() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "clear-a").await;
+    let client = app.db.admin().await;
+    let tenant = a.id;
+    let conversation = |id: Uuid| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(
+                    "select user_id, assignee_id, contact_id from app.conversations
+                      where tenant_id = $1 and id = $2",
+                    &[&tenant, &id],
+                )
+                .await
+                .unwrap();
+            (
+                row.get::<_, Option<Uuid>>(0),
+                row.get::<_, Option<Uuid>>(1),
+                row.get::<_, Option<Uuid>>(2),
+            )
+        }
+    };
+    client
+        .execute(
+            "update app.conversations set assignee_id = $3 where tenant_id = $1 and id = $2",
+            &[&a.id, &a.member_conversation, &a.agent],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        conversation(a.member_conversation).await,
+        (Some(a.member), Some(a.agent), None)
+    );
+    assert_eq!(conversation(a.conversation).await.2, Some(a.contact));
+    client
+        .batch_execute(&format!(
+            "begin; set local role frontdesk_user; set local frontdesk.tenant_id = '{}';
+             set local frontdesk.user_id = '{}'; set local frontdesk.member_role = 'owner';
+             delete from app.memberships where tenant_id = '{0}' and user_id in ('{}', '{}');
+             delete from app.contacts where tenant_id = '{0}' and id = '{}';
+             commit;",
+            a.id, a.owner, a.member, a.agent, a.contact
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        conversation(a.member_conversation).await,
+        (None, None, None)
+    );
+    assert_eq!(conversation(a.conversation).await.2, None);
+}
+
+/// Slugs and key hashes are looked up in global tables (0007), kept by triggers on the
+/// tenant's rows: a renamed slug resolves at once and the old one no longer does, a
+/// deleted tenant leaves neither its slug nor its keys' hashes behind, and the request
+/// roles cannot read either table.
+#[tokio::test]
+async fn slugs_and_key_hashes_are_kept_in_their_global_lookups() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "lookup-a").await;
+    let admin = app.db.admin().await;
+    let auth = app.db.authenticator().await;
+    let resolve = async |reference: &str| -> Option<Uuid> {
+        auth.query_opt(
+            "select tenant_id from app.resolve_tenant($1, null)",
+            &[&reference],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
+    };
+    assert_eq!(resolve("lookup-a").await, Some(a.id));
+    assert_eq!(resolve(&a.id.to_string()).await, Some(a.id));
+    admin
+        .execute(
+            "update app.tenants set slug = 'lookup-renamed' where id = $1",
+            &[&a.id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(resolve("lookup-renamed").await, Some(a.id));
+    assert_eq!(resolve("lookup-a").await, None);
+
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(a.full_key.as_bytes()).to_vec();
+    let found: Vec<Uuid> = auth
+        .query("select key_id from app.authenticate_key($1)", &[&hash])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(found, vec![a.full_key_id]);
+
+    for table in ["tenant_slugs", "api_key_hashes"] {
+        for role in ["frontdesk_user", "frontdesk_service", "frontdesk_operator"] {
+            let read = auth
+                .batch_execute(&format!(
+                    "begin; set local role {role}; select * from app.{table}; rollback;"
+                ))
+                .await;
+            let _ = auth.batch_execute("rollback").await;
+            assert!(read.is_err(), "{role} reads app.{table}");
+        }
+    }
+
+    admin
+        .execute("delete from app.tenants where id = $1", &[&a.id])
+        .await
+        .unwrap();
+    let left: i64 = admin
+        .query_one(
+            "select (select count(*) from app.tenant_slugs where tenant = $1)
+                  + (select count(*) from app.api_key_hashes where tenant = $1)",
+            &[&a.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    assert!(resolve("lookup-renamed").await.is_none());
+}

@@ -631,3 +631,41 @@ async fn another_tenants_endpoint_never_gets_this_tenants_events() {
     pass(&app.worker(quick())).await;
     assert_eq!(receiver.accepted("/beta").len(), 1);
 }
+
+/// Claiming goes tenant by tenant (0007: the tenants with due deliveries are read first,
+/// then each tenant's claimed under its own lock), the longest waiting first, and the batch
+/// bounds the total: with one due delivery in each of two tenants, a batch of one takes
+/// the older, the next claim the other, and then nothing is left (both are leased).
+#[tokio::test]
+async fn claims_go_tenant_by_tenant_longest_waiting_first_within_the_batch() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "acme").await;
+    let b = seed_tenant(&app, "beta").await;
+    let admin = app.db.admin().await;
+    // Each seed left one delivery queued for a retry: make B's due first, then A's.
+    for (tenant, ago) in [(b.id, 20.0), (a.id, 10.0)] {
+        let queued = admin
+            .execute(
+                "update app.webhook_queue set due_at = now() - make_interval(secs => $2)
+                  where tenant_id = $1",
+                &[&tenant, &ago],
+            )
+            .await
+            .unwrap();
+        assert_eq!(queued, 1);
+    }
+    let pool = app.db.pool(1);
+    let worker = uuid::Uuid::now_v7();
+    let lease = Duration::from_secs(60);
+    let claim = async |batch: i32| -> Vec<uuid::Uuid> {
+        frontdesk_core::events::delivery::claim(&pool, worker, batch, lease)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.tenant)
+            .collect()
+    };
+    assert_eq!(claim(1).await, vec![b.id]);
+    assert_eq!(claim(10).await, vec![a.id]);
+    assert_eq!(claim(10).await, Vec::<uuid::Uuid>::new());
+}
