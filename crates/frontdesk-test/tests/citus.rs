@@ -461,7 +461,7 @@ async fn the_api_creates_and_reads_a_tenants_conversation() {
     );
 }
 
-/// Two tenants with contacts, written as the superuser with triggers off
+/// Two tenants with contacts and a conversation each, written as the superuser with triggers off
 /// (`session_replication_role = replica`, replayed on the workers like any `SET LOCAL`):
 /// rows to read back through the request roles, whatever the write paths can do yet.
 async fn two_tenants_with_contacts(client: &tokio_postgres::Client) -> (Uuid, Uuid) {
@@ -480,6 +480,22 @@ async fn two_tenants_with_contacts(client: &tokio_postgres::Client) -> (Uuid, Uu
             )
             .await
             .expect("insert a tenant");
+        let assistant = Uuid::now_v7();
+        client
+            .execute(
+                "insert into app.assistants (tenant_id, id, name) values ($1, $2, 'ARI')",
+                &[&tenant, &assistant],
+            )
+            .await
+            .expect("insert an assistant");
+        client
+            .execute(
+                "insert into app.conversations (tenant_id, id, assistant_id, channel, flow_key, state)
+                 values ($1, $2, $3, 'web', 'assistant', 'active')",
+                &[&tenant, &Uuid::now_v7(), &assistant],
+            )
+            .await
+            .expect("insert a conversation");
         for _ in 0..contacts {
             client
                 .execute(
@@ -496,14 +512,32 @@ async fn two_tenants_with_contacts(client: &tokio_postgres::Client) -> (Uuid, Uu
 
 /// What the request path must send on Citus: the context as separate `SET LOCAL`
 /// statements reaches the shards (RLS is applied there, reads fan out or route, writes
-/// pass the policies); `set_config(…, true)` does not reach them, and reads come back
-/// silently empty. As `frontdesk_user` (the harness lets the request roles log in).
+/// pass the policies) and the connections of SECURITY DEFINER functions (as their owner);
+/// `set_config(…, true)` does not reach them, and reads come back silently empty. And a
+/// transaction may not touch a tenant's shards as two users once one of them wrote
+/// there. As `frontdesk_user` (the harness lets the request roles log in).
 #[tokio::test]
 async fn the_context_in_separate_set_local_statements_reaches_the_shards_and_set_config_does_not() {
     let Some((db, admin)) = migrated("context").await else {
         return;
     };
     let (a, b) = two_tenants_with_contacts(&admin).await;
+    for statement in [
+        "set role frontdesk_owner",
+        "create function public.conversations_seen_by_owner() returns bigint
+             language plpgsql stable security definer set search_path = pg_catalog
+             as $$ begin return (select count(*) from app.conversations); end $$",
+        "grant execute on function public.conversations_seen_by_owner() to frontdesk_user",
+        "create function public.title_conversations_as_owner() returns bigint
+             language plpgsql security definer set search_path = pg_catalog
+             as $$ declare n bigint; begin
+                 update app.conversations set title = 'By the owner' where tenant_id = app.current_tenant();
+                 get diagnostics n = row_count; return n; end $$",
+        "grant execute on function public.title_conversations_as_owner() to frontdesk_user",
+        "reset role",
+    ] {
+        admin.batch_execute(statement).await.expect(statement);
+    }
     let user = frontdesk_pg::pool::connect(&db.config_as(frontdesk_pg::roles::USER))
         .await
         .expect("frontdesk_user logs in");
@@ -534,6 +568,23 @@ async fn the_context_in_separate_set_local_statements_reaches_the_shards_and_set
     ] {
         user.batch_execute(&statement).await.unwrap();
     }
+    // A SECURITY DEFINER function runs as its owner on the workers too (Citus opens
+    // connections as the owner), with the transaction's context: the owner's policy sees
+    // the tenant's one conversation. First in the transaction, as app.assert_principal().
+    let seen_by_owner = || {
+        let user = &user;
+        async move {
+            user.query_one("select public.conversations_seen_by_owner()", &[])
+                .await
+                .map(|r| r.get::<_, i64>(0))
+        }
+    };
+    assert_eq!(
+        seen_by_owner()
+            .await
+            .expect("a SECURITY DEFINER function reading a distributed table"),
+        1
+    );
     assert_eq!(
         count(None).await,
         2,
@@ -559,7 +610,48 @@ async fn the_context_in_separate_set_local_statements_reaches_the_shards_and_set
         .await
         .expect("update through the policies");
     assert_eq!(renamed, 3);
-    user.batch_execute("commit").await.unwrap();
+    // But once the request role has written a tenant's shards in a transaction, a
+    // SECURITY DEFINER function may not touch them in it: Citus keeps one connection per
+    // user and placement, and refuses the owner's.
+    let refused = seen_by_owner().await.unwrap_err();
+    assert_eq!(
+        refused.as_db_error().map(|e| e.message()),
+        Some(
+            "cannot perform query on placements that were modified in this transaction by a different user"
+        ),
+        "{refused:?}"
+    );
+    user.batch_execute("rollback").await.unwrap();
+    // The other way round: what a SECURITY DEFINER function wrote, the request role
+    // may not read in the same transaction.
+    user.batch_execute("begin").await.unwrap();
+    user.batch_execute(&format!("set local frontdesk.tenant_id = '{a}'"))
+        .await
+        .unwrap();
+    user.batch_execute("set local frontdesk.member_role = 'owner'")
+        .await
+        .unwrap();
+    let titled = user
+        .query_one("select public.title_conversations_as_owner()", &[])
+        .await
+        .map(|r| r.get::<_, i64>(0));
+    let after = user
+        .query_one(
+            "select count(*) from app.contacts where tenant_id = $1",
+            &[&a],
+        )
+        .await
+        .map(|r| r.get::<_, i64>(0));
+    assert_eq!(titled.expect("the owner's update"), 1);
+    let refused = after.unwrap_err();
+    assert_eq!(
+        refused.as_db_error().map(|e| e.message()),
+        Some(
+            "cannot perform query on placements that were modified in this transaction by a different user"
+        ),
+        "{refused:?}"
+    );
+    user.batch_execute("rollback").await.unwrap();
 
     user.batch_execute("begin read only").await.unwrap();
     user.query(
