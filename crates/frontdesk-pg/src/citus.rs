@@ -41,9 +41,9 @@ pub const TRANSACTION_SETTINGS: [&str; 2] = [
     "set local citus.enable_unsafe_triggers = on",
 ];
 
-/// Whether `statement` creates a new ordinary table (`CREATE [UNLOGGED] TABLE`, not a
-/// partition of an existing, possibly distributed, table, nor `CREATE TABLE … AS`), which
-/// migrations on Citus run with DDL propagation off.
+/// Whether `statement` creates a new table (`CREATE [UNLOGGED] TABLE`, also `… AS`; not
+/// a partition of an existing, possibly distributed, table), which migrations on Citus
+/// run with DDL propagation off.
 pub fn creates_local_table(statement: &str) -> bool {
     let words = crate::statements::leading_words(statement, 3);
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
@@ -196,7 +196,8 @@ pub async fn distribute(client: &Client) -> anyhow::Result<Distribution> {
     let functions = client
         .query(
             "select p.oid::regprocedure::text from pg_proc p
-             where p.pronamespace = 'app'::regnamespace and p.prokind in ('f', 'p')
+             join pg_namespace n on n.oid = p.pronamespace
+             where n.nspname = 'app' and p.prokind in ('f', 'p')
                and not exists (select from pg_dist_object o
                                where o.classid = 'pg_proc'::regclass and o.objid = p.oid)
              order by 1",
@@ -220,4 +221,32 @@ pub async fn distribute(client: &Client) -> anyhow::Result<Distribution> {
 
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::creates_local_table;
+
+    #[test]
+    fn only_new_tables_are_created_without_propagation() {
+        assert!(creates_local_table(
+            "-- notes\ncreate table app.notes (tenant_id uuid references app.tenants (id))"
+        ));
+        assert!(creates_local_table(
+            "CREATE UNLOGGED TABLE app.scratch (x int)"
+        ));
+        assert!(creates_local_table(
+            "create table app.copy as select 1 as x"
+        ));
+        assert!(!creates_local_table(
+            "create table app.messages_2027 partition of app.messages for values from ('2027-01-01') to ('2028-01-01')"
+        ));
+        assert!(!creates_local_table(
+            "alter table app.notes add column y int"
+        ));
+        assert!(!creates_local_table(
+            "create index on app.notes (tenant_id)"
+        ));
+        assert!(!creates_local_table("create temporary table t (x int)"));
+    }
 }

@@ -39,6 +39,16 @@ async fn database(prefix: &str) -> Option<TestDb> {
 /// A database migrated with `migrations`, and its admin (superuser) connection.
 async fn migrated(prefix: &str) -> Option<(TestDb, tokio_postgres::Client)> {
     let db = database(prefix).await?;
+    // The nodes turn unsafe triggers on server-wide; off here, so that what `migrate up`
+    // sets itself is what makes the triggers distributable.
+    db.admin()
+        .await
+        .batch_execute(&format!(
+            "alter database {} set citus.enable_unsafe_triggers = off",
+            db.name
+        ))
+        .await
+        .unwrap();
     let client = db.admin().await;
     let applied = Migrator::new(&client)
         .up()
