@@ -101,6 +101,10 @@ pub fn start() -> Option<Citus> {
 
 /// Delete `dir` once this process has exited and the nodes' own reapers have stopped
 /// them (each removes its node's files, not the directory holding the three).
+#[expect(
+    clippy::zombie_processes,
+    reason = "the reaper outlives this process by design: it waits for it to exit"
+)]
 fn reap_dir_after_exit(dir: &Path) {
     let script = r#"while [ -d "/proc/$1" ]; do sleep 0.2; done
 i=0
