@@ -170,7 +170,7 @@ async fn migrate_up_distributes_tenant_tables_with_tenants_and_makes_the_others_
 
 /// A later migration adding a global table, a tenant table with keys to app.tenants, a
 /// tenant table and the global one, a trigger and a policy, and a column to a
-/// distributed table.
+/// distributed table (and, in `with_later`, a `-- no-transaction` one adding indexes).
 const LATER: &str = "
 -- A later feature, on a database that is already distributed.
 create table app.citus_probe_kinds (
@@ -217,6 +217,17 @@ fn with_later() -> &'static [Migration] {
         down: "drop table app.citus_probe_notes; drop table app.citus_probe_kinds; \
                alter table app.conversations drop column citus_probe;",
     });
+    // A `-- no-transaction` script on distributed tables, statement by statement.
+    all.push(Migration {
+        version: 9002,
+        name: "citus_probe_index",
+        up: "-- no-transaction\n\
+             create index concurrently citus_probe_notes_kind_idx on app.citus_probe_notes (tenant_id, kind);\n\
+             create index concurrently conversations_citus_probe_idx on app.conversations (tenant_id, citus_probe);\n",
+        down: "-- no-transaction\n\
+               drop index concurrently app.conversations_citus_probe_idx;\n\
+               drop index concurrently app.citus_probe_notes_kind_idx;\n",
+    });
     Box::leak(all.into_boxed_slice())
 }
 
@@ -229,7 +240,23 @@ async fn a_later_migration_adding_tables_distributes_them_on_an_already_distribu
         .up()
         .await
         .unwrap_or_else(|e| panic!("the later migration on Citus: {e:#}"));
-    assert_eq!(applied, vec![9001]);
+    assert_eq!(applied, vec![9001, 9002]);
+    let indexes: Vec<String> = client
+        .query(
+            "select result from run_command_on_shards('app.conversations',
+                 $$select count(*) from pg_index where indrelid = '%s'::regclass
+                   and indexrelid::regclass::text like '%%conversations_citus_probe_idx%%'$$)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        !indexes.is_empty() && indexes.iter().all(|n| n == "1"),
+        "the concurrent index on every shard: {indexes:?}"
+    );
     assert_distributed(&client).await;
     let placed = placement(&client).await;
     assert!(
@@ -274,14 +301,15 @@ async fn a_later_migration_adding_tables_distributes_them_on_an_already_distribu
         .expect("the new column on the shards");
     // Down drops the distributed tables; up again distributes them again.
     let migrator = Migrator::with_migrations(&client, with_later());
-    assert_eq!(migrator.down(None).await.unwrap(), vec![9001]);
+    let before = MIGRATIONS.last().unwrap().version;
+    assert_eq!(migrator.down(Some(before)).await.unwrap(), vec![9002, 9001]);
     assert!(
         !placement(&client)
             .await
             .iter()
             .any(|p| p.0.starts_with("citus_probe"))
     );
-    assert_eq!(migrator.up().await.unwrap(), vec![9001]);
+    assert_eq!(migrator.up().await.unwrap(), vec![9001, 9002]);
     assert_distributed(&client).await;
 }
 
