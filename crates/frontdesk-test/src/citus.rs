@@ -22,9 +22,9 @@ pub const SKIP: &str = "Citus is not installed here (see ../shared/citus/install
 /// The PostgreSQL major version the Citus build is for.
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
-/// Settings of every node. Server-wide rather than per database: every test database
-/// gets them, and the workers need `propagate_set_commands` no more than the
-/// coordinator does harm.
+/// Settings of every node, server-wide (`-c` at start) rather than per database: every
+/// test database gets them without a step of its own, and they are the same on all nodes
+/// (the workers route queries too: Citus syncs its metadata to them).
 const SETTINGS: &[(&str, &str)] = &[
     ("shared_preload_libraries", "citus"),
     // Triggers on distributed tables (the write paths are triggers).
@@ -155,6 +155,11 @@ fn start_node(dir: &Path, bin: &Path) -> Cluster {
 }
 
 impl Citus {
+    /// Connection settings for `user` on `database` at the coordinator (its socket).
+    pub fn config(&self, user: &str, database: &str) -> tokio_postgres::Config {
+        self.coordinator.config(user, database)
+    }
+
     /// Every node, the coordinator first.
     pub fn nodes(&self) -> impl Iterator<Item = &Cluster> {
         std::iter::once(&self.coordinator).chain(&self.workers)
