@@ -14,6 +14,9 @@ test:
 	# cargo test runs each test binary as one process, so the harness starts one
 	# PostgreSQL cluster per binary (nextest would start one per test).
 	$(CARGO) test --workspace
+	# The second form of the request context (separate SET LOCALs, what Citus needs) on
+	# plain PostgreSQL, through every route (api, isolation) and the concurrent limits.
+	FRONTDESK_CONTEXT_MODE=citus $(CARGO) test -p frontdesk-test --test api --test isolation --test limits --test pgbouncer
 
 build:
 	$(CARGO) build --workspace

@@ -7,19 +7,19 @@
 //! due work, then each tenant is swept in a transaction of its own (on Citus, a locking
 //! read across shards is not supported; see docs/ARCHITECTURE.md, "Schema rules").
 
-use deadpool_postgres::Pool;
+use frontdesk_pg::Db;
 use uuid::Uuid;
 
 use crate::{CoreError, Principal, RequestContext, Tx, platform::idempotency, usage::limits};
 
 /// Sweep every tenant once; how many keys and reservations went.
-pub async fn sweep(pool: &Pool) -> Result<u64, CoreError> {
+pub async fn sweep(db: &Db) -> Result<u64, CoreError> {
     let operator = |tenant: Option<Uuid>| RequestContext {
         tenant,
         principal: Principal::Operator,
         read_only: false,
     };
-    let (keys, tenants) = Tx::run(pool, &operator(None), async |tx| {
+    let (keys, tenants) = Tx::run(db, &operator(None), async |tx| {
         Ok::<_, CoreError>((
             idempotency::sweep(tx).await?,
             limits::tenants_to_sweep(tx).await?,
@@ -28,7 +28,7 @@ pub async fn sweep(pool: &Pool) -> Result<u64, CoreError> {
     .await?;
     let mut swept = keys;
     for tenant in tenants {
-        swept += Tx::run(pool, &operator(Some(tenant)), async |tx| {
+        swept += Tx::run(db, &operator(Some(tenant)), async |tx| {
             limits::sweep(tx, tenant).await
         })
         .await?;

@@ -348,6 +348,11 @@ rm -rf "$3""#;
         Ok(())
     }
 
+    /// The OS user (uid, gid) the cluster runs as when started by root.
+    pub fn os_user(&self) -> Option<(u32, u32)> {
+        self.run_as
+    }
+
     /// A command for one of PostgreSQL's programs, run as the cluster's OS user.
     pub fn command(&self, program: &str) -> Command {
         let mut command = Command::new(self.bin(program));

@@ -3,6 +3,7 @@
 //! carries the row-level-security context.
 
 pub mod citus;
+pub mod db;
 pub mod embedded;
 pub mod migrate;
 pub mod pool;
@@ -11,5 +12,6 @@ pub mod statements;
 pub mod tx;
 pub mod verify;
 
-pub use tx::{DbError, KeyScope, MemberRole, Principal, RequestContext, Tx};
+pub use db::{Db, StatementMode};
+pub use tx::{ContextMode, DbError, KeyScope, MemberRole, Principal, RequestContext, Tx};
 pub mod setup;

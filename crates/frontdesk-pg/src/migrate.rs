@@ -52,8 +52,8 @@ const BOOKKEEPING: &str = "
         dirty      boolean not null default false,
         applied_at timestamptz not null default now()
     );
-    grant usage on schema frontdesk_meta to frontdesk_authenticator;
-    grant select on frontdesk_meta.schema_migrations to frontdesk_authenticator;";
+    grant usage on schema frontdesk_meta to frontdesk_app, frontdesk_operator;
+    grant select on frontdesk_meta.schema_migrations to frontdesk_app, frontdesk_operator;";
 
 /// A migration's state in the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -443,14 +443,14 @@ fn failed_statement(n: usize, statement: &str) -> String {
 
 /// The newest applied migration and whether one is dirty, on a pooled connection: what
 /// a readiness check compares with the migrations this binary knows.
-pub async fn applied(pool: &deadpool_postgres::Pool) -> Result<(i64, bool), crate::DbError> {
-    let conn = pool.get().await?;
-    let row = conn
-        .query_one(
+pub async fn applied(db: &crate::Db) -> Result<(i64, bool), crate::DbError> {
+    let row = db
+        .lookup(
             "select coalesce(max(version), 0), bool_or(dirty) from frontdesk_meta.schema_migrations",
             &[],
         )
-        .await?;
+        .await?
+        .ok_or(crate::DbError::RowCount(0))?;
     let (version, dirty): (i64, Option<bool>) = (row.get(0), row.get(1));
     Ok((version, dirty == Some(true)))
 }

@@ -1,5 +1,5 @@
-//! The connection pool of the request path: connections log in as
-//! `frontdesk_authenticator` and switch role per transaction (`SET LOCAL ROLE`).
+//! Connection pools of the request path: one per login role (see `Db`); a connection
+//! never changes role.
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;

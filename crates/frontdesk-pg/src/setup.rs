@@ -5,8 +5,12 @@ use anyhow::Context;
 use crate::{embedded::Cluster, migrate::Migrator, pool, roles};
 
 /// On the embedded cluster: create the roles and the database `database` (owned by
-/// `frontdesk_owner`) when missing.
-pub async fn prepare_embedded(cluster: &Cluster, database: &str) -> anyhow::Result<()> {
+/// `frontdesk_owner`) when missing, and set the login roles' `passwords`.
+pub async fn prepare_embedded(
+    cluster: &Cluster,
+    database: &str,
+    passwords: &roles::Passwords,
+) -> anyhow::Result<()> {
     let client = pool::connect(&cluster.config(crate::embedded::SUPERUSER, "postgres"))
         .await
         .context("connecting to the embedded cluster")?;
@@ -18,7 +22,7 @@ pub async fn prepare_embedded(cluster: &Cluster, database: &str) -> anyhow::Resu
         .await?
         .get(0);
     if !exists {
-        client.batch_execute(&roles::roles_sql(None)).await?;
+        client.batch_execute(&roles::roles_sql(passwords)).await?;
         client
             .batch_execute(&format!(
                 "create database \"{}\" owner {} encoding 'UTF8' template template0",
@@ -28,7 +32,7 @@ pub async fn prepare_embedded(cluster: &Cluster, database: &str) -> anyhow::Resu
             .await
             .context("creating the database")?;
     }
-    roles::ensure(&client, database, None).await
+    roles::ensure(&client, database, passwords).await
 }
 
 /// Apply pending migrations with an administrative connection.

@@ -1,22 +1,29 @@
 //! The request transaction: the only way request code reaches tenant data.
 //!
-//! `Tx::begin` takes a pooled connection and prepares the preamble
+//! A transaction runs on a pooled connection of the login role its principal needs
+//! (`frontdesk_app` for people, keys and callbacks; `frontdesk_operator`, which bypasses
+//! RLS, for the operator and the background workers) — never `SET ROLE`. Who the caller is
+//! travels only in transaction-local settings, sent before the first statement in the
+//! same round trip (pipelined) in one of two forms ([`ContextMode`]):
 //!
 //! ```sql
+//! -- PostgreSQL: BEGIN, then one prepared statement
 //! BEGIN [READ ONLY];
-//! SET LOCAL ROLE frontdesk_user;                -- or frontdesk_service / frontdesk_operator
+//! SELECT set_config('frontdesk.caller_kind', $1, true), set_config('frontdesk.tenant_id', $2, true),
+//!        …, app.assert_principal();
+//! -- Citus: BEGIN, then one statement per setting (Citus forwards SET LOCAL to the
+//! -- workers with citus.propagate_set_commands = 'local'; set_config it does not)
+//! BEGIN [READ ONLY];
+//! SET LOCAL frontdesk.caller_kind = 'user';
 //! SET LOCAL frontdesk.tenant_id = '<uuid>';
-//! SET LOCAL frontdesk.user_id = '<uuid>';       -- or frontdesk.key_id + frontdesk.key_scope
-//! SET LOCAL frontdesk.member_role = '<role>';
+//! …
 //! SELECT app.assert_principal();
 //! ```
 //!
-//! (a provider's callback sets its tenant, `frontdesk.caller_kind`, `frontdesk.provider`
-//! and `frontdesk.secret_fingerprint`, and calls `app.assert_callback()` instead)
-//!
-//! which is sent in the same round trip as the first statement (pipelined). The values are
-//! UUIDs and enum words already parsed in Rust, never free text; nothing is set at session
-//! level, so connections can be shared between tenants and through PgBouncer.
+//! (a provider's callback sets its tenant, the `callback` kind, `frontdesk.provider` and
+//! `frontdesk.secret_fingerprint`, and calls `app.assert_callback()` instead). The values
+//! are UUIDs and enum words already parsed in Rust, never free text; nothing is set at
+//! session level, so connections can be shared between tenants and through PgBouncer.
 //! A `Tx` dropped without `commit` is rolled back before its connection is reused.
 //!
 //! Request code does not begin or end transactions itself: `Tx::run` owns a
@@ -26,8 +33,27 @@
 
 use std::fmt::Write as _;
 
-use deadpool_postgres::{Object, Pool};
-use tokio_postgres::{Row, Statement, ToStatement, types::ToSql};
+use deadpool_postgres::Object;
+use tokio_postgres::{
+    Row, Statement,
+    types::{ToSql, Type},
+};
+
+use crate::db::StatementMode;
+
+/// How one statement is sent (see `Tx::statement`).
+enum Prepared {
+    Named(Statement),
+    Unnamed(std::sync::Arc<[Type]>),
+}
+
+/// Parameters paired with their types, for an unnamed statement.
+fn typed<'a>(
+    params: &[&'a (dyn ToSql + Sync)],
+    types: &[Type],
+) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
+    params.iter().copied().zip(types.iter().cloned()).collect()
+}
 use uuid::Uuid;
 
 /// A member's role in a tenant.
@@ -106,68 +132,162 @@ pub struct RequestContext {
     pub read_only: bool,
 }
 
-impl RequestContext {
-    /// The preamble's SQL. Every interpolated value is a `Uuid` or a fixed enum word.
-    pub fn preamble(&self) -> String {
-        let mut sql = String::with_capacity(256);
-        sql.push_str(if self.read_only {
-            "begin read only;"
-        } else {
-            "begin;"
-        });
-        let role = match self.principal {
-            Principal::User { .. } => crate::roles::USER,
-            Principal::Key { .. } => crate::roles::SERVICE,
-            Principal::Operator => crate::roles::OPERATOR,
-            Principal::Callback { .. } => crate::roles::CALLBACK,
-        };
-        let _ = write!(sql, "set local role {role};");
-        if let Some(tenant) = self.tenant {
-            let _ = write!(sql, "set local frontdesk.tenant_id = '{tenant}';");
+/// How a transaction's context is sent (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContextMode {
+    /// One prepared `select set_config(…, true), …, app.assert_principal()`: the cheapest
+    /// form on PostgreSQL.
+    #[default]
+    Prepared,
+    /// One `SET LOCAL` statement per setting, then the check: what Citus forwards to the
+    /// workers (`set_config` it does not).
+    SetLocal,
+}
+
+impl ContextMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prepared => "postgres",
+            Self::SetLocal => "citus",
         }
+    }
+
+    /// `postgres` or `citus` (what `FRONTDESK_CONTEXT_MODE` takes).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "postgres" => Some(Self::Prepared),
+            "citus" => Some(Self::SetLocal),
+            _ => None,
+        }
+    }
+
+    /// The form the database needs: `SetLocal` when the `citus` extension is installed.
+    pub async fn detect(client: &tokio_postgres::Client) -> Result<Self, tokio_postgres::Error> {
+        let citus: bool = client
+            .query_one(
+                "select exists (select from pg_catalog.pg_extension where extname = 'citus')",
+                &[],
+            )
+            .await?
+            .get(0);
+        Ok(if citus {
+            Self::SetLocal
+        } else {
+            Self::Prepared
+        })
+    }
+}
+
+/// The prepared form for people, keys and the operator: the six settings, then the check,
+/// evaluated left to right in one statement.
+const PRINCIPAL_CONTEXT: &str = "select set_config('frontdesk.caller_kind', $1, true), \
+     set_config('frontdesk.tenant_id', $2, true), set_config('frontdesk.user_id', $3, true), \
+     set_config('frontdesk.member_role', $4, true), set_config('frontdesk.key_id', $5, true), \
+     set_config('frontdesk.key_scope', $6, true), app.assert_principal()";
+
+/// The prepared form for a provider's callback.
+const CALLBACK_CONTEXT: &str = "select set_config('frontdesk.caller_kind', $1, true), \
+     set_config('frontdesk.tenant_id', $2, true), set_config('frontdesk.provider', $3, true), \
+     set_config('frontdesk.secret_fingerprint', $4, true), app.assert_callback()";
+
+impl RequestContext {
+    /// `frontdesk.caller_kind`: what the policies and `app.assert_principal` read.
+    pub fn caller_kind(&self) -> &'static str {
         match self.principal {
-            Principal::User { id, role } => {
-                let _ = write!(sql, "set local frontdesk.user_id = '{id}';");
-                if let Some(role) = role {
-                    let _ = write!(
-                        sql,
-                        "set local frontdesk.member_role = '{}';",
-                        role.as_str()
-                    );
-                }
-            }
-            Principal::Key { id, scope } => {
-                let _ = write!(
-                    sql,
-                    "set local frontdesk.key_id = '{id}';set local frontdesk.key_scope = '{}';",
-                    scope.as_str()
-                );
-            }
-            Principal::Operator => {}
+            Principal::User { .. } => "user",
+            Principal::Key { .. } => "key",
+            Principal::Operator => "operator",
+            Principal::Callback { .. } => "callback",
+        }
+    }
+
+    fn is_callback(&self) -> bool {
+        matches!(self.principal, Principal::Callback { .. })
+    }
+
+    fn begin_sql(&self) -> &'static str {
+        if self.read_only {
+            "begin read only"
+        } else {
+            "begin"
+        }
+    }
+
+    /// The settings in the prepared statement's parameter order; absent values are empty
+    /// (which the `app.current_*()` functions read as null). Every value is a `Uuid`, a
+    /// fixed word or hex digits.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        let tenant = self.tenant.map(|t| t.to_string()).unwrap_or_default();
+        let kind = self.caller_kind().to_owned();
+        match self.principal {
             Principal::Callback {
                 provider,
                 secret_fingerprint,
             } => {
                 debug_assert!(provider.bytes().all(|b| b.is_ascii_lowercase()));
-                let _ = write!(
-                    sql,
-                    "set local frontdesk.caller_kind = 'callback';set local frontdesk.provider = '{provider}';\
-                     set local frontdesk.secret_fingerprint = '"
-                );
+                let mut hex = String::with_capacity(16);
                 for byte in secret_fingerprint {
-                    let _ = write!(sql, "{byte:02x}");
+                    let _ = write!(hex, "{byte:02x}");
                 }
-                sql.push_str("';");
+                vec![
+                    ("frontdesk.caller_kind", kind),
+                    ("frontdesk.tenant_id", tenant),
+                    ("frontdesk.provider", provider.to_owned()),
+                    ("frontdesk.secret_fingerprint", hex),
+                ]
+            }
+            principal => {
+                let (user, role, key, scope) = match principal {
+                    Principal::User { id, role } => (
+                        id.to_string(),
+                        role.map(|r| r.as_str()).unwrap_or_default(),
+                        String::new(),
+                        "",
+                    ),
+                    Principal::Key { id, scope } => {
+                        (String::new(), "", id.to_string(), scope.as_str())
+                    }
+                    _ => (String::new(), "", String::new(), ""),
+                };
+                vec![
+                    ("frontdesk.caller_kind", kind),
+                    ("frontdesk.tenant_id", tenant),
+                    ("frontdesk.user_id", user),
+                    ("frontdesk.member_role", role.to_owned()),
+                    ("frontdesk.key_id", key),
+                    ("frontdesk.key_scope", scope.to_owned()),
+                ]
             }
         }
-        // A callback's context has a check of its own (migration 0006): 0001's
-        // `assert_principal` refuses the callback role.
-        sql.push_str(if matches!(self.principal, Principal::Callback { .. }) {
-            "select app.assert_callback();"
+    }
+
+    /// The statements of the `SetLocal` form, in order, each sent on its own: BEGIN, one
+    /// `SET LOCAL` per setting that has a value, and the check.
+    pub fn set_local_statements(&self) -> Vec<String> {
+        let mut statements = vec![self.begin_sql().to_owned()];
+        for (name, value) in self.settings() {
+            if !value.is_empty() {
+                statements.push(format!("set local {name} = '{value}'"));
+            }
+        }
+        statements.push(self.check_sql().to_owned());
+        statements
+    }
+
+    fn check_sql(&self) -> &'static str {
+        if self.is_callback() {
+            "select app.assert_callback()"
         } else {
-            "select app.assert_principal();"
-        });
-        sql
+            "select app.assert_principal()"
+        }
+    }
+
+    fn prepared_sql(&self) -> &'static str {
+        if self.is_callback() {
+            CALLBACK_CONTEXT
+        } else {
+            PRINCIPAL_CONTEXT
+        }
     }
 }
 
@@ -181,6 +301,9 @@ pub enum DbError {
     /// A statement after the transaction was committed (a bug in the caller).
     #[error("the transaction is already committed")]
     Finished,
+    /// `query_one` of a statement that returned another number of rows than one.
+    #[error("the statement returned {0} rows instead of one")]
+    RowCount(usize),
 }
 
 impl DbError {
@@ -188,7 +311,7 @@ impl DbError {
     pub fn db_error(&self) -> Option<&tokio_postgres::error::DbError> {
         match self {
             Self::Postgres(e) => e.as_db_error(),
-            Self::Pool(_) | Self::Finished => None,
+            Self::Pool(_) | Self::Finished | Self::RowCount(_) => None,
         }
     }
 
@@ -208,8 +331,9 @@ impl DbError {
 /// A request transaction with its RLS context.
 pub struct Tx {
     conn: Option<Object>,
-    /// The preamble, until it has been sent with the first statement.
-    pending: Option<String>,
+    db: crate::Db,
+    /// The context, until it has been sent with the first statement.
+    pending: Option<RequestContext>,
     /// Send COMMIT together with the next statement (see `last`).
     commit_with_next: bool,
     /// Inside `part`: more statements follow, so `last` is not honoured.
@@ -218,12 +342,14 @@ pub struct Tx {
 }
 
 impl Tx {
-    /// Take a connection for `context`. The preamble goes out with the first statement.
-    pub async fn begin(pool: &Pool, context: &RequestContext) -> Result<Self, DbError> {
-        let conn = pool.get().await?;
+    /// Take a connection of the login role `context` needs. The context goes out with the
+    /// first statement.
+    pub async fn begin(db: &crate::Db, context: &RequestContext) -> Result<Self, DbError> {
+        let conn = db.pool_for(&context.principal).get().await?;
         Ok(Self {
             conn: Some(conn),
-            pending: Some(context.preamble()),
+            db: db.clone(),
+            pending: Some(*context),
             commit_with_next: false,
             in_part: false,
             finished: false,
@@ -234,20 +360,53 @@ impl Tx {
         self.conn.as_ref().expect("connection present until drop")
     }
 
-    /// A prepared statement, cached per connection.
-    pub async fn prepare(&self, sql: &str) -> Result<Statement, DbError> {
-        Ok(self.conn().prepare_cached(sql).await?)
-    }
-
-    /// Run `sql` (prepared and cached), returning its rows; the first call carries the
-    /// preamble in the same round trip.
+    /// Run `sql`, returning its rows; the first call carries the context in the same
+    /// round trip.
     pub async fn query(
         &mut self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, DbError> {
-        let statement = self.prepare(sql).await?;
-        self.query_statement(&statement, params).await
+        match self.statement(sql).await? {
+            Prepared::Named(statement) => {
+                self.send(async |conn| conn.query(&statement, params).await)
+                    .await
+            }
+            Prepared::Unnamed(types) => {
+                let typed = typed(params, &types);
+                self.send(async |conn| conn.query_typed(sql, &typed).await)
+                    .await
+            }
+        }
+    }
+
+    /// How `sql` is sent: a named statement prepared once per connection, or — through a
+    /// pooler in transaction mode, where a connection's named statements may live on
+    /// another server connection — the unnamed statement with its parameter types, which
+    /// are learned once per process by preparing `sql` inside this transaction (so the
+    /// Parse and its Close reach the same server connection).
+    async fn statement(&mut self, sql: &str) -> Result<Prepared, DbError> {
+        if self.db.statement_mode() == StatementMode::Named {
+            return Ok(Prepared::Named(self.conn().prepare_cached(sql).await?));
+        }
+        if let Some(types) = self.db.parameter_types(sql) {
+            return Ok(Prepared::Unnamed(types));
+        }
+        if self.finished {
+            return Err(DbError::Finished);
+        }
+        if self.pending.is_some() {
+            let commit = std::mem::take(&mut self.commit_with_next);
+            self.send(async |_| Ok(())).await?;
+            self.commit_with_next = commit;
+        }
+        let types: std::sync::Arc<[Type]> = {
+            let statement = self.conn().prepare(sql).await?;
+            statement.params().into()
+            // The statement is dropped here: its Close goes out before anything else.
+        };
+        self.db.learn_parameter_types(sql, types.clone());
+        Ok(Prepared::Unnamed(types))
     }
 
     /// Mark the next statement as the transaction's last: its COMMIT goes out in the same
@@ -276,18 +435,6 @@ impl Tx {
         result
     }
 
-    pub async fn query_statement<T>(
-        &mut self,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, DbError>
-    where
-        T: ?Sized + ToStatement,
-    {
-        self.send(async |conn| conn.query(statement, params).await)
-            .await
-    }
-
     /// At most one row.
     pub async fn query_opt(
         &mut self,
@@ -303,9 +450,11 @@ impl Tx {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row, DbError> {
-        let statement = self.prepare(sql).await?;
-        self.send(async |conn| conn.query_one(&statement, params).await)
-            .await
+        let mut rows = self.query(sql, params).await?;
+        if rows.len() != 1 {
+            return Err(DbError::RowCount(rows.len()));
+        }
+        Ok(rows.remove(0))
     }
 
     /// Rows affected.
@@ -314,14 +463,30 @@ impl Tx {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, DbError> {
-        let statement = self.prepare(sql).await?;
-        self.send(async |conn| conn.execute(&statement, params).await)
-            .await
+        match self.statement(sql).await? {
+            Prepared::Named(statement) => {
+                self.send(async |conn| conn.execute(&statement, params).await)
+                    .await
+            }
+            Prepared::Unnamed(types) => {
+                let typed = typed(params, &types);
+                self.send(async |conn| {
+                    let stream = conn.query_typed_raw(sql, typed).await?;
+                    futures_util::pin_mut!(stream);
+                    while futures_util::TryStreamExt::try_next(&mut stream)
+                        .await?
+                        .is_some()
+                    {}
+                    Ok(stream.rows_affected().unwrap_or(0))
+                })
+                .await
+            }
+        }
     }
 
-    /// Send the statement `run` makes, after the preamble while it is pending and before
-    /// the COMMIT when `last` asked for it, all in one round trip: the
-    /// futures are polled in order, so the requests leave in that order.
+    /// Send the statement `run` makes, after the context while it is pending and before
+    /// the COMMIT when `last` asked for it, all in one round trip: the futures are polled
+    /// in order, so the requests leave in that order.
     async fn send<R>(
         &mut self,
         run: impl AsyncFnOnce(&Object) -> Result<R, tokio_postgres::Error>,
@@ -329,14 +494,62 @@ impl Tx {
         if self.finished {
             return Err(DbError::Finished);
         }
-        let preamble = self.pending.take();
+        let context = self.pending.take();
         let commit = std::mem::take(&mut self.commit_with_next);
+        let mode = self.db.context_mode();
         let conn = self.conn.as_ref().expect("connection present until drop");
+        // The prepared context statement, cached per connection (a round trip only on a
+        // connection's first transaction).
+        let named = self.db.statement_mode() == StatementMode::Named;
+        let prepared = match (&context, mode) {
+            (Some(context), ContextMode::Prepared) if named => {
+                Some(conn.prepare_cached(context.prepared_sql()).await?)
+            }
+            _ => None,
+        };
         let (pre, out, committed) = futures_util::future::join3(
             async {
-                match &preamble {
-                    Some(sql) => conn.batch_execute(sql).await,
-                    None => Ok(()),
+                let Some(context) = &context else {
+                    return Ok(());
+                };
+                match (&prepared, mode) {
+                    (Some(statement), _) => {
+                        let settings = context.settings();
+                        let values: Vec<&(dyn ToSql + Sync)> = settings
+                            .iter()
+                            .map(|(_, v)| v as &(dyn ToSql + Sync))
+                            .collect();
+                        let (begun, set) = futures_util::future::join(
+                            conn.batch_execute(context.begin_sql()),
+                            conn.query(statement, &values),
+                        )
+                        .await;
+                        begun?;
+                        set.map(drop)
+                    }
+                    (None, ContextMode::Prepared) => {
+                        // Through a pooler: the same statement, unnamed, its parameters text.
+                        let settings = context.settings();
+                        let values: Vec<(&(dyn ToSql + Sync), Type)> = settings
+                            .iter()
+                            .map(|(_, v)| (v as &(dyn ToSql + Sync), Type::TEXT))
+                            .collect();
+                        let (begun, set) = futures_util::future::join(
+                            conn.batch_execute(context.begin_sql()),
+                            conn.query_typed(context.prepared_sql(), &values),
+                        )
+                        .await;
+                        begun?;
+                        set.map(drop)
+                    }
+                    (None, ContextMode::SetLocal) => {
+                        let statements = context.set_local_statements();
+                        futures_util::future::try_join_all(
+                            statements.iter().map(|sql| conn.batch_execute(sql)),
+                        )
+                        .await
+                        .map(drop)
+                    }
                 }
             },
             run(conn),
@@ -356,17 +569,17 @@ impl Tx {
         Ok(out)
     }
 
-    /// Commit. A transaction that never ran a statement still runs its preamble, so the
+    /// Commit. A transaction that never ran a statement still sends its context, so the
     /// context is checked either way.
     pub async fn commit(mut self) -> Result<(), DbError> {
         if self.finished {
             return Ok(());
         }
-        let sql = match self.pending.take() {
-            Some(preamble) => preamble + "commit",
-            None => "commit".to_owned(),
-        };
-        self.conn().batch_execute(&sql).await?;
+        if self.pending.is_some() {
+            self.commit_with_next = true;
+            return self.send(async |_| Ok(())).await;
+        }
+        self.conn().batch_execute("commit").await?;
         self.finished = true;
         Ok(())
     }
@@ -402,14 +615,14 @@ impl Tx {
     /// `work` in it, and commit when it returns `Ok` (unless its `last` statement already
     /// carried the COMMIT). On `Err` the transaction is rolled back.
     pub async fn run<T, E>(
-        pool: &Pool,
+        db: &crate::Db,
         context: &RequestContext,
         work: impl AsyncFnOnce(&mut Tx) -> Result<T, E>,
     ) -> Result<T, E>
     where
         E: From<DbError>,
     {
-        let mut tx = Tx::begin(pool, context).await?;
+        let mut tx = Tx::begin(db, context).await?;
         let value = work(&mut tx).await?;
         tx.commit().await?;
         Ok(value)
@@ -421,63 +634,90 @@ mod tests {
     use super::*;
 
     #[test]
-    fn preamble_for_a_member_sets_tenant_user_and_role() {
+    fn a_member_sets_kind_tenant_user_and_role_and_no_key() {
         let tenant = Uuid::nil();
         let user = Uuid::max();
-        let sql = RequestContext {
+        let context = RequestContext {
             tenant: Some(tenant),
             principal: Principal::User {
                 id: user,
                 role: Some(MemberRole::Agent),
             },
             read_only: true,
-        }
-        .preamble();
+        };
         assert_eq!(
-            sql,
-            format!(
-                "begin read only;set local role frontdesk_user;\
-                 set local frontdesk.tenant_id = '{tenant}';set local frontdesk.user_id = '{user}';\
-                 set local frontdesk.member_role = 'agent';select app.assert_principal();"
-            )
+            context.set_local_statements(),
+            vec![
+                "begin read only".to_owned(),
+                "set local frontdesk.caller_kind = 'user'".to_owned(),
+                format!("set local frontdesk.tenant_id = '{tenant}'"),
+                format!("set local frontdesk.user_id = '{user}'"),
+                "set local frontdesk.member_role = 'agent'".to_owned(),
+                "select app.assert_principal()".to_owned(),
+            ]
         );
+        let settings = context.settings();
+        assert_eq!(settings.len(), 6, "the prepared form takes six parameters");
+        assert_eq!(settings[4], ("frontdesk.key_id", String::new()));
     }
 
     #[test]
-    fn preamble_for_a_key_sets_key_and_scope_and_no_user() {
-        let sql = RequestContext {
+    fn a_key_sets_key_and_scope_and_no_user() {
+        let context = RequestContext {
             tenant: Some(Uuid::nil()),
             principal: Principal::Key {
                 id: Uuid::max(),
                 scope: KeyScope::Read,
             },
             read_only: false,
-        }
-        .preamble();
-        assert!(sql.starts_with("begin;set local role frontdesk_service;"));
-        assert!(sql.contains("frontdesk.key_scope = 'read'"));
-        assert!(!sql.contains("user_id"));
+        };
+        let statements = context.set_local_statements();
+        assert_eq!(statements[0], "begin");
+        assert_eq!(statements[1], "set local frontdesk.caller_kind = 'key'");
+        assert!(statements.contains(&"set local frontdesk.key_scope = 'read'".to_owned()));
+        assert!(!statements.iter().any(|s| s.contains("user_id")));
     }
 
     #[test]
-    fn preamble_for_a_callback_sets_its_kind_provider_and_secret_and_checks_them() {
+    fn a_callback_sets_its_kind_provider_and_secret_and_checks_them() {
         let tenant = Uuid::nil();
-        let sql = RequestContext {
+        let context = RequestContext {
             tenant: Some(tenant),
             principal: Principal::Callback {
                 provider: "test",
                 secret_fingerprint: [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef],
             },
             read_only: false,
-        }
-        .preamble();
+        };
         assert_eq!(
-            sql,
-            format!(
-                "begin;set local role frontdesk_callback;set local frontdesk.tenant_id = '{tenant}';\
-                 set local frontdesk.caller_kind = 'callback';set local frontdesk.provider = 'test';\
-                 set local frontdesk.secret_fingerprint = '0123456789abcdef';select app.assert_callback();"
-            )
+            context.set_local_statements(),
+            vec![
+                "begin".to_owned(),
+                "set local frontdesk.caller_kind = 'callback'".to_owned(),
+                format!("set local frontdesk.tenant_id = '{tenant}'"),
+                "set local frontdesk.provider = 'test'".to_owned(),
+                "set local frontdesk.secret_fingerprint = '0123456789abcdef'".to_owned(),
+                "select app.assert_callback()".to_owned(),
+            ]
         );
+        assert!(context.prepared_sql().ends_with("app.assert_callback()"));
+    }
+
+    #[test]
+    fn no_statement_of_either_form_sets_a_role_or_holds_two_statements() {
+        let context = RequestContext {
+            tenant: None,
+            principal: Principal::Operator,
+            read_only: false,
+        };
+        for sql in context
+            .set_local_statements()
+            .iter()
+            .map(String::as_str)
+            .chain([PRINCIPAL_CONTEXT, CALLBACK_CONTEXT])
+        {
+            assert!(!sql.to_lowercase().contains("role "), "{sql}");
+            assert!(!sql.contains(';'), "{sql}");
+        }
     }
 }

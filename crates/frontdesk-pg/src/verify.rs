@@ -45,11 +45,6 @@ pub const OWNER_EXEMPT: &[(&str, &str)] = &[
 /// operator and migrations.
 pub const GLOBAL_CATALOGS: &[&str] = &["builtin_flows", "model_prices"];
 
-/// Functions the function rules (SQL functions reading tables, table row types in
-/// signatures) allow for now: rewritten by 0008_login_roles, which empties this list.
-/// Verify reports an entry that no longer breaks a rule, so the list stays exact.
-pub const REWRITTEN_BY_LOGIN_ROLES: &[&str] = &["create_tenant", "tenant_members", "user_tenants"];
-
 /// Check the catalog of the database `client` is connected to; returns the findings.
 pub async fn verify(client: &Client) -> anyhow::Result<Vec<String>> {
     let mut findings = Vec::new();
@@ -302,17 +297,8 @@ async fn distribution(client: &Client, findings: &mut Vec<String>) -> anyhow::Re
             ),
         ));
     }
-    for (name, signature, rule) in &functions {
-        if !REWRITTEN_BY_LOGIN_ROLES.contains(&name.as_str()) {
-            findings.push(format!("{signature}: {rule}"));
-        }
-    }
-    for allowed in REWRITTEN_BY_LOGIN_ROLES {
-        if !functions.iter().any(|(name, _, _)| name == allowed) {
-            findings.push(format!(
-                "app.{allowed} breaks no function rule any more: remove it from REWRITTEN_BY_LOGIN_ROLES"
-            ));
-        }
+    for (_, signature, rule) in &functions {
+        findings.push(format!("{signature}: {rule}"));
     }
 
     // The statement's tail after `ON CONFLICT … DO UPDATE SET`, up to its end; a volatile

@@ -10,7 +10,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use deadpool_postgres::Pool;
 use frontdesk_core::{
     KeyScope,
     providers::{
@@ -19,6 +18,7 @@ use frontdesk_core::{
     },
     tenancy::{api_keys, auth},
 };
+use frontdesk_pg::Db;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -159,7 +159,7 @@ const SECRET_TTL: Duration = Duration::from_secs(30);
 
 pub struct Auth {
     config: AuthConfig,
-    pool: Pool,
+    db: Db,
     http: reqwest::Client,
     jwks: tokio::sync::Mutex<Jwks>,
     keys: TtlCache<Vec<u8>, Option<(Uuid, Uuid, KeyScope)>>,
@@ -173,10 +173,10 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(config: AuthConfig, pool: Pool) -> Self {
+    pub fn new(config: AuthConfig, db: Db) -> Self {
         Self {
             config,
-            pool,
+            db,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -214,7 +214,7 @@ impl Auth {
         if !fresh && let Some(hit) = self.provider_secrets.get(&(tenant, provider)) {
             return Ok(Some((hit, true)));
         }
-        let found = secrets::lookup(&self.pool, tenant, provider).await?;
+        let found = secrets::lookup(&self.db, tenant, provider).await?;
         if let Some(found) = &found {
             self.provider_secrets
                 .insert((tenant, provider), found.clone(), SECRET_TTL);
@@ -262,7 +262,7 @@ impl Auth {
         let found = match self.keys.get(&hash) {
             Some(found) => found,
             None => {
-                let found = auth::authenticate_key(&self.pool, &hash)
+                let found = auth::authenticate_key(&self.db, &hash)
                     .await?
                     .map(|k| (k.tenant, k.id, k.scope));
                 self.keys.insert(
@@ -400,7 +400,7 @@ impl Auth {
         if self.users.get(&id) == Some(digest) {
             return Ok(());
         }
-        auth::touch_user(&self.pool, id, email, name).await?;
+        auth::touch_user(&self.db, id, email, name).await?;
         self.users.insert(id, digest, USER_TOUCH_INTERVAL);
         Ok(())
     }
@@ -415,7 +415,7 @@ impl Auth {
         if let Some(found) = self.tenants.get(&key) {
             return Ok(found);
         }
-        let found = auth::resolve_tenant(&self.pool, reference, user).await?;
+        let found = auth::resolve_tenant(&self.db, reference, user).await?;
         let ttl = if found.is_some_and(|f| user.is_none() || f.role.is_some()) {
             TENANT_TTL
         } else {

@@ -76,7 +76,7 @@ where
         read_only,
         ..*context
     };
-    let result = Tx::run(&state.pool, &context, work)
+    let result = Tx::run(&state.db, &context, work)
         .await
         .map_err(ApiError::from);
     if let Err(ApiError::ContextRefused) = &result {

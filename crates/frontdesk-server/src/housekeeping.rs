@@ -4,19 +4,19 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use frontdesk_pg::Db;
 
 /// How often the sweep runs. Expired reservations already hold nothing (a refusal
 /// discounts them); the sweep only gives their amounts back to the limit state.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Sweep once now and then every `SWEEP_EVERY`, until the runtime stops.
-pub fn spawn(pool: Pool) -> tokio::task::JoinHandle<()> {
+pub fn spawn(db: Db) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_EVERY);
         loop {
             tick.tick().await;
-            match sweep(&pool).await {
+            match sweep(&db).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     deleted = n,
@@ -30,8 +30,8 @@ pub fn spawn(pool: Pool) -> tokio::task::JoinHandle<()> {
 
 /// Delete expired idempotency keys and release expired reservations, of every tenant,
 /// as the operator (`frontdesk_core::housekeeping::sweep`).
-pub async fn sweep(pool: &Pool) -> anyhow::Result<u64> {
-    frontdesk_core::housekeeping::sweep(pool)
+pub async fn sweep(db: &Db) -> anyhow::Result<u64> {
+    frontdesk_core::housekeeping::sweep(db)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))
 }

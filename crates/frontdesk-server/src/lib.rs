@@ -26,7 +26,7 @@ use axum::{
     response::Response,
     routing::get,
 };
-use deadpool_postgres::Pool;
+use frontdesk_pg::Db;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::{
     request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
@@ -63,19 +63,19 @@ fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Build the application for `pool` with `auth` and default options.
-pub fn app(pool: Pool, auth: AuthConfig) -> Router {
-    app_with(pool, auth, AppOptions::default())
+/// Build the application on `db` with `auth` and default options.
+pub fn app(db: Db, auth: AuthConfig) -> Router {
+    app_with(db, auth, AppOptions::default())
 }
 
-/// Build the application for `pool` with `auth` and `options`.
-pub fn app_with(pool: Pool, auth: AuthConfig, options: AppOptions) -> Router {
+/// Build the application on `db` with `auth` and `options`.
+pub fn app_with(db: Db, auth: AuthConfig, options: AppOptions) -> Router {
     let (api, openapi, _) = router::api().into_parts();
     let doc = router::document(&openapi);
     let openapi_json = serde_json::to_string_pretty(&doc).expect("OpenAPI document serializes");
     let state = AppState {
-        auth: Arc::new(auth::Auth::new(auth, pool.clone())),
-        pool,
+        auth: Arc::new(auth::Auth::new(auth, db.clone())),
+        db,
         metrics: metrics_handle(),
         docs_html: Arc::new(docs_page::render(&doc)),
         openapi_json: Arc::new(openapi_json),

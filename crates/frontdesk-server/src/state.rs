@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use deadpool_postgres::Pool;
+use frontdesk_pg::Db;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::Auth;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: Pool,
+    pub db: Db,
     pub auth: Arc<Auth>,
     pub metrics: PrometheusHandle,
     /// The OpenAPI document and the /docs page, rendered once at start.

@@ -178,24 +178,13 @@ impl Citus {
             )
             .await
             .expect("connect to a Citus node");
-            // Roles are per node. Citus opens its connections to the workers as the
-            // current role, so every role that runs statements must be able to log in
-            // (the product's roles will; trust on loopback stands in for passwords).
+            // Roles are per node (Citus does not propagate roles from a database without
+            // it). Citus opens its connections to the workers as the current role, so the
+            // roles that run statements log in (trust on loopback stands in for passwords).
             admin
-                .batch_execute(&roles::roles_sql(None))
+                .batch_execute(&roles::roles_sql(&roles::Passwords::default()))
                 .await
                 .expect("roles");
-            admin
-                .batch_execute(
-                    "do $$ declare r text; begin
-                       for r in select rolname from pg_roles
-                                where rolname like 'frontdesk\\_%' and not rolcanlogin loop
-                         execute format('alter role %I login', r);
-                       end loop;
-                     end $$",
-                )
-                .await
-                .expect("login roles");
             admin
                 .batch_execute(&format!(
                     "create database {name} owner {} template template0",

@@ -5,6 +5,7 @@
 
 pub mod citus;
 pub mod fixtures;
+pub mod pgbouncer;
 pub mod receiver;
 pub mod wait;
 
@@ -63,7 +64,7 @@ pub fn cluster() -> &'static TestCluster {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                frontdesk_pg::setup::prepare_embedded(&cluster, TEMPLATE)
+                frontdesk_pg::setup::prepare_embedded(&cluster, TEMPLATE, &Default::default())
                     .await
                     .expect("roles and template");
                 frontdesk_pg::setup::migrate(
@@ -139,15 +140,17 @@ impl TestDb {
             .expect("admin connection")
     }
 
-    /// A connection as `frontdesk_authenticator`, like the server's.
-    pub async fn authenticator(&self) -> tokio_postgres::Client {
-        frontdesk_pg::pool::connect(&self.config_as(roles::AUTHENTICATOR))
+    /// A connection as `frontdesk_app`, the request path's login.
+    pub async fn app_login(&self) -> tokio_postgres::Client {
+        frontdesk_pg::pool::connect(&self.config_as(roles::APP))
             .await
-            .expect("authenticator connection")
+            .expect("frontdesk_app connection")
     }
 
-    pub fn pool(&self, size: usize) -> deadpool_postgres::Pool {
-        frontdesk_pg::pool::build(self.config_as(roles::AUTHENTICATOR), size).expect("pool")
+    /// The request path's pools, with the context form of `context_mode()`.
+    pub fn db(&self, size: usize) -> frontdesk_pg::Db {
+        let pool = |role| frontdesk_pg::pool::build(self.config_as(role), size).expect("pool");
+        frontdesk_pg::Db::new(pool(roles::APP), pool(roles::OPERATOR), context_mode())
     }
 }
 
@@ -188,9 +191,28 @@ pub async fn spawn_app_on_with(db: &TestDb, options: AppOptions) -> TestApp {
     start_app(db.clone(), options).await
 }
 
+/// The context form the test servers use: `FRONTDESK_CONTEXT_MODE` (`postgres` or
+/// `citus`), else the prepared form. `make test` runs the suite once more with `citus`
+/// (separate `SET LOCAL`s) on plain PostgreSQL, so both forms are tested on every run.
+pub fn context_mode() -> frontdesk_pg::ContextMode {
+    std::env::var("FRONTDESK_CONTEXT_MODE")
+        .ok()
+        .and_then(|m| frontdesk_pg::ContextMode::parse(&m))
+        .unwrap_or_default()
+}
+
 async fn start_app(db: TestDb, options: AppOptions) -> TestApp {
-    let pool = db.pool(8);
-    frontdesk_core::platform::values::learn_time_zones(&pool)
+    let pool = db.db(8);
+    start_app_on_pools(db, pool, options).await
+}
+
+/// A server on `db` whose request path uses `pool` (e.g. through a pooler).
+pub async fn start_app_on_pools(
+    db: TestDb,
+    pool: frontdesk_pg::Db,
+    options: AppOptions,
+) -> TestApp {
+    frontdesk_core::platform::values::learn_time_zones(pool.app())
         .await
         .expect("time zone names");
     let auth = frontdesk_server::AuthConfig {
@@ -233,7 +255,7 @@ impl TestApp {
     /// other settings; not started: call `run_once`, or `spawn` it.
     pub fn worker(&self, config: frontdesk_server::WorkerConfig) -> frontdesk_server::Worker {
         frontdesk_server::Worker::new(
-            self.db.pool(4),
+            self.db.db(4),
             frontdesk_server::WorkerConfig {
                 allow_private: true,
                 ..config

@@ -8,7 +8,7 @@ use frontdesk_pg::migrate::{MIGRATIONS, Migration, Migrator, State};
 use frontdesk_test::{
     TestDb,
     citus::{self, Citus},
-    json, spawn_app_on, user_token,
+    json, user_token,
 };
 use uuid::Uuid;
 
@@ -194,7 +194,7 @@ create trigger citus_probe_notes_touch before update on app.citus_probe_notes
     for each row execute function app.touch_updated_at();
 alter table app.citus_probe_notes enable row level security;
 alter table app.citus_probe_notes force row level security;
-create policy citus_probe_notes_tenant on app.citus_probe_notes to frontdesk_user
+create policy citus_probe_notes_tenant on app.citus_probe_notes to frontdesk_app
     using (tenant_id = app.current_tenant());
 
 alter table app.conversations add column citus_probe text;
@@ -438,7 +438,14 @@ async fn the_api_creates_and_reads_a_tenants_conversation() {
     let Some((db, _client)) = migrated("api").await else {
         return;
     };
-    let app = spawn_app_on(&db).await;
+    // The request path as `frontdesk serve` picks it on Citus: separate SET LOCALs.
+    let pool = |role| frontdesk_pg::pool::build(db.config_as(role), 8).expect("pool");
+    let pools = frontdesk_pg::Db::new(
+        pool(frontdesk_pg::roles::APP),
+        pool(frontdesk_pg::roles::OPERATOR),
+        frontdesk_pg::ContextMode::SetLocal,
+    );
+    let app = frontdesk_test::start_app_on_pools(db, pools, Default::default()).await;
     let mut failures = Vec::new();
     let mut check = |what: &str, reply: &frontdesk_test::Reply, status: u16| {
         if reply.status.as_u16() != status {
@@ -553,7 +560,7 @@ async fn two_tenants_with_contacts(client: &tokio_postgres::Client) -> (Uuid, Uu
 /// pass the policies) and the connections of SECURITY DEFINER functions (as their owner);
 /// `set_config(…, true)` does not reach them, and reads come back silently empty. And a
 /// transaction may not touch a tenant's shards as two users once one of them wrote
-/// there. As `frontdesk_user` (the harness lets the request roles log in).
+/// there. As `frontdesk_app`, the request path's login.
 #[tokio::test]
 async fn the_context_in_separate_set_local_statements_reaches_the_shards_and_set_config_does_not() {
     let Some((db, admin)) = migrated("context").await else {
@@ -565,20 +572,20 @@ async fn the_context_in_separate_set_local_statements_reaches_the_shards_and_set
         "create function public.conversations_seen_by_owner() returns bigint
              language plpgsql stable security definer set search_path = pg_catalog
              as $$ begin return (select count(*) from app.conversations); end $$",
-        "grant execute on function public.conversations_seen_by_owner() to frontdesk_user",
+        "grant execute on function public.conversations_seen_by_owner() to frontdesk_app",
         "create function public.title_conversations_as_owner() returns bigint
              language plpgsql security definer set search_path = pg_catalog
              as $$ declare n bigint; begin
                  update app.conversations set title = 'By the owner' where tenant_id = app.current_tenant();
                  get diagnostics n = row_count; return n; end $$",
-        "grant execute on function public.title_conversations_as_owner() to frontdesk_user",
+        "grant execute on function public.title_conversations_as_owner() to frontdesk_app",
         "reset role",
     ] {
         admin.batch_execute(statement).await.expect(statement);
     }
-    let user = frontdesk_pg::pool::connect(&db.config_as(frontdesk_pg::roles::USER))
+    let user = frontdesk_pg::pool::connect(&db.config_as(frontdesk_pg::roles::APP))
         .await
-        .expect("frontdesk_user logs in");
+        .expect("frontdesk_app logs in");
     let count = |tenant: Option<Uuid>| {
         let user = &user;
         async move {
@@ -600,6 +607,7 @@ async fn the_context_in_separate_set_local_statements_reaches_the_shards_and_set
     };
     user.batch_execute("begin").await.unwrap();
     for statement in [
+        "set local frontdesk.caller_kind = 'user'".to_owned(),
         format!("set local frontdesk.tenant_id = '{a}'"),
         format!("set local frontdesk.user_id = '{}'", Uuid::now_v7()),
         "set local frontdesk.member_role = 'owner'".to_owned(),
@@ -663,6 +671,9 @@ async fn the_context_in_separate_set_local_statements_reaches_the_shards_and_set
     // The other way round: what a SECURITY DEFINER function wrote, the request role
     // may not read in the same transaction.
     user.batch_execute("begin").await.unwrap();
+    user.batch_execute("set local frontdesk.caller_kind = 'user'")
+        .await
+        .unwrap();
     user.batch_execute(&format!("set local frontdesk.tenant_id = '{a}'"))
         .await
         .unwrap();
@@ -693,7 +704,8 @@ async fn the_context_in_separate_set_local_statements_reaches_the_shards_and_set
 
     user.batch_execute("begin read only").await.unwrap();
     user.query(
-        "select set_config('frontdesk.tenant_id', $1, true), set_config('frontdesk.member_role', 'owner', true)",
+        "select set_config('frontdesk.caller_kind', 'user', true), set_config('frontdesk.tenant_id', $1, true),
+                set_config('frontdesk.member_role', 'owner', true)",
         &[&a.to_string()],
     )
     .await

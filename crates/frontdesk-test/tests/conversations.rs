@@ -23,7 +23,7 @@ fn id(v: &Value) -> Uuid {
 /// The SQL that opens a transaction as `user` with `role` in `tenant`, as the server does.
 fn as_user(tenant: Uuid, user: Uuid, role: &str) -> String {
     format!(
-        "begin; set local role frontdesk_user; set local frontdesk.tenant_id = '{tenant}';
+        "begin; set local frontdesk.caller_kind = 'user'; set local frontdesk.tenant_id = '{tenant}';
          set local frontdesk.user_id = '{user}'; set local frontdesk.member_role = '{role}';
          select app.assert_principal();"
     )
@@ -210,7 +210,7 @@ async fn transitions_follow_the_flow_and_are_recorded() {
 async fn a_state_outside_the_flow_is_refused_by_the_database_itself() {
     let app = spawn_app().await;
     let t = seed_tenant(&app, "acme").await;
-    let client = app.db.authenticator().await;
+    let client = app.db.app_login().await;
     let context = as_user(t.id, t.owner, "owner");
     for (sql, constraint) in [
         (
@@ -527,7 +527,7 @@ async fn messages_are_append_only_and_admins_redact_once() {
     );
 
     // Even as the owner in plain SQL, messages cannot be edited or deleted.
-    let client = app.db.authenticator().await;
+    let client = app.db.app_login().await;
     let context = as_user(t.id, t.owner, "owner");
     for sql in [
         "update app.messages set content = 'rewritten' where id = $1",
@@ -1234,7 +1234,7 @@ async fn expired_idempotency_keys_are_forgotten_and_swept() {
         )
         .await
         .unwrap();
-    let swept = frontdesk_server::housekeeping::sweep(&app.db.pool(1))
+    let swept = frontdesk_server::housekeeping::sweep(&app.db.db(1))
         .await
         .unwrap();
     assert_eq!(swept, 2, "the seeded key and this one");
@@ -1250,7 +1250,7 @@ async fn expired_idempotency_keys_are_forgotten_and_swept() {
 async fn counters_history_and_events_are_written_only_by_the_database() {
     let app = spawn_app().await;
     let t = seed_tenant(&app, "acme").await;
-    let client = app.db.authenticator().await;
+    let client = app.db.app_login().await;
     let as_owner = as_user(t.id, t.owner, "owner");
     let as_member = as_user(t.id, t.member, "member");
     for sql in [

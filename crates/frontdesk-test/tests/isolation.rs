@@ -402,7 +402,7 @@ async fn members_and_read_keys_cannot_use_routes_above_their_access() {
 #[tokio::test]
 async fn as_frontdesk_user_with_tenant_b_claims_no_table_shows_a_row_of_tenant_a() {
     let w = world().await;
-    let client = w.app.db.authenticator().await;
+    let client = w.app.db.app_login().await;
     let admin = w.app.db.admin().await;
     let mut tables = tenant_tables(&admin).await;
     tables.push("tenants".into());
@@ -415,7 +415,7 @@ async fn as_frontdesk_user_with_tenant_b_claims_no_table_shows_a_row_of_tenant_a
         };
         client
             .batch_execute(&format!(
-                "begin; set local role frontdesk_user; set local frontdesk.tenant_id = '{}';
+                "begin; set local frontdesk.caller_kind = 'user'; set local frontdesk.tenant_id = '{}';
                  set local frontdesk.user_id = '{user}'; set local frontdesk.member_role = '{member_role}';
                  select app.assert_principal();",
                 w.b.id
@@ -460,7 +460,7 @@ async fn as_frontdesk_user_with_tenant_b_claims_no_table_shows_a_row_of_tenant_a
     }
     // The same as the service role with B's key.
     let service = format!(
-        "begin; set local role frontdesk_service; set local frontdesk.tenant_id = '{}';
+        "begin; set local frontdesk.caller_kind = 'key'; set local frontdesk.tenant_id = '{}';
          set local frontdesk.key_id = '{}'; set local frontdesk.key_scope = 'full'; select app.assert_principal();",
         w.b.id, w.b.full_key_id
     );

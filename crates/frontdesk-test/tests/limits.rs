@@ -250,7 +250,7 @@ async fn reservations_hold_settle_cancel_and_expire_without_overshooting() {
         .await;
     assert_eq!(expired.body["status"], "expired");
     // The sweep gives the expired hold back to the counter.
-    let swept = frontdesk_server::housekeeping::sweep(&app.db.pool(1))
+    let swept = frontdesk_server::housekeeping::sweep(&app.db.db(1))
         .await
         .unwrap();
     assert!(swept >= 1);

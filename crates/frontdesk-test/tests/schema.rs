@@ -2,7 +2,7 @@
 //! database itself enforces it.
 
 use frontdesk_pg::{
-    KeyScope, MemberRole, Principal, RequestContext, Tx,
+    ContextMode, KeyScope, MemberRole, Principal, RequestContext, Tx,
     migrate::{MIGRATIONS, Migration, Migrator, State},
 };
 use frontdesk_test::{cluster, fixtures::seed_tenant, spawn_app};
@@ -353,13 +353,13 @@ async fn verify_passes_on_the_schema_and_names_every_broken_rule() {
              create table app.widgets (tenant_id uuid not null references app.tenants (id), id uuid not null,
                                        primary key (tenant_id, id));
              alter table app.widgets enable row level security;
-             create policy widgets_all on app.widgets to frontdesk_user using (tenant_id = app.current_tenant());
+             create policy widgets_all on app.widgets to frontdesk_app using (tenant_id = app.current_tenant());
              create table app.gadgets (id uuid primary key, tenant_id uuid not null, widget_id uuid,
                                        foreign key (widget_id, tenant_id) references app.widgets (id, tenant_id));
              alter table app.gadgets enable row level security;
              alter table app.gadgets force row level security;
              create policy gadgets_open on app.gadgets to public using (true);
-             create policy gadgets_sub on app.gadgets to frontdesk_user
+             create policy gadgets_sub on app.gadgets to frontdesk_app
                  using (tenant_id in (select tenant_id from app.memberships));
              -- The distribution rules: a key unique across tenants (and one on tenants
              -- without its id), a SET NULL key holding tenant_id, an SQL function with
@@ -374,7 +374,7 @@ async fn verify_passes_on_the_schema_and_names_every_broken_rule() {
              create index sprockets_widget_idx on app.sprockets (tenant_id, widget_id);
              alter table app.sprockets enable row level security;
              alter table app.sprockets force row level security;
-             create policy sprockets_all on app.sprockets to frontdesk_user using (tenant_id = app.current_tenant());
+             create policy sprockets_all on app.sprockets to frontdesk_app using (tenant_id = app.current_tenant());
              create unique index tenants_name_idx on app.tenants (name);
              create function app.sprocket_count(p_tenant uuid) returns bigint language sql stable
                  as $$ select count(*) from app.sprockets s where s.tenant_id = p_tenant $$;
@@ -444,16 +444,16 @@ async fn the_database_refuses_a_context_that_does_not_match_memberships_and_keys
     let app = spawn_app().await;
     let a = seed_tenant(&app, "ctx-a").await;
     let b = seed_tenant(&app, "ctx-b").await;
-    let client = app.db.authenticator().await;
+    let client = app.db.app_login().await;
     let user = |tenant: Uuid, user: Uuid, role: &str| {
         format!(
-            "set local role frontdesk_user; set local frontdesk.tenant_id = '{tenant}';
+            "set local frontdesk.caller_kind = 'user'; set local frontdesk.tenant_id = '{tenant}';
              set local frontdesk.user_id = '{user}'; set local frontdesk.member_role = '{role}';"
         )
     };
     let key = |tenant: Uuid, key: Uuid, scope: &str| {
         format!(
-            "set local role frontdesk_service; set local frontdesk.tenant_id = '{tenant}';
+            "set local frontdesk.caller_kind = 'key'; set local frontdesk.tenant_id = '{tenant}';
              set local frontdesk.key_id = '{key}'; set local frontdesk.key_scope = '{scope}';"
         )
     };
@@ -511,11 +511,11 @@ async fn the_database_refuses_a_context_that_does_not_match_memberships_and_keys
     );
     // The service role with a user's settings, and no settings at all.
     assert_eq!(
-        hand_context(&client, &format!("set local role frontdesk_service; set local frontdesk.tenant_id = '{}'; set local frontdesk.user_id = '{}';", a.id, a.owner)).await,
+        hand_context(&client, &format!("set local frontdesk.caller_kind = 'key'; set local frontdesk.tenant_id = '{}'; set local frontdesk.user_id = '{}';", a.id, a.owner)).await,
         refused
     );
     assert_eq!(
-        hand_context(&client, "set local role frontdesk_user;").await,
+        hand_context(&client, "set local frontdesk.caller_kind = 'user';").await,
         refused
     );
     // A revoked key.
@@ -532,12 +532,13 @@ async fn the_database_refuses_a_context_that_does_not_match_memberships_and_keys
         hand_context(&client, &key(a.id, a.full_key_id, "full")).await,
         refused
     );
-    // The authenticator itself can neither read tenant tables nor become the owner.
+    // The request login without a context sees no tenant's rows, and cannot become the owner.
     assert!(
         client
             .query("select * from app.tenants", &[])
             .await
-            .is_err()
+            .unwrap()
+            .is_empty()
     );
     assert!(
         client
@@ -552,7 +553,7 @@ async fn one_pooled_connection_serves_two_tenants_in_a_row_without_leaking() {
     let app = spawn_app().await;
     let a = seed_tenant(&app, "pool-a").await;
     let b = seed_tenant(&app, "pool-b").await;
-    let pool = app.db.pool(1);
+    let pool = app.db.db(1);
     let context = |tenant: Uuid, user: Uuid| RequestContext {
         tenant: Some(tenant),
         principal: Principal::User {
@@ -579,7 +580,7 @@ async fn one_pooled_connection_serves_two_tenants_in_a_row_without_leaking() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<_, String>(0), b.id.to_string());
     assert_eq!(rows[0].get::<_, String>(1), b.id.to_string());
-    assert_eq!(rows[0].get::<_, String>(2), "frontdesk_user");
+    assert_eq!(rows[0].get::<_, String>(2), "frontdesk_app");
     tx.commit().await.unwrap();
 
     // A one-statement read can carry its COMMIT in the same round trip; nothing may follow.
@@ -593,7 +594,7 @@ async fn one_pooled_connection_serves_two_tenants_in_a_row_without_leaking() {
     tx.commit().await.unwrap();
 
     // Outside any transaction the connection carries no context at all.
-    let conn = pool.get().await.unwrap();
+    let conn = pool.app().get().await.unwrap();
     let row = conn
         .query_one(
             "select coalesce(current_setting('frontdesk.tenant_id', true), ''), current_user::text",
@@ -602,8 +603,8 @@ async fn one_pooled_connection_serves_two_tenants_in_a_row_without_leaking() {
         .await
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "");
-    assert_eq!(row.get::<_, String>(1), "frontdesk_authenticator");
-    assert_eq!(pool.status().size, 1, "one connection throughout");
+    assert_eq!(row.get::<_, String>(1), "frontdesk_app");
+    assert_eq!(pool.app().status().size, 1, "one connection throughout");
 
     // A read key's transaction is read-only in the database too.
     drop(conn);
@@ -648,7 +649,7 @@ async fn a_message_does_not_fire_the_conversations_touch_and_record_triggers() {
     };
     client
         .batch_execute(&format!(
-            "begin; set local track_functions = 'pl'; set local role frontdesk_operator;
+            "begin; set local track_functions = 'pl'; set local frontdesk.caller_kind = 'operator';
              set local frontdesk.tenant_id = '{}';",
             a.id
         ))
@@ -695,6 +696,117 @@ async fn a_message_does_not_fire_the_conversations_touch_and_record_triggers() {
     client.batch_execute("rollback").await.unwrap();
 }
 
+/// Both forms of sending the context (the prepared `set_config` statement, and separate
+/// `SET LOCAL`s for Citus) set the same settings, pass the database's check for a real
+/// principal, and are refused for a wrong one — on the request login, never a role switch.
+#[tokio::test]
+async fn both_context_forms_set_the_same_settings_and_are_checked_alike() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "forms-a").await;
+    let b = seed_tenant(&app, "forms-b").await;
+    let settings = "select current_user::text, current_setting('frontdesk.caller_kind'),
+                           current_setting('frontdesk.tenant_id'), coalesce(current_setting('frontdesk.user_id', true), ''),
+                           coalesce(current_setting('frontdesk.member_role', true), ''),
+                           coalesce(current_setting('frontdesk.key_id', true), ''),
+                           coalesce(current_setting('frontdesk.key_scope', true), '')";
+    let mut seen = Vec::new();
+    for mode in [ContextMode::Prepared, ContextMode::SetLocal] {
+        let db = app.db.db(1);
+        let db = frontdesk_pg::Db::new(db.app().clone(), db.operator().clone(), mode);
+        for principal in [
+            Principal::User {
+                id: a.owner,
+                role: Some(MemberRole::Owner),
+            },
+            Principal::Key {
+                id: a.read_key_id,
+                scope: KeyScope::Read,
+            },
+        ] {
+            let context = RequestContext {
+                tenant: Some(a.id),
+                principal,
+                read_only: true,
+            };
+            let mut tx = Tx::begin(&db, &context).await.unwrap();
+            let row = tx.query_one(settings, &[]).await.unwrap();
+            tx.commit().await.unwrap();
+            let values: Vec<String> = (0..7).map(|i| row.get::<_, String>(i)).collect();
+            assert_eq!(values[0], "frontdesk_app", "{mode:?}");
+            seen.push(values);
+        }
+        // A's owner claiming B, and A's read key claiming full scope: refused by the database.
+        for principal in [
+            Principal::User {
+                id: a.owner,
+                role: Some(MemberRole::Owner),
+            },
+            Principal::Key {
+                id: a.read_key_id,
+                scope: KeyScope::Full,
+            },
+        ] {
+            let tenant = if matches!(principal, Principal::User { .. }) {
+                b.id
+            } else {
+                a.id
+            };
+            let context = RequestContext {
+                tenant: Some(tenant),
+                principal,
+                read_only: false,
+            };
+            let mut tx = Tx::begin(&db, &context).await.unwrap();
+            let error = tx.query("select 1", &[]).await.unwrap_err();
+            assert!(error.is_refused_principal(), "{mode:?}: {error:?}");
+        }
+        // The operator's pool logs in as the operator, which the check requires.
+        let mut tx = Tx::begin(
+            &db,
+            &RequestContext {
+                tenant: None,
+                principal: Principal::Operator,
+                read_only: true,
+            },
+        )
+        .await
+        .unwrap();
+        let row = tx
+            .query_one("select current_user::text", &[])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "frontdesk_operator");
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(
+        seen[0], seen[2],
+        "a user's settings differ between the forms"
+    );
+    assert_eq!(
+        seen[1], seen[3],
+        "a key's settings differ between the forms"
+    );
+    assert_eq!(seen[0][1], "user");
+    assert_eq!(seen[1][1], "key");
+    assert_eq!(seen[1][6], "read");
+
+    // The operator kind on the request login is refused.
+    let db = app.db.db(1);
+    let db = frontdesk_pg::Db::new(db.app().clone(), db.app().clone(), ContextMode::Prepared);
+    let mut tx = Tx::begin(
+        &db,
+        &RequestContext {
+            tenant: None,
+            principal: Principal::Operator,
+            read_only: true,
+        },
+    )
+    .await
+    .unwrap();
+    let error = tx.query("select 1", &[]).await.unwrap_err();
+    assert!(error.is_refused_principal(), "{error:?}");
+}
+
 /// The references that `ON DELETE SET NULL` used to clear are cleared by the referenced
 /// table's delete triggers (0007): a removed member is no longer a conversation's owner or
 /// assignee, a deleted contact no longer a conversation's contact; the rows stay.
@@ -736,7 +848,7 @@ async fn deleting_a_member_or_a_contact_clears_the_conversations_references_to_i
     assert_eq!(conversation(a.conversation).await.2, Some(a.contact));
     client
         .batch_execute(&format!(
-            "begin; set local role frontdesk_user; set local frontdesk.tenant_id = '{}';
+            "begin; set local frontdesk.caller_kind = 'user'; set local frontdesk.tenant_id = '{}';
              set local frontdesk.user_id = '{}'; set local frontdesk.member_role = 'owner';
              delete from app.memberships where tenant_id = '{0}' and user_id in ('{}', '{}');
              delete from app.contacts where tenant_id = '{0}' and id = '{}';
@@ -761,7 +873,7 @@ async fn slugs_and_key_hashes_are_kept_in_their_global_lookups() {
     let app = spawn_app().await;
     let a = seed_tenant(&app, "lookup-a").await;
     let admin = app.db.admin().await;
-    let auth = app.db.authenticator().await;
+    let auth = app.db.app_login().await;
     let resolve = async |reference: &str| -> Option<Uuid> {
         auth.query_opt(
             "select tenant_id from app.resolve_tenant($1, null)",
@@ -794,15 +906,18 @@ async fn slugs_and_key_hashes_are_kept_in_their_global_lookups() {
         .collect();
     assert_eq!(found, vec![a.full_key_id]);
 
+    let operator = frontdesk_pg::pool::connect(&app.db.config_as(frontdesk_pg::roles::OPERATOR))
+        .await
+        .unwrap();
     for table in ["tenant_slugs", "api_key_hashes"] {
-        for role in ["frontdesk_user", "frontdesk_service", "frontdesk_operator"] {
-            let read = auth
+        for (login, kind) in [(&auth, "user"), (&auth, "key"), (&operator, "operator")] {
+            let read = login
                 .batch_execute(&format!(
-                    "begin; set local role {role}; select * from app.{table}; rollback;"
+                    "begin; set local frontdesk.caller_kind = '{kind}'; select * from app.{table}; rollback;"
                 ))
                 .await;
-            let _ = auth.batch_execute("rollback").await;
-            assert!(read.is_err(), "{role} reads app.{table}");
+            let _ = login.batch_execute("rollback").await;
+            assert!(read.is_err(), "the {kind} kind reads app.{table}");
         }
     }
 

@@ -551,7 +551,7 @@ async fn endpoints_must_not_reach_inward_and_bad_input_is_refused() {
         .post(&format!("{path}/{id}/test"), &t.owner_token, json!({}))
         .await;
     assert_eq!(test.status, 202);
-    let strict = frontdesk_server::Worker::new(app.db.pool(2), quick()).unwrap();
+    let strict = frontdesk_server::Worker::new(app.db.db(2), quick()).unwrap();
     pass(&strict).await;
     let d = app
         .get(
@@ -654,7 +654,7 @@ async fn claims_go_tenant_by_tenant_longest_waiting_first_within_the_batch() {
             .unwrap();
         assert_eq!(queued, 1);
     }
-    let pool = app.db.pool(1);
+    let pool = app.db.db(1);
     let worker = uuid::Uuid::now_v7();
     let lease = Duration::from_secs(60);
     let claim = async |batch: i32| -> Vec<uuid::Uuid> {

@@ -12,12 +12,34 @@ pub enum Database {
     Embedded {
         cluster: Cluster,
         started_here: bool,
+        logins: Logins,
     },
     External {
         admin: Box<tokio_postgres::Config>,
-        app: Box<tokio_postgres::Config>,
         url: String,
+        logins: Logins,
     },
+}
+
+/// How the request path logs in: the login roles' passwords and, with
+/// `FRONTDESK_POOL_URL`, the pooler (PgBouncer) its connections go through.
+pub struct Logins {
+    passwords: roles::Passwords,
+    pooler: Option<tokio_postgres::Config>,
+}
+
+impl Logins {
+    fn new(common: &Common, passwords: roles::Passwords) -> anyhow::Result<Self> {
+        let pooler = common
+            .pool_url
+            .as_deref()
+            .map(|url| {
+                url.parse::<tokio_postgres::Config>()
+                    .context("FRONTDESK_POOL_URL is not a PostgreSQL URL")
+            })
+            .transpose()?;
+        Ok(Self { passwords, pooler })
+    }
 }
 
 impl Database {
@@ -33,15 +55,12 @@ impl Database {
                     .await
                     .context("connecting to DATABASE_URL")?;
                 let database = admin.get_dbname().unwrap_or("postgres").to_owned();
-                roles::ensure(&client, &database, common.authenticator_password.as_deref()).await?;
-                let mut app = admin.clone();
-                app.user(roles::AUTHENTICATOR)
-                    .application_name("frontdesk")
-                    .password(common.authenticator_password.as_deref().unwrap_or(""));
+                let passwords = common.passwords();
+                roles::ensure(&client, &database, &passwords).await?;
                 Ok(Database::External {
                     admin: Box::new(admin),
-                    app: Box::new(app),
                     url: url.clone(),
+                    logins: Logins::new(common, passwords)?,
                 })
             }
             None => {
@@ -74,9 +93,11 @@ impl Database {
                     cluster.start()?;
                     true
                 };
+                let passwords = crate::secrets::embedded_passwords(&common.data_dir)?;
                 let prepared = frontdesk_pg::setup::prepare_embedded(
                     &cluster,
                     frontdesk_pg::embedded::DATABASE,
+                    &passwords,
                 )
                 .await;
                 if let Err(error) = prepared {
@@ -88,6 +109,7 @@ impl Database {
                 Ok(Database::Embedded {
                     cluster,
                     started_here,
+                    logins: Logins::new(common, passwords)?,
                 })
             }
         }
@@ -98,6 +120,7 @@ impl Database {
         if let Database::Embedded {
             cluster,
             started_here: true,
+            ..
         } = self
         {
             cluster.stop()?;
@@ -116,14 +139,63 @@ impl Database {
         }
     }
 
-    /// The request path's login: frontdesk_authenticator.
-    pub fn app_config(&self) -> tokio_postgres::Config {
-        match self {
-            Database::Embedded { cluster, .. } => {
-                cluster.config(roles::AUTHENTICATOR, frontdesk_pg::embedded::DATABASE)
-            }
-            Database::External { app, .. } => app.as_ref().clone(),
+    /// How `role` (frontdesk_app or frontdesk_operator) logs in: through the pooler when
+    /// there is one, else directly; with its password.
+    pub fn login_config(&self, role: &str) -> tokio_postgres::Config {
+        let (direct, logins) = match self {
+            Database::Embedded {
+                cluster, logins, ..
+            } => (
+                cluster.config(role, frontdesk_pg::embedded::DATABASE),
+                logins,
+            ),
+            Database::External { admin, logins, .. } => (admin.as_ref().clone(), logins),
+        };
+        let mut config = logins.pooler.clone().unwrap_or(direct);
+        config.user(role).application_name("frontdesk");
+        let password = match role {
+            roles::APP => logins.passwords.app.as_deref(),
+            roles::OPERATOR => logins.passwords.operator.as_deref(),
+            _ => None,
+        };
+        if let Some(password) = password {
+            config.password(password);
         }
+        config
+    }
+
+    /// The request path's pools (`pool_size` connections as frontdesk_app, a quarter of
+    /// that, at least two, as frontdesk_operator) and the context form: `mode` when
+    /// configured, else what the database needs (`citus` when the extension is installed).
+    pub async fn request_db(
+        &self,
+        pool_size: usize,
+        mode: Option<frontdesk_pg::ContextMode>,
+    ) -> anyhow::Result<frontdesk_pg::Db> {
+        let app = frontdesk_pg::pool::build(self.login_config(roles::APP), pool_size)?;
+        let operator =
+            frontdesk_pg::pool::build(self.login_config(roles::OPERATOR), (pool_size / 4).max(2))?;
+        let mode = match mode {
+            Some(mode) => mode,
+            None => {
+                let client = app.get().await.context("connecting as frontdesk_app")?;
+                frontdesk_pg::ContextMode::detect(&client).await?
+            }
+        };
+        // Through a pooler in transaction mode, no named statement outlives a transaction.
+        let through_pooler = match self {
+            Database::Embedded { logins, .. } | Database::External { logins, .. } => {
+                logins.pooler.is_some()
+            }
+        };
+        let statements = if through_pooler {
+            frontdesk_pg::StatementMode::Unnamed
+        } else {
+            frontdesk_pg::StatementMode::Named
+        };
+        Ok(frontdesk_pg::Db::with_statements(
+            app, operator, mode, statements,
+        ))
     }
 
     /// One of PostgreSQL's client programs, pointed at the database.

@@ -41,14 +41,45 @@ pub struct Common {
         global = true
     )]
     pub data_dir: PathBuf,
-    /// Password of frontdesk_authenticator on an external server.
+    /// Password of frontdesk_app (every tenant request) on an external server.
     #[arg(
         long,
-        env = "FRONTDESK_AUTHENTICATOR_PASSWORD",
+        env = "FRONTDESK_APP_PASSWORD",
         global = true,
         hide_env_values = true
     )]
-    pub authenticator_password: Option<String>,
+    pub app_password: Option<String>,
+    /// Password of frontdesk_operator (operator requests, workers) on an external server.
+    #[arg(
+        long,
+        env = "FRONTDESK_OPERATOR_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub operator_password: Option<String>,
+    /// Password of frontdesk_owner (it may log in to migrate) on an external server.
+    #[arg(
+        long,
+        env = "FRONTDESK_OWNER_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub owner_password: Option<String>,
+    /// A connection pooler in transaction mode (PgBouncer) for the request and worker
+    /// pools: host, port and database; the roles and passwords are those of the direct
+    /// connection. DATABASE_URL stays the direct, administrative connection.
+    #[arg(
+        long,
+        env = "FRONTDESK_POOL_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub pool_url: Option<String>,
+    /// How the request context is sent: postgres (one prepared statement) or citus
+    /// (SET LOCAL statements); unset = citus when the citus extension is installed.
+    #[arg(long, env = "FRONTDESK_CONTEXT_MODE", global = true,
+          value_parser = ["postgres", "citus"])]
+    pub context_mode: Option<String>,
     /// HS256 secret for user JWTs; unset = generated once into the data dir.
     #[arg(
         long,
@@ -57,6 +88,23 @@ pub struct Common {
         hide_env_values = true
     )]
     pub jwt_secret: Option<String>,
+}
+
+impl Common {
+    /// The login roles' passwords given in the environment (an external server).
+    pub fn passwords(&self) -> frontdesk_pg::roles::Passwords {
+        frontdesk_pg::roles::Passwords {
+            owner: self.owner_password.clone(),
+            app: self.app_password.clone(),
+            operator: self.operator_password.clone(),
+        }
+    }
+
+    pub fn context_mode(&self) -> Option<frontdesk_pg::ContextMode> {
+        self.context_mode
+            .as_deref()
+            .and_then(frontdesk_pg::ContextMode::parse)
+    }
 }
 
 #[derive(Subcommand)]
@@ -187,6 +235,14 @@ enum DbAction {
     },
     /// Restore a backup made by `db dump` (replaces what is there; stop the server first).
     Restore { file: PathBuf },
+    /// Print the SQL that creates Frontdesk's roles on an external server (for an
+    /// administrator to run once), or with --apply run it on DATABASE_URL. Passwords come
+    /// from FRONTDESK_APP_PASSWORD, FRONTDESK_OPERATOR_PASSWORD and FRONTDESK_OWNER_PASSWORD.
+    Roles {
+        /// Run it on DATABASE_URL (an administrative role) instead of printing it.
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 fn init_logging() {
@@ -236,6 +292,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             db.close()?;
             result
         }
+        Command::Db {
+            action: DbAction::Roles { apply },
+        } => db_roles(&common, apply).await,
         Command::Db { action } => {
             let db = Database::open(&common, false).await?;
             let result = db_tool(&db, action).await;
@@ -279,8 +338,13 @@ async fn serve_with(common: &Common, args: ServeArgs, db: &Database) -> anyhow::
         Some(_) => bail!("FRONTDESK_OPERATOR_TOKEN must be at least 16 characters"),
         None => secrets::operator_token(&common.data_dir)?,
     };
-    let pool = frontdesk_pg::pool::build(db.app_config(), args.pool_size)?;
-    frontdesk_core::platform::values::learn_time_zones(&pool)
+    let pool = db.request_db(args.pool_size, common.context_mode()).await?;
+    tracing::info!(
+        context = pool.context_mode().as_str(),
+        pooler = common.pool_url.is_some(),
+        "request path ready"
+    );
+    frontdesk_core::platform::values::learn_time_zones(pool.app())
         .await
         .context("reading the database's time zone names")?;
     let auth = frontdesk_server::AuthConfig {
@@ -322,7 +386,8 @@ async fn serve_with(common: &Common, args: ServeArgs, db: &Database) -> anyhow::
         let _ = worker.await;
     }
     // Let go of the connections before the embedded cluster stops.
-    pool.close();
+    pool.app().close();
+    pool.operator().close();
     tracing::info!("shut down");
     Ok(())
 }
@@ -331,12 +396,13 @@ async fn worker(common: &Common, args: WebhookArgs) -> anyhow::Result<()> {
     let db = Database::open(common, true).await?;
     let result = async {
         frontdesk_pg::setup::migrate(&db.admin_config()).await?;
-        let pool = frontdesk_pg::pool::build(db.app_config(), 4)?;
+        let pool = db.request_db(4, common.context_mode()).await?;
         tracing::info!("delivering webhooks");
         frontdesk_server::Worker::new(pool.clone(), args.config())?
             .run_until(shutdown_signal())
             .await;
-        pool.close();
+        pool.app().close();
+        pool.operator().close();
         tracing::info!("shut down");
         anyhow::Ok(())
     }
@@ -415,6 +481,37 @@ fn list(versions: &[u32]) -> String {
     }
 }
 
+/// `frontdesk db roles`: the roles' SQL for an administrator, or applied with `--apply`.
+async fn db_roles(common: &Common, apply: bool) -> anyhow::Result<ExitCode> {
+    let passwords = common.passwords();
+    let Some(url) = &common.database_url else {
+        bail!(
+            "`frontdesk db roles` is for an external server (DATABASE_URL); the embedded cluster creates its roles itself"
+        )
+    };
+    let admin: tokio_postgres::Config = url
+        .parse()
+        .context("DATABASE_URL is not a PostgreSQL URL")?;
+    let database = admin.get_dbname().unwrap_or("postgres").to_owned();
+    if !apply {
+        print!(
+            "-- Frontdesk's roles, for an administrator to run once on database {database:?}\n\
+             -- (a superuser, or a role with CREATEROLE that may grant BYPASSRLS); then grant\n\
+             -- frontdesk_owner to the role of DATABASE_URL (migrations run as the owner).\n{}",
+            frontdesk_pg::roles::setup_sql(&database, &passwords)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let client = frontdesk_pg::pool::connect(&admin)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    frontdesk_pg::roles::ensure(&client, &database, &passwords).await?;
+    eprintln!(
+        "roles frontdesk_owner, frontdesk_app and frontdesk_operator are ready on {database:?}"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn db_tool(db: &Database, action: DbAction) -> anyhow::Result<ExitCode> {
     let mut command = match &action {
         DbAction::Psql { args } => {
@@ -444,6 +541,7 @@ async fn db_tool(db: &Database, action: DbAction) -> anyhow::Result<ExitCode> {
             .arg(file);
             c
         }
+        DbAction::Roles { .. } => unreachable!("handled before the database is opened"),
     };
     let status = command.status().context("running the PostgreSQL tool")?;
     Ok(if status.success() {

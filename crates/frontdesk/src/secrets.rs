@@ -31,6 +31,17 @@ fn load_or_create(data_dir: &Path, name: &str) -> anyhow::Result<(String, bool)>
     Ok((value, true))
 }
 
+/// The embedded cluster's login passwords, generated once into the data dir (0600).
+/// (The cluster listens only on a socket only this user may open; the passwords are what
+/// a pooler or Citus nodes in front of it would use.)
+pub fn embedded_passwords(data_dir: &Path) -> anyhow::Result<frontdesk_pg::roles::Passwords> {
+    Ok(frontdesk_pg::roles::Passwords {
+        owner: Some(load_or_create(data_dir, "db-owner-password")?.0),
+        app: Some(load_or_create(data_dir, "db-app-password")?.0),
+        operator: Some(load_or_create(data_dir, "db-operator-password")?.0),
+    })
+}
+
 pub fn jwt_secret(common: &Common) -> anyhow::Result<String> {
     match &common.jwt_secret {
         Some(secret) if secret.len() >= 32 => Ok(secret.clone()),

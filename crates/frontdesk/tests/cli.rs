@@ -321,7 +321,7 @@ fn url_for(db: &frontdesk_test::TestDb, user: &str) -> String {
 }
 
 #[tokio::test]
-async fn serve_with_database_url_migrates_and_serves_through_the_authenticator() {
+async fn serve_with_database_url_migrates_and_serves_through_the_login_roles() {
     let db = frontdesk_test::cluster().database(false).await;
     let dir = data_dir();
     let port = free_port();
@@ -337,19 +337,69 @@ async fn serve_with_database_url_migrates_and_serves_through_the_authenticator()
     assert_eq!(applied as usize, frontdesk_pg::migrate::MIGRATIONS.len());
     let logins: i64 = admin
         .query_one(
-            "select count(*) from pg_stat_activity where datname = $1 and usename = 'frontdesk_authenticator'",
+            "select count(distinct usename) from pg_stat_activity where datname = $1
+               and usename in ('frontdesk_app', 'frontdesk_operator')",
             &[&db.name],
         )
         .await
         .unwrap()
         .get(0);
-    assert!(
-        logins >= 1,
-        "the request path does not log in as frontdesk_authenticator"
+    assert_eq!(
+        logins, 2,
+        "the request path and the workers do not log in as frontdesk_app and frontdesk_operator"
     );
     terminate(&mut server);
     // No embedded cluster was made for an external database.
     assert!(!dir.0.join("pg").exists());
+}
+
+#[tokio::test]
+async fn db_roles_prints_the_login_roles_sql_and_applies_it_with_apply() {
+    let db = frontdesk_test::cluster().database(false).await;
+    let dir = data_dir();
+    let printed = run(Command::new(BIN)
+        .env("DATABASE_URL", url_for(&db, "postgres"))
+        .env("FRONTDESK_DATA_DIR", &dir.0)
+        .env("FRONTDESK_APP_PASSWORD", "s3cret'app")
+        .args(["db", "roles"]));
+    assert!(printed.status.success(), "{printed:?}");
+    let sql = String::from_utf8_lossy(&printed.stdout);
+    for expected in [
+        "create role frontdesk_owner login;",
+        "create role frontdesk_app login;",
+        "create role frontdesk_operator login bypassrls;",
+        "alter role frontdesk_app login nobypassrls password 's3cret''app';",
+        &format!(
+            "grant connect on database \"{}\" to frontdesk_app, frontdesk_operator;",
+            db.name
+        ),
+    ] {
+        assert!(sql.contains(expected), "{expected:?} missing from:\n{sql}");
+    }
+    assert!(!sql.to_lowercase().contains("set role"), "{sql}");
+    // --apply runs it on DATABASE_URL (the roles exist here already: it is idempotent).
+    let applied = run(Command::new(BIN)
+        .env("DATABASE_URL", url_for(&db, "postgres"))
+        .env("FRONTDESK_DATA_DIR", &dir.0)
+        .args(["db", "roles", "--apply"]));
+    assert!(applied.status.success(), "{applied:?}");
+    let can_login: bool = db
+        .admin()
+        .await
+        .query_one(
+            "select bool_and(rolcanlogin) from pg_roles where rolname in ('frontdesk_owner', 'frontdesk_app', 'frontdesk_operator')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(can_login);
+    // Without an external database there is nothing to print.
+    let embedded = run(Command::new(BIN)
+        .env_remove("DATABASE_URL")
+        .env("FRONTDESK_DATA_DIR", &dir.0)
+        .args(["db", "roles"]));
+    assert!(!embedded.status.success());
 }
 
 #[tokio::test]
@@ -374,7 +424,7 @@ async fn a_database_url_role_that_cannot_create_roles_gets_the_sql_to_run() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("create role frontdesk_authenticator login noinherit"),
+        stderr.contains("create role frontdesk_app login;"),
         "{stderr}"
     );
 }

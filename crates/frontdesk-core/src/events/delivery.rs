@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Pool;
+use frontdesk_pg::Db;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -34,7 +34,7 @@ pub struct Due {
 /// then each tenant's in a transaction of its own, locking only that tenant's endpoints
 /// (on Citus, a locking read across shards is not supported).
 pub async fn claim(
-    pool: &Pool,
+    db: &Db,
     worker: Uuid,
     batch: i32,
     lease: Duration,
@@ -44,7 +44,7 @@ pub async fn claim(
         principal: Principal::Operator,
         read_only: false,
     };
-    let tenants: Vec<Uuid> = Tx::run(pool, &operator(None), async |tx| {
+    let tenants: Vec<Uuid> = Tx::run(db, &operator(None), async |tx| {
         tx.last()
             .query(
                 "select tenant_id from app.tenants_with_due_deliveries($1)",
@@ -62,7 +62,7 @@ pub async fn claim(
         if left <= 0 {
             break;
         }
-        let rows = Tx::run(pool, &operator(Some(tenant)), async |tx| {
+        let rows = Tx::run(db, &operator(Some(tenant)), async |tx| {
             tx.last()
                 .query(
                     "select tenant_id, delivery_id, attempt, url, secret, previous_secret, event_id,
@@ -115,14 +115,14 @@ pub struct Finished<'a> {
 }
 
 /// Record an attempt and move its delivery (and endpoint) on.
-pub async fn finish(pool: &Pool, f: &Finished<'_>) -> Result<(), CoreError> {
+pub async fn finish(db: &Db, f: &Finished<'_>) -> Result<(), CoreError> {
     let context = RequestContext {
         tenant: Some(f.tenant),
         principal: Principal::Operator,
         read_only: false,
     };
     let disable_after = f.disable_after.as_secs_f64();
-    Tx::run(pool, &context, async |tx| {
+    Tx::run(db, &context, async |tx| {
         tx.last()
             .query(
                 "select app.finish_attempt($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, make_interval(secs => $11))",

@@ -196,11 +196,16 @@ pub async fn learn_time_zones(pool: &deadpool_postgres::Pool) -> Result<(), crat
         return Ok(());
     }
     let client = pool.get().await.map_err(frontdesk_pg::DbError::from)?;
+    // The simple protocol: no statement is prepared (the pool may go through a pooler).
     let rows = client
-        .query("select name from pg_catalog.pg_timezone_names", &[])
+        .simple_query("select name from pg_catalog.pg_timezone_names")
         .await
         .map_err(frontdesk_pg::DbError::from)?;
-    let _ = KNOWN_TIME_ZONES.set(rows.iter().map(|r| r.get(0)).collect());
+    let names = rows.iter().filter_map(|message| match message {
+        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+        _ => None,
+    });
+    let _ = KNOWN_TIME_ZONES.set(names.collect());
     Ok(())
 }
 

@@ -3,8 +3,8 @@
 //! callback, through `app.provider_secret()` before any request transaction.
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Pool;
-use frontdesk_pg::DbError;
+
+use frontdesk_pg::{Db, DbError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio_postgres::Row;
@@ -171,16 +171,15 @@ impl std::fmt::Debug for StoredSecret {
 /// The tenant's secret for `provider`, if it has one: one statement as the server's
 /// login role (`app.provider_secret`), outside any request transaction.
 pub async fn lookup(
-    pool: &Pool,
+    db: &Db,
     tenant: Uuid,
     provider: Provider,
 ) -> Result<Option<StoredSecret>, DbError> {
-    let conn = pool.get().await?;
-    let statement = conn
-        .prepare_cached("select secret from app.provider_secret($1, $2)")
-        .await?;
-    let row = conn
-        .query_opt(&statement, &[&tenant, &provider.as_str()])
+    let row = db
+        .lookup(
+            "select secret from app.provider_secret($1, $2)",
+            &[&tenant, &provider.as_str()],
+        )
         .await?;
     Ok(row.map(|r| {
         let secret: String = r.get(0);

@@ -2,21 +2,18 @@
 //! statement on a pooled connection, calling a `SECURITY DEFINER` function that reads
 //! only what authentication needs (key hashes, memberships, the user's profile).
 
-use deadpool_postgres::Pool;
-use frontdesk_pg::DbError;
+use frontdesk_pg::{Db, DbError};
 use tokio_postgres::{Row, types::ToSql};
 use uuid::Uuid;
 
 use crate::{KeyScope, MemberRole};
 
 async fn lookup(
-    pool: &Pool,
+    db: &Db,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Option<Row>, DbError> {
-    let conn = pool.get().await?;
-    let statement = conn.prepare_cached(sql).await?;
-    Ok(conn.query_opt(&statement, params).await?)
+    db.lookup(sql, params).await
 }
 
 /// An API key that is not revoked, found by the SHA-256 of its secret.
@@ -28,9 +25,9 @@ pub struct KeyFound {
 }
 
 /// The key whose secret hashes to `hash`, if it exists and is not revoked.
-pub async fn authenticate_key(pool: &Pool, hash: &[u8]) -> Result<Option<KeyFound>, DbError> {
+pub async fn authenticate_key(db: &Db, hash: &[u8]) -> Result<Option<KeyFound>, DbError> {
     let row = lookup(
-        pool,
+        db,
         "select tenant_id, key_id, scopes from app.authenticate_key($1)",
         &[&hash],
     )
@@ -52,13 +49,13 @@ pub async fn authenticate_key(pool: &Pool, hash: &[u8]) -> Result<Option<KeyFoun
 
 /// Create or refresh a user's row from their token's claims.
 pub async fn touch_user(
-    pool: &Pool,
+    db: &Db,
     id: Uuid,
     email: Option<&str>,
     name: Option<&str>,
 ) -> Result<(), DbError> {
     lookup(
-        pool,
+        db,
         "select app.touch_user($1, $2, $3)",
         &[&id, &email, &name],
     )
@@ -77,12 +74,12 @@ pub struct Resolved {
 
 /// Resolve `{tenant}` (id or slug) and `user`'s role in it.
 pub async fn resolve_tenant(
-    pool: &Pool,
+    db: &Db,
     reference: &str,
     user: Option<Uuid>,
 ) -> Result<Option<Resolved>, DbError> {
     let row = lookup(
-        pool,
+        db,
         "select tenant_id, member_role, is_active from app.resolve_tenant($1, $2)",
         &[&reference, &user],
     )

@@ -352,7 +352,7 @@ pub async fn delete(tx: &mut Tx, tenant: Uuid) -> Result<(), CoreError> {
 pub async fn list_for_user(tx: &mut Tx, page: &Page<Uuid>) -> Result<Paged<Tenant>, CoreError> {
     let rows = tx
         .query(
-            "select (x.tenant).*, x.member_role from app.user_tenants($1, $2) x",
+            &format!("select {COLUMNS}, member_role from app.user_tenants($1, $2)"),
             &[&page.after, &(page.limit + 1)],
         )
         .await?;

@@ -16,12 +16,13 @@ pub async fn healthz() -> &'static str {
 /// The database answers and its schema is the one this binary expects.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let check = async {
-        let (version, dirty) = frontdesk_pg::migrate::applied(&state.pool)
-            .await
-            .map_err(|e| match e {
-                frontdesk_pg::DbError::Pool(e) => e.to_string(),
-                other => other.to_string(),
-            })?;
+        let (version, dirty) =
+            frontdesk_pg::migrate::applied(&state.db)
+                .await
+                .map_err(|e| match e {
+                    frontdesk_pg::DbError::Pool(e) => e.to_string(),
+                    other => other.to_string(),
+                })?;
         if dirty {
             return Err("a migration is dirty".to_owned());
         }
@@ -44,7 +45,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// Prometheus metrics: requests by route and status, latency histograms, pool gauges.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let status = state.pool.status();
+    let status = state.db.app().status();
     metrics::gauge!("db_pool_connections").set(status.size as f64);
     metrics::gauge!("db_pool_available").set(status.available as f64);
     metrics::gauge!("db_pool_waiting").set(status.waiting as f64);

@@ -7,8 +7,8 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Pool;
 use frontdesk_core::events::delivery;
+use frontdesk_pg::Db;
 use rand::Rng;
 use uuid::Uuid;
 
@@ -104,14 +104,14 @@ struct Outcome {
 }
 
 pub struct Worker {
-    pool: Pool,
+    db: Db,
     http: reqwest::Client,
     config: Arc<WorkerConfig>,
     id: Uuid,
 }
 
 impl Worker {
-    pub fn new(pool: Pool, config: WorkerConfig) -> anyhow::Result<Self> {
+    pub fn new(db: Db, config: WorkerConfig) -> anyhow::Result<Self> {
         let mut http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
@@ -121,7 +121,7 @@ impl Worker {
             http = http.dns_resolver(Arc::new(outbound::GuardedResolver));
         }
         Ok(Self {
-            pool,
+            db,
             http: http.build()?,
             config: Arc::new(config),
             id: Uuid::now_v7(),
@@ -171,7 +171,7 @@ impl Worker {
     async fn claim(&self) -> anyhow::Result<Vec<Claimed>> {
         // The lease outlasts an attempt (and the recording after it) by a wide margin.
         let lease = self.config.timeout + Duration::from_secs(45);
-        let due = delivery::claim(&self.pool, self.id, self.config.batch, lease)
+        let due = delivery::claim(&self.db, self.id, self.config.batch, lease)
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         Ok(due
@@ -303,7 +303,7 @@ impl Worker {
                            status = ?o.status, error = ?o.error, outcome = kind, "webhook attempt failed");
         }
         delivery::finish(
-            &self.pool,
+            &self.db,
             &delivery::Finished {
                 tenant: c.tenant,
                 delivery: c.delivery,

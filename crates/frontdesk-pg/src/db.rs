@@ -1,0 +1,133 @@
+//! The database as the server sees it: one pool per login role, and the form the request
+//! context takes on this database.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
+use deadpool_postgres::Pool;
+use tokio_postgres::types::Type;
+
+use crate::{ContextMode, Principal};
+
+/// The request path's pools: `frontdesk_app` (bound by RLS) for every tenant request and
+/// the authentication lookups, `frontdesk_operator` (bypasses RLS) for operator requests
+/// and the background workers. Cheap to clone.
+#[derive(Clone)]
+pub struct Db(Arc<Inner>);
+
+struct Inner {
+    app: Pool,
+    operator: Pool,
+    context_mode: ContextMode,
+    statement_mode: StatementMode,
+    /// Through a pooler: each statement's parameter types, learned once.
+    parameter_types: RwLock<HashMap<String, Arc<[Type]>>>,
+}
+
+/// How statements are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatementMode {
+    /// Named prepared statements, cached per connection: connections are direct.
+    #[default]
+    Named,
+    /// Unnamed statements with their parameter types: connections go through a pooler in
+    /// transaction mode (PgBouncer before 1.21 keeps no named statements across
+    /// transactions).
+    Unnamed,
+}
+
+impl Db {
+    pub fn new(app: Pool, operator: Pool, context_mode: ContextMode) -> Self {
+        Self::with_statements(app, operator, context_mode, StatementMode::Named)
+    }
+
+    pub fn with_statements(
+        app: Pool,
+        operator: Pool,
+        context_mode: ContextMode,
+        statement_mode: StatementMode,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            app,
+            operator,
+            context_mode,
+            statement_mode,
+            parameter_types: RwLock::default(),
+        }))
+    }
+
+    pub fn statement_mode(&self) -> StatementMode {
+        self.0.statement_mode
+    }
+
+    pub(crate) fn parameter_types(&self, sql: &str) -> Option<Arc<[Type]>> {
+        self.0
+            .parameter_types
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sql)
+            .cloned()
+    }
+
+    pub(crate) fn learn_parameter_types(&self, sql: &str, types: Arc<[Type]>) {
+        self.0
+            .parameter_types
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sql.to_owned(), types);
+    }
+
+    /// One statement outside any request transaction (the authentication lookups), on
+    /// the `frontdesk_app` pool; at most one row.
+    pub async fn lookup(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<tokio_postgres::Row>, crate::DbError> {
+        let conn = self.app().get().await?;
+        if self.statement_mode() == StatementMode::Named {
+            let statement = conn.prepare_cached(sql).await?;
+            return Ok(conn.query_opt(&statement, params).await?);
+        }
+        let types = match self.parameter_types(sql) {
+            Some(types) => types,
+            None => {
+                // Learned inside a transaction, so the Parse and its Close reach one
+                // server connection of the pooler.
+                conn.batch_execute("begin").await?;
+                let types: Arc<[Type]> = conn.prepare(sql).await?.params().into();
+                conn.batch_execute("commit").await?;
+                self.learn_parameter_types(sql, types.clone());
+                types
+            }
+        };
+        let typed: Vec<_> = params.iter().copied().zip(types.iter().cloned()).collect();
+        Ok(conn.query_typed(sql, &typed).await?.into_iter().next())
+    }
+
+    /// Connections as `frontdesk_app`.
+    pub fn app(&self) -> &Pool {
+        &self.0.app
+    }
+
+    /// Connections as `frontdesk_operator`.
+    pub fn operator(&self) -> &Pool {
+        &self.0.operator
+    }
+
+    pub fn context_mode(&self) -> ContextMode {
+        self.0.context_mode
+    }
+
+    /// The pool of the login role `principal` acts as.
+    pub fn pool_for(&self, principal: &Principal) -> &Pool {
+        match principal {
+            Principal::Operator => self.operator(),
+            Principal::User { .. } | Principal::Key { .. } | Principal::Callback { .. } => {
+                self.app()
+            }
+        }
+    }
+}
