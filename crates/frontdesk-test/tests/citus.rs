@@ -360,10 +360,10 @@ async fn tenant_with_conversation(client: &tokio_postgres::Client) -> (Uuid, Uui
 }
 
 #[tokio::test]
-#[ignore = "issue 11, for 0007: the tenants_slug trigger writes the reference table app.tenant_slugs from a shard \
+#[ignore = "issue 11: the tenants_slug trigger writes the reference table app.tenant_slugs from a shard \
             (cannot execute a distributed query from a query on a shard), and the UPDATE in \
-            app.messages_count_in_conversation names app.is_tenant_staff(), which inlines to a coalesce over current_setting \
-            (non-IMMUTABLE functions are not allowed in CASE or COALESCE statements)"]
+            app.messages_count_in_conversation names app.is_tenant_staff(), which inlines to a coalesce over \
+            current_setting (non-IMMUTABLE functions are not allowed in CASE or COALESCE statements)"]
 async fn tenant_rows_written_through_the_coordinator_live_on_the_shards_and_read_back() {
     let Some((_db, client)) = migrated("rows").await else {
         return;
@@ -431,9 +431,9 @@ async fn tenant_rows_written_through_the_coordinator_live_on_the_shards_and_read
 /// The API's first steps on Citus: sign in, create a tenant, an assistant, a
 /// conversation and a message, and read them back. Each failure is listed.
 #[tokio::test]
-#[ignore = "issue 11, for 0008: the preamble is one multi-statement string with SET LOCAL ROLE, which Citus \
-            replays whole on the connections app.create_tenant (SECURITY DEFINER) opens as frontdesk_owner \
-            (permission denied to set role \"frontdesk_user\")"]
+#[ignore = "issue 11: POST /v1/tenants fails in the tenants_slug trigger (as the rows test); past it (by hand) \
+            the store's insert … select from jsonb_populate_record is sent as COPY, refused under RLS, \
+            and the messages page's left join lateral … on true cannot be planned (see docs/SCALING.md)"]
 async fn the_api_creates_and_reads_a_tenants_conversation() {
     let Some((db, _client)) = migrated("api").await else {
         return;
