@@ -25,10 +25,15 @@ pub struct Cluster {
     data_dir: PathBuf,
     /// Set when we are root: PostgreSQL's programs then run as this (uid, gid).
     run_as: Option<(u32, u32)>,
+    /// That user's home directory: its `HOME` (libpq in the server — Citus's connections
+    /// between nodes — looks for client certificates there, and cannot read root's).
+    run_as_home: Option<PathBuf>,
     /// Extra `-c name=value` settings for the server (the test harness turns off fsync).
     settings: Vec<(String, String)>,
     /// Skip initdb's fsync (throwaway test clusters).
     initdb_no_sync: bool,
+    /// Also listen on 127.0.0.1 at this port (a Citus node: the others reach it over TCP).
+    tcp_port: Option<u16>,
 }
 
 impl Cluster {
@@ -37,6 +42,7 @@ impl Cluster {
         let data_dir = std::path::absolute(data_dir)
             .with_context(|| format!("data directory {}", data_dir.display()))?;
         let bin_dir = find_bin_dir()?;
+        let mut run_as_home = None;
         let run_as = if nix::unistd::geteuid().is_root() {
             let user = nix::unistd::User::from_name("postgres")
                 .context("looking up the postgres user")?
@@ -45,6 +51,7 @@ impl Cluster {
                      (PostgreSQL refuses to run as root). Install Debian's `postgresql` package, \
                      which creates it, or run frontdesk as an ordinary user.",
                 )?;
+            run_as_home = Some(user.dir.clone());
             Some((user.uid.as_raw(), user.gid.as_raw()))
         } else {
             None
@@ -61,9 +68,31 @@ impl Cluster {
             bin_dir,
             data_dir,
             run_as,
+            run_as_home,
             settings: Vec::new(),
             initdb_no_sync: false,
+            tcp_port: None,
         })
+    }
+
+    /// Use the server programs in `bin_dir` (e.g. one PostgreSQL major version's, where
+    /// an extension is installed) instead of the ones found by default.
+    pub fn with_bin_dir(mut self, bin_dir: &Path) -> Self {
+        self.bin_dir = bin_dir.to_path_buf();
+        self
+    }
+
+    /// Listen on 127.0.0.1 at `port` as well as on the socket, which is then named after
+    /// that port. `initdb --auth=trust` trusts loopback TCP like the socket: only for
+    /// clusters whose machine is trusted (the Citus nodes of the test harness).
+    pub fn with_tcp_port(mut self, port: u16) -> Self {
+        self.tcp_port = Some(port);
+        self
+    }
+
+    /// The TCP port, when the cluster listens on one.
+    pub fn tcp_port(&self) -> Option<u16> {
+        self.tcp_port
     }
 
     /// Add a server setting passed as `-c name=value` at start.
@@ -106,6 +135,9 @@ impl Cluster {
             .user(user)
             .dbname(database)
             .application_name("frontdesk");
+        if let Some(port) = self.tcp_port {
+            config.port(port);
+        }
         config
     }
 
@@ -223,7 +255,11 @@ impl Cluster {
                 let _ = std::fs::remove_file(path.with_extension(""));
             }
         }
-        let mut options = String::from("-c listen_addresses='' -c unix_socket_permissions=0700");
+        let mut options = match self.tcp_port {
+            Some(port) => format!("-c listen_addresses='127.0.0.1' -c port={port}"),
+            None => String::from("-c listen_addresses=''"),
+        };
+        options.push_str(" -c unix_socket_permissions=0700");
         options.push_str(&format!(
             " -c unix_socket_directories='{}'",
             self.socket_dir().display()
@@ -323,6 +359,9 @@ rm -rf "$3""#;
         if let Some((uid, gid)) = self.run_as {
             // std drops root's supplementary groups when it changes the uid.
             command.uid(uid).gid(gid);
+        }
+        if let Some(home) = &self.run_as_home {
+            command.env("HOME", home);
         }
         command
             .env("LC_ALL", "C")

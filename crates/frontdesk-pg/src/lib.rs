@@ -2,11 +2,13 @@
 //! runner and its catalog checks, the connection pool, and the request transaction that
 //! carries the row-level-security context.
 
+pub mod citus;
 pub mod db;
 pub mod embedded;
 pub mod migrate;
 pub mod pool;
 pub mod roles;
+pub mod statements;
 pub mod tx;
 pub mod verify;
 

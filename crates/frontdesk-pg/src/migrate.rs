@@ -6,6 +6,8 @@
 //! - A migration whose first line is `-- no-transaction` runs outside a transaction (for
 //!   `CREATE INDEX CONCURRENTLY`); it is recorded `dirty` first and cleared after, so a
 //!   failure halfway is reported instead of being retried blindly.
+//! - On a database with the `citus` extension, scripts are sent one statement at a time
+//!   and `up` ends by distributing the tables the migrations created (see [`crate::citus`]).
 
 use std::collections::BTreeMap;
 
@@ -13,7 +15,7 @@ use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 
-use crate::roles;
+use crate::{citus, roles, statements};
 
 /// One migration, embedded at build time.
 #[derive(Debug)]
@@ -29,30 +31,6 @@ include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 impl Migration {
     pub fn checksum(&self) -> Vec<u8> {
         Sha256::digest(self.up.as_bytes()).to_vec()
-    }
-
-    /// A `-- no-transaction` script split at lines ending with `;` (such scripts hold
-    /// plain statements like `CREATE INDEX CONCURRENTLY`, never function bodies).
-    fn statements(sql: &str) -> impl Iterator<Item = &str> {
-        let mut rest = sql;
-        std::iter::from_fn(move || {
-            while !rest.trim().is_empty() {
-                let end = rest
-                    .match_indices('\n')
-                    .map(|(i, _)| i)
-                    .find(|&i| rest[..i].trim_end().ends_with(';'))
-                    .map_or(rest.len(), |i| i + 1);
-                let (statement, tail) = rest.split_at(end);
-                rest = tail;
-                let meaningful = statement
-                    .lines()
-                    .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"));
-                if meaningful {
-                    return Some(statement);
-                }
-            }
-            None
-        })
     }
 
     fn no_transaction(sql: &str) -> bool {
@@ -150,10 +128,13 @@ impl<'a> Migrator<'a> {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        self.client
-            .batch_execute(BOOKKEEPING)
-            .await
-            .context("creating frontdesk_meta")?;
+        // One statement at a time (Citus propagates the schema and its grants).
+        for statement in statements::split(BOOKKEEPING) {
+            self.client
+                .batch_execute(statement)
+                .await
+                .context("creating frontdesk_meta")?;
+        }
         Ok(())
     }
 
@@ -281,6 +262,7 @@ impl<'a> Migrator<'a> {
     async fn up_locked(&self) -> anyhow::Result<Vec<u32>> {
         let states = self.states(&self.applied().await?);
         Self::check(&states)?;
+        let citus = citus::is_citus(self.client).await?;
         let mut done = Vec::new();
         for m in self.migrations {
             if !states
@@ -296,11 +278,23 @@ impl<'a> Migrator<'a> {
                 m.name,
                 hex::encode(m.checksum())
             );
-            self.run(m, m.up, &record)
+            self.run(m, m.up, &record, citus)
                 .await
                 .with_context(|| format!("applying migration {:04}_{}", m.version, m.name))?;
             tracing::info!(version = m.version, name = m.name, "migration applied");
             done.push(m.version);
+        }
+        if citus {
+            // After all of them: landed migrations are distributable only together (a
+            // later one makes an earlier one's keys fit Citus). Also when none was
+            // pending, to finish a distribution that failed last time.
+            self.in_transaction(|| async {
+                for setting in citus::TRANSACTION_SETTINGS {
+                    self.client.batch_execute(setting).await?;
+                }
+                self.distribute().await
+            })
+            .await?;
         }
         Ok(done)
     }
@@ -326,6 +320,7 @@ impl<'a> Migrator<'a> {
             Some(v) => v,
             None => applied.iter().rev().nth(1).copied().unwrap_or(0),
         };
+        let citus = citus::is_citus(self.client).await?;
         let mut done = Vec::new();
         for m in self.migrations.iter().rev() {
             if m.version <= target || !applied.contains(&m.version) {
@@ -335,7 +330,7 @@ impl<'a> Migrator<'a> {
                 "delete from frontdesk_meta.schema_migrations where version = {}",
                 m.version
             );
-            self.run(m, m.down, &record)
+            self.run(m, m.down, &record, citus)
                 .await
                 .with_context(|| format!("reverting migration {:04}_{}", m.version, m.name))?;
             tracing::info!(version = m.version, name = m.name, "migration reverted");
@@ -346,7 +341,9 @@ impl<'a> Migrator<'a> {
 
     /// Run one script and its bookkeeping statement atomically, or — for a
     /// `-- no-transaction` script — with a dirty marker set before and cleared after.
-    async fn run(&self, m: &Migration, sql: &str, record: &str) -> anyhow::Result<()> {
+    /// On Citus, statement by statement (`up` distributes the new tables after the last
+    /// migration).
+    async fn run(&self, m: &Migration, sql: &str, record: &str, citus: bool) -> anyhow::Result<()> {
         if Migration::no_transaction(sql) {
             self.client
                 .execute(
@@ -357,10 +354,39 @@ impl<'a> Migrator<'a> {
                 .await?;
             // One statement per round trip: several in one simple query would form an
             // implicit transaction, which CREATE INDEX CONCURRENTLY refuses.
-            for statement in Migration::statements(sql) {
-                self.client.batch_execute(statement).await?;
+            for (n, statement) in statements::split(sql).into_iter().enumerate() {
+                self.client
+                    .batch_execute(statement)
+                    .await
+                    .with_context(|| failed_statement(n, statement))?;
             }
             self.client.batch_execute(record).await?;
+        } else if citus {
+            self.in_transaction(|| async {
+                for setting in citus::TRANSACTION_SETTINGS {
+                    self.client.batch_execute(setting).await?;
+                }
+                for (n, statement) in statements::split(sql).into_iter().enumerate() {
+                    let local = citus::creates_local_table(statement);
+                    if local {
+                        self.client
+                            .batch_execute("set local citus.enable_ddl_propagation = off")
+                            .await?;
+                    }
+                    self.client
+                        .batch_execute(statement)
+                        .await
+                        .with_context(|| failed_statement(n, statement))?;
+                    if local {
+                        self.client
+                            .batch_execute("set local citus.enable_ddl_propagation = on")
+                            .await?;
+                    }
+                }
+                self.client.batch_execute(record).await?;
+                Ok(())
+            })
+            .await?;
         } else if let Err(error) = self
             .client
             .batch_execute(&format!("begin;\n{sql}\n;{record};\ncommit;"))
@@ -372,6 +398,47 @@ impl<'a> Migrator<'a> {
         }
         Ok(())
     }
+
+    /// `work` between BEGIN and COMMIT, rolled back when it fails.
+    async fn in_transaction<F, Fut>(&self, work: F) -> anyhow::Result<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        self.client.batch_execute("begin").await?;
+        match work().await {
+            Ok(()) => {
+                self.client.batch_execute("commit").await?;
+                Ok(())
+            }
+            Err(error) => {
+                let _ = self.client.batch_execute("rollback").await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Distribute what the migration created, and say what that was.
+    async fn distribute(&self) -> anyhow::Result<()> {
+        let done = citus::distribute(self.client)
+            .await
+            .context("distributing the new tables on Citus")?;
+        if !done.is_empty() {
+            tracing::info!(
+                reference = ?done.reference,
+                distributed = ?done.distributed,
+                functions = done.functions.len(),
+                "citus: tables distributed"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Which statement of a script failed: its number and its beginning.
+fn failed_statement(n: usize, statement: &str) -> String {
+    let head: String = statement.chars().take(160).collect();
+    format!("statement {} of the script: {head}", n + 1)
 }
 
 /// The newest applied migration and whether one is dirty, on a pooled connection: what

@@ -3,6 +3,7 @@
 //! database per test (`CREATE DATABASE … TEMPLATE`), and the app on port 0, talked to
 //! over real HTTP.
 
+pub mod citus;
 pub mod fixtures;
 pub mod journey;
 pub mod pgbouncer;
