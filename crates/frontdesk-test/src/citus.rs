@@ -278,7 +278,10 @@ impl Citus {
                 .unwrap_or_default();
             let mut keep = false;
             for line in log.lines() {
-                if line.contains("ERROR:") || line.contains("FATAL:") {
+                if ["ERROR:", "FATAL:", "PANIC:", "terminated by signal"]
+                    .iter()
+                    .any(|m| line.contains(m))
+                {
                     keep = true;
                 } else if !(line.contains("STATEMENT:")
                     || line.contains("CONTEXT:")

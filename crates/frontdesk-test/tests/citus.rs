@@ -360,10 +360,6 @@ async fn tenant_with_conversation(client: &tokio_postgres::Client) -> (Uuid, Uui
 }
 
 #[tokio::test]
-#[ignore = "issue 11: the tenants_slug trigger writes the reference table app.tenant_slugs from a shard \
-            (cannot execute a distributed query from a query on a shard), and the UPDATE in \
-            app.messages_count_in_conversation names app.is_tenant_staff(), which inlines to a coalesce over \
-            current_setting (non-IMMUTABLE functions are not allowed in CASE or COALESCE statements)"]
 async fn tenant_rows_written_through_the_coordinator_live_on_the_shards_and_read_back() {
     let Some((_db, client)) = migrated("rows").await else {
         return;
@@ -431,9 +427,6 @@ async fn tenant_rows_written_through_the_coordinator_live_on_the_shards_and_read
 /// The API's first steps on Citus: sign in, create a tenant, an assistant, a
 /// conversation and a message, and read them back. Each failure is listed.
 #[tokio::test]
-#[ignore = "issue 11: POST /v1/tenants fails in the tenants_slug trigger (as the rows test); past it (by hand) \
-            the store's insert … select from jsonb_populate_record is sent as COPY, refused under RLS, \
-            and the messages page's left join lateral … on true cannot be planned (see docs/SCALING.md)"]
 async fn the_api_creates_and_reads_a_tenants_conversation() {
     let Some((db, _client)) = migrated("api").await else {
         return;
@@ -716,4 +709,31 @@ async fn the_context_in_separate_set_local_statements_reaches_the_shards_and_set
         "set_config now reaches the workers: the context form could be reconsidered"
     );
     user.batch_execute("commit").await.unwrap();
+}
+
+/// The whole journey of the other settings (`frontdesk_test::journey`: two tenants with
+/// every principal, 200 parallel messages with exact counters, rollups, limits and events,
+/// history, search, analytics, feedback, a 429, a webhook delivered and verified, and
+/// cross-tenant attempts on a sample of routes) through a server on the coordinator.
+#[tokio::test]
+async fn the_journey_runs_through_a_server_on_the_coordinator() {
+    let Some((db, _client)) = migrated("journey").await else {
+        return;
+    };
+    let pool = |role| frontdesk_pg::pool::build(db.config_as(role), 8).expect("pool");
+    let pools = frontdesk_pg::Db::new(
+        pool(frontdesk_pg::roles::APP),
+        pool(frontdesk_pg::roles::OPERATOR),
+        frontdesk_pg::ContextMode::SetLocal,
+    );
+    let app = frontdesk_test::start_app_on_pools(db, pools, Default::default()).await;
+    // On a failure, what the nodes logged says why.
+    let journey = tokio::spawn(async move { frontdesk_test::journey::run(&[&app]).await });
+    match journey.await {
+        Ok(report) => eprintln!("{report:?}"),
+        Err(panic) => panic!(
+            "the journey failed on Citus: {panic:?}\n\nthe nodes' logs:\n{}",
+            cluster().unwrap().log_errors()
+        ),
+    }
 }

@@ -85,8 +85,17 @@ impl LimitReached {
             resets_at: chrono::DateTime<chrono::Utc>,
         }
         let detail: Detail = serde_json::from_str(db.detail()?).ok()?;
+        // The limit's name is the error's constraint; an error re-raised by Citus from a
+        // worker keeps the message and detail but not that field, so the message
+        // (`limit <name> reached`) names it too.
+        let name = db.constraint().map(str::to_owned).or_else(|| {
+            db.message()
+                .strip_prefix("limit ")?
+                .strip_suffix(" reached")
+                .map(str::to_owned)
+        })?;
         Some(Self {
-            name: db.constraint()?.to_owned(),
+            name,
             limit: detail.limit,
             used: detail.used,
             window_start: detail.window_start,

@@ -163,21 +163,36 @@ pub async fn get(tx: &mut Tx, user: Uuid) -> Result<Member, CoreError> {
 }
 
 pub async fn add(tx: &mut Tx, tenant: Uuid, new: &NewMembership) -> Result<Member, CoreError> {
-    tx.execute(
-        "select app.provision_user($1, $2, $3)",
-        &[
-            &new.user_id,
-            &new.email.as_ref().map(Email::as_str),
-            &new.name,
-        ],
-    )
-    .await?;
-    tx.execute(
-        "insert into app.memberships (tenant_id, user_id, role) values ($1, $2, $3)",
-        &[&tenant, &new.user_id, &new.role.as_str()],
-    )
-    .await?;
-    get(tx, new.user_id).await
+    // The profile first (a SECURITY DEFINER function), then the membership as the caller;
+    // the member is composed from both, not read back through `app.tenant_members` (on
+    // Citus a transaction may not read a tenant's shards as the owner after the request
+    // role wrote them).
+    let profile = tx
+        .query_one(
+            "select email, name, last_active_at from app.provision_user($1, $2, $3)",
+            &[
+                &new.user_id,
+                &new.email.as_ref().map(Email::as_str),
+                &new.name,
+            ],
+        )
+        .await?;
+    let membership = tx
+        .query_one(
+            "insert into app.memberships (tenant_id, user_id, role) values ($1, $2, $3) \
+             returning role, created_at, updated_at",
+            &[&tenant, &new.user_id, &new.role.as_str()],
+        )
+        .await?;
+    Ok(Member {
+        user_id: new.user_id,
+        role: membership.get("role"),
+        email: profile.get("email"),
+        name: profile.get("name"),
+        created_at: membership.get("created_at"),
+        updated_at: membership.get("updated_at"),
+        last_active_at: profile.get("last_active_at"),
+    })
 }
 
 /// Change a member's role. Only owners change owners; the last owner stays (409).
@@ -187,20 +202,26 @@ pub async fn set_role(
     user: Uuid,
     role: MemberRole,
 ) -> Result<Member, CoreError> {
+    // Read before writing, and compose the answer from the update's own row (see `add`).
     let current = get(tx, user).await?;
-    let n = tx
-        .execute(
-            "update app.memberships set role = $3 where tenant_id = $1 and user_id = $2",
+    let updated = tx
+        .query_opt(
+            "update app.memberships set role = $3 where tenant_id = $1 and user_id = $2 \
+             returning role, updated_at",
             &[&tenant, &user, &role.as_str()],
         )
         .await?;
-    if n == 0 {
+    let Some(updated) = updated else {
         return Err(CoreError::Forbidden(format!(
             "only an owner can change an {}'s role",
             current.role
         )));
-    }
-    get(tx, user).await
+    };
+    Ok(Member {
+        role: updated.get("role"),
+        updated_at: updated.get("updated_at"),
+        ..current
+    })
 }
 
 /// Remove a member. Only owners remove owners; the last owner stays (409).

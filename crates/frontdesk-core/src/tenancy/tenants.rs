@@ -59,6 +59,12 @@ const COLUMNS: &str = "id, slug, name, kind, timezone, locale, email, phone, add
     llm_provider, llm_model, llm_temperature, llm_max_tokens, system_prompt, rate_limit_per_minute, \
     daily_token_limit, monthly_budget_usd, features, branding, is_active, search_language, created_at, updated_at";
 
+/// What an update may set: every column but the id (on Citus the distribution column,
+/// which an UPDATE may not name even to keep it) and the timestamps.
+const SETTABLE: &str = "slug, name, kind, timezone, locale, email, phone, address, website, logo_url, \
+    llm_provider, llm_model, llm_temperature, llm_max_tokens, system_prompt, rate_limit_per_minute, \
+    daily_token_limit, monthly_budget_usd, features, branding, is_active, search_language";
+
 impl Tenant {
     fn from_row(row: &Row) -> Self {
         Self {
@@ -331,7 +337,7 @@ pub async fn update(
     let row = tx
         .query_opt(
             &format!(
-                "update app.tenants t set ({COLUMNS}) = (select {COLUMNS} from jsonb_populate_record(t, $2)) \
+                "update app.tenants t set ({SETTABLE}) = (select {SETTABLE} from jsonb_populate_record(t, $2)) \
                  where t.id = $1 returning {COLUMNS}"
             ),
             &[&tenant, &fields],

@@ -146,8 +146,12 @@ pub async fn test(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
+    // Queued in one transaction, read back in another (see `webhooks::retry`).
+    let id = scope
+        .write(async |tx| webhooks::send_test(tx, path.id).await)
+        .await?;
     let delivery = scope
-        .write(async |tx| webhooks::test(tx, scope.tenant, path.id).await)
+        .read(async |tx| webhooks::delivery(tx, scope.tenant, id).await)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(delivery)))
 }
@@ -189,8 +193,12 @@ pub async fn retry(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
+    // Queued in one transaction, read back in another (see `webhooks::retry`).
+    scope
+        .write(async |tx| webhooks::retry(tx, path.id).await)
+        .await?;
     let delivery = scope
-        .write(async |tx| webhooks::retry(tx, scope.tenant, path.id).await)
+        .read(async |tx| webhooks::delivery(tx, scope.tenant, path.id).await)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(delivery)))
 }
