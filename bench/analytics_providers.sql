@@ -12,10 +12,7 @@
 \set t :n / :conversations
 \startpipeline
 begin read only;
-set local role frontdesk_service;
-@TENANT_SETTINGS@
-set local frontdesk.key_scope = 'full';
-select app.assert_principal();
+@CONTEXT@
 select provider, model, sum(request_count)::bigint as requests,
                         sum(prompt_tokens)::bigint as prompt, sum(completion_tokens)::bigint as completion,
                         sum(cost_usd) as cost,

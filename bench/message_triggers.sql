@@ -1,17 +1,18 @@
 -- The PostgreSQL CPU of the message write path alone, per insert: 4,000 messages with
--- tokens and a model (so the catalog prices them) inserted in one transaction as the
--- operator in one tenant's context, spread over its conversations, and the backend's
--- user+system CPU read from /proc before and after. Used to compare two schemas (e.g.
+-- tokens and a model (so the catalog prices them) inserted in one transaction by the
+-- operator's login (frontdesk_operator, which bypasses RLS, like the server's workers)
+-- with the operator caller kind and one tenant's context, spread over its conversations,
+-- and the backend's user+system CPU read from /proc before and after. Used to compare two schemas (e.g.
 -- the one monolithic insert trigger against the ordered single-purpose triggers) on the
 -- same cluster: interleave runs, the spread between runs is ±5 % here.
 --
---   psql -X -q -d <database> -v tenant=<uuid> -f bench/message_triggers.sql
+--   psql -X -q -U frontdesk_operator -d <database> -v tenant=<uuid> -f bench/message_triggers.sql
 --
 -- The tenant needs conversations; nothing is kept (the transaction is rolled back).
 -- Prints "before <ticks>" and "after <ticks>" (clock ticks of 10 ms).
 begin;
-set local role frontdesk_operator;
-select set_config('frontdesk.tenant_id', :'tenant', true) \g /dev/null
+select set_config('frontdesk.caller_kind', 'operator', true),
+       set_config('frontdesk.tenant_id', :'tenant', true) \g /dev/null
 create temp table convs on commit drop as
     select id, row_number() over () - 1 as n from app.conversations where tenant_id = :'tenant'::uuid;
 select pg_backend_pid() as pid \gset

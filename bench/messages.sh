@@ -191,8 +191,9 @@ got=$(grep -o '"conversation_id":' "$out/get.json" | wc -l)
 # --- the pgbench scripts -----------------------------------------------------------------
 # One script per load. Each transaction picks a random conversation n (so transactions are
 # spread evenly over all conversations, as wrk's requests are) and its tenant t = n /
-# conversations per tenant; a binary tree of \if's over t chooses that tenant's
-# `set local` statements (see messages_get.sql).
+# conversations per tenant; a binary tree of \if's over t chooses the copy of the server's
+# context statement that binds that tenant's variables, tenant_<t> and key_<t> (see
+# messages_get.sql).
 tenant_ids=()
 key_ids=()
 while IFS=$'\t' read -r tenant_n tenant key_id _; do
@@ -200,11 +201,14 @@ while IFS=$'\t' read -r tenant_n tenant key_id _; do
     key_ids[tenant_n]=$key_id
 done <"$state/keys.tsv"
 ((${#tenant_ids[@]} == n_tenants)) || die "$state/keys.tsv has ${#tenant_ids[@]} tenants, the database $n_tenants"
+# The postgres form of crates/frontdesk-pg/src/tx.rs (PRINCIPAL_CONTEXT), for tenant $1.
+context_statement() {
+    printf "select set_config('frontdesk.caller_kind', :caller_kind, true), set_config('frontdesk.tenant_id', :tenant_%d, true), set_config('frontdesk.user_id', :user_id, true), set_config('frontdesk.member_role', :member_role, true), set_config('frontdesk.key_id', :key_%d, true), set_config('frontdesk.key_scope', :key_scope, true), app.assert_principal();\n" "$1" "$1"
+}
 tenant_tree() { # lo hi: the tenants lo..hi
     local lo=$1 hi=$2 mid
     if ((lo == hi)); then
-        printf "set local frontdesk.tenant_id = '%s';\nset local frontdesk.key_id = '%s';\n" \
-            "${tenant_ids[lo]}" "${key_ids[lo]}"
+        context_statement "$lo"
     else
         mid=$(((lo + hi) / 2))
         printf '\\if :t <= %d\n' "$mid"
@@ -216,8 +220,15 @@ tenant_tree() { # lo hi: the tenants lo..hi
 }
 tenant_tree 0 $((n_tenants - 1)) >"$out/pgbench/tenants.sql"
 for load in $loads; do
+    # (pgbench's -D refuses empty values: each connection reads the empty user_id and
+    # member_role once, before its first transaction)
     awk -v tree="$out/pgbench/tenants.sql" '
-        $0 == "@TENANT_SETTINGS@" { while ((getline line < tree) > 0) print line; next }
+        $0 == "\\startpipeline" {
+            print "\\if :empties = 0"
+            print "select \x27\x27 as user_id, \x27\x27 as member_role \\gset"
+            print "\\set empties 1"
+            print "\\endif" }
+        $0 == "@CONTEXT@" { while ((getline line < tree) > 0) print line; next }
         { print }' "$root/bench/$(template "$load")" >"$out/pgbench/$load.sql"
 done
 
@@ -226,16 +237,22 @@ n_contents=$(grep -c . "$contents")
 grep . "$contents" | awk '
     BEGIN { print "set client_min_messages = warning;"
             print "create table if not exists bench.contents (i integer primary key, content text not null);"
-            print "grant select on bench.contents to frontdesk_service;"
+            print "grant select on bench.contents to frontdesk_app;"
             print "begin; truncate bench.contents;" }
     { printf "insert into bench.contents values (%d, $content$%s$content$);\n", NR - 1, $0 }
     END { print "commit;" }' | "${su_psql[@]}" >/dev/null
 
 # (pgbench's -d is --debug: the database name is its last, positional argument.)
-pgb=("$pgbench" -n -h "$data/run" -U frontdesk_authenticator -M "$pgbench_mode"
+# pgbench logs in as frontdesk_app, the server's request login; the context's values are
+# what the server binds for a full-scope API key (empty for absent ones), per tenant.
+pgb=("$pgbench" -n -h "$data/run" -U frontdesk_app -M "$pgbench_mode"
     -D "targets=$n_conversations" -D "conversations=$per_tenant" -D "contents=$n_contents"
     -D role=user -D prompt_tokens=12 -D completion_tokens=7 -D model=gpt-4o-mini
-    -D provider=openai -D cost_usd=0.0004 -D 'metadata={}')
+    -D provider=openai -D cost_usd=0.0004 -D 'metadata={}'
+    -D caller_kind=key -D key_scope=full -D empties=0)
+for tenant_n in "${!tenant_ids[@]}"; do
+    pgb+=(-D "tenant_$tenant_n=${tenant_ids[tenant_n]}" -D "key_$tenant_n=${key_ids[tenant_n]}")
+done
 # A short check of each script. A wrong tenant for a conversation would make the POST fail
 # (its trigger finds no conversation it may write to) and the GET read nothing, so the GET
 # check also counts the message rows its transactions fetched through the index.

@@ -40,7 +40,7 @@
 --   bench.targets         (n, tenant_n, tenant_id, conversation_id), n = tenant_n *
 --                         conversations + conversation number: the pgbench scripts pick a
 --                         random n and read the tenant and conversation ids here
--- The request roles may read it (pgbench runs its statements as frontdesk_service).
+-- The request login may read it (pgbench logs in as frontdesk_app, like the server's requests).
 -- messages.sh adds bench.contents (the POST benchmark's contents) on each run.
 
 \set ON_ERROR_STOP on
@@ -75,8 +75,7 @@ set local bench.want_messages = :want_messages;
 -- The schema of the benchmarks.
 create schema bench;
 comment on schema bench is 'the message benchmarks'' lookup tables (bench/messages_dataset.sql); not part of the product';
--- (frontdesk_authenticator too: pgbench prepares its statements before `set local role`.)
-grant usage on schema bench to frontdesk_authenticator, frontdesk_service, frontdesk_user;
+grant usage on schema bench to frontdesk_app;
 
 -- A UUIDv7 for a given time: 48 bits of Unix milliseconds, the version nibble 7 and 12
 -- random bits, then the last 8 bytes of a v4 UUID (random, variant bits already set).
@@ -89,7 +88,7 @@ create function bench.uuid_v7_at(ts timestamptz) returns uuid
                            | floor(random() * 4096)::bigint)
                   || substr(uuid_send(gen_random_uuid()), 9), 'hex')::uuid
 $$;
-grant execute on function bench.uuid_v7_at(timestamptz) to frontdesk_service, frontdesk_user;
+grant execute on function bench.uuid_v7_at(timestamptz) to frontdesk_app;
 
 -- ---------------------------------------------------------------------------------------
 -- Tenants, their owners and their assistants. The dataset's clock: tenants were created
@@ -184,7 +183,7 @@ insert into bench.targets (n, tenant_n, tenant_id, conversation_id)
 select tenant_n * :conversations + (row_number() over (partition by tenant_n order by id))::int - 1,
        tenant_n, tenant_id, id
 from bench_conversations;
-grant select on bench.tenants, bench.targets to frontdesk_service, frontdesk_user;
+grant select on bench.tenants, bench.targets to frontdesk_app;
 
 -- ---------------------------------------------------------------------------------------
 -- Message contents: a pool of 5,000 texts of 100 to 400 characters made of common words,

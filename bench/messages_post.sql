@@ -8,13 +8,16 @@
 -- The insert fires the messages trigger: the conversation's counters move and a
 -- message.created event is written, exactly as for the server.
 --
--- A random conversation n and the tenant tree as in messages_get.sql. The content is line
+-- A random conversation n and the context (the tenant tree of the server's context
+-- statement, logged in as frontdesk_app) as in messages_get.sql. The content is line
 -- (t mod lines) of messages_contents.txt, which messages.sh loads into bench.contents;
 -- the wrk script sends the same line for the same tenant. The body's other fields come
 -- from -D.
 --
 -- Where this differs from what the server sends, unavoidably:
---   * The preamble is prepared once per connection instead of parsed every time.
+--   * `begin` and `commit` are prepared rather than simple queries, the context statement
+--     is one of 100 prepared copies, and there is one Sync instead of four (see
+--     messages_get.sql).
 --   * Tenant, conversation and content are read inside the statement (three primary-key
 --     probes of small tables) instead of being bound as parameters; the message id, which
 --     the server makes in Rust (Uuid::now_v7) and binds as $2, is made in SQL by
@@ -26,10 +29,7 @@
 \set content :t % :contents
 \startpipeline
 begin;
-set local role frontdesk_service;
-@TENANT_SETTINGS@
-set local frontdesk.key_scope = 'full';
-select app.assert_principal();
+@CONTEXT@
 insert into app.messages (tenant_id, id, conversation_id, role, content, prompt_tokens,
                      completion_tokens, model, provider, cost_usd, latency_ms, action_taken,
                      questions_asked, delegation_plan, metadata, reservation_id)

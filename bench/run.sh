@@ -14,6 +14,10 @@
 #   PGBENCH_MODE         pgbench query mode: prepared or extended (default prepared)
 #   PGBENCH_SCRIPT       pgbench template (default bench/get_tenant.sql)
 #   BENCH_KEEP=1         keep the temporary directory (data, logs) and print its path
+#   FRONTDESK_CONTEXT_MODE  passed to the server: postgres (default: one prepared set_config
+#                        statement) or citus (one SET LOCAL per setting); pgbench runs
+#                        PGBENCH_SCRIPT either way (bench/get_tenant_set_local.sql is
+#                        the citus form)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -76,11 +80,17 @@ code=$(curl -sS -o "$out/get.json" -w '%{http_code}' -H "Authorization: Bearer $
 # get_tenant.sql pipelines the whole transaction, commit included: one round trip, like the
 # server, and pgbench's fastest shape (the reference). The second script moves `commit` out
 # of the pipeline into a round trip of its own, to show what a second trip costs.
+# (@TENANT@ and @USER@ in a template become the ids: SET takes no parameters, see
+# get_tenant_set_local.sql.)
 sed -e "s/@TENANT@/$tenant/g" -e "s/@USER@/$user/g" "$pgbench_template" >"$out/pgbench-1rt.sql"
 awk '/^commit;$/ { held = $0; next } { print } /^\\endpipeline/ && held { print held; held = "" }' \
     "$out/pgbench-1rt.sql" >"$out/pgbench-2rt.sql"
 # (pgbench's -d is --debug: the database name is its last, positional argument.)
-pgb=("$pgbench" -n -h "$data/run" -U frontdesk_authenticator -M "$pgbench_mode" -D "tenant=$tenant")
+# pgbench logs in as frontdesk_app, the server's request login, and binds what the server
+# binds (get_tenant.sql): the tenant id, then the context's values (empties=0: the empty
+# ones are read once per connection).
+pgb=("$pgbench" -n -h "$data/run" -U frontdesk_app -M "$pgbench_mode" -D "tenant=$tenant"
+    -D "user=$user" -D caller_kind=user -D member_role=owner -D empties=0)
 for shape in 1rt 2rt; do
     "${pgb[@]}" -f "$out/pgbench-$shape.sql" -c 1 -j 1 -t 1 frontdesk >"$out/pgbench-check-$shape.txt" 2>&1 \
         || { cat "$out/pgbench-check-$shape.txt" >&2; die "pgbench cannot run $out/pgbench-$shape.sql"; }
@@ -130,8 +140,8 @@ printf '\nCPU per request in µs, all cores (other: softirq and anything else on
 printf '| clients | load | generator | frontdesk | PostgreSQL | other | total |\n'
 printf '|---:|---|---:|---:|---:|---:|---:|\n'
 printf '%s\n' "${cpu_rows[@]}"
-printf '\n(%s, pool %s, %ss per load after %ss warmup, wrk -t %s, pgbench -M %s -j %s; CPU busy before loads: at most %s%%)\n' \
-    "$(date -u +%Y-%m-%d)" "$pool" "$duration" "$warmup" "$threads" "$pgbench_mode" "$threads" "$busy_max"
+printf '\n(%s, context form %s, pool %s, %ss per load after %ss warmup, wrk -t %s, pgbench -M %s -j %s; CPU busy before loads: at most %s%%)\n' \
+    "$(date -u +%Y-%m-%d)" "${FRONTDESK_CONTEXT_MODE:-postgres}" "$pool" "$duration" "$warmup" "$threads" "$pgbench_mode" "$threads" "$busy_max"
 if ((busy_max > 10 || other_max > 15)); then
     say "bench: WARNING: other work shared the CPUs (busy before a load: ${busy_max}%, other during a load: up to ${other_max}%); these numbers are not reliable"
 fi

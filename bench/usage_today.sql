@@ -10,10 +10,7 @@
 \set t :n / :conversations
 \startpipeline
 begin read only;
-set local role frontdesk_service;
-@TENANT_SETTINGS@
-set local frontdesk.key_scope = 'full';
-select app.assert_principal();
+@CONTEXT@
 with today as (select (now() at time zone timezone)::date as d from app.tenants
                                 where id = (select tenant_id from bench.tenants where tenant_n = :t)),
                       days as (select generate_series(d - (1 - 1), d, interval '1 day')::date as day from today)

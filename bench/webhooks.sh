@@ -73,7 +73,7 @@ for n in $endpoints_list; do
     done
     # The events, in the tenant's context (the fan-out trigger queues a delivery per
     # endpoint), with a payload like a message.created event's.
-    "${su_psql[@]}" -c "begin; set local frontdesk.tenant_id = '$tenant';
+    "${su_psql[@]}" -c "begin; set local frontdesk.caller_kind = 'operator'; set local frontdesk.tenant_id = '$tenant';
         insert into app.events (tenant_id, id, type, subject_id, data)
         select '$tenant', app.uuid_v7(), 'bench.event', gen_random_uuid(),
                jsonb_build_object('id', gen_random_uuid(), 'conversation_id', gen_random_uuid(),
