@@ -44,7 +44,7 @@ select m.*, c.id as conversation from app.conversations c
                      select id, conversation_id, role, content, prompt_tokens, completion_tokens, total_tokens,
     model, provider, cost_usd, latency_ms, action_taken, questions_asked, delegation_plan, metadata,
     created_at, redacted_at, redacted_by, cost_source from app.messages m
-                     where m.tenant_id = c.tenant_id and m.conversation_id = c.id
+                     where m.tenant_id = (select tenant_id from bench.targets where n = :n) and m.conversation_id = c.id
                        and (null::uuid is null or m.id < null::uuid) and (null::uuid is null or m.id > null::uuid)
                      order by m.id desc limit :limit) m on true
                  where c.tenant_id = (select tenant_id from bench.targets where n = :n)
