@@ -17,6 +17,7 @@
 //! - no `ON DELETE`/`ON UPDATE SET NULL`/`SET DEFAULT` on a foreign key holding `tenant_id`;
 //! - no SQL-language function with parameters reads a relation of schema `app`;
 //! - no volatile function (nor a clock such as `now()`) in `ON CONFLICT DO UPDATE SET`;
+//! - no clock and no context helper inside CASE or COALESCE in an UPDATE or DELETE;
 //! - no table row type of schema `app` among a function's argument or result types;
 //! - a function that locks with `SKIP LOCKED` filters `tenant_id = ` one of its parameters.
 //!
@@ -324,6 +325,50 @@ async fn distribution(client: &Client, findings: &mut Vec<String>) -> anyhow::Re
         findings.push(format!(
             "{signature}: ON CONFLICT DO UPDATE SET calls {called}; put the value in the inserted row \
              and set excluded.…"
+        ));
+    }
+
+    // An UPDATE or DELETE whose CASE or COALESCE calls the clock or reads the context
+    // (the `app.current_*` helpers inline to a COALESCE over current_setting): Citus refuses
+    // functions that are not immutable there. Read them into variables first.
+    let case_or_coalesce = client
+        .query(
+            // (comments removed first; each pattern alone: a PostgreSQL regex with `|` at its
+            // top is greedy throughout, so the CASE and COALESCE spans are found separately)
+            r"with body as (
+                 select p.oid::regprocedure::text as signature,
+                        regexp_replace(lower(p.prosrc), '--[^\n]*', '', 'g') as src
+                   from pg_proc p where p.pronamespace = 'app'::regnamespace),
+             statement as (
+                 select b.signature, st.text[1] as text
+                   from body b
+                   cross join lateral regexp_matches(b.src, '\m(?:update|delete)\M[^;]*', 'g') st (text)
+                  where st.text[1] !~ '^update\s+of\M'),
+             span as (
+                 select s.signature, c.text[1] as text
+                   from statement s cross join lateral regexp_matches(s.text, '\mcase\M.*?\mend\M', 'g') c (text)
+                 union all
+                 select s.signature, c.text[1]
+                   from statement s cross join lateral regexp_matches(s.text, '\mcoalesce\s*\([^;)]*\)', 'g') c (text))
+             select x.signature, string_agg(distinct x.name, ', ' order by x.name)
+             from (select sp.signature, f.name[1] as name
+                     from span sp
+                     cross join lateral regexp_matches(sp.text,
+                         '\m(now|clock_timestamp|statement_timestamp|transaction_timestamp|current_setting|app\.(?:is_tenant_admin|is_tenant_staff|can_write|caller_kind|current_[a-z_]+))\s*\(', 'g') f (name)
+                   union all
+                   -- the helpers whose own body is a COALESCE, anywhere in the statement
+                   select s.signature, h.name[1]
+                     from statement s
+                     cross join lateral regexp_matches(s.text, '\m(app\.(?:is_tenant_admin|is_tenant_staff))\s*\(', 'g') h (name)) x
+             group by 1 order by 1",
+            &[],
+        )
+        .await?;
+    for row in &case_or_coalesce {
+        let (signature, called): (&str, &str) = (row.get(0), row.get(1));
+        findings.push(format!(
+            "{signature}: an UPDATE or DELETE calls {called} inside CASE or COALESCE (refused on Citus); \
+             read the value into a variable first"
         ));
     }
 

@@ -390,6 +390,13 @@ async fn verify_passes_on_the_schema_and_names_every_broken_rule() {
                      return query select s.id from app.sprockets s where s.seen_at is null
                        limit p_limit for update skip locked;
                  end $$;
+             create function app.touch_sprocket(p_tenant uuid, p_id uuid) returns void language plpgsql
+                 as $$ begin
+                     -- now() in a comment is not a finding
+                     update app.sprockets s set seen_at = case when s.seen_at is null then now() end
+                      where s.tenant_id = p_tenant and s.id = p_id;
+                     delete from app.sprockets s where s.tenant_id = p_tenant and app.is_tenant_staff();
+                 end $$;
              reset role;",
         )
         .await
@@ -411,6 +418,7 @@ async fn verify_passes_on_the_schema_and_names_every_broken_rule() {
         "app.sprocket_seen(uuid,uuid): ON CONFLICT DO UPDATE SET calls clock_timestamp",
         "app.sprocket_code(app.sprockets): has the row type of table app.sprockets in its signature",
         "app.claim_sprockets(integer): locks with SKIP LOCKED across tenants",
+        "app.touch_sprocket(uuid,uuid): an UPDATE or DELETE calls app.is_tenant_staff, now inside CASE or COALESCE",
     ] {
         assert!(
             joined.contains(expected),
