@@ -424,6 +424,18 @@ async fn tenant_rows_written_through_the_coordinator_live_on_the_shards_and_read
     );
 }
 
+/// A server on the coordinator, its request path as `frontdesk serve` picks it on Citus:
+/// the login roles, the context as separate SET LOCALs.
+async fn server_on_coordinator(db: TestDb) -> frontdesk_test::TestApp {
+    let pool = |role| frontdesk_pg::pool::build(db.config_as(role), 8).expect("pool");
+    let pools = frontdesk_pg::Db::new(
+        pool(frontdesk_pg::roles::APP),
+        pool(frontdesk_pg::roles::OPERATOR),
+        frontdesk_pg::ContextMode::SetLocal,
+    );
+    frontdesk_test::start_app_on_pools(db, pools, Default::default()).await
+}
+
 /// The API's first steps on Citus: sign in, create a tenant, an assistant, a
 /// conversation and a message, and read them back. Each failure is listed.
 #[tokio::test]
@@ -431,14 +443,7 @@ async fn the_api_creates_and_reads_a_tenants_conversation() {
     let Some((db, _client)) = migrated("api").await else {
         return;
     };
-    // The request path as `frontdesk serve` picks it on Citus: separate SET LOCALs.
-    let pool = |role| frontdesk_pg::pool::build(db.config_as(role), 8).expect("pool");
-    let pools = frontdesk_pg::Db::new(
-        pool(frontdesk_pg::roles::APP),
-        pool(frontdesk_pg::roles::OPERATOR),
-        frontdesk_pg::ContextMode::SetLocal,
-    );
-    let app = frontdesk_test::start_app_on_pools(db, pools, Default::default()).await;
+    let app = server_on_coordinator(db).await;
     let mut failures = Vec::new();
     let mut check = |what: &str, reply: &frontdesk_test::Reply, status: u16| {
         if reply.status.as_u16() != status {
@@ -720,13 +725,7 @@ async fn the_journey_runs_through_a_server_on_the_coordinator() {
     let Some((db, _client)) = migrated("journey").await else {
         return;
     };
-    let pool = |role| frontdesk_pg::pool::build(db.config_as(role), 8).expect("pool");
-    let pools = frontdesk_pg::Db::new(
-        pool(frontdesk_pg::roles::APP),
-        pool(frontdesk_pg::roles::OPERATOR),
-        frontdesk_pg::ContextMode::SetLocal,
-    );
-    let app = frontdesk_test::start_app_on_pools(db, pools, Default::default()).await;
+    let app = server_on_coordinator(db).await;
     // On a failure, what the nodes logged says why.
     let journey = tokio::spawn(async move { frontdesk_test::journey::run(&[&app]).await });
     match journey.await {
