@@ -71,12 +71,21 @@ impl Db {
             .cloned()
     }
 
-    pub(crate) fn learn_parameter_types(&self, sql: &str, types: Arc<[Type]>) {
+    /// Learn `sql`'s parameter types by preparing it on `conn`, which must be inside a
+    /// transaction: through a pooler, the Parse and its Close (sent when the statement is
+    /// dropped, before anything else) then reach the same server connection.
+    pub(crate) async fn learn_parameter_types(
+        &self,
+        conn: &tokio_postgres::Client,
+        sql: &str,
+    ) -> Result<Arc<[Type]>, tokio_postgres::Error> {
+        let types: Arc<[Type]> = conn.prepare(sql).await?.params().into();
         self.0
             .parameter_types
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(sql.to_owned(), types);
+            .insert(sql.to_owned(), types.clone());
+        Ok(types)
     }
 
     /// One statement outside any request transaction (the authentication lookups), on
@@ -94,16 +103,13 @@ impl Db {
         let types = match self.parameter_types(sql) {
             Some(types) => types,
             None => {
-                // Learned inside a transaction, so the Parse and its Close reach one
-                // server connection of the pooler.
                 conn.batch_execute("begin").await?;
-                let types: Arc<[Type]> = conn.prepare(sql).await?.params().into();
+                let types = self.learn_parameter_types(&conn, sql).await?;
                 conn.batch_execute("commit").await?;
-                self.learn_parameter_types(sql, types.clone());
                 types
             }
         };
-        let typed: Vec<_> = params.iter().copied().zip(types.iter().cloned()).collect();
+        let typed = crate::tx::typed(params, &types);
         Ok(conn.query_typed(sql, &typed).await?.into_iter().next())
     }
 

@@ -48,7 +48,7 @@ enum Prepared {
 }
 
 /// Parameters paired with their types, for an unnamed statement.
-fn typed<'a>(
+pub(crate) fn typed<'a>(
     params: &[&'a (dyn ToSql + Sync)],
     types: &[Type],
 ) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
@@ -163,13 +163,13 @@ impl ContextMode {
 
     /// The form the database needs: `SetLocal` when the `citus` extension is installed.
     pub async fn detect(client: &tokio_postgres::Client) -> Result<Self, tokio_postgres::Error> {
-        let citus: bool = client
-            .query_one(
-                "select exists (select from pg_catalog.pg_extension where extname = 'citus')",
-                &[],
-            )
-            .await?
-            .get(0);
+        // The simple protocol: no named statement, which a pooler could leave behind.
+        let rows = client
+            .simple_query("select 1 from pg_catalog.pg_extension where extname = 'citus'")
+            .await?;
+        let citus = rows
+            .iter()
+            .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)));
         Ok(if citus {
             Self::SetLocal
         } else {
@@ -400,12 +400,7 @@ impl Tx {
             self.send(async |_| Ok(())).await?;
             self.commit_with_next = commit;
         }
-        let types: std::sync::Arc<[Type]> = {
-            let statement = self.conn().prepare(sql).await?;
-            statement.params().into()
-            // The statement is dropped here: its Close goes out before anything else.
-        };
-        self.db.learn_parameter_types(sql, types.clone());
+        let types = self.db.learn_parameter_types(self.conn(), sql).await?;
         Ok(Prepared::Unnamed(types))
     }
 
@@ -512,37 +507,33 @@ impl Tx {
                 let Some(context) = &context else {
                     return Ok(());
                 };
-                match (&prepared, mode) {
-                    (Some(statement), _) => {
-                        let settings = context.settings();
-                        let values: Vec<&(dyn ToSql + Sync)> = settings
-                            .iter()
-                            .map(|(_, v)| v as &(dyn ToSql + Sync))
-                            .collect();
-                        let (begun, set) = futures_util::future::join(
-                            conn.batch_execute(context.begin_sql()),
-                            conn.query(statement, &values),
-                        )
-                        .await;
-                        begun?;
-                        set.map(drop)
-                    }
-                    (None, ContextMode::Prepared) => {
-                        // Through a pooler: the same statement, unnamed, its parameters text.
+                match mode {
+                    ContextMode::Prepared => {
+                        // The same statement either way: named and cached per connection,
+                        // or (through a pooler) unnamed with its parameters typed as text.
                         let settings = context.settings();
                         let values: Vec<(&(dyn ToSql + Sync), Type)> = settings
                             .iter()
                             .map(|(_, v)| (v as &(dyn ToSql + Sync), Type::TEXT))
                             .collect();
+                        let set = async {
+                            match &prepared {
+                                Some(statement) => {
+                                    let plain: Vec<_> = values.iter().map(|(v, _)| *v).collect();
+                                    conn.query(statement, &plain).await
+                                }
+                                None => conn.query_typed(context.prepared_sql(), &values).await,
+                            }
+                        };
                         let (begun, set) = futures_util::future::join(
                             conn.batch_execute(context.begin_sql()),
-                            conn.query_typed(context.prepared_sql(), &values),
+                            set,
                         )
                         .await;
                         begun?;
                         set.map(drop)
                     }
-                    (None, ContextMode::SetLocal) => {
+                    ContextMode::SetLocal => {
                         let statements = context.set_local_statements();
                         futures_util::future::try_join_all(
                             statements.iter().map(|sql| conn.batch_execute(sql)),

@@ -139,19 +139,22 @@ impl Database {
         }
     }
 
+    fn logins(&self) -> &Logins {
+        match self {
+            Database::Embedded { logins, .. } | Database::External { logins, .. } => logins,
+        }
+    }
+
     /// How `role` (frontdesk_app or frontdesk_operator) logs in: through the pooler when
     /// there is one, else directly; with its password.
     pub fn login_config(&self, role: &str) -> tokio_postgres::Config {
-        let (direct, logins) = match self {
-            Database::Embedded {
-                cluster, logins, ..
-            } => (
-                cluster.config(role, frontdesk_pg::embedded::DATABASE),
-                logins,
-            ),
-            Database::External { admin, logins, .. } => (admin.as_ref().clone(), logins),
-        };
-        let mut config = logins.pooler.clone().unwrap_or(direct);
+        let logins = self.logins();
+        let mut config = logins.pooler.clone().unwrap_or_else(|| match self {
+            Database::Embedded { cluster, .. } => {
+                cluster.config(role, frontdesk_pg::embedded::DATABASE)
+            }
+            Database::External { admin, .. } => admin.as_ref().clone(),
+        });
         config.user(role).application_name("frontdesk");
         let password = match role {
             roles::APP => logins.passwords.app.as_deref(),
@@ -183,12 +186,7 @@ impl Database {
             }
         };
         // Through a pooler in transaction mode, no named statement outlives a transaction.
-        let through_pooler = match self {
-            Database::Embedded { logins, .. } | Database::External { logins, .. } => {
-                logins.pooler.is_some()
-            }
-        };
-        let statements = if through_pooler {
+        let statements = if self.logins().pooler.is_some() {
             frontdesk_pg::StatementMode::Unnamed
         } else {
             frontdesk_pg::StatementMode::Named
