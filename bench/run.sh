@@ -14,6 +14,8 @@
 #   PGBENCH_MODE         pgbench query mode: prepared or extended (default prepared)
 #   PGBENCH_SCRIPT       pgbench template (default bench/get_tenant.sql)
 #   BENCH_KEEP=1         keep the temporary directory (data, logs) and print its path
+#   BENCH_BASELINE=1     also load GET /healthz (no authentication, no database): the
+#                        frontdesk CPU of serving any request, for the breakdown
 #   FRONTDESK_CONTEXT_MODE  passed to the server: postgres (default: one prepared set_config
 #                        statement) or citus (one SET LOCAL per setting); pgbench runs
 #                        PGBENCH_SCRIPT either way (bench/get_tenant_set_local.sql is
@@ -118,6 +120,12 @@ for clients in $clients_list; do
     read -r pg_tps pg_p50 pg_p99 _ p_gen _ p_pg p_other p_pct < <(run_pgbench 1rt "$out/pgbench-1rt.sql" "$clients")
     say "bench: $clients clients: pgbench -M $pgbench_mode, two round trips (${warmup}s warmup + ${duration}s)"
     read -r pg2_tps pg2_p50 pg2_p99 _ q_gen _ q_pg q_other q_pct < <(run_pgbench 2rt "$out/pgbench-2rt.sql" "$clients")
+
+    if [[ ${BENCH_BASELINE:-0} == 1 ]]; then
+        say "bench: $clients clients: GET /healthz (wrk ${warmup}s warmup + ${duration}s)"
+        read -r h_rps _ _ _ h_gen h_srv h_pg h_other h_pct < <(lua=$root/bench/healthz.lua run_wrk healthz "$clients")
+        cpu_rows+=("| $clients | GET /healthz (wrk, $h_rps req/s) | $h_gen | $h_srv | $h_pg | $h_other ($h_pct%) | $((h_gen + h_srv + h_pg + h_other)) |")
+    fi
 
     for pct in "$a_pct" "$p_pct" "$q_pct"; do ((pct > other_max)) && other_max=$pct; done
     rows+=("| $clients | $api_rps | $api_p50 ms | $api_p99 ms | $pg_tps | $pg_p50 ms | $pg_p99 ms | $(ratio "$api_rps" "$pg_tps") |")
