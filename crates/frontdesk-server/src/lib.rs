@@ -156,17 +156,19 @@ impl MakeRequestId for SequentialRequestId {
     }
 }
 
-/// Requests by route and status, and their latency.
+/// Requests by method, route and status, and their latency. Every label comes from a fixed
+/// set, whatever a client sends: the standard methods (any other is `other`), the route's
+/// template (never the path as sent; `unmatched` when no route matched), and the status.
 async fn record_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(req).await;
     let labels = [
-        ("method", method),
+        ("method", method.to_owned()),
         ("route", route),
         ("status", response.status().as_u16().to_string()),
     ];
@@ -174,6 +176,24 @@ async fn record_metrics(req: Request, next: Next) -> Response {
     metrics::histogram!("http_request_duration_seconds", &labels[..2])
         .record(start.elapsed().as_secs_f64());
     response
+}
+
+/// The metrics label of a request method: one of the standard methods, else `other`
+/// (HTTP lets a client send any token as a method).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
 }
 
 /// When the database refuses a request's context (a role changed, a key was revoked,
