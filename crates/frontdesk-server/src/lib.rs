@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod reply;
 pub mod router;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod streamed;
 pub mod webhooks;
@@ -34,6 +35,7 @@ use tower_http::{
 };
 
 pub use auth::{AuthConfig, Secret};
+pub use serve::{ServeLimits, serve};
 pub use state::{AppOptions, AppState};
 pub use webhooks::{Worker, WorkerConfig};
 
@@ -206,7 +208,10 @@ pub(crate) async fn retry_refused_context(req: Request, next: Next) -> Response 
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(bytes) => bytes,
-        Err(_) => return axum::response::IntoResponse::into_response(ApiError::PayloadTooLarge),
+        Err(e) => {
+            let error = ApiError::body_unread(&e, ApiError::PayloadTooLarge);
+            return axum::response::IntoResponse::into_response(error);
+        }
     };
     let (method, uri, version) = (parts.method.clone(), parts.uri.clone(), parts.version);
     let (headers, mut extensions) = (parts.headers.clone(), parts.extensions.clone());
