@@ -103,6 +103,34 @@ async fn arrays_are_refused_where_objects_are_expected_and_nothing_is_written() 
     assert_eq!(member.body["role"], "admin", "{}", member.text);
 }
 
+/// A provider's callback is declared an object: a verified payload that is another JSON
+/// value is a 400, and nothing is recorded.
+#[tokio::test]
+async fn a_signed_callback_whose_payload_is_not_an_object_is_a_400() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "hook-shapes").await;
+    let admin = app.db.admin().await;
+    let before = tenant_snapshot(&admin, t.id).await;
+    let now = chrono::Utc::now().timestamp();
+    for (i, body) in [r#"["payment", 1]"#, r#""paid""#, "42", "null"]
+        .into_iter()
+        .enumerate()
+    {
+        let headers = frontdesk_test::fixtures::signed_headers(
+            &t.callback_secret,
+            &format!("shape-{i}"),
+            now,
+            body.as_bytes(),
+        );
+        let reply = app
+            .callback(&format!("/v1/hooks/test/{}", t.slug), &headers, body.into())
+            .await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text);
+        assert!(is_problem(&reply), "{}", reply.text);
+    }
+    assert_eq!(tenant_snapshot(&admin, t.id).await, before);
+}
+
 // ---- item 4: NUL characters and bad UTF-8 at the edge ----
 
 /// `?q=%00` reached PostgreSQL and came back as a 422 on `body`: a query parameter holding
