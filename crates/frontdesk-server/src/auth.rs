@@ -88,6 +88,21 @@ struct Claims {
     name: Option<String>,
 }
 
+impl Claims {
+    /// The first claim kept from a token that holds a NUL character (PostgreSQL stores no
+    /// NUL in text, so such a token is refused before anything reaches it).
+    fn holding_nul(&self) -> Option<&'static str> {
+        [
+            ("sub", Some(&self.sub)),
+            ("email", self.email.as_ref()),
+            ("name", self.name.as_ref()),
+        ]
+        .into_iter()
+        .find(|(_, value)| value.is_some_and(|v| v.contains('\0')))
+        .map(|(claim, _)| claim)
+    }
+}
+
 /// Namespace for users whose `sub` is not a UUID (Auth0's `auth0|…`, Keycloak's names):
 /// their id is the UUIDv5 of `sub` in it, stable across sign-ins.
 const SUB_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_0e37_52d4_4c4b_9a2e_7d1b_f0c3_8e55);
@@ -326,6 +341,11 @@ impl Auth {
             })
         })?;
         let claims = data.claims;
+        if let Some(claim) = claims.holding_nul() {
+            return Err(ApiError::Unauthorized(format!(
+                "invalid token: the {claim} claim contains the NUL character"
+            )));
+        }
         if claims.sub.is_empty() {
             return Err(invalid("empty sub"));
         }

@@ -84,6 +84,10 @@ pub enum ApiError {
     Forbidden(String),
     #[error("not found")]
     NotFound,
+    /// A path parameter that cannot name anything (not UTF-8, or holding a NUL): a 404
+    /// whose detail names it.
+    #[error("path parameter {name} {message}")]
+    BadPathParam { name: String, message: String },
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("conflict: {message}")]
@@ -101,6 +105,9 @@ pub enum ApiError {
     },
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The body did not arrive within the body read timeout (`serve::ServeLimits`).
+    #[error("request body not received within {0:?}")]
+    BodyTimeout(std::time::Duration),
     /// A streamed body (`StreamedBody`) past its route's limit.
     #[error("request body over {limit} bytes")]
     UploadTooLarge { limit: usize },
@@ -127,6 +134,20 @@ impl ApiError {
         Self::Validation(vec![FieldError::new(field, message)])
     }
 
+    /// The problem for a request body that could not be read: a 408 when it did not
+    /// arrive within the body read timeout, else `otherwise`.
+    pub fn body_unread(error: &(dyn std::error::Error + 'static), otherwise: Self) -> Self {
+        crate::serve::body_timeout(error).map_or(otherwise, |t| Self::BodyTimeout(t.0))
+    }
+
+    /// A path parameter that names nothing (404), and why.
+    pub fn path_param(name: &str, message: &str) -> Self {
+        Self::BadPathParam {
+            name: name.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             Self::BadRequest(_) => (
@@ -138,7 +159,9 @@ impl ApiError {
             Self::Forbidden(_) | Self::ContextRefused => {
                 (StatusCode::FORBIDDEN, "forbidden", "Forbidden")
             }
-            Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::NotFound | Self::BadPathParam { .. } => {
+                (StatusCode::NOT_FOUND, "not-found", "Not found")
+            }
             Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
@@ -165,6 +188,11 @@ impl ApiError {
                 "payload-too-large",
                 "Request body too large",
             ),
+            Self::BodyTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
+            ),
             Self::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
@@ -187,6 +215,9 @@ impl ApiError {
         match self {
             Self::BadRequest(d) | Self::Unauthorized(d) | Self::Forbidden(d) => d.clone(),
             Self::NotFound => "no such resource, or it is not yours to see".into(),
+            Self::BadPathParam { name, message } => {
+                format!("the path parameter {name} {message}, so it names nothing")
+            }
             Self::MethodNotAllowed => "this path does not take that method".into(),
             Self::Conflict { message, .. } | Self::Transition { message, .. } => message.clone(),
             Self::Validation(errors) => {
@@ -202,6 +233,10 @@ impl ApiError {
             Self::LimitReached(l) => format!(
                 "this would pass the tenant's {} ({}; {} used); nothing was stored",
                 l.name, l.limit, l.used
+            ),
+            Self::BodyTimeout(timeout) => format!(
+                "the request body did not arrive in full within {} s; nothing was done",
+                timeout.as_secs_f64()
             ),
             Self::UnsupportedMediaType => "send JSON with Content-Type: application/json".into(),
             Self::ContextRefused => "your access to this tenant changed; try again".into(),

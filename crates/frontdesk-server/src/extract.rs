@@ -7,7 +7,7 @@
 //! (`frontdesk_pg::Tx::run`), and the domain's queries decide what is pipelined.
 
 use axum::{
-    extract::{FromRequest, FromRequestParts, MatchedPath, RawPathParams, Request},
+    extract::{FromRequest, FromRequestParts, MatchedPath, Request},
     http::{header, request::Parts},
 };
 use frontdesk_core::{FieldError, KeyScope, MemberRole, Principal, RequestContext, Tx};
@@ -179,18 +179,12 @@ impl FromRequestParts<AppState> for TenantScope {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         let access = route_access(parts)?;
         let caller = Caller::from_request_parts(parts, state).await?;
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::Internal("tenant route without path parameters".into()))?;
-        let reference = params
-            .iter()
-            .find(|(name, _)| *name == "tenant")
-            .map(|(_, value)| value.to_owned())
+        let reference = checked_path_params(parts)
+            .await?
+            .into_iter()
+            .find(|(name, _)| name == "tenant")
+            .map(|(_, value)| value)
             .ok_or_else(|| ApiError::Internal("tenant route without {tenant}".into()))?;
-        // A reference PostgreSQL cannot even hold names no tenant.
-        if reference.contains('\0') {
-            return Err(outsider(parts));
-        }
         let resolved = state
             .auth
             .resolve(&reference, caller.user_id())
@@ -352,11 +346,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| {
-                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                let otherwise = if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge
                 } else {
                     ApiError::BadRequest("could not read the request body".into())
-                }
+                };
+                ApiError::body_unread(&e, otherwise)
             })?;
         parse_json(&bytes).map(Json)
     }
@@ -423,13 +418,42 @@ fn nul_field(value: &serde_json::Value, path: &str) -> Option<String> {
     }
 }
 
-/// Path parameters; a malformed id cannot name anything, so it is a 404.
+/// The path parameters as sent, percent-decoded. One that is not UTF-8 once decoded, or
+/// that holds a NUL character (which PostgreSQL cannot store), names nothing: a 404 that
+/// names the parameter, before anything reaches the database.
+async fn checked_path_params(parts: &mut Parts) -> ApiResult<Vec<(String, String)>> {
+    use axum::extract::{path::ErrorKind, rejection::PathRejection};
+    let params =
+        match axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, &()).await {
+            Ok(params) => params.0,
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                return Err(match e.kind() {
+                    ErrorKind::InvalidUtf8InPathParam { key } => {
+                        ApiError::path_param(key, "is not valid UTF-8 once percent-decoded")
+                    }
+                    _ => ApiError::NotFound,
+                });
+            }
+            Err(_) => return Err(ApiError::Internal("route without path parameters".into())),
+        };
+    if let Some((name, _)) = params.iter().find(|(_, value)| value.contains('\0')) {
+        return Err(ApiError::path_param(
+            name,
+            "contains the NUL character (%00)",
+        ));
+    }
+    Ok(params)
+}
+
+/// Path parameters; a malformed id cannot name anything, so it is a 404 (which names the
+/// parameter when it is not UTF-8 or holds a NUL character).
 pub struct PathParams<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParams<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        checked_path_params(parts).await?;
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| PathParams(p.0))

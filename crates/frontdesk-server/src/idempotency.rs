@@ -68,7 +68,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Creating<T> {
         let (parts, body) = req.into_parts();
         let bytes = axum::body::to_bytes(body, crate::BODY_LIMIT)
             .await
-            .map_err(|_| ApiError::PayloadTooLarge)?;
+            .map_err(|e| ApiError::body_unread(&e, ApiError::PayloadTooLarge))?;
         hasher.update(&bytes);
         let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         let Json(body) = Json::<T>::from_request(req, state).await?;

@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod reply;
 pub mod router;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod streamed;
 pub mod webhooks;
@@ -34,6 +35,7 @@ use tower_http::{
 };
 
 pub use auth::{AuthConfig, Secret};
+pub use serve::{ServeLimits, serve};
 pub use state::{AppOptions, AppState};
 pub use webhooks::{Worker, WorkerConfig};
 
@@ -156,17 +158,19 @@ impl MakeRequestId for SequentialRequestId {
     }
 }
 
-/// Requests by route and status, and their latency.
+/// Requests by method, route and status, and their latency. Every label comes from a fixed
+/// set, whatever a client sends: the standard methods (any other is `other`), the route's
+/// template (never the path as sent; `unmatched` when no route matched), and the status.
 async fn record_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(req).await;
     let labels = [
-        ("method", method),
+        ("method", method.to_owned()),
         ("route", route),
         ("status", response.status().as_u16().to_string()),
     ];
@@ -174,6 +178,24 @@ async fn record_metrics(req: Request, next: Next) -> Response {
     metrics::histogram!("http_request_duration_seconds", &labels[..2])
         .record(start.elapsed().as_secs_f64());
     response
+}
+
+/// The metrics label of a request method: one of the standard methods, else `other`
+/// (HTTP lets a client send any token as a method).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
 }
 
 /// When the database refuses a request's context (a role changed, a key was revoked,
@@ -186,7 +208,10 @@ pub(crate) async fn retry_refused_context(req: Request, next: Next) -> Response 
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(bytes) => bytes,
-        Err(_) => return axum::response::IntoResponse::into_response(ApiError::PayloadTooLarge),
+        Err(e) => {
+            let error = ApiError::body_unread(&e, ApiError::PayloadTooLarge);
+            return axum::response::IntoResponse::into_response(error);
+        }
     };
     let (method, uri, version) = (parts.method.clone(), parts.uri.clone(), parts.version);
     let (headers, mut extensions) = (parts.headers.clone(), parts.extensions.clone());

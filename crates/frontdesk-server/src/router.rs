@@ -301,7 +301,8 @@ pub fn document(openapi: &utoipa::openapi::OpenApi) -> serde_json::Value {
 
 /// The query parameters a route declares in the OpenAPI document. Any other is refused
 /// with one 422 naming every unknown parameter, before the handler runs (so also on routes
-/// that take no query at all).
+/// that take no query at all); so is a declared one whose value holds a NUL character
+/// (`%00`), which PostgreSQL cannot store.
 #[derive(Clone)]
 struct KnownQuery(Arc<[String]>);
 
@@ -309,11 +310,17 @@ impl KnownQuery {
     async fn refuse_unknown(self, request: Request, next: Next) -> Response {
         let query = request.uri().query().unwrap_or_default();
         let mut unknown: Vec<FieldError> = Vec::new();
-        for (name, _) in form_urlencoded::parse(query.as_bytes()) {
-            if !self.0.iter().any(|known| *known == name)
-                && !unknown.iter().any(|e| e.field == name)
-            {
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            if unknown.iter().any(|e| e.field == name) {
+                continue;
+            }
+            if !self.0.iter().any(|known| *known == name) {
                 unknown.push(FieldError::new(name.as_ref(), "unknown query parameter"));
+            } else if value.contains('\0') {
+                unknown.push(FieldError::new(
+                    name.as_ref(),
+                    "must not contain the NUL character (%00)",
+                ));
             }
         }
         if unknown.is_empty() {

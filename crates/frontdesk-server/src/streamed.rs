@@ -107,10 +107,9 @@ impl StreamedBody {
     pub async fn next_chunk(&mut self) -> Option<ApiResult<Bytes>> {
         let chunk = match self.stream.next().await? {
             Ok(chunk) => chunk,
-            Err(_) => {
-                return Some(Err(ApiError::BadRequest(
-                    "could not read the request body".into(),
-                )));
+            Err(e) => {
+                let otherwise = ApiError::BadRequest("could not read the request body".into());
+                return Some(Err(ApiError::body_unread(&e, otherwise)));
             }
         };
         self.read += chunk.len();

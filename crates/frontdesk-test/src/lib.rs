@@ -171,6 +171,9 @@ pub struct AppOptions {
     /// Refuse webhook endpoints on loopback and private addresses, as in production
     /// (tests allow them by default, for their loopback receivers).
     pub webhook_refuse_private: bool,
+    /// Timeouts and the connection limit the server is run with (`frontdesk serve`'s
+    /// defaults unless a test shortens them).
+    pub limits: frontdesk_server::ServeLimits,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -237,9 +240,13 @@ pub async fn start_app_on_pools(
         .await
         .expect("bind port 0");
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
-    });
+    // The serving loop of `frontdesk serve`, with its timeouts and connection limit.
+    tokio::spawn(frontdesk_server::serve(
+        listener,
+        app,
+        options.limits,
+        std::future::pending(),
+    ));
     TestApp {
         base: format!("http://{addr}"),
         db,

@@ -165,6 +165,20 @@ struct ServeArgs {
           default_value_t = frontdesk_server::state::DEFAULT_MAX_UPLOAD_BYTES as u64,
           value_parser = clap::value_parser!(u64).range(1..=(1 << 40)))]
     max_upload_bytes: u64,
+    /// How long a client may take to send a request's head (request line and headers);
+    /// also how long an idle kept-alive connection stays open (ms, s, m, h).
+    #[arg(long, env = "FRONTDESK_HEADER_READ_TIMEOUT", default_value = "30s",
+          value_parser = positive_duration)]
+    header_read_timeout: Duration,
+    /// How long a request's body may take to arrive in full, from the end of its head;
+    /// later is a 408 (ms, s, m, h).
+    #[arg(long, env = "FRONTDESK_BODY_READ_TIMEOUT", default_value = "60s",
+          value_parser = positive_duration)]
+    body_read_timeout: Duration,
+    /// Connections served at once; further ones wait until one closes.
+    #[arg(long, env = "FRONTDESK_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
     /// Run the webhook delivery worker in this process.
     #[arg(long, env = "FRONTDESK_WEBHOOK_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
     webhook_worker: bool,
@@ -378,9 +392,12 @@ async fn serve_with(common: &Common, args: ServeArgs, db: &Database) -> anyhow::
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "serving; docs at /docs");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let limits = frontdesk_server::ServeLimits {
+        header_read_timeout: args.header_read_timeout,
+        body_read_timeout: args.body_read_timeout,
+        max_connections: args.max_connections as usize,
+    };
+    frontdesk_server::serve(listener, app, limits, shutdown_signal()).await?;
     let _ = stop.send(true);
     if let Some(worker) = worker {
         let _ = worker.await;
@@ -411,6 +428,14 @@ async fn worker(common: &Common, args: WebhookArgs) -> anyhow::Result<()> {
         tracing::error!(%error, "stopping the embedded cluster failed");
     }
     result
+}
+
+/// A duration above zero, written as the webhook settings are (e.g. 500ms, 30s, 2m).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match frontdesk_server::webhooks::worker::parse_duration(text)? {
+        d if d.is_zero() => Err("must be more than zero".into()),
+        d => Ok(d),
+    }
 }
 
 async fn shutdown_signal() {

@@ -14,7 +14,8 @@ use crate::{
     CoreError, Tx,
     conversations::{assistants::Channel, flows},
     platform::input::{
-        Columns, Field, Invalid, Param, Patch, Unknown, any, json_array, json_object, text_of,
+        Columns, Field, Invalid, Param, Patch, Unknown, any, json_array, json_object, json_value,
+        text_of,
     },
     platform::page::{CursorKey, DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
     platform::store::Record,
@@ -198,7 +199,7 @@ impl ConversationChanges {
             contact_id: e.patch("contact_id", w.contact_id, any),
             title: e.patch("title", w.title, text_of(500)),
             context: e.patch_not_null("context", w.context, json_object),
-            parsed_intent: e.patch("parsed_intent", w.parsed_intent, any),
+            parsed_intent: e.patch("parsed_intent", w.parsed_intent, json_value),
             answered_questions: e.patch_not_null(
                 "answered_questions",
                 w.answered_questions,

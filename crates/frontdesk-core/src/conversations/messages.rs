@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, Tx,
-    platform::input::{Field, Invalid, Param, Unknown, any, int32_within, json_array, json_object},
+    platform::input::{
+        Field, Invalid, Param, Unknown, any, int32_within, json_array, json_object, json_value,
+    },
     platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
     platform::values::CostUsd,
 };
@@ -258,7 +260,7 @@ impl NewMessage {
         let latency_ms = e.optional("latency_ms", self.latency_ms, &count);
         let action_taken = e.optional("action_taken", self.action_taken, short(200));
         let questions_asked = e.optional("questions_asked", self.questions_asked, json_array);
-        let delegation_plan = e.optional("delegation_plan", self.delegation_plan, any);
+        let delegation_plan = e.optional("delegation_plan", self.delegation_plan, json_value);
         let metadata = e.optional("metadata", self.metadata, json_object);
         let reservation_id = e.optional("reservation_id", self.reservation_id, any);
         let (Some(role), Some(content)) = (role, content) else {

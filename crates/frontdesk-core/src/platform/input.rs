@@ -290,17 +290,57 @@ pub fn text_of(max: usize) -> impl Fn(String) -> Result<String, String> {
     }
 }
 
-/// A rule: a JSON object.
+/// The largest value a free-form JSON field (`metadata`, `context`, `settings`,
+/// `attributes`, `features`, …) accepts, in bytes of compact JSON. It bounds what one row
+/// holds and so, with the page bound (`page::MAX_PAGE_BYTES`), what a list returns.
+/// docs/API.md, "Free-form JSON fields".
+pub const MAX_JSON_FIELD_BYTES: usize = 64 * 1024;
+
+/// Whether `v` serializes to at most `MAX_JSON_FIELD_BYTES` of compact JSON (counted
+/// without building the text, and only up to the bound).
+fn json_fits(v: &Value) -> bool {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            if self.0 > MAX_JSON_FIELD_BYTES {
+                return Err(std::io::Error::other("too large"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(&mut Counter(0), v).is_ok()
+}
+
+fn too_large() -> String {
+    format!("must be at most {MAX_JSON_FIELD_BYTES} bytes as JSON")
+}
+
+/// A rule: any JSON value of at most `MAX_JSON_FIELD_BYTES`.
+pub fn json_value(v: Value) -> Result<Value, String> {
+    if json_fits(&v) {
+        Ok(v)
+    } else {
+        Err(too_large())
+    }
+}
+
+/// A rule: a JSON object of at most `MAX_JSON_FIELD_BYTES`.
 pub fn json_object(v: Value) -> Result<Map<String, Value>, String> {
     match v {
+        Value::Object(_) if !json_fits(&v) => Err(too_large()),
         Value::Object(map) => Ok(map),
         _ => Err("must be an object".into()),
     }
 }
 
-/// A rule: a JSON array.
+/// A rule: a JSON array of at most `MAX_JSON_FIELD_BYTES`.
 pub fn json_array(v: Value) -> Result<Vec<Value>, String> {
     match v {
+        Value::Array(_) if !json_fits(&v) => Err(too_large()),
         Value::Array(items) => Ok(items),
         _ => Err("must be an array".into()),
     }
@@ -454,6 +494,19 @@ mod tests {
         assert!(matches!(w.c, Field::Invalid(_)));
         assert_eq!(w.d, Field::Absent);
         assert_eq!(w.unknown, Unknown(vec!["x".into(), "y".into()]));
+    }
+
+    #[test]
+    fn free_form_json_fields_are_bounded_in_size() {
+        // {"k":"…"} is 8 bytes around the text.
+        let fits = serde_json::json!({"k": "x".repeat(MAX_JSON_FIELD_BYTES - 8)});
+        let over = serde_json::json!({"k": "x".repeat(MAX_JSON_FIELD_BYTES - 7)});
+        assert!(json_object(fits).is_ok());
+        assert_eq!(json_object(over.clone()), Err(too_large()));
+        assert_eq!(json_value(over), Err(too_large()));
+        let items = serde_json::json!(["x".repeat(MAX_JSON_FIELD_BYTES)]);
+        assert_eq!(json_array(items), Err(too_large()));
+        assert!(json_array(serde_json::json!([1, 2])).is_ok());
     }
 
     #[test]

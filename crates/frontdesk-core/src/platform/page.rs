@@ -93,12 +93,45 @@ pub struct Paged<T> {
     pub next_cursor: Option<String>,
 }
 
-impl<T> Paged<T> {
+/// The most JSON a page of results holds, in bytes: a page ends early (with a
+/// `next_cursor`) before the row that would take it past this, and holds at least one row
+/// (which its fields' own bounds keep small). docs/API.md, "Pagination".
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Keep the rows of one page: at most `limit`, and no more than fit in `MAX_PAGE_BYTES`
+/// of JSON (at least one). Whether rows were left for another page.
+fn fit_page<T: Serialize>(rows: &mut Vec<T>, limit: i64) -> bool {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut keep = rows.len().min(usize::try_from(limit).unwrap_or(0));
+    let mut size = Counter(0);
+    for (i, row) in rows.iter().take(keep).enumerate() {
+        // A row that does not serialize fails the page when it is sent; count it as small.
+        let _ = serde_json::to_writer(&mut size, row);
+        size.0 += 1;
+        if size.0 > MAX_PAGE_BYTES && i > 0 {
+            keep = i;
+            break;
+        }
+    }
+    let more = rows.len() > keep;
+    rows.truncate(keep);
+    more
+}
+
+impl<T: Serialize> Paged<T> {
     /// Build a page from up to `limit + 1` fetched rows: the extra row only tells that
-    /// another page exists.
+    /// another page exists. A page also ends early when it reaches `MAX_PAGE_BYTES`.
     pub fn from_rows<K: CursorKey>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> K) -> Self {
-        let more = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
+        let more = fit_page(&mut rows, limit);
         let next_cursor = if more {
             rows.last().map(|r| URL_SAFE_NO_PAD.encode(key(r).encode()))
         } else {
@@ -108,5 +141,45 @@ impl<T> Paged<T> {
             data: rows,
             next_cursor,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    #[test]
+    fn a_page_ends_before_the_row_that_would_pass_the_byte_bound() {
+        let big = "x".repeat(MAX_PAGE_BYTES / 4);
+        let rows: Vec<(Uuid, String)> = (0..10).map(|i| (id(i), big.clone())).collect();
+        let page = Paged::from_rows(rows, 200, |r: &(Uuid, String)| r.0);
+        // Four rows are a little more than the bound (quotes, commas, brackets, ids).
+        assert_eq!(page.data.len(), 3);
+        let cursor = URL_SAFE_NO_PAD.encode(id(2).to_string());
+        assert_eq!(page.next_cursor.as_deref(), Some(cursor.as_str()));
+        assert!(serde_json::to_vec(&page).unwrap().len() <= MAX_PAGE_BYTES);
+    }
+
+    #[test]
+    fn a_page_holds_at_least_one_row_and_small_pages_are_cut_by_limit_only() {
+        let huge = vec![
+            (id(0), "x".repeat(MAX_PAGE_BYTES + 1)),
+            (id(1), String::new()),
+        ];
+        let page = Paged::from_rows(huge, 200, |r: &(Uuid, String)| r.0);
+        assert_eq!(page.data.len(), 1);
+        assert!(page.next_cursor.is_some());
+        let small: Vec<Uuid> = (0..5).map(id).collect();
+        let page = Paged::from_rows(small.clone(), 5, |r: &Uuid| *r);
+        assert_eq!((page.data.len(), page.next_cursor), (5, None));
+        let page = Paged::from_rows(small, 4, |r: &Uuid| *r);
+        assert_eq!(page.data.len(), 4);
+        assert!(page.next_cursor.is_some());
     }
 }

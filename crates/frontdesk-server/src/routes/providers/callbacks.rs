@@ -63,6 +63,12 @@ pub struct Received {
 pub async fn receive(callback: CallbackScope) -> ApiResult<axum::Json<Received>> {
     let payload: serde_json::Value = serde_json::from_slice(&callback.body)
         .map_err(|_| ApiError::BadRequest("the payload is not JSON".into()))?;
+    if !payload.is_object() {
+        // Providers send objects; the document declares one.
+        return Err(ApiError::BadRequest(
+            "the payload is not a JSON object".into(),
+        ));
+    }
     if has_nul(&payload) {
         // PostgreSQL's jsonb cannot hold the NUL character.
         return Err(ApiError::BadRequest(
