@@ -4,6 +4,7 @@
 //! and recording each attempt with what comes next (`app.finish_attempt`). Sending and
 //! signing are the worker's own (in the server).
 
+use frontdesk_pg::RowExt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -50,8 +51,10 @@ pub async fn claim(
                 "select tenant_id from app.tenants_with_due_deliveries($1)",
                 &[&batch],
             )
-            .await
-            .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+            .await?
+            .iter()
+            .map(|r| r.col(0))
+            .collect::<Result<_, _>>()
             .map_err(CoreError::from)
     })
     .await?;
@@ -74,22 +77,22 @@ pub async fn claim(
                 .map_err(CoreError::from)
         })
         .await?;
-        due.extend(rows.iter().map(|r| {
-            Due {
-                tenant: r.get(0),
-                delivery: r.get(1),
-                attempt: r.get(2),
-                url: r.get(3),
-                secrets: [r.get::<_, Option<String>>(4), r.get(5)]
+        for r in &rows {
+            due.push(Due {
+                tenant: r.col(0)?,
+                delivery: r.col(1)?,
+                attempt: r.col(2)?,
+                url: r.col(3)?,
+                secrets: [r.col::<Option<String>>(4)?, r.col(5)?]
                     .into_iter()
                     .flatten()
                     .collect(),
-                event_id: r.get(6),
-                event_type: r.get(7),
-                event_created_at: r.get(8),
-                event_data: r.get(9),
-            }
-        }));
+                event_id: r.col(6)?,
+                event_type: r.col(7)?,
+                event_created_at: r.col(8)?,
+                event_data: r.col(9)?,
+            });
+        }
     }
     Ok(due)
 }
