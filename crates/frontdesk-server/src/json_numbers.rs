@@ -22,8 +22,7 @@ pub const OUT_OF_RANGE_INTEGER: &str = "is an integer outside the 64-bit range \
 pub const OUT_OF_RANGE_FLOAT: &str = "is a number too large to store (its magnitude must be \
     below about 1.7e308, and it must read back as the same double)";
 pub const UNDERFLOW: &str = "is a number too small to store: it would read back as 0";
-pub const NOT_STORABLE: &str =
-    "is a number that would not read back as the same value once stored";
+pub const NOT_STORABLE: &str = "is a number that would not read back as the same value once stored";
 
 /// Whether `value` holds a float anywhere: only then can a number in its text be one
 /// that does not survive (a body of in-range integers parses to integers only).
@@ -46,8 +45,13 @@ pub fn is_out_of_range(error: &serde_json::Error) -> bool {
 /// input; linear in the length of `body`.
 pub fn unstorable_number(body: &[u8]) -> Option<(String, &'static str)> {
     enum Frame {
-        Object { key: Option<String>, expect_key: bool },
-        Array { index: usize },
+        Object {
+            key: Option<String>,
+            expect_key: bool,
+        },
+        Array {
+            index: usize,
+        },
     }
     let mut stack: Vec<Frame> = Vec::new();
     let path = |stack: &[Frame]| {
@@ -191,7 +195,12 @@ pub fn numeric_text(literal: &str) -> Option<String> {
         None => (rest, 0),
     };
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if whole.is_empty() || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+    if whole.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     // numeric_in: the display scale is the decimals written less the exponent, never below 0.
@@ -248,7 +257,10 @@ mod tests {
         ] {
             assert_eq!(numeric_text(literal).as_deref(), Some(printed), "{literal}");
         }
-        assert_eq!(numeric_text("1e300").unwrap(), format!("1{}", "0".repeat(300)));
+        assert_eq!(
+            numeric_text("1e300").unwrap(),
+            format!("1{}", "0".repeat(300))
+        );
         assert_eq!(
             numeric_text("5e-324").unwrap(),
             format!("0.{}5", "0".repeat(323))
@@ -260,10 +272,16 @@ mod tests {
     fn integers_outside_64_bits_are_found_with_their_field() {
         for (body, field) in [
             (r#"{"metadata": {"x": 18446744073709551616}}"#, "metadata.x"),
-            (r#"{"a": [1, 2, {"b": 123456789012345678901234567890}]}"#, "a[2].b"),
+            (
+                r#"{"a": [1, 2, {"b": 123456789012345678901234567890}]}"#,
+                "a[2].b",
+            ),
             (r#"{"a": -9223372036854775809}"#, "a"),
             (r#"[0, 99999999999999999999]"#, "body[1]"),
-            (r#"{"we\"ird": {"k": 1, "n": 18446744073709551616}}"#, "we\"ird.n"),
+            (
+                r#"{"we\"ird": {"k": 1, "n": 18446744073709551616}}"#,
+                "we\"ird.n",
+            ),
         ] {
             assert_eq!(
                 unstorable_number(body.as_bytes()),
@@ -314,7 +332,17 @@ mod tests {
 
     #[test]
     fn scanning_malformed_text_never_panics() {
-        for body in ["", "{", "\"", "\"\\", "[-", "{\"a\":1e", "}}]]", "-e-", "[\"\\\"]"] {
+        for body in [
+            "",
+            "{",
+            "\"",
+            "\"\\",
+            "[-",
+            "{\"a\":1e",
+            "}}]]",
+            "-e-",
+            "[\"\\\"]",
+        ] {
             let _ = unstorable_number(body.as_bytes());
         }
     }

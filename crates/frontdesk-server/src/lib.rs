@@ -35,7 +35,7 @@ use tower_http::{
 };
 
 pub use auth::{AuthConfig, Secret};
-pub use state::{AppOptions, AppState};
+pub use state::{AppOptions, AppState, WorkerHealth};
 pub use webhooks::{Worker, WorkerConfig};
 
 use crate::error::{ApiError, RefusedContext};
@@ -278,7 +278,10 @@ mod tests {
         assert_eq!(problem["type"], "/problems/internal");
         assert_eq!(problem["status"], 500);
         assert!(
-            !problem["detail"].as_str().unwrap().contains("a handler bug"),
+            !problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("a handler bug"),
             "the panic's message stays in the log"
         );
         // The app keeps serving.

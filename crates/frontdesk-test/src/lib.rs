@@ -171,6 +171,8 @@ pub struct AppOptions {
     /// Refuse webhook endpoints on loopback and private addresses, as in production
     /// (tests allow them by default, for their loopback receivers).
     pub webhook_refuse_private: bool,
+    /// A delivery worker for `/readyz` to watch, as `frontdesk serve` runs one.
+    pub worker: Option<frontdesk_server::WorkerHealth>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -230,6 +232,7 @@ pub async fn start_app_on_pools(
         auth,
         frontdesk_server::AppOptions {
             webhook_allow_private: !options.webhook_refuse_private,
+            worker: options.worker,
             ..Default::default()
         },
     );

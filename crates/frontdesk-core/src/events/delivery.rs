@@ -21,6 +21,16 @@ pub struct Due {
     pub delivery: Uuid,
     /// This attempt's number, from 1.
     pub attempt: i32,
+    /// What to send; or, when a stored value of it does not decode (an event whose data
+    /// `serde_json` cannot read), why: that attempt then fails with the reason, and the
+    /// delivery follows the retry schedule like any other failure, without holding up
+    /// the others.
+    pub message: Result<DueMessage, String>,
+}
+
+/// The event a due delivery sends, and where.
+#[derive(Debug)]
+pub struct DueMessage {
     pub url: String,
     /// The endpoint's signing secret, and the previous one while it still signs.
     pub secrets: Vec<String>,
@@ -78,19 +88,35 @@ pub async fn claim(
         })
         .await?;
         for r in &rows {
+            // The ids are the function's own uuid and integer columns; without them the
+            // attempt cannot be recorded, and the lease lets another pass take it.
+            let (tenant, delivery, attempt) = match (r.col(0), r.col(1), r.col(2)) {
+                (Ok(tenant), Ok(delivery), Ok(attempt)) => (tenant, delivery, attempt),
+                (t, d, a) => {
+                    let error = [t.err(), d.err(), a.err()].into_iter().flatten().next();
+                    tracing::error!(error = ?error, "a claimed delivery without readable ids");
+                    continue;
+                }
+            };
+            let message = (|| {
+                Ok::<_, frontdesk_pg::DbError>(DueMessage {
+                    url: r.col(3)?,
+                    secrets: [r.col::<Option<String>>(4)?, r.col(5)?]
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                    event_id: r.col(6)?,
+                    event_type: r.col(7)?,
+                    event_created_at: r.col(8)?,
+                    event_data: r.col(9)?,
+                })
+            })()
+            .map_err(|e| format!("the event could not be read: {e}"));
             due.push(Due {
-                tenant: r.col(0)?,
-                delivery: r.col(1)?,
-                attempt: r.col(2)?,
-                url: r.col(3)?,
-                secrets: [r.col::<Option<String>>(4)?, r.col(5)?]
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-                event_id: r.col(6)?,
-                event_type: r.col(7)?,
-                event_created_at: r.col(8)?,
-                event_data: r.col(9)?,
+                tenant,
+                delivery,
+                attempt,
+                message,
             });
         }
     }
