@@ -6,6 +6,13 @@
 //! timestamp. Stored client data can hold any of those, so every read of a row in a
 //! request or worker path goes through [`RowExt::col`]. The error (`DbError::Decode`)
 //! names the column, its table (by oid) and the Rust type, never the value.
+//!
+//! `Row::get` remains only where no stored client data is read, at start-up and in the
+//! CLI, over the catalog and the migration runner's own table: `migrate` (versions,
+//! checksums), `verify` and `citus` (catalog names, oids and flags), `roles` and `setup`
+//! (role flags, `select 1`-style probes). Their columns are typed by PostgreSQL's
+//! catalog (text, oid, bool, int8), so decoding them cannot fail, and a panic there
+//! would stop a command, not a request.
 
 use tokio_postgres::{Column, Row, types::FromSql};
 
