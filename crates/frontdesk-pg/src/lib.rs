@@ -8,10 +8,12 @@ pub mod embedded;
 pub mod migrate;
 pub mod pool;
 pub mod roles;
+pub mod row;
 pub mod statements;
 pub mod tx;
 pub mod verify;
 
 pub use db::{Db, StatementMode};
+pub use row::RowExt;
 pub use tx::{ContextMode, DbError, KeyScope, MemberRole, Principal, RequestContext, Tx};
 pub mod setup;

@@ -444,6 +444,7 @@ fn failed_statement(n: usize, statement: &str) -> String {
 /// The newest applied migration and whether one is dirty, on a pooled connection: what
 /// a readiness check compares with the migrations this binary knows.
 pub async fn applied(db: &crate::Db) -> Result<(i64, bool), crate::DbError> {
+    use crate::RowExt;
     let row = db
         .lookup(
             "select coalesce(max(version), 0), bool_or(dirty) from frontdesk_meta.schema_migrations",
@@ -451,6 +452,6 @@ pub async fn applied(db: &crate::Db) -> Result<(i64, bool), crate::DbError> {
         )
         .await?
         .ok_or(crate::DbError::RowCount(0))?;
-    let (version, dirty): (i64, Option<bool>) = (row.get(0), row.get(1));
+    let (version, dirty): (i64, Option<bool>) = (row.col(0)?, row.col(1)?);
     Ok((version, dirty == Some(true)))
 }

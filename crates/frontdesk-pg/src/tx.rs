@@ -304,6 +304,20 @@ pub enum DbError {
     /// `query_one` of a statement that returned another number of rows than one.
     #[error("the statement returned {0} rows instead of one")]
     RowCount(usize),
+    /// A column whose value does not decode into the Rust type it is read as
+    /// (`row::RowExt::col`). Names the column, its table's oid (`select <oid>::regclass`)
+    /// and the type, never the value.
+    #[error("column `{column}`{} does not decode as {rust_type}: {reason}", table_of(*.table))]
+    Decode {
+        column: String,
+        table: Option<u32>,
+        rust_type: &'static str,
+        reason: String,
+    },
+}
+
+fn table_of(table: Option<u32>) -> String {
+    table.map_or_else(String::new, |oid| format!(" of table oid {oid}"))
 }
 
 impl DbError {
@@ -311,7 +325,7 @@ impl DbError {
     pub fn db_error(&self) -> Option<&tokio_postgres::error::DbError> {
         match self {
             Self::Postgres(e) => e.as_db_error(),
-            Self::Pool(_) | Self::Finished | Self::RowCount(_) => None,
+            Self::Pool(_) | Self::Finished | Self::RowCount(_) | Self::Decode { .. } => None,
         }
     }
 

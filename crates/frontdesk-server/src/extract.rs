@@ -362,8 +362,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 /// fields, so reading them fails only on malformed JSON (400); their `TryFrom` into the
 /// domain's input names every invalid field at once.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    let value = json_value(bytes)?;
     // PostgreSQL stores no NUL character in text or jsonb. JSON can only carry one as the
     // escape `\u0000`, so only a body containing that needs the closer look.
     if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
@@ -383,6 +382,31 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
         let field = if path == "." { "body".to_owned() } else { path };
         ApiError::invalid(&field, &e.into_inner().to_string())
     })
+}
+
+/// A JSON text as a value, refusing numbers that would not read back as sent once stored
+/// (`json_numbers`): a 422 naming the field. Malformed JSON is a 400.
+pub fn json_value(bytes: &[u8]) -> ApiResult<serde_json::Value> {
+    let unstorable = || {
+        crate::json_numbers::unstorable_number(bytes)
+            .map(|(field, why)| ApiError::invalid(&field, why))
+    };
+    let value: serde_json::Value = match serde_json::from_slice(bytes) {
+        Ok(value) => value,
+        Err(e) if crate::json_numbers::is_out_of_range(&e) => {
+            return Err(unstorable()
+                .unwrap_or_else(|| ApiError::BadRequest(format!("malformed JSON: {e}"))));
+        }
+        Err(e) => return Err(ApiError::BadRequest(format!("malformed JSON: {e}"))),
+    };
+    // Only a float (or an integer too large for 64 bits, which serde_json makes a float)
+    // can be a number that does not survive: bodies of plain integers need no second look.
+    if crate::json_numbers::has_float(&value)
+        && let Some(refused) = unstorable()
+    {
+        return Err(refused);
+    }
+    Ok(value)
 }
 
 /// The path of the first string or key holding a NUL character (`body` for the root).

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod housekeeping;
 pub mod idempotency;
+pub mod json_numbers;
 pub mod reply;
 pub mod router;
 pub mod routes;
@@ -36,7 +37,7 @@ use tower_http::{
 
 pub use auth::{AuthConfig, Secret};
 pub use serve::{ServeLimits, serve};
-pub use state::{AppOptions, AppState};
+pub use state::{AppOptions, AppState, WorkerHealth};
 pub use webhooks::{Worker, WorkerConfig};
 
 use crate::error::{ApiError, RefusedContext};
@@ -96,6 +97,7 @@ pub fn app_with(db: Db, auth: AuthConfig, options: AppOptions) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(catch_panic))
         .layer(middleware::from_fn(record_metrics))
         .with_state(state)
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
@@ -198,6 +200,36 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
+/// A handler (or extractor) that panics answers a 500 problem, logged with its route,
+/// instead of the connection being dropped. Nothing a client sends should panic (stored
+/// values are read with `frontdesk_pg::RowExt::col`); this is the net under that rule.
+/// The transaction the handler held is rolled back when it is dropped.
+async fn catch_panic(req: Request, next: Next) -> Response {
+    use futures_util::FutureExt;
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            // Logged once, as every internal error is, by the problem's rendering.
+            axum::response::IntoResponse::into_response(ApiError::Internal(format!(
+                "{method} {route} panicked: {message}"
+            )))
+        }
+    }
+}
+
 /// When the database refuses a request's context (a role changed, a key was revoked,
 /// on this server or another), run the request once more: the scope that met the refusal
 /// has already cleared the cached lookups (`extract::run`), so the second run looks
@@ -231,4 +263,57 @@ pub(crate) async fn retry_refused_context(req: Request, next: Next) -> Response 
     *retry.headers_mut() = headers;
     *retry.extensions_mut() = extensions;
     next.run(retry).await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_500_problem() {
+        let app: Router = Router::new()
+            .route(
+                "/boom/{id}",
+                get(|| async {
+                    if true {
+                        panic!("a handler bug");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route("/fine", get(|| async { "fine" }))
+            .layer(middleware::from_fn(catch_panic));
+        let response = app
+            .clone()
+            .oneshot(Request::get("/boom/1").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(problem["type"], "/problems/internal");
+        assert_eq!(problem["status"], 500);
+        assert!(
+            !problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("a handler bug"),
+            "the panic's message stays in the log"
+        );
+        // The app keeps serving.
+        let response = app
+            .oneshot(Request::get("/fine").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
 }

@@ -29,7 +29,20 @@ pub struct AppOptions {
     pub webhook_allow_private: bool,
     /// The largest body a streamed route (an upload) accepts, in bytes (413 beyond).
     pub max_upload_bytes: usize,
+    /// The webhook delivery worker running in this process, which `/readyz` watches.
+    pub worker: Option<WorkerHealth>,
 }
+
+/// How `/readyz` judges the in-process delivery worker: not ready once its loop has
+/// ended, or when it has not completed a pass for longer than `stale_after`.
+#[derive(Debug, Clone)]
+pub struct WorkerHealth {
+    pub heartbeat: crate::webhooks::worker::Heartbeat,
+    pub stale_after: std::time::Duration,
+}
+
+/// `FRONTDESK_WEBHOOK_WORKER_STALE_AFTER` unless set: 2 minutes.
+pub const DEFAULT_WORKER_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// `FRONTDESK_MAX_UPLOAD_BYTES` unless set: 25 MiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
@@ -40,6 +53,7 @@ impl Default for AppOptions {
             max_message_bytes: frontdesk_core::conversations::messages::DEFAULT_MAX_CONTENT_BYTES,
             webhook_allow_private: false,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            worker: None,
         }
     }
 }

@@ -174,6 +174,8 @@ pub struct AppOptions {
     /// Timeouts and the connection limit the server is run with (`frontdesk serve`'s
     /// defaults unless a test shortens them).
     pub limits: frontdesk_server::ServeLimits,
+    /// A delivery worker for `/readyz` to watch, as `frontdesk serve` runs one.
+    pub worker: Option<frontdesk_server::WorkerHealth>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -233,6 +235,7 @@ pub async fn start_app_on_pools(
         auth,
         frontdesk_server::AppOptions {
             webhook_allow_private: !options.webhook_refuse_private,
+            worker: options.worker,
             ..Default::default()
         },
     );

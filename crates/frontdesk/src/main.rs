@@ -182,6 +182,11 @@ struct ServeArgs {
     /// Run the webhook delivery worker in this process.
     #[arg(long, env = "FRONTDESK_WEBHOOK_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
     webhook_worker: bool,
+    /// /readyz fails when the in-process webhook worker has not completed a pass for this
+    /// long (or has stopped); must be longer than FRONTDESK_WEBHOOK_TIMEOUT.
+    #[arg(long, env = "FRONTDESK_WEBHOOK_WORKER_STALE_AFTER", default_value = "2m",
+          value_parser = frontdesk_server::webhooks::worker::parse_duration)]
+    webhook_worker_stale_after: Duration,
     #[command(flatten)]
     webhooks: WebhookArgs,
 }
@@ -373,8 +378,16 @@ async fn serve_with(common: &Common, args: ServeArgs, db: &Database) -> anyhow::
     frontdesk_server::housekeeping::spawn(pool.clone());
     // The delivery worker stops with the server: it finishes the attempts under way.
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    if args.webhook_worker && args.webhook_worker_stale_after <= args.webhooks.webhook_timeout {
+        bail!("FRONTDESK_WEBHOOK_WORKER_STALE_AFTER must be longer than FRONTDESK_WEBHOOK_TIMEOUT");
+    }
+    let mut worker_health = None;
     let worker = if args.webhook_worker {
         let worker = frontdesk_server::Worker::new(pool.clone(), args.webhooks.config())?;
+        worker_health = Some(frontdesk_server::WorkerHealth {
+            heartbeat: worker.heartbeat(),
+            stale_after: args.webhook_worker_stale_after,
+        });
         let mut stopped = stopped.clone();
         Some(tokio::spawn(worker.run_until(async move {
             let _ = stopped.changed().await;
@@ -386,6 +399,7 @@ async fn serve_with(common: &Common, args: ServeArgs, db: &Database) -> anyhow::
         max_message_bytes: args.max_message_bytes as usize,
         webhook_allow_private: args.webhooks.webhook_allow_private,
         max_upload_bytes: usize::try_from(args.max_upload_bytes).unwrap_or(usize::MAX),
+        worker: worker_health,
     };
     let app = frontdesk_server::app_with(pool.clone(), auth, options);
     let listener = tokio::net::TcpListener::bind(&args.listen)

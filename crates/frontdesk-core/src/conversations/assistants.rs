@@ -1,6 +1,7 @@
 //! Assistants: a bot with its channel, model settings, persona and flow.
 
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use rust_decimal::{Decimal, prelude::ToPrimitive};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -62,34 +63,33 @@ pub struct Assistant {
     pub updated_at: DateTime<Utc>,
 }
 
-fn float(row: &Row, column: &str) -> Option<f64> {
-    row.get::<_, Option<Decimal>>(column)
-        .and_then(|d| d.to_f64())
+fn float(row: &Row, column: &str) -> Result<Option<f64>, CoreError> {
+    Ok(row.col::<Option<Decimal>>(column)?.and_then(|d| d.to_f64()))
 }
 
 impl Assistant {
-    fn from_row(row: &Row) -> Self {
-        Self {
-            id: row.get("id"),
-            name: row.get("name"),
-            description: row.get("description"),
-            channel: row.get("channel"),
-            llm: LlmSettings::from_row(row),
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            description: row.col("description")?,
+            channel: row.col("channel")?,
+            llm: LlmSettings::from_row(row)?,
             effective_llm: EffectiveLlm {
-                provider: row.get("eff_provider"),
-                model: row.get("eff_model"),
-                temperature: float(row, "eff_temperature"),
-                max_tokens: row.get("eff_max_tokens"),
-                system_prompt: row.get("eff_system_prompt"),
+                provider: row.col("eff_provider")?,
+                model: row.col("eff_model")?,
+                temperature: float(row, "eff_temperature")?,
+                max_tokens: row.col("eff_max_tokens")?,
+                system_prompt: row.col("eff_system_prompt")?,
             },
-            persona: row.get("persona"),
-            settings: row.get("settings"),
-            flow: row.get("flow_key"),
-            one_open_conversation_per_contact: row.get("one_open_conversation_per_contact"),
-            is_active: row.get("is_active"),
-            created_at: row.get("created_at"),
-            updated_at: row.get("updated_at"),
-        }
+            persona: row.col("persona")?,
+            settings: row.col("settings")?,
+            flow: row.col("flow_key")?,
+            one_open_conversation_per_contact: row.col("one_open_conversation_per_contact")?,
+            is_active: row.col("is_active")?,
+            created_at: row.col("created_at")?,
+            updated_at: row.col("updated_at")?,
+        })
     }
 }
 
@@ -230,7 +230,9 @@ pub async fn list(
         )
         .await?;
     Ok(Paged::from_rows(
-        rows.iter().map(Assistant::from_row).collect(),
+        rows.iter()
+            .map(Assistant::from_row)
+            .collect::<Result<_, _>>()?,
         page.limit,
         |a: &Assistant| a.id,
     ))
@@ -243,7 +245,7 @@ impl Record for Assistant {
         format!("{SELECT} where a.tenant_id = $1 and a.id = $2")
     }
 
-    fn from_row(row: &Row) -> Self {
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
         Assistant::from_row(row)
     }
 }

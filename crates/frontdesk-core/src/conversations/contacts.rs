@@ -1,6 +1,7 @@
 //! Contacts: the business's end customers. Seen and written by staff and API keys only.
 
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_postgres::Row;
@@ -37,19 +38,19 @@ pub struct Contact {
 const COLUMNS: &str = "id, name, phone, email, channel_ids, lead_score, lead_temperature, attributes, created_at, updated_at";
 
 impl Contact {
-    fn from_row(row: &Row) -> Self {
-        Self {
-            id: row.get("id"),
-            name: row.get("name"),
-            phone: row.get("phone"),
-            email: row.get("email"),
-            channel_ids: row.get("channel_ids"),
-            lead_score: row.get("lead_score"),
-            lead_temperature: row.get("lead_temperature"),
-            attributes: row.get("attributes"),
-            created_at: row.get("created_at"),
-            updated_at: row.get("updated_at"),
-        }
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            phone: row.col("phone")?,
+            email: row.col("email")?,
+            channel_ids: row.col("channel_ids")?,
+            lead_score: row.col("lead_score")?,
+            lead_temperature: row.col("lead_temperature")?,
+            attributes: row.col("attributes")?,
+            created_at: row.col("created_at")?,
+            updated_at: row.col("updated_at")?,
+        })
     }
 }
 
@@ -210,7 +211,9 @@ pub async fn list(
         )
         .await?;
     Ok(Paged::from_rows(
-        rows.iter().map(Contact::from_row).collect(),
+        rows.iter()
+            .map(Contact::from_row)
+            .collect::<Result<_, _>>()?,
         page.limit,
         |c: &Contact| c.id,
     ))
@@ -223,7 +226,7 @@ impl Record for Contact {
         format!("select {COLUMNS} from app.contacts where tenant_id = $1 and id = $2")
     }
 
-    fn from_row(row: &Row) -> Self {
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
         Contact::from_row(row)
     }
 }

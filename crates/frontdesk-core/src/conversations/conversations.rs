@@ -3,6 +3,7 @@
 //! of the tenant's (row policies enforce it; the queries here filter the tenant too).
 
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -77,36 +78,35 @@ const COLUMNS: &str =
     completion_tokens, cost_usd, last_activity_at, completed_at, created_at, updated_at";
 
 impl Conversation {
-    fn from_row(row: &Row) -> Self {
-        Self {
-            id: row.get("id"),
-            assistant_id: row.get("assistant_id"),
-            user_id: row.get("user_id"),
-            contact_id: row.get("contact_id"),
-            channel: row.get("channel"),
-            title: row.get("title"),
-            flow: row.get("flow_key"),
-            state: row.get("state"),
-            context: row.get("context"),
-            parsed_intent: row.get("parsed_intent"),
-            answered_questions: row.get("answered_questions"),
-            pending_questions: row.get("pending_questions"),
-            selected_kb_ids: row.get("selected_kb_ids"),
-            active_task_plan_id: row.get("active_task_plan_id"),
-            assignee_id: row.get("assignee_id"),
-            handoff_reason: row.get("handoff_reason"),
-            handoff_at: row.get("handoff_at"),
-            archived: row.get("archived"),
-            metadata: row.get("metadata"),
-            message_count: row.get("message_count"),
-            total_tokens: row.get::<_, i64>("prompt_tokens")
-                + row.get::<_, i64>("completion_tokens"),
-            cost_usd: row.get::<_, Decimal>("cost_usd").normalize(),
-            last_activity_at: row.get("last_activity_at"),
-            completed_at: row.get("completed_at"),
-            created_at: row.get("created_at"),
-            updated_at: row.get("updated_at"),
-        }
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            id: row.col("id")?,
+            assistant_id: row.col("assistant_id")?,
+            user_id: row.col("user_id")?,
+            contact_id: row.col("contact_id")?,
+            channel: row.col("channel")?,
+            title: row.col("title")?,
+            flow: row.col("flow_key")?,
+            state: row.col("state")?,
+            context: row.col("context")?,
+            parsed_intent: row.col("parsed_intent")?,
+            answered_questions: row.col("answered_questions")?,
+            pending_questions: row.col("pending_questions")?,
+            selected_kb_ids: row.col("selected_kb_ids")?,
+            active_task_plan_id: row.col("active_task_plan_id")?,
+            assignee_id: row.col("assignee_id")?,
+            handoff_reason: row.col("handoff_reason")?,
+            handoff_at: row.col("handoff_at")?,
+            archived: row.col("archived")?,
+            metadata: row.col("metadata")?,
+            message_count: row.col("message_count")?,
+            total_tokens: row.col::<i64>("prompt_tokens")? + row.col::<i64>("completion_tokens")?,
+            cost_usd: row.col::<Decimal>("cost_usd")?.normalize(),
+            last_activity_at: row.col("last_activity_at")?,
+            completed_at: row.col("completed_at")?,
+            created_at: row.col("created_at")?,
+            updated_at: row.col("updated_at")?,
+        })
     }
 }
 
@@ -449,7 +449,9 @@ pub async fn list(
         )
         .await?;
     Ok(Paged::from_rows(
-        rows.iter().map(Conversation::from_row).collect(),
+        rows.iter()
+            .map(Conversation::from_row)
+            .collect::<Result<_, _>>()?,
         page.limit,
         |c: &Conversation| ActivityKey {
             at: c.last_activity_at,
@@ -465,7 +467,7 @@ impl Record for Conversation {
         format!("select {COLUMNS} from app.conversations where tenant_id = $1 and id = $2")
     }
 
-    fn from_row(row: &Row) -> Self {
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
         Conversation::from_row(row)
     }
 }
@@ -526,11 +528,11 @@ async fn lock(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<(String, flows::Flo
         )
         .await?
         .ok_or(CoreError::NotFound)?;
-    let key: String = row.get("flow_key");
+    let key: String = row.col("flow_key")?;
     let flow = tx
         .part(async |tx| flows::get(tx, tenant, &key).await)
         .await?;
-    Ok((row.get("state"), flow))
+    Ok((row.col("state")?, flow))
 }
 
 fn refuse(flow: &flows::Flow, from: &str, to: &str) -> CoreError {
@@ -677,18 +679,19 @@ pub async fn history(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Vec<StateCha
     if rows.is_empty() {
         return Err(CoreError::NotFound);
     }
-    Ok(rows
-        .iter()
-        .filter(|r| r.get::<_, Option<Uuid>>("id").is_some())
-        .map(|r| StateChange {
-            id: r.get("id"),
-            from: r.get("from_state"),
-            to: r.get("to_state"),
-            actor_user_id: r.get("actor_user_id"),
-            actor_key_id: r.get("actor_key_id"),
-            at: r.get("created_at"),
+    rows.iter()
+        .filter(|r| !matches!(r.col::<Option<Uuid>>("id"), Ok(None)))
+        .map(|r| {
+            Ok(StateChange {
+                id: r.col("id")?,
+                from: r.col("from_state")?,
+                to: r.col("to_state")?,
+                actor_user_id: r.col("actor_user_id")?,
+                actor_key_id: r.col("actor_key_id")?,
+                at: r.col("created_at")?,
+            })
         })
-        .collect())
+        .collect::<Result<_, CoreError>>()
 }
 
 /// `GET …/cost`: the conversation's totals, kept by the messages trigger.
@@ -712,14 +715,14 @@ pub async fn cost(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Cost, CoreError
         )
         .await?
         .ok_or(CoreError::NotFound)?;
-    let prompt: i64 = row.get("prompt_tokens");
-    let completion: i64 = row.get("completion_tokens");
+    let prompt: i64 = row.col("prompt_tokens")?;
+    let completion: i64 = row.col("completion_tokens")?;
     Ok(Cost {
-        cost_usd: row.get::<_, Decimal>("cost_usd").normalize(),
+        cost_usd: row.col::<Decimal>("cost_usd")?.normalize(),
         prompt_tokens: prompt,
         completion_tokens: completion,
         total_tokens: prompt + completion,
-        message_count: row.get("message_count"),
+        message_count: row.col("message_count")?,
     })
 }
 
@@ -756,21 +759,22 @@ pub async fn stats(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Vec<RoleStats>
     if rows.is_empty() {
         return Err(CoreError::NotFound);
     }
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            let role: Option<String> = r.get("role");
-            let prompt: i64 = r.get("prompt");
-            let completion: i64 = r.get("completion");
-            role.map(|role| RoleStats {
-                role,
-                message_count: r.get("n"),
-                prompt_tokens: prompt,
-                completion_tokens: completion,
-                total_tokens: prompt + completion,
-                cost_usd: r.get::<_, Decimal>("cost").normalize(),
-                avg_latency_ms: r.get("latency"),
-            })
-        })
-        .collect())
+    let mut stats = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let Some(role) = r.col::<Option<String>>("role")? else {
+            continue;
+        };
+        let prompt: i64 = r.col("prompt")?;
+        let completion: i64 = r.col("completion")?;
+        stats.push(RoleStats {
+            role,
+            message_count: r.col("n")?,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt + completion,
+            cost_usd: r.col::<Decimal>("cost")?.normalize(),
+            avg_latency_ms: r.col("latency")?,
+        });
+    }
+    Ok(stats)
 }

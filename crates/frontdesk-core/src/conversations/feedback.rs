@@ -1,6 +1,7 @@
 //! Feedback: one rating (+1/−1, optional comment) per person, or per API key, per message.
 
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 use utoipa::ToSchema;
@@ -30,17 +31,17 @@ pub struct Feedback {
 const COLUMNS: &str = "id, message_id, user_id, key_id, rating, comment, created_at, updated_at";
 
 impl Feedback {
-    fn from_row(row: &Row) -> Self {
-        Self {
-            id: row.get("id"),
-            message_id: row.get("message_id"),
-            user_id: row.get("user_id"),
-            key_id: row.get("key_id"),
-            rating: row.get("rating"),
-            comment: row.get("comment"),
-            created_at: row.get("created_at"),
-            updated_at: row.get("updated_at"),
-        }
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            id: row.col("id")?,
+            message_id: row.col("message_id")?,
+            user_id: row.col("user_id")?,
+            key_id: row.col("key_id")?,
+            rating: row.col("rating")?,
+            comment: row.col("comment")?,
+            created_at: row.col("created_at")?,
+            updated_at: row.col("updated_at")?,
+        })
     }
 }
 
@@ -136,7 +137,7 @@ pub async fn put(
         )
         .await?
         .ok_or(CoreError::NotFound)?;
-    Ok((Feedback::from_row(&row), row.get("inserted")))
+    Ok((Feedback::from_row(&row)?, row.col("inserted")?))
 }
 
 /// The caller's own rating of a message, or every rating when `all` (staff).
@@ -161,11 +162,10 @@ pub async fn list(
     if rows.is_empty() {
         return Err(CoreError::NotFound);
     }
-    Ok(rows
-        .iter()
-        .filter(|r| r.get::<_, Option<Uuid>>("id").is_some())
+    rows.iter()
+        .filter(|r| !matches!(r.col::<Option<Uuid>>("id"), Ok(None)))
         .map(Feedback::from_row)
-        .collect())
+        .collect::<Result<_, _>>()
 }
 
 /// Remove the rater's rating of a message.
@@ -213,9 +213,9 @@ pub async fn summary(tx: &mut Tx, tenant: Uuid, message: Uuid) -> Result<Summary
         .await?
         .ok_or(CoreError::NotFound)?;
     Ok(Summary {
-        message_id: row.get("id"),
-        up: row.get("up"),
-        down: row.get("down"),
-        count: row.get("n"),
+        message_id: row.col("id")?,
+        up: row.col("up")?,
+        down: row.col("down")?,
+        count: row.col("n")?,
     })
 }

@@ -2,6 +2,7 @@
 //! `ari_sales`, `creative_brief`); a tenant may define its own, which are immutable once
 //! created so that every conversation stays in a state of its flow.
 
+use frontdesk_pg::RowExt;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
@@ -34,19 +35,19 @@ pub struct Flow {
 }
 
 impl Flow {
-    fn from_row(row: &Row) -> Self {
-        let transitions: Value = row.get("transitions");
-        Self {
-            key: row.get("key"),
-            name: row.get("name"),
-            description: row.get("description"),
-            builtin: row.get("builtin"),
-            initial_state: row.get("initial_state"),
-            states: row.get("states"),
-            terminal_states: row.get("terminal_states"),
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
+        let transitions: Value = row.col("transitions")?;
+        Ok(Self {
+            key: row.col("key")?,
+            name: row.col("name")?,
+            description: row.col("description")?,
+            builtin: row.col("builtin")?,
+            initial_state: row.col("initial_state")?,
+            states: row.col("states")?,
+            terminal_states: row.col("terminal_states")?,
             transitions: serde_json::from_value(transitions).unwrap_or_default(),
-            created_at: row.get("created_at"),
-        }
+            created_at: row.col("created_at")?,
+        })
     }
 
     /// The states a conversation in `from` may move to.
@@ -212,7 +213,7 @@ pub async fn list(tx: &mut Tx, tenant: uuid::Uuid) -> Result<Vec<Flow>, CoreErro
         .last()
         .query(&format!("{SELECT} order by builtin desc, key"), &[&tenant])
         .await?;
-    Ok(rows.iter().map(Flow::from_row).collect())
+    rows.iter().map(Flow::from_row).collect::<Result<_, _>>()
 }
 
 pub async fn get(tx: &mut Tx, tenant: uuid::Uuid, key: &str) -> Result<Flow, CoreError> {
@@ -225,7 +226,7 @@ pub async fn get(tx: &mut Tx, tenant: uuid::Uuid, key: &str) -> Result<Flow, Cor
         )
         .await?
         .ok_or(CoreError::NotFound)?;
-    Ok(Flow::from_row(&row))
+    Flow::from_row(&row)
 }
 
 pub async fn create(

@@ -2,6 +2,7 @@
 //! last_activity_at and emits message.created, in the database, in the same statement.
 
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, value::RawValue};
@@ -104,25 +105,25 @@ impl<'a> Message<'a> {
     /// conversion on a page of 50 messages), borrowed from it.
     fn from_row(row: &'a Row) -> Result<Self, CoreError> {
         Ok(Self {
-            id: row.get(0),
-            conversation_id: row.get(1),
-            role: row.get(2),
-            content: Cow::Borrowed(row.get(3)),
-            prompt_tokens: row.get(4),
-            completion_tokens: row.get(5),
-            total_tokens: row.get(6),
-            model: borrowed(row.get(7)),
-            provider: borrowed(row.get(8)),
-            cost_usd: row.get::<_, Option<Decimal>>(9).map(|d| d.normalize()),
-            latency_ms: row.get(10),
-            action_taken: borrowed(row.get(11)),
+            id: row.col(0)?,
+            conversation_id: row.col(1)?,
+            role: row.col(2)?,
+            content: Cow::Borrowed(row.col(3)?),
+            prompt_tokens: row.col(4)?,
+            completion_tokens: row.col(5)?,
+            total_tokens: row.col(6)?,
+            model: borrowed(row.col(7)?),
+            provider: borrowed(row.col(8)?),
+            cost_usd: row.col::<Option<Decimal>>(9)?.map(|d| d.normalize()),
+            latency_ms: row.col(10)?,
+            action_taken: borrowed(row.col(11)?),
             questions_asked: raw_json(row, 12)?.map(Cow::Borrowed),
             delegation_plan: raw_json(row, 13)?.map(Cow::Borrowed),
             metadata: Cow::Borrowed(raw_json(row, 14)?.ok_or(CoreError::NotFound)?),
-            created_at: row.get(15),
-            redacted_at: row.get(16),
-            redacted_by: row.get(17),
-            cost_source: row.get(18),
+            created_at: row.col(15)?,
+            redacted_at: row.col(16)?,
+            redacted_by: row.col(17)?,
+            cost_source: row.col(18)?,
         })
     }
 
@@ -435,7 +436,7 @@ impl<'a> tokio_postgres::types::FromSql<'a> for JsonText<'a> {
 }
 
 fn raw_json<'a>(row: &'a Row, at: usize) -> Result<Option<&'a RawValue>, CoreError> {
-    row.get::<_, Option<JsonText<'a>>>(at)
+    row.col::<Option<JsonText<'a>>>(at)?
         .map(|t| serde_json::from_str::<&RawValue>(t.0))
         .transpose()
         .map_err(|e| CoreError::Unavailable(format!("the database sent bad JSON: {e}")))
@@ -477,7 +478,7 @@ pub async fn history_json(
     }
     let messages = rows
         .iter()
-        .filter(|r| r.get::<_, Option<Uuid>>(0).is_some())
+        .filter(|r| !matches!(r.col::<Option<Uuid>>(0), Ok(None)))
         .map(Message::from_row)
         .collect::<Result<Vec<_>, _>>()?;
     let size = messages

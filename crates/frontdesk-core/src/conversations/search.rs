@@ -2,6 +2,7 @@
 //! policies limit a member to their own conversations' messages.
 
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 use utoipa::{IntoParams, ToSchema};
@@ -110,15 +111,15 @@ pub struct Hits {
 }
 
 impl Hit {
-    fn from_row(row: &Row) -> Self {
-        Self {
-            message_id: row.get("id"),
-            conversation_id: row.get("conversation_id"),
-            role: row.get("role"),
-            snippet: row.get("snippet"),
-            rank: row.get("rank"),
-            created_at: row.get("created_at"),
-        }
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            message_id: row.col("id")?,
+            conversation_id: row.col("conversation_id")?,
+            role: row.col("role")?,
+            snippet: row.col("snippet")?,
+            rank: row.col("rank")?,
+            created_at: row.col("created_at")?,
+        })
     }
 }
 
@@ -173,7 +174,7 @@ pub async fn search(tx: &mut Tx, tenant: Uuid, query: &Search) -> Result<Hits, C
             &[&tenant, q, &conversation_id, &(limit + 1), &offset, &HEADLINE],
         )
         .await?;
-    let mut data: Vec<Hit> = rows.iter().map(Hit::from_row).collect();
+    let mut data: Vec<Hit> = rows.iter().map(Hit::from_row).collect::<Result<_, _>>()?;
     for hit in &mut data {
         hit.snippet = mark_up(&hit.snippet);
     }

@@ -4,6 +4,7 @@
 //! and recording each attempt with what comes next (`app.finish_attempt`). Sending and
 //! signing are the worker's own (in the server).
 
+use frontdesk_pg::RowExt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +21,16 @@ pub struct Due {
     pub delivery: Uuid,
     /// This attempt's number, from 1.
     pub attempt: i32,
+    /// What to send; or, when a stored value of it does not decode (an event whose data
+    /// `serde_json` cannot read), why: that attempt then fails with the reason, and the
+    /// delivery follows the retry schedule like any other failure, without holding up
+    /// the others.
+    pub message: Result<DueMessage, String>,
+}
+
+/// The event a due delivery sends, and where.
+#[derive(Debug)]
+pub struct DueMessage {
     pub url: String,
     /// The endpoint's signing secret, and the previous one while it still signs.
     pub secrets: Vec<String>,
@@ -50,8 +61,10 @@ pub async fn claim(
                 "select tenant_id from app.tenants_with_due_deliveries($1)",
                 &[&batch],
             )
-            .await
-            .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+            .await?
+            .iter()
+            .map(|r| r.col(0))
+            .collect::<Result<_, _>>()
             .map_err(CoreError::from)
     })
     .await?;
@@ -74,22 +87,38 @@ pub async fn claim(
                 .map_err(CoreError::from)
         })
         .await?;
-        due.extend(rows.iter().map(|r| {
-            Due {
-                tenant: r.get(0),
-                delivery: r.get(1),
-                attempt: r.get(2),
-                url: r.get(3),
-                secrets: [r.get::<_, Option<String>>(4), r.get(5)]
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-                event_id: r.get(6),
-                event_type: r.get(7),
-                event_created_at: r.get(8),
-                event_data: r.get(9),
-            }
-        }));
+        for r in &rows {
+            // The ids are the function's own uuid and integer columns; without them the
+            // attempt cannot be recorded, and the lease lets another pass take it.
+            let (tenant, delivery, attempt) = match (r.col(0), r.col(1), r.col(2)) {
+                (Ok(tenant), Ok(delivery), Ok(attempt)) => (tenant, delivery, attempt),
+                (t, d, a) => {
+                    let error = [t.err(), d.err(), a.err()].into_iter().flatten().next();
+                    tracing::error!(error = ?error, "a claimed delivery without readable ids");
+                    continue;
+                }
+            };
+            let message = (|| {
+                Ok::<_, frontdesk_pg::DbError>(DueMessage {
+                    url: r.col(3)?,
+                    secrets: [r.col::<Option<String>>(4)?, r.col(5)?]
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                    event_id: r.col(6)?,
+                    event_type: r.col(7)?,
+                    event_created_at: r.col(8)?,
+                    event_data: r.col(9)?,
+                })
+            })()
+            .map_err(|e| format!("the event could not be read: {e}"));
+            due.push(Due {
+                tenant,
+                delivery,
+                attempt,
+                message,
+            });
+        }
     }
     Ok(due)
 }

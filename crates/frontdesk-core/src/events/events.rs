@@ -2,6 +2,7 @@
 //! transaction as the change (`app.emit_event`). Staff and keys read it.
 
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_postgres::Row;
@@ -30,16 +31,16 @@ pub struct Event {
 }
 
 impl Event {
-    fn from_row(row: &Row) -> Self {
-        Self {
-            id: row.get("id"),
-            kind: row.get("type"),
-            subject_id: row.get("subject_id"),
-            data: row.get("data"),
-            actor_user_id: row.get("actor_user_id"),
-            actor_key_id: row.get("actor_key_id"),
-            created_at: row.get("created_at"),
-        }
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            id: row.col("id")?,
+            kind: row.col("type")?,
+            subject_id: row.col("subject_id")?,
+            data: row.col("data")?,
+            actor_user_id: row.col("actor_user_id")?,
+            actor_key_id: row.col("actor_key_id")?,
+            created_at: row.col("created_at")?,
+        })
     }
 }
 
@@ -126,7 +127,7 @@ pub async fn list(
         )
         .await?;
     Ok(Paged::from_rows(
-        rows.iter().map(Event::from_row).collect(),
+        rows.iter().map(Event::from_row).collect::<Result<_, _>>()?,
         page.limit,
         |e: &Event| e.id,
     ))

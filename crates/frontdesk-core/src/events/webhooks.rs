@@ -6,6 +6,7 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -50,20 +51,20 @@ const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, enabled, disa
     failing_since, previous_secret_until, created_at, updated_at";
 
 impl Endpoint {
-    fn from_row(row: &Row) -> Self {
-        Self {
-            id: row.get(0),
-            url: row.get(1),
-            description: row.get(2),
-            event_types: row.get(3),
-            enabled: row.get(4),
-            disabled_reason: row.get(5),
-            disabled_at: row.get(6),
-            failing_since: row.get(7),
-            previous_secret_until: row.get(8),
-            created_at: row.get(9),
-            updated_at: row.get(10),
-        }
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            id: row.col(0)?,
+            url: row.col(1)?,
+            description: row.col(2)?,
+            event_types: row.col(3)?,
+            enabled: row.col(4)?,
+            disabled_reason: row.col(5)?,
+            disabled_at: row.col(6)?,
+            failing_since: row.col(7)?,
+            previous_secret_until: row.col(8)?,
+            created_at: row.col(9)?,
+            updated_at: row.col(10)?,
+        })
     }
 }
 
@@ -222,7 +223,7 @@ impl Record for Endpoint {
         )
     }
 
-    fn from_row(row: &Row) -> Self {
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
         Endpoint::from_row(row)
     }
 }
@@ -243,7 +244,9 @@ pub async fn list(
         )
         .await?;
     Ok(Paged::from_rows(
-        rows.iter().map(Endpoint::from_row).collect(),
+        rows.iter()
+            .map(Endpoint::from_row)
+            .collect::<Result<_, _>>()?,
         page.limit,
         |e: &Endpoint| e.id,
     ))
@@ -301,7 +304,7 @@ pub async fn rotate(
             &[&id, &secret, &f64::from(grace)],
         )
         .await?
-        .get(0);
+        .col(0)?;
     if !rotated {
         return Err(CoreError::NotFound);
     }
@@ -316,7 +319,7 @@ pub async fn send_test(tx: &mut Tx, id: Uuid) -> Result<Uuid, CoreError> {
     let delivery: Option<Uuid> = tx
         .query_one("select app.send_test_event($1)", &[&id])
         .await?
-        .get(0);
+        .col(0)?;
     delivery.ok_or(CoreError::NotFound)
 }
 
@@ -368,22 +371,22 @@ const DELIVERY_COLUMNS: &str = "d.id, d.endpoint_id, d.event_id, v.type, d.statu
     d.next_attempt_at, d.last_attempt_at, d.last_status, d.last_error, d.delivered_at, d.created_at";
 
 impl Delivery {
-    fn from_row(row: &Row) -> Self {
-        Self {
-            id: row.get(0),
-            endpoint_id: row.get(1),
-            event_id: row.get(2),
-            event_type: row.get(3),
-            status: row.get(4),
-            attempts: row.get(5),
-            next_attempt_at: row.get(6),
-            last_attempt_at: row.get(7),
-            last_status: row.get(8),
-            last_error: row.get(9),
-            delivered_at: row.get(10),
-            created_at: row.get(11),
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            id: row.col(0)?,
+            endpoint_id: row.col(1)?,
+            event_id: row.col(2)?,
+            event_type: row.col(3)?,
+            status: row.col(4)?,
+            attempts: row.col(5)?,
+            next_attempt_at: row.col(6)?,
+            last_attempt_at: row.col(7)?,
+            last_status: row.col(8)?,
+            last_error: row.col(9)?,
+            delivered_at: row.col(10)?,
+            created_at: row.col(11)?,
             attempt_log: None,
-        }
+        })
     }
 }
 
@@ -437,7 +440,9 @@ pub async fn deliveries(
         )
         .await?;
     Ok(Paged::from_rows(
-        rows.iter().map(Delivery::from_row).collect(),
+        rows.iter()
+            .map(Delivery::from_row)
+            .collect::<Result<_, _>>()?,
         page.limit,
         |d: &Delivery| d.id,
     ))
@@ -456,7 +461,7 @@ pub async fn delivery(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Delivery, C
         )
         .await?
         .ok_or(CoreError::NotFound)?;
-    let mut delivery = Delivery::from_row(&row);
+    let mut delivery = Delivery::from_row(&row)?;
     tx.last();
     let attempts = tx
         .query(
@@ -468,15 +473,17 @@ pub async fn delivery(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Delivery, C
     delivery.attempt_log = Some(
         attempts
             .iter()
-            .map(|r| Attempt {
-                attempt: r.get(0),
-                started_at: r.get(1),
-                duration_ms: r.get(2),
-                status_code: r.get(3),
-                response_excerpt: r.get(4),
-                error: r.get(5),
+            .map(|r| {
+                Ok(Attempt {
+                    attempt: r.col(0)?,
+                    started_at: r.col(1)?,
+                    duration_ms: r.col(2)?,
+                    status_code: r.col(3)?,
+                    response_excerpt: r.col(4)?,
+                    error: r.col(5)?,
+                })
             })
-            .collect(),
+            .collect::<Result<_, CoreError>>()?,
     );
     Ok(delivery)
 }
@@ -490,7 +497,7 @@ pub async fn retry(tx: &mut Tx, id: Uuid) -> Result<(), CoreError> {
     let found: bool = tx
         .query_one("select app.retry_delivery($1)", &[&id])
         .await?
-        .get(0);
+        .col(0)?;
     if found {
         Ok(())
     } else {

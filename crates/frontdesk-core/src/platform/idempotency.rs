@@ -3,6 +3,7 @@
 //! with a key is still running, a second one is told so (409). Keys are kept per tenant
 //! and principal for at least 24 hours.
 
+use frontdesk_pg::RowExt;
 use uuid::Uuid;
 
 use crate::{CoreError, Tx};
@@ -48,13 +49,13 @@ pub async fn claim(
             &[&tenant, &key, &RETENTION_HOURS],
         )
         .await?;
-    if !row.get::<_, bool>("locked") {
+    if !row.col::<bool>("locked")? {
         return Ok(Claim::InFlight);
     }
-    let Some(id) = row.get::<_, Option<Uuid>>("id") else {
+    let Some(id) = row.col::<Option<Uuid>>("id")? else {
         return Ok(Claim::Fresh);
     };
-    if row.get::<_, bool>("expired") {
+    if row.col::<bool>("expired")? {
         tx.execute(
             "delete from app.idempotency_keys where tenant_id = $1 and id = $2",
             &[&tenant, &id],
@@ -62,12 +63,12 @@ pub async fn claim(
         .await?;
         return Ok(Claim::Fresh);
     }
-    if row.get::<_, Vec<u8>>("request_digest") != digest {
+    if row.col::<Vec<u8>>("request_digest")? != digest {
         return Ok(Claim::Mismatch);
     }
     Ok(Claim::Replay {
-        status: row.get::<_, i16>("status") as u16,
-        body: row.get("response"),
+        status: row.col::<i16>("status")? as u16,
+        body: row.col("response")?,
     })
 }
 

@@ -20,7 +20,7 @@ pub trait Record: Sized + Send {
     fn select_one() -> String;
 
     /// A row as `select_one` reads it.
-    fn from_row(row: &Row) -> Self;
+    fn from_row(row: &Row) -> Result<Self, CoreError>;
 
     /// The row `id` as the caller may see it (NotFound otherwise). The transaction's last
     /// statement when it is the work's last.
@@ -35,7 +35,7 @@ pub trait Record: Sized + Send {
                 .query_opt(&Self::select_one(), &[&tenant, &id])
                 .await?
                 .ok_or(CoreError::NotFound)?;
-            Ok(Self::from_row(&row))
+            Self::from_row(&row)
         }
     }
 

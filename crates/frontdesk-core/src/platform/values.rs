@@ -202,7 +202,9 @@ pub async fn learn_time_zones(pool: &deadpool_postgres::Pool) -> Result<(), crat
         .await
         .map_err(frontdesk_pg::DbError::from)?;
     let names = rows.iter().filter_map(|message| match message {
-        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+        tokio_postgres::SimpleQueryMessage::Row(row) => {
+            row.try_get(0).ok().flatten().map(str::to_owned)
+        }
         _ => None,
     });
     let _ = KNOWN_TIME_ZONES.set(names.collect());

@@ -2,6 +2,7 @@
 //! recorded once per delivery (a redelivery finds its row and adds none). Append-only.
 
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::Row;
@@ -27,14 +28,18 @@ pub struct Callback {
 }
 
 impl Callback {
-    fn from_row(row: &Row) -> Option<Self> {
-        Some(Self {
-            id: row.get("id"),
-            provider: Provider::parse(row.get("provider"))?,
-            external_id: row.get("external_id"),
-            payload: row.get("payload"),
-            received_at: row.get("received_at"),
-        })
+    /// None for a provider this build does not know.
+    fn from_row(row: &Row) -> Result<Option<Self>, CoreError> {
+        let Some(provider) = Provider::parse(row.col("provider")?) else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            id: row.col("id")?,
+            provider,
+            external_id: row.col("external_id")?,
+            payload: row.col("payload")?,
+            received_at: row.col("received_at")?,
+        }))
     }
 }
 
@@ -93,7 +98,9 @@ pub async fn list(
         )
         .await?;
     Ok(Paged::from_rows(
-        rows.iter().filter_map(Callback::from_row).collect(),
+        rows.iter()
+            .filter_map(|r| Callback::from_row(r).transpose())
+            .collect::<Result<_, _>>()?,
         page.limit,
         |c: &Callback| c.id,
     ))

@@ -3,6 +3,7 @@
 //! callback, through `app.provider_secret()` before any request transaction.
 
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 
 use frontdesk_pg::{Db, DbError};
 use serde::{Deserialize, Serialize};
@@ -78,13 +79,17 @@ pub struct SecretView {
 }
 
 impl SecretView {
-    fn from_row(row: &Row) -> Option<Self> {
-        Some(Self {
-            provider: Provider::parse(row.get("provider"))?,
-            fingerprint: row.get("fingerprint"),
-            created_at: row.get("created_at"),
-            updated_at: row.get("updated_at"),
-        })
+    /// None for a provider this build does not know.
+    fn from_row(row: &Row) -> Result<Option<Self>, CoreError> {
+        let Some(provider) = Provider::parse(row.col("provider")?) else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            provider,
+            fingerprint: row.col("fingerprint")?,
+            created_at: row.col("created_at")?,
+            updated_at: row.col("updated_at")?,
+        }))
     }
 }
 
@@ -120,7 +125,7 @@ pub async fn put(
             &[&tenant, &provider.as_str(), &secret, &fingerprint],
         )
         .await?;
-    SecretView::from_row(&row).ok_or(CoreError::NotFound)
+    SecretView::from_row(&row)?.ok_or(CoreError::NotFound)
 }
 
 /// The tenant's configured providers, by name.
@@ -133,7 +138,9 @@ pub async fn list(tx: &mut Tx, tenant: Uuid) -> Result<Vec<SecretView>, CoreErro
             &[&tenant],
         )
         .await?;
-    Ok(rows.iter().filter_map(SecretView::from_row).collect())
+    rows.iter()
+        .filter_map(|r| SecretView::from_row(r).transpose())
+        .collect()
 }
 
 /// Remove the tenant's secret for `provider`: its callbacks are refused from then on.
@@ -181,11 +188,12 @@ pub async fn lookup(
             &[&tenant, &provider.as_str()],
         )
         .await?;
-    Ok(row.map(|r| {
-        let secret: String = r.get(0);
-        StoredSecret {
-            fingerprint: fingerprint(&secret),
-            secret,
-        }
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let secret: String = row.col(0)?;
+    Ok(Some(StoredSecret {
+        fingerprint: fingerprint(&secret),
+        secret,
     }))
 }

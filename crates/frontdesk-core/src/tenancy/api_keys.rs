@@ -3,6 +3,7 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -47,17 +48,17 @@ pub struct CreatedApiKey {
 }
 
 impl ApiKey {
-    fn from_row(row: &Row) -> Self {
-        Self {
-            id: row.get("id"),
-            name: row.get("name"),
-            prefix: row.get("prefix"),
-            scopes: row.get("scopes"),
-            created_by: row.get("created_by"),
-            created_at: row.get("created_at"),
-            last_used_at: row.get("last_used_at"),
-            revoked_at: row.get("revoked_at"),
-        }
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            prefix: row.col("prefix")?,
+            scopes: row.col("scopes")?,
+            created_by: row.col("created_by")?,
+            created_at: row.col("created_at")?,
+            last_used_at: row.col("last_used_at")?,
+            revoked_at: row.col("revoked_at")?,
+        })
     }
 }
 
@@ -154,7 +155,7 @@ pub async fn create(
         )
         .await?;
     Ok(CreatedApiKey {
-        key: ApiKey::from_row(&row),
+        key: ApiKey::from_row(&row)?,
         secret,
     })
 }
@@ -174,7 +175,9 @@ pub async fn list(
         )
         .await?;
     Ok(Paged::from_rows(
-        rows.iter().map(ApiKey::from_row).collect(),
+        rows.iter()
+            .map(ApiKey::from_row)
+            .collect::<Result<_, _>>()?,
         page.limit,
         |k: &ApiKey| k.id,
     ))
@@ -188,7 +191,7 @@ pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<ApiKey, CoreErro
         )
         .await?
         .ok_or(CoreError::NotFound)?;
-    Ok(ApiKey::from_row(&row))
+    ApiKey::from_row(&row)
 }
 
 /// Revoke a key (again is fine). The database refuses it from the next request on.

@@ -2,6 +2,7 @@
 //! statement on a pooled connection, calling a `SECURITY DEFINER` function that reads
 //! only what authentication needs (key hashes, memberships, the user's profile).
 
+use frontdesk_pg::RowExt;
 use frontdesk_pg::{Db, DbError};
 use tokio_postgres::{Row, types::ToSql};
 use uuid::Uuid;
@@ -32,19 +33,20 @@ pub async fn authenticate_key(db: &Db, hash: &[u8]) -> Result<Option<KeyFound>, 
         &[&hash],
     )
     .await?;
-    Ok(row.map(|r| {
-        let scopes: Vec<String> = r.get(2);
+    row.map(|r| {
+        let scopes: Vec<String> = r.col(2)?;
         let scope = if scopes.iter().any(|s| s == "full") {
             KeyScope::Full
         } else {
             KeyScope::Read
         };
-        KeyFound {
-            tenant: r.get(0),
-            id: r.get(1),
+        Ok(KeyFound {
+            tenant: r.col(0)?,
+            id: r.col(1)?,
             scope,
-        }
-    }))
+        })
+    })
+    .transpose()
 }
 
 /// Create or refresh a user's row from their token's claims.
@@ -84,9 +86,12 @@ pub async fn resolve_tenant(
         &[&reference, &user],
     )
     .await?;
-    Ok(row.map(|r| Resolved {
-        tenant: r.get(0),
-        role: r.get::<_, Option<&str>>(1).and_then(MemberRole::parse),
-        is_active: r.get(2),
-    }))
+    row.map(|r| {
+        Ok(Resolved {
+            tenant: r.col(0)?,
+            role: r.col::<Option<&str>>(1)?.and_then(MemberRole::parse),
+            is_active: r.col(2)?,
+        })
+    })
+    .transpose()
 }

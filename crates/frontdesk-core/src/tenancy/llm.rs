@@ -1,11 +1,13 @@
 //! The model settings a tenant sets as defaults and an assistant may override: one
 //! definition of the fields, flattened into both (so their JSON names are the columns').
 
+use frontdesk_pg::RowExt;
 use rust_decimal::{Decimal, prelude::ToPrimitive};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 use utoipa::ToSchema;
 
+use crate::CoreError;
 use crate::platform::{
     input::{Field, Invalid, Patch, text_of},
     values::{PositiveI32, Temperature},
@@ -23,16 +25,16 @@ pub struct LlmSettings {
 
 impl LlmSettings {
     /// The columns of the same names.
-    pub fn from_row(row: &Row) -> Self {
-        Self {
-            llm_provider: row.get("llm_provider"),
-            llm_model: row.get("llm_model"),
+    pub fn from_row(row: &Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            llm_provider: row.col("llm_provider")?,
+            llm_model: row.col("llm_model")?,
             llm_temperature: row
-                .get::<_, Option<Decimal>>("llm_temperature")
+                .col::<Option<Decimal>>("llm_temperature")?
                 .and_then(|d| d.to_f64()),
-            llm_max_tokens: row.get("llm_max_tokens"),
-            system_prompt: row.get("system_prompt"),
-        }
+            llm_max_tokens: row.col("llm_max_tokens")?,
+            system_prompt: row.col("system_prompt")?,
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Memberships: who belongs to a tenant, with which role.
 
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 use utoipa::ToSchema;
@@ -27,16 +28,16 @@ pub struct Member {
 }
 
 impl Member {
-    fn from_row(row: &Row) -> Self {
-        Self {
-            user_id: row.get("user_id"),
-            role: row.get("role"),
-            email: row.get("email"),
-            name: row.get("name"),
-            created_at: row.get("created_at"),
-            updated_at: row.get("updated_at"),
-            last_active_at: row.get("last_active_at"),
-        }
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            user_id: row.col("user_id")?,
+            role: row.col("role")?,
+            email: row.col("email")?,
+            name: row.col("name")?,
+            created_at: row.col("created_at")?,
+            updated_at: row.col("updated_at")?,
+            last_active_at: row.col("last_active_at")?,
+        })
     }
 }
 
@@ -145,7 +146,9 @@ pub async fn list(tx: &mut Tx, page: &Page<Uuid>) -> Result<Paged<Member>, CoreE
         )
         .await?;
     Ok(Paged::from_rows(
-        rows.iter().map(Member::from_row).collect(),
+        rows.iter()
+            .map(Member::from_row)
+            .collect::<Result<_, _>>()?,
         page.limit,
         |m: &Member| m.user_id,
     ))
@@ -159,7 +162,7 @@ pub async fn get(tx: &mut Tx, user: Uuid) -> Result<Member, CoreError> {
         )
         .await?
         .ok_or(CoreError::NotFound)?;
-    Ok(Member::from_row(&row))
+    Member::from_row(&row)
 }
 
 pub async fn add(tx: &mut Tx, tenant: Uuid, new: &NewMembership) -> Result<Member, CoreError> {
@@ -186,12 +189,12 @@ pub async fn add(tx: &mut Tx, tenant: Uuid, new: &NewMembership) -> Result<Membe
         .await?;
     Ok(Member {
         user_id: new.user_id,
-        role: membership.get("role"),
-        email: profile.get("email"),
-        name: profile.get("name"),
-        created_at: membership.get("created_at"),
-        updated_at: membership.get("updated_at"),
-        last_active_at: profile.get("last_active_at"),
+        role: membership.col("role")?,
+        email: profile.col("email")?,
+        name: profile.col("name")?,
+        created_at: membership.col("created_at")?,
+        updated_at: membership.col("updated_at")?,
+        last_active_at: profile.col("last_active_at")?,
     })
 }
 
@@ -218,8 +221,8 @@ pub async fn set_role(
         )));
     };
     Ok(Member {
-        role: updated.get("role"),
-        updated_at: updated.get("updated_at"),
+        role: updated.col("role")?,
+        updated_at: updated.col("updated_at")?,
         ..current
     })
 }

@@ -1,6 +1,7 @@
 //! Tenants: one business, workspace or brand.
 
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -66,31 +67,31 @@ const SETTABLE: &str = "slug, name, kind, timezone, locale, email, phone, addres
     daily_token_limit, monthly_budget_usd, features, branding, is_active, search_language";
 
 impl Tenant {
-    fn from_row(row: &Row) -> Self {
-        Self {
-            id: row.get("id"),
-            slug: row.get("slug"),
-            name: row.get("name"),
-            kind: row.get("kind"),
-            timezone: row.get("timezone"),
-            locale: row.get("locale"),
-            email: row.get("email"),
-            phone: row.get("phone"),
-            address: row.get("address"),
-            website: row.get("website"),
-            logo_url: row.get("logo_url"),
-            llm: LlmSettings::from_row(row),
-            rate_limit_per_minute: row.get("rate_limit_per_minute"),
-            daily_token_limit: row.get("daily_token_limit"),
-            monthly_budget_usd: row.get("monthly_budget_usd"),
-            features: row.get("features"),
-            branding: row.get("branding"),
-            is_active: row.get("is_active"),
-            search_language: row.get("search_language"),
-            created_at: row.get("created_at"),
-            updated_at: row.get("updated_at"),
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            id: row.col("id")?,
+            slug: row.col("slug")?,
+            name: row.col("name")?,
+            kind: row.col("kind")?,
+            timezone: row.col("timezone")?,
+            locale: row.col("locale")?,
+            email: row.col("email")?,
+            phone: row.col("phone")?,
+            address: row.col("address")?,
+            website: row.col("website")?,
+            logo_url: row.col("logo_url")?,
+            llm: LlmSettings::from_row(row)?,
+            rate_limit_per_minute: row.col("rate_limit_per_minute")?,
+            daily_token_limit: row.col("daily_token_limit")?,
+            monthly_budget_usd: row.col("monthly_budget_usd")?,
+            features: row.col("features")?,
+            branding: row.col("branding")?,
+            is_active: row.col("is_active")?,
+            search_language: row.col("search_language")?,
+            created_at: row.col("created_at")?,
+            updated_at: row.col("updated_at")?,
             role: None,
-        }
+        })
     }
 }
 
@@ -304,7 +305,7 @@ pub async fn create(
             &[&id, &columns(&new.0), &owner],
         )
         .await?;
-    Ok(Tenant::from_row(&row))
+    Tenant::from_row(&row)
 }
 
 pub async fn get(tx: &mut Tx, tenant: Uuid) -> Result<Tenant, CoreError> {
@@ -316,7 +317,7 @@ pub async fn get(tx: &mut Tx, tenant: Uuid) -> Result<Tenant, CoreError> {
         )
         .await?
         .ok_or(CoreError::NotFound)?;
-    Ok(Tenant::from_row(&row))
+    Tenant::from_row(&row)
 }
 
 /// Apply checked changes: fields absent from them keep their values.
@@ -344,7 +345,7 @@ pub async fn update(
         )
         .await?
         .ok_or(CoreError::NotFound)?;
-    Ok(Tenant::from_row(&row))
+    Tenant::from_row(&row)
 }
 
 /// Delete a tenant and, by cascade, everything it owns.
@@ -372,11 +373,13 @@ pub async fn list_for_user(tx: &mut Tx, page: &Page<Uuid>) -> Result<Paged<Tenan
         .await?;
     let tenants = rows
         .iter()
-        .map(|r| Tenant {
-            role: r.get("member_role"),
-            ..Tenant::from_row(r)
+        .map(|r| {
+            Ok(Tenant {
+                role: r.col("member_role")?,
+                ..Tenant::from_row(r)?
+            })
         })
-        .collect();
+        .collect::<Result<_, CoreError>>()?;
     Ok(Paged::from_rows(tenants, page.limit, |t: &Tenant| t.id))
 }
 
@@ -391,7 +394,9 @@ pub async fn list_all(tx: &mut Tx, page: &Page<Uuid>) -> Result<Paged<Tenant>, C
         )
         .await?;
     Ok(Paged::from_rows(
-        rows.iter().map(Tenant::from_row).collect(),
+        rows.iter()
+            .map(Tenant::from_row)
+            .collect::<Result<_, _>>()?,
         page.limit,
         |t: &Tenant| t.id,
     ))

@@ -1,6 +1,7 @@
 //! Users: people, keyed by their identity provider's `sub`.
 
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -27,10 +28,10 @@ pub async fn me(tx: &mut Tx, id: Uuid) -> Result<User, CoreError> {
         .await?
         .ok_or(CoreError::NotFound)?;
     Ok(User {
-        id: row.get("id"),
-        email: row.get("email"),
-        name: row.get("name"),
-        created_at: row.get("created_at"),
-        last_active_at: row.get("last_active_at"),
+        id: row.col("id")?,
+        email: row.col("email")?,
+        name: row.col("name")?,
+        created_at: row.col("created_at")?,
+        last_active_at: row.col("last_active_at")?,
     })
 }

@@ -3,6 +3,7 @@
 //! member sees only their own usage (the rollups' row policy), staff the tenant's.
 
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
@@ -98,25 +99,24 @@ pub async fn providers(
             &[&tenant, &days],
         )
         .await?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|r: &Row| {
-            let prompt: i64 = r.get("prompt");
-            let completion: i64 = r.get("completion");
-            ProviderUsage {
-                provider: r.get("provider"),
-                model: r.get("model"),
-                request_count: r.get("requests"),
+            let prompt: i64 = r.col("prompt")?;
+            let completion: i64 = r.col("completion")?;
+            Ok(ProviderUsage {
+                provider: r.col("provider")?,
+                model: r.col("model")?,
+                request_count: r.col("requests")?,
                 prompt_tokens: prompt,
                 completion_tokens: completion,
                 total_tokens: prompt + completion,
-                cost_usd: r.get::<_, Decimal>("cost").normalize(),
-                avg_latency_ms: r.get("latency"),
-                first_used_at: r.get("first_at"),
-                last_used_at: r.get("last_at"),
-            }
+                cost_usd: r.col::<Decimal>("cost")?.normalize(),
+                avg_latency_ms: r.col("latency")?,
+                first_used_at: r.col("first_at")?,
+                last_used_at: r.col("last_at")?,
+            })
         })
-        .collect())
+        .collect::<Result<_, CoreError>>()
 }
 
 /// Messages of one day and user.
@@ -165,18 +165,19 @@ pub async fn daily_messages(
             &[&tenant, &days],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| DailyMessages {
-            day: r.get("day"),
-            user_id: r.get("user_id"),
-            message_count: r.get("messages"),
-            user_messages: r.get("from_users"),
-            assistant_messages: r.get("from_assistants"),
-            total_tokens: r.get("tokens"),
-            cost_usd: r.get::<_, Decimal>("cost").normalize(),
+    rows.iter()
+        .map(|r| {
+            Ok(DailyMessages {
+                day: r.col("day")?,
+                user_id: r.col("user_id")?,
+                message_count: r.col("messages")?,
+                user_messages: r.col("from_users")?,
+                assistant_messages: r.col("from_assistants")?,
+                total_tokens: r.col("tokens")?,
+                cost_usd: r.col::<Decimal>("cost")?.normalize(),
+            })
         })
-        .collect())
+        .collect::<Result<_, CoreError>>()
 }
 
 /// `GET …/analytics/top`: who spent most.
@@ -269,15 +270,16 @@ pub async fn top(tx: &mut Tx, tenant: Uuid, q: &Top) -> Result<Vec<TopSpender>, 
             &[&tenant, &days, &limit],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| TopSpender {
-            id: r.get("id"),
-            request_count: r.get("requests"),
-            total_tokens: r.get("tokens"),
-            cost_usd: r.get::<_, Decimal>("cost").normalize(),
+    rows.iter()
+        .map(|r| {
+            Ok(TopSpender {
+                id: r.col("id")?,
+                request_count: r.col("requests")?,
+                total_tokens: r.col("tokens")?,
+                cost_usd: r.col::<Decimal>("cost")?.normalize(),
+            })
         })
-        .collect())
+        .collect::<Result<_, CoreError>>()
 }
 
 /// `GET …/analytics/feedback`: ratings grouped by assistant or by model.
@@ -411,32 +413,36 @@ pub async fn feedback(tx: &mut Tx, tenant: Uuid, q: &FeedbackBy) -> Result<Feedb
         )
         .await?;
     let ratings = |r: &Row| {
-        let (positive, negative): (i64, i64) = (r.get(2), r.get(3));
-        Ratings {
+        let (positive, negative): (i64, i64) = (r.col(2)?, r.col(3)?);
+        Ok::<_, CoreError>(Ratings {
             ratings: positive + negative,
             positive,
             negative,
             positive_rate: positive as f64 / (positive + negative) as f64,
-        }
+        })
     };
     Ok(if by_model {
         Feedback::ByModel(
             rows.iter()
-                .map(|r| FeedbackByModel {
-                    provider: r.get(0),
-                    model: r.get(1),
-                    ratings: ratings(r),
+                .map(|r| {
+                    Ok(FeedbackByModel {
+                        provider: r.col(0)?,
+                        model: r.col(1)?,
+                        ratings: ratings(r)?,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, CoreError>>()?,
         )
     } else {
         Feedback::ByAssistant(
             rows.iter()
-                .map(|r| FeedbackByAssistant {
-                    assistant_id: r.get(0),
-                    ratings: ratings(r),
+                .map(|r| {
+                    Ok(FeedbackByAssistant {
+                        assistant_id: r.col(0)?,
+                        ratings: ratings(r)?,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, CoreError>>()?,
         )
     })
 }
@@ -511,11 +517,11 @@ pub async fn funnel(tx: &mut Tx, tenant: Uuid, q: &Funnel) -> Result<Vec<FunnelS
             &[&tenant, &days, &q.flow],
         )
         .await?;
-    let count = |state: &str| {
-        rows.iter()
-            .find(|r| r.get::<_, &str>(0) == state)
-            .map_or(0, |r| r.get::<_, i64>(1))
-    };
+    let mut counts = std::collections::HashMap::with_capacity(rows.len());
+    for r in &rows {
+        counts.insert(r.col::<&str>(0)?, r.col::<i64>(1)?);
+    }
+    let count = |state: &str| counts.get(state).copied().unwrap_or(0);
     Ok(flow
         .states
         .iter()

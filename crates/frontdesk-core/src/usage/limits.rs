@@ -4,6 +4,7 @@
 //! The figures are the tenant's totals for every caller: the limits are the tenant's.
 
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
@@ -72,17 +73,18 @@ async fn standings(tx: &mut Tx) -> Result<Vec<Standing>, CoreError> {
             &[],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Standing {
-            name: r.get(0),
-            limit: r.get(1),
-            used: r.get(2),
-            reserved: r.get(3),
-            window_start: r.get(4),
-            resets_at: r.get(5),
+    rows.iter()
+        .map(|r| {
+            Ok(Standing {
+                name: r.col(0)?,
+                limit: r.col(1)?,
+                used: r.col(2)?,
+                reserved: r.col(3)?,
+                window_start: r.col(4)?,
+                resets_at: r.col(5)?,
+            })
         })
-        .collect())
+        .collect::<Result<_, CoreError>>()
 }
 
 /// The tenant's limits with what is used, reserved and left in each current window.
@@ -208,21 +210,21 @@ const RESERVATION_COLUMNS: &str = "id, tokens, cost_usd, cost_source,
     minute_window, day_window, month_window, expires_at, settled_at, settled_by, created_at";
 
 impl Reservation {
-    fn from_row(row: &Row) -> Self {
-        Self {
-            id: row.get(0),
-            tokens: row.get(1),
-            cost_usd: row.get::<_, Decimal>(2).normalize(),
-            cost_source: row.get(3),
-            status: row.get(4),
-            minute_window: row.get(5),
-            day_window: row.get(6),
-            month_window: row.get(7),
-            expires_at: row.get(8),
-            settled_at: row.get(9),
-            settled_by: row.get(10),
-            created_at: row.get(11),
-        }
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            id: row.col(0)?,
+            tokens: row.col(1)?,
+            cost_usd: row.col::<Decimal>(2)?.normalize(),
+            cost_source: row.col(3)?,
+            status: row.col(4)?,
+            minute_window: row.col(5)?,
+            day_window: row.col(6)?,
+            month_window: row.col(7)?,
+            expires_at: row.col(8)?,
+            settled_at: row.col(9)?,
+            settled_by: row.col(10)?,
+            created_at: row.col(11)?,
+        })
     }
 }
 
@@ -267,7 +269,7 @@ async fn estimate_cost(
             ],
         )
         .await?;
-    Ok((row.get::<_, Decimal>(0), row.get(1)))
+    Ok((row.col::<Decimal>(0)?, row.col(1)?))
 }
 
 /// Whether the estimate fits every limit now, without holding anything.
@@ -318,7 +320,7 @@ pub async fn reserve(
             ],
         )
         .await?;
-    let reservation = Reservation::from_row(&row);
+    let reservation = Reservation::from_row(&row)?;
     let limits = standings(tx).await?.iter().map(Standing::view).collect();
     Ok(LimitCheckResult {
         allowed: true,
@@ -343,7 +345,7 @@ pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Reservation, Cor
         )
         .await?
         .ok_or(CoreError::NotFound)?;
-    Ok(Reservation::from_row(&row))
+    Reservation::from_row(&row)
 }
 
 /// `GET …/limits/reservations`: `?status=` narrows to one status.
@@ -394,7 +396,9 @@ pub async fn list(
         )
         .await?;
     Ok(Paged::from_rows(
-        rows.iter().map(Reservation::from_row).collect(),
+        rows.iter()
+            .map(Reservation::from_row)
+            .collect::<Result<_, _>>()?,
         page.limit,
         |r: &Reservation| r.id,
     ))
@@ -407,7 +411,7 @@ pub async fn cancel(tx: &mut Tx, id: Uuid) -> Result<(), CoreError> {
     let status: Option<String> = tx
         .query_one("select app.cancel_reservation($1)", &[&id])
         .await?
-        .get(0);
+        .col(0)?;
     match status.as_deref() {
         None => Err(CoreError::NotFound),
         Some("settled") => Err(CoreError::Conflict {
@@ -424,7 +428,7 @@ pub async fn tenants_to_sweep(tx: &mut Tx) -> Result<Vec<Uuid>, CoreError> {
     let rows = tx
         .query("select tenant_id from app.tenants_to_sweep()", &[])
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok(rows.iter().map(|r| r.col(0)).collect::<Result<_, _>>()?)
 }
 
 /// Mark one tenant's expired reservations and give back what they held, as the operator
@@ -435,7 +439,7 @@ pub async fn sweep(tx: &mut Tx, tenant: Uuid) -> Result<u64, CoreError> {
         .last()
         .query_one("select app.expire_reservations($1)", &[&tenant])
         .await?
-        .get(0);
+        .col(0)?;
     Ok(expired as u64)
 }
 

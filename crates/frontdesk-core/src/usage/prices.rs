@@ -4,6 +4,7 @@
 //! are added, never changed, so the history stays.
 
 use chrono::{DateTime, Utc};
+use frontdesk_pg::RowExt;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
@@ -34,20 +35,20 @@ pub struct Price {
 }
 
 impl Price {
-    fn from_row(row: &Row) -> Self {
-        let decimal = |c: &str| row.get::<_, Decimal>(c).normalize();
-        Self {
-            provider: row.get("provider"),
-            model: row.get("model"),
-            effective_from: row.get("effective_from"),
-            input_usd_per_mtok: decimal("input_usd_per_mtok"),
-            output_usd_per_mtok: decimal("output_usd_per_mtok"),
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
+        let decimal = |c: &str| row.col::<Decimal>(c).map(|d| d.normalize());
+        Ok(Self {
+            provider: row.col("provider")?,
+            model: row.col("model")?,
+            effective_from: row.col("effective_from")?,
+            input_usd_per_mtok: decimal("input_usd_per_mtok")?,
+            output_usd_per_mtok: decimal("output_usd_per_mtok")?,
             cached_input_usd_per_mtok: row
-                .get::<_, Option<Decimal>>("cached_input_usd_per_mtok")
+                .col::<Option<Decimal>>("cached_input_usd_per_mtok")?
                 .map(|d| d.normalize()),
-            source: row.get("source"),
-            created_at: row.get("created_at"),
-        }
+            source: row.col("source")?,
+            created_at: row.col("created_at")?,
+        })
     }
 }
 
@@ -167,7 +168,7 @@ pub async fn catalog(tx: &mut Tx) -> Result<Vec<Price>, CoreError> {
             &[],
         )
         .await?;
-    Ok(rows.iter().map(Price::from_row).collect())
+    rows.iter().map(Price::from_row).collect::<Result<_, _>>()
 }
 
 fn conflict() -> CoreError {
@@ -204,7 +205,7 @@ pub async fn add_to_catalog(tx: &mut Tx, new: &PriceDraft) -> Result<Price, Core
                 e.into()
             }
         })?;
-    Ok(Price::from_row(&row))
+    Price::from_row(&row)
 }
 
 /// The tenant's own prices with their history (staff).
@@ -219,7 +220,7 @@ pub async fn tenant_prices(tx: &mut Tx, tenant: Uuid) -> Result<Vec<Price>, Core
             &[&tenant],
         )
         .await?;
-    Ok(rows.iter().map(Price::from_row).collect())
+    rows.iter().map(Price::from_row).collect::<Result<_, _>>()
 }
 
 /// Add a tenant price (admins); it wins over the catalog from `effective_from` on.
@@ -259,5 +260,5 @@ pub async fn add_for_tenant(
                 e.into()
             }
         })?;
-    Ok(Price::from_row(&row))
+    Price::from_row(&row)
 }

@@ -2,6 +2,7 @@
 //! per month. Days are the tenant's, in its time zone. A member sees their own usage only
 //! (the rollups' row policy); staff and keys see the tenant's.
 
+use frontdesk_pg::RowExt;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
@@ -46,21 +47,21 @@ const SUMS: &str = "coalesce(sum(request_count), 0)::bigint as request_count,
     coalesce(sum(unpriced_count), 0)::bigint as unpriced_count";
 
 impl Usage {
-    fn from_row(row: &Row) -> Self {
-        let prompt: i64 = row.get("prompt_tokens");
-        let completion: i64 = row.get("completion_tokens");
-        Self {
-            period: row.get("period"),
-            request_count: row.get("request_count"),
-            message_count: row.get("message_count"),
-            user_messages: row.get("user_messages"),
-            assistant_messages: row.get("assistant_messages"),
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
+        let prompt: i64 = row.col("prompt_tokens")?;
+        let completion: i64 = row.col("completion_tokens")?;
+        Ok(Self {
+            period: row.col("period")?,
+            request_count: row.col("request_count")?,
+            message_count: row.col("message_count")?,
+            user_messages: row.col("user_messages")?,
+            assistant_messages: row.col("assistant_messages")?,
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: prompt + completion,
-            cost_usd: row.get::<_, Decimal>("cost_usd").normalize(),
-            unpriced_count: row.get("unpriced_count"),
-        }
+            cost_usd: row.col::<Decimal>("cost_usd")?.normalize(),
+            unpriced_count: row.col("unpriced_count")?,
+        })
     }
 }
 
@@ -134,7 +135,7 @@ pub async fn daily(tx: &mut Tx, tenant: Uuid, days: i32) -> Result<Vec<Usage>, C
             &[&tenant, &days],
         )
         .await?;
-    Ok(rows.iter().map(Usage::from_row).collect())
+    rows.iter().map(Usage::from_row).collect::<Result<_, _>>()
 }
 
 /// Today so far, in the tenant's time zone.
@@ -162,7 +163,7 @@ pub async fn monthly(tx: &mut Tx, tenant: Uuid, months: i32) -> Result<Vec<Usage
             &[&tenant, &months],
         )
         .await?;
-    Ok(rows.iter().map(Usage::from_row).collect())
+    rows.iter().map(Usage::from_row).collect::<Result<_, _>>()
 }
 
 /// Usage not tied to a message, as recorded.
@@ -194,25 +195,25 @@ const EVENT_COLUMNS: &str = "id, user_id, assistant_id, conversation_id, provide
     completion_tokens, unit, quantity, unit_price_usd, cost_usd, cost_source, metadata, created_at";
 
 impl UsageEvent {
-    fn from_row(row: &Row) -> Self {
+    fn from_row(row: &Row) -> Result<Self, CoreError> {
         let normal = |d: Option<Decimal>| d.map(|d| d.normalize());
-        Self {
-            id: row.get(0),
-            user_id: row.get(1),
-            assistant_id: row.get(2),
-            conversation_id: row.get(3),
-            provider: row.get(4),
-            model: row.get(5),
-            prompt_tokens: row.get(6),
-            completion_tokens: row.get(7),
-            unit: row.get(8),
-            quantity: normal(row.get(9)),
-            unit_price_usd: normal(row.get(10)),
-            cost_usd: row.get::<_, Decimal>(11).normalize(),
-            cost_source: row.get(12),
-            metadata: row.get(13),
-            created_at: row.get(14),
-        }
+        Ok(Self {
+            id: row.col(0)?,
+            user_id: row.col(1)?,
+            assistant_id: row.col(2)?,
+            conversation_id: row.col(3)?,
+            provider: row.col(4)?,
+            model: row.col(5)?,
+            prompt_tokens: row.col(6)?,
+            completion_tokens: row.col(7)?,
+            unit: row.col(8)?,
+            quantity: normal(row.col(9)?),
+            unit_price_usd: normal(row.col(10)?),
+            cost_usd: row.col::<Decimal>(11)?.normalize(),
+            cost_source: row.col(12)?,
+            metadata: row.col(13)?,
+            created_at: row.col(14)?,
+        })
     }
 }
 
@@ -418,7 +419,7 @@ pub async fn record(tx: &mut Tx, tenant: Uuid, e: &UsageDraft) -> Result<UsageEv
             ],
         )
         .await?;
-    Ok(UsageEvent::from_row(&row))
+    UsageEvent::from_row(&row)
 }
 
 /// The tenant's usage events, newest first (a member: their own).
@@ -438,7 +439,9 @@ pub async fn events(
         )
         .await?;
     Ok(crate::platform::page::Paged::from_rows(
-        rows.iter().map(UsageEvent::from_row).collect(),
+        rows.iter()
+            .map(UsageEvent::from_row)
+            .collect::<Result<_, _>>()?,
         page.limit,
         |e: &UsageEvent| e.id,
     ))

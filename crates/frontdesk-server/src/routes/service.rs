@@ -13,8 +13,15 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The database answers and its schema is the one this binary expects.
+/// The database answers and its schema is the one this binary expects; and the webhook
+/// delivery worker of this process, if it runs one, is still making progress.
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if let Some(worker) = &state.options.worker
+        && let Some(why) = worker.heartbeat.problem(worker.stale_after)
+    {
+        tracing::warn!(reason = %why, "not ready");
+        return not_ready(why);
+    }
     let check = async {
         let (version, dirty) =
             frontdesk_pg::migrate::applied(&state.db)
@@ -41,6 +48,24 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             ApiError::Unavailable(why).into_response()
         }
     }
+}
+
+/// A 503 problem saying why (text of our own, nothing of the database's).
+fn not_ready(why: String) -> Response {
+    let problem = crate::error::ProblemDocument {
+        kind: "/problems/unavailable".into(),
+        title: "Service unavailable".into(),
+        status: 503,
+        detail: why,
+        errors: None,
+        extensions: Default::default(),
+    };
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(problem)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/problem+json"),
+    );
+    response
 }
 
 /// Prometheus metrics: requests by route and status, latency histograms, pool gauges.

@@ -82,11 +82,16 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// How much of an answer's body is kept.
 const EXCERPT_BYTES: usize = 1000;
 
-/// One claimed delivery.
+/// One claimed delivery: what to send, or why it cannot be sent.
 struct Claimed {
     tenant: Uuid,
     delivery: Uuid,
     attempt: i32,
+    message: Result<Ready, String>,
+}
+
+/// A delivery's request, built.
+struct Ready {
     url: String,
     keys: Vec<Vec<u8>>,
     event_id: Uuid,
@@ -108,6 +113,92 @@ pub struct Worker {
     http: reqwest::Client,
     config: Arc<WorkerConfig>,
     id: Uuid,
+    heartbeat: Heartbeat,
+}
+
+/// What a worker tells `/readyz`: when it last completed a pass, and whether its loop has
+/// ended. Shared by clones; `Worker::heartbeat` hands it out.
+#[derive(Debug, Clone)]
+pub struct Heartbeat(Arc<Beats>);
+
+#[derive(Debug)]
+struct Beats {
+    /// When the heartbeat was made: the reference for "no pass yet".
+    since: std::time::Instant,
+    /// Milliseconds after `since` of the last completed pass; `u64::MAX` before the first.
+    last_pass_ms: std::sync::atomic::AtomicU64,
+    ended: std::sync::atomic::AtomicBool,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Self(Arc::new(Beats {
+            since: std::time::Instant::now(),
+            last_pass_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
+            ended: std::sync::atomic::AtomicBool::new(false),
+        }))
+    }
+}
+
+impl Heartbeat {
+    fn beat(&self) {
+        let ms = self
+            .0
+            .since
+            .elapsed()
+            .as_millis()
+            .min(u128::from(u64::MAX - 1)) as u64;
+        self.0
+            .last_pass_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long since the last completed pass (since the heartbeat was made, before the first).
+    pub fn since_last_pass(&self) -> Duration {
+        let ms = self
+            .0
+            .last_pass_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let last = if ms == u64::MAX {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(ms)
+        };
+        self.0.since.elapsed().saturating_sub(last)
+    }
+
+    /// Whether the worker's loop has ended (stopped, or its task died).
+    pub fn ended(&self) -> bool {
+        self.0.ended.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Why the worker is not healthy, if it is not: its loop ended, or it has not completed
+    /// a pass for longer than `stale_after`.
+    pub fn problem(&self, stale_after: Duration) -> Option<String> {
+        if self.ended() {
+            return Some("the webhook delivery worker has stopped".to_owned());
+        }
+        let quiet = self.since_last_pass();
+        (quiet > stale_after).then(|| {
+            format!(
+                "the webhook delivery worker has not completed a pass for {}s (the bound is {}s)",
+                quiet.as_secs(),
+                stale_after.as_secs()
+            )
+        })
+    }
+}
+
+/// Marks the heartbeat ended when the loop that holds it stops, however it stops.
+struct EndOnDrop(Heartbeat);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.0
+            .0
+            .ended
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Worker {
@@ -125,7 +216,13 @@ impl Worker {
             http: http.build()?,
             config: Arc::new(config),
             id: Uuid::now_v7(),
+            heartbeat: Heartbeat::default(),
         })
+    }
+
+    /// The worker's heartbeat, for `/readyz` (`AppOptions::worker`).
+    pub fn heartbeat(&self) -> Heartbeat {
+        self.heartbeat.clone()
     }
 
     /// Claim what is due, send it, record every attempt. How many were claimed.
@@ -133,7 +230,16 @@ impl Worker {
         let claimed = self.claim().await?;
         let n = claimed.len();
         futures_util::future::join_all(claimed.into_iter().map(|c| async move {
-            let outcome = self.send(&c).await;
+            use futures_util::FutureExt;
+            let started = Utc::now();
+            let outcome = match &c.message {
+                // A panic while sending fails this attempt only.
+                Ok(ready) => std::panic::AssertUnwindSafe(self.send(ready))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Outcome::unsent(started, "the attempt failed unexpectedly")),
+                Err(why) => Outcome::unsent(started, why),
+            };
             if let Err(error) = self.finish(&c, outcome).await {
                 tracing::warn!(tenant.id = %c.tenant, delivery.id = %c.delivery, %error,
                                "recording a webhook attempt failed; it is attempted again when its lease runs out");
@@ -144,21 +250,42 @@ impl Worker {
     }
 
     /// Deliver until `shutdown` completes (the attempts under way are finished first).
-    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
-            let pause = match self.run_once().await {
-                // More may be due at once (the next event of each endpoint just sent).
-                Ok(n) if n > 0 => Duration::ZERO,
-                Ok(_) => self.config.idle_poll,
-                Err(error) => {
-                    tracing::warn!(%error, "claiming webhook deliveries failed");
-                    Duration::from_secs(1)
+    /// Each completed pass beats the heartbeat; a pass that fails or panics is logged and
+    /// the loop goes on after a pause (`/readyz` reports a worker whose passes keep failing).
+    pub fn run_until(self, shutdown: impl Future<Output = ()>) -> impl Future<Output = ()> {
+        use futures_util::FutureExt;
+        // Made before the loop's first poll, so a task dropped unpolled still ends it.
+        let end = EndOnDrop(self.heartbeat.clone());
+        async move {
+            let _end = end;
+            tokio::pin!(shutdown);
+            loop {
+                let pass = std::panic::AssertUnwindSafe(self.run_once())
+                    .catch_unwind()
+                    .await;
+                let pause = match pass {
+                    // More may be due at once (the next event of each endpoint just sent).
+                    Ok(Ok(n)) if n > 0 => {
+                        self.heartbeat.beat();
+                        Duration::ZERO
+                    }
+                    Ok(Ok(_)) => {
+                        self.heartbeat.beat();
+                        self.config.idle_poll
+                    }
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "claiming webhook deliveries failed");
+                        Duration::from_secs(1)
+                    }
+                    Err(_) => {
+                        tracing::error!("a webhook delivery pass panicked; carrying on");
+                        Duration::from_secs(1)
+                    }
+                };
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(pause) => {}
                 }
-            };
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = tokio::time::sleep(pause) => {}
             }
         }
     }
@@ -176,31 +303,16 @@ impl Worker {
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         Ok(due
             .into_iter()
-            .map(|d| {
-                let body = serde_json::json!({
-                    "type": d.event_type,
-                    "timestamp": d.event_created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    "data": d.event_data,
-                });
-                let keys = d
-                    .secrets
-                    .iter()
-                    .filter_map(|s| signature::key_of(s))
-                    .collect();
-                Claimed {
-                    tenant: d.tenant,
-                    delivery: d.delivery,
-                    attempt: d.attempt,
-                    url: d.url,
-                    keys,
-                    event_id: d.event_id,
-                    body: serde_json::to_vec(&body).expect("JSON"),
-                }
+            .map(|d| Claimed {
+                tenant: d.tenant,
+                delivery: d.delivery,
+                attempt: d.attempt,
+                message: d.message.and_then(build),
             })
             .collect())
     }
 
-    async fn send(&self, c: &Claimed) -> Outcome {
+    async fn send(&self, c: &Ready) -> Outcome {
         let started = Utc::now();
         let clock = std::time::Instant::now();
         let result = self.post(c, started).await;
@@ -229,7 +341,7 @@ impl Worker {
     /// went wrong without the URL (it may carry a token of the receiver's).
     async fn post(
         &self,
-        c: &Claimed,
+        c: &Ready,
         started: DateTime<Utc>,
     ) -> Result<(i32, Option<String>, Option<Duration>), String> {
         let url = reqwest::Url::parse(&c.url)
@@ -321,6 +433,41 @@ impl Worker {
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         Ok(())
+    }
+}
+
+/// The request of a due delivery: its signed body, or why it cannot be built.
+fn build(d: delivery::DueMessage) -> Result<Ready, String> {
+    let body = serde_json::json!({
+        "type": d.event_type,
+        "timestamp": d.event_created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "data": d.event_data,
+    });
+    let body =
+        serde_json::to_vec(&body).map_err(|e| format!("the event could not be written: {e}"))?;
+    Ok(Ready {
+        url: d.url,
+        keys: d
+            .secrets
+            .iter()
+            .filter_map(|s| signature::key_of(s))
+            .collect(),
+        event_id: d.event_id,
+        body,
+    })
+}
+
+impl Outcome {
+    /// An attempt that sent nothing, failed for `why`.
+    fn unsent(started: DateTime<Utc>, why: &str) -> Self {
+        Self {
+            started,
+            duration_ms: 0,
+            status: None,
+            excerpt: None,
+            error: Some(why.chars().take(300).collect()),
+            retry_after: None,
+        }
     }
 }
 

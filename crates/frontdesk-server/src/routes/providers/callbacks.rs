@@ -59,10 +59,14 @@ pub struct Received {
     security(()), params(HookPath, SignatureHeaders),
     request_body(content = Object, description = "the provider's JSON payload, signed as sent"),
     responses((status = 200, body = Received), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 413, body = Problem)))]
+              (status = 413, body = Problem),
+              (status = 422, body = Problem, description = "a number that would not read back as sent (docs/API.md, \"JSON values\")")))]
 pub async fn receive(callback: CallbackScope) -> ApiResult<axum::Json<Received>> {
-    let payload: serde_json::Value = serde_json::from_slice(&callback.body)
-        .map_err(|_| ApiError::BadRequest("the payload is not JSON".into()))?;
+    // A number that would not read back as sent is a 422 naming it; other bad JSON a 400.
+    let payload = crate::extract::json_value(&callback.body).map_err(|e| match e {
+        ApiError::BadRequest(_) => ApiError::BadRequest("the payload is not JSON".into()),
+        other => other,
+    })?;
     if !payload.is_object() {
         // Providers send objects; the document declares one.
         return Err(ApiError::BadRequest(
