@@ -10,7 +10,9 @@ use axum::{
     extract::{FromRequest, FromRequestParts, MatchedPath, RawPathParams, Request},
     http::{header, request::Parts},
 };
-use frontdesk_core::{FieldError, KeyScope, MemberRole, Principal, RequestContext, Tx};
+use frontdesk_core::{
+    FieldError, KeyScope, MemberRole, Principal, RequestContext, Tx, tenancy::api_keys,
+};
 use frontdesk_pg::DbError;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -22,6 +24,21 @@ use crate::{
     state::AppState,
 };
 
+/// The bearer token of `Authorization: Bearer <token>`, if the request sends one.
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -29,19 +46,7 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(caller.clone());
         }
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <token>".into()))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+        let token = bearer_token(parts)
             .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <token>".into()))?;
         let caller = state.auth.authenticate(token).await?;
         parts.extensions.insert(caller.clone());
@@ -176,17 +181,52 @@ fn outsider(parts: &Parts) -> ApiError {
 impl FromRequestParts<AppState> for TenantScope {
     type Rejection = ApiError;
 
+    /// Decide on the cached lookups; a refusal (401, 403, 404) is decided once more on
+    /// fresh ones before it is answered, so every server answers a change of a tenant,
+    /// key or membership at the caller's next request. An allowed request is checked by
+    /// the database instead (`app.assert_principal`), which refuses a stale context.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let access = route_access(parts)?;
-        let caller = Caller::from_request_parts(parts, state).await?;
+        match Self::decide(parts, state).await {
+            Err(
+                refused @ (ApiError::Unauthorized(_) | ApiError::Forbidden(_) | ApiError::NotFound),
+            ) => {
+                let token = bearer_token(parts).map(str::to_owned);
+                let key = token.as_deref().is_some_and(api_keys::looks_like_key);
+                if matches!(refused, ApiError::Unauthorized(_)) && !key {
+                    // A token that does not verify: nothing cached to blame.
+                    return Err(refused);
+                }
+                let Ok(reference) = Self::reference(parts, state).await else {
+                    return Err(refused);
+                };
+                let user = parts.extensions.get::<Caller>().and_then(Caller::user_id);
+                state.auth.forget(token.as_deref(), &reference, user);
+                parts.extensions.remove::<Caller>();
+                Self::decide(parts, state).await
+            }
+            decided => decided,
+        }
+    }
+}
+
+impl TenantScope {
+    /// The `{tenant}` path parameter as sent.
+    async fn reference(parts: &mut Parts, state: &AppState) -> ApiResult<String> {
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::Internal("tenant route without path parameters".into()))?;
-        let reference = params
+        params
             .iter()
             .find(|(name, _)| *name == "tenant")
             .map(|(_, value)| value.to_owned())
-            .ok_or_else(|| ApiError::Internal("tenant route without {tenant}".into()))?;
+            .ok_or_else(|| ApiError::Internal("tenant route without {tenant}".into()))
+    }
+
+    /// Whether the caller may take the route in `{tenant}`, on the lookups as cached.
+    async fn decide(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let access = route_access(parts)?;
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let reference = Self::reference(parts, state).await?;
         // A reference PostgreSQL cannot even hold names no tenant.
         if reference.contains('\0') {
             return Err(outsider(parts));
@@ -245,6 +285,7 @@ impl FromRequestParts<AppState> for TenantScope {
         }
         let context = RequestContext {
             tenant: Some(resolved.tenant),
+            tenant_version: Some(resolved.version),
             principal,
             // Set per transaction by `read` / `write`.
             read_only: true,
@@ -315,6 +356,7 @@ impl FromRequestParts<AppState> for UserScope {
         };
         let context = RequestContext {
             tenant: None,
+            tenant_version: None,
             principal,
             // Set per transaction by `read` / `write`.
             read_only: true,

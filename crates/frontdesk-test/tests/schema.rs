@@ -564,6 +564,7 @@ async fn one_pooled_connection_serves_two_tenants_in_a_row_without_leaking() {
     let pool = app.db.db(1);
     let context = |tenant: Uuid, user: Uuid| RequestContext {
         tenant: Some(tenant),
+        tenant_version: None,
         principal: Principal::User {
             id: user,
             role: Some(MemberRole::Owner),
@@ -620,6 +621,7 @@ async fn one_pooled_connection_serves_two_tenants_in_a_row_without_leaking() {
         &pool,
         &RequestContext {
             tenant: Some(a.id),
+            tenant_version: None,
             principal: Principal::Key {
                 id: a.read_key_id,
                 scope: KeyScope::Read,
@@ -733,6 +735,7 @@ async fn both_context_forms_set_the_same_settings_and_are_checked_alike() {
         ] {
             let context = RequestContext {
                 tenant: Some(a.id),
+                tenant_version: None,
                 principal,
                 read_only: true,
             };
@@ -761,6 +764,7 @@ async fn both_context_forms_set_the_same_settings_and_are_checked_alike() {
             };
             let context = RequestContext {
                 tenant: Some(tenant),
+                tenant_version: None,
                 principal,
                 read_only: false,
             };
@@ -773,6 +777,7 @@ async fn both_context_forms_set_the_same_settings_and_are_checked_alike() {
             &db,
             &RequestContext {
                 tenant: None,
+                tenant_version: None,
                 principal: Principal::Operator,
                 read_only: true,
             },
@@ -805,6 +810,7 @@ async fn both_context_forms_set_the_same_settings_and_are_checked_alike() {
         &db,
         &RequestContext {
             tenant: None,
+            tenant_version: None,
             principal: Principal::Operator,
             read_only: true,
         },
@@ -883,13 +889,14 @@ async fn slugs_and_key_hashes_are_kept_in_their_global_lookups() {
     let admin = app.db.admin().await;
     let auth = app.db.app_login().await;
     let resolve = async |reference: &str| -> Option<Uuid> {
-        auth.query_opt(
-            "select tenant_id from app.resolve_tenant($1, null)",
-            &[&reference],
-        )
-        .await
-        .unwrap()
-        .map(|r| r.get(0))
+        let row = match reference.parse::<Uuid>() {
+            Ok(id) => auth.query_opt("select tenant_id from app.tenant_by_id($1, null)", &[&id]),
+            Err(_) => auth.query_opt(
+                "select tenant_id from app.tenant_by_slug($1, null)",
+                &[&reference],
+            ),
+        };
+        row.await.unwrap().map(|r| r.get(0))
     };
     assert_eq!(resolve("lookup-a").await, Some(a.id));
     assert_eq!(resolve(&a.id.to_string()).await, Some(a.id));
