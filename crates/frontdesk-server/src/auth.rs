@@ -316,6 +316,8 @@ impl Auth {
         };
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.config.leeway.as_secs();
+        // A token is not used before its `nbf` (when it has one), with the leeway of `exp`.
+        validation.validate_nbf = true;
         let mut required = vec!["exp", "sub"];
         match &self.config.audience {
             Some(aud) => {

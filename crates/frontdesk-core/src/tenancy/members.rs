@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, MemberRole, Tx,
-    platform::input::{Field, Invalid, Unknown, any},
+    platform::input::{Field, Invalid, Unknown},
     platform::page::{Page, Paged},
     platform::values::Email,
 };
@@ -94,7 +94,13 @@ impl TryFrom<NewMember> for NewMembership {
 
     fn try_from(w: NewMember) -> Result<Self, Invalid> {
         let mut e = Invalid::new(w.unknown);
-        let user_id = e.required("user_id", w.user_id, any);
+        let user_id = e.required("user_id", w.user_id, |id: Uuid| {
+            if id.is_nil() {
+                Err("must not be the nil UUID".to_owned())
+            } else {
+                Ok(id)
+            }
+        });
         let role = e.required("role", w.role, parse_role);
         let email = e.optional("email", w.email, Email::parse);
         let name = e.optional("name", w.name, |s: String| {
