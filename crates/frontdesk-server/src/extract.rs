@@ -54,6 +54,31 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// Bind the request's page cursors to its listing: the route template and the path's
+/// parameters other than `{tenant}` (the tenant joins as its id, once resolved, in
+/// `TenantScope`; a user's own lists join their id in `UserScope`). A cursor is refused
+/// (422) anywhere but in the listing that returned it.
+pub(crate) async fn cursor_scope(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut listing = String::new();
+    if let Some(template) = request.extensions().get::<MatchedPath>() {
+        listing.push_str(template.as_str());
+        for (name, segment) in template
+            .as_str()
+            .split('/')
+            .zip(request.uri().path().split('/'))
+        {
+            if name.starts_with('{') && name != "{tenant}" {
+                listing.push('\0');
+                listing.push_str(segment);
+            }
+        }
+    }
+    frontdesk_core::platform::page::in_cursor_scope(listing, next.run(request)).await
+}
+
 /// The access the matched route declared (set by the router on every route).
 fn route_access(parts: &Parts) -> ApiResult<Access> {
     parts
@@ -237,6 +262,7 @@ impl TenantScope {
             .await?
             .ok_or_else(|| outsider(parts))?;
         tracing::Span::current().record("tenant.id", tracing::field::display(resolved.tenant));
+        frontdesk_core::platform::page::bind_cursor_scope(&resolved.tenant.to_string());
         let denied = |why: &str| Err(ApiError::Forbidden(why.to_owned()));
         let principal = match &caller {
             Caller::Operator => Principal::Operator,
@@ -354,6 +380,11 @@ impl FromRequestParts<AppState> for UserScope {
                 )));
             }
         };
+        frontdesk_core::platform::page::bind_cursor_scope(
+            &caller
+                .user_id()
+                .map_or_else(|| "operator".to_owned(), |u| u.to_string()),
+        );
         let context = RequestContext {
             tenant: None,
             tenant_version: None,

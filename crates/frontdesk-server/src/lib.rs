@@ -73,6 +73,8 @@ pub fn app_with(db: Db, auth: AuthConfig, options: AppOptions) -> Router {
     let (api, openapi, _) = router::api().into_parts();
     let doc = router::document(&openapi);
     let openapi_json = serde_json::to_string_pretty(&doc).expect("OpenAPI document serializes");
+    // Cursors are sealed with a key every server of the deployment derives alike.
+    frontdesk_core::platform::page::set_cursor_key(auth.jwt_secret.0.as_bytes());
     let state = AppState {
         auth: Arc::new(auth::Auth::new(auth, db.clone())),
         db,

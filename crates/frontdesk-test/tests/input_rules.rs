@@ -337,3 +337,121 @@ async fn the_nil_uuid_is_refused_as_a_member() {
         .await;
     assert_eq!(added.status, 201, "{}", added.text);
 }
+
+#[tokio::test]
+async fn a_cursor_works_only_in_the_listing_and_tenant_that_returned_it() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "cursor-a").await;
+    let b = seed_tenant(&app, "cursor-b").await;
+    let next = |reply: &Reply| {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.body["next_cursor"]
+            .as_str()
+            .expect("a next page")
+            .to_owned()
+    };
+    let conversations =
+        |t: &frontdesk_test::fixtures::Seeded| format!("{}/conversations", t.base());
+    let a_cursor = next(
+        &app.get(&format!("{}?limit=1", conversations(&a)), &a.owner_token)
+            .await,
+    );
+    let b_cursor = next(
+        &app.get(&format!("{}?limit=1", conversations(&b)), &b.owner_token)
+            .await,
+    );
+    // The cursor works where it came from: by slug or id, for any caller of the tenant,
+    // on any server of the deployment.
+    let other_server = frontdesk_test::spawn_app_on(&app.db).await;
+    for (server, path, credential) in [
+        (&app, conversations(&a), &a.owner_token),
+        (
+            &app,
+            format!("/v1/tenants/{}/conversations", a.id),
+            &a.full_key,
+        ),
+        (&other_server, conversations(&a), &a.agent_token),
+    ] {
+        let page = server
+            .get(&format!("{path}?limit=1&cursor={a_cursor}"), credential)
+            .await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert_eq!(page.body["data"].as_array().unwrap().len(), 1);
+    }
+    // Another tenant's cursor, a cursor of another listing, an altered or hand-made one:
+    // 422 on `cursor`, as documented.
+    let keys_cursor = next(
+        &app.get(&format!("{}/api-keys?limit=1", a.base()), &a.owner_token)
+            .await,
+    );
+    let mut altered = a_cursor.clone().into_bytes();
+    let last = altered.len() - 1;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    use base64::Engine;
+    let hand_made =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(a.conversation.to_string());
+    for (what, cursor) in [
+        ("another tenant's", &b_cursor),
+        ("another listing's", &keys_cursor),
+        ("altered", &altered),
+        ("hand-made", &hand_made),
+    ] {
+        let reply = app
+            .get(
+                &format!("{}?limit=1&cursor={cursor}", conversations(&a)),
+                &a.owner_token,
+            )
+            .await;
+        assert_eq!(reply.status, 422, "{what}: {}", reply.text);
+        assert_eq!(reply.error_fields(), ["cursor"], "{what}");
+    }
+    // A conversation's messages: the cursor of one conversation is not another's.
+    for _ in 0..2 {
+        let sent = app
+            .post(
+                &format!(
+                    "{}/messages",
+                    &format!("{}/{}", conversations(&a), a.conversation)
+                ),
+                &a.full_key,
+                json!({"role": "user", "content": "more"}),
+            )
+            .await;
+        assert_eq!(sent.status, 201, "{}", sent.text);
+    }
+    let messages = |id: Uuid| format!("{}/{id}/messages", conversations(&a));
+    let m_cursor = next(
+        &app.get(
+            &format!("{}?limit=1", messages(a.conversation)),
+            &a.owner_token,
+        )
+        .await,
+    );
+    let same = app
+        .get(
+            &format!("{}?limit=1&cursor={m_cursor}", messages(a.conversation)),
+            &a.owner_token,
+        )
+        .await;
+    assert_eq!(same.status, 200, "{}", same.text);
+    let elsewhere = app
+        .get(
+            &format!(
+                "{}?limit=1&cursor={m_cursor}",
+                messages(a.member_conversation)
+            ),
+            &a.owner_token,
+        )
+        .await;
+    assert_eq!(elsewhere.status, 422, "{}", elsewhere.text);
+    // Search pages by position; its cursors are sealed the same way.
+    let forged = app
+        .get(
+            &format!("{}/search?q=more&cursor=o1", a.base()),
+            &a.owner_token,
+        )
+        .await;
+    assert_eq!(forged.status, 422, "{}", forged.text);
+    assert_eq!(forged.error_fields(), ["cursor"]);
+}
