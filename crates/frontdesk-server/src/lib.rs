@@ -4,6 +4,7 @@ pub mod access;
 pub mod auth;
 pub mod callbacks;
 pub mod docs_page;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod housekeeping;
@@ -97,6 +98,7 @@ pub fn app_with(db: Db, auth: AuthConfig, options: AppOptions) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn(edge::refuse_oversized_head))
         .with_state(state)
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

@@ -455,3 +455,59 @@ async fn a_cursor_works_only_in_the_listing_and_tenant_that_returned_it() {
     assert_eq!(forged.status, 422, "{}", forged.text);
     assert_eq!(forged.error_fields(), ["cursor"]);
 }
+
+#[tokio::test]
+async fn oversized_uris_and_headers_and_unreadable_header_values_get_problems() {
+    let app = spawn_app().await;
+    let token = user_token(Uuid::now_v7(), None);
+    let is_problem = |reply: &Reply, status: u16| {
+        assert_eq!(reply.status, status, "{}", reply.text);
+        assert_eq!(reply.content_type(), "application/problem+json");
+        assert_eq!(reply.body["status"], status);
+        assert!(reply.headers.contains_key("x-request-id"));
+    };
+    for length in [8 * 1024 + 1, 20_000, 60_000] {
+        let long = app
+            .get(&format!("/v1/me?q={}", "a".repeat(length)), &token)
+            .await;
+        is_problem(&long, 414);
+        assert_eq!(long.body["type"], "/problems/uri-too-long");
+    }
+    let send = async |headers: Vec<(&str, reqwest::header::HeaderValue)>| {
+        let mut request = app.http.get(format!("{}/v1/me", app.base));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        Reply::of(request).await
+    };
+    let bearer = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    let big = reqwest::header::HeaderValue::from_str(&"b".repeat(40 * 1024)).unwrap();
+    let large = send(vec![("authorization", bearer.clone()), ("x-big", big)]).await;
+    is_problem(&large, 431);
+    assert_eq!(large.body["type"], "/problems/headers-too-large");
+    let many: Vec<(&str, reqwest::header::HeaderValue)> = (0..40)
+        .map(|_| {
+            (
+                "x-many",
+                reqwest::header::HeaderValue::from_str(&"m".repeat(1000)).unwrap(),
+            )
+        })
+        .chain([("authorization", bearer.clone())])
+        .collect();
+    is_problem(&send(many).await, 431);
+    // A header value that is not text, where the API reads it.
+    let unreadable = reqwest::header::HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap();
+    is_problem(&send(vec![("authorization", unreadable)]).await, 401);
+    // Just under the limits, the request goes through.
+    let fine = app.get(&format!("/v1/me?{}", "a".repeat(10)), &token).await;
+    assert_eq!(fine.status, 422, "{}", fine.text);
+    let ok = send(vec![
+        ("authorization", bearer),
+        (
+            "x-fine",
+            reqwest::header::HeaderValue::from_str(&"f".repeat(16 * 1024)).unwrap(),
+        ),
+    ])
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+}
