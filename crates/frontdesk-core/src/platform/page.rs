@@ -28,7 +28,7 @@ pub struct PageQuery {
     #[serde(default)]
     #[param(value_type = Option<i64>)]
     pub limit: Param<i64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page of this same list (any other cursor is a 422).
     #[serde(default)]
     #[param(value_type = Option<String>)]
     pub cursor: Param<String>,

@@ -45,6 +45,7 @@ impl Member {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"user_id": "0190f5e2-7c3a-7d2e-9b1a-3c4d5e6f7a8b", "role": "agent", "email": "sam@example.com"}))]
 pub struct NewMember {
+    /// The person's user id; not the nil UUID.
     #[serde(default)]
     #[schema(value_type = Uuid, required = true)]
     pub user_id: Field<Uuid>,
