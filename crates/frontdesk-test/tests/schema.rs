@@ -890,13 +890,19 @@ async fn slugs_and_key_hashes_are_kept_in_their_global_lookups() {
     let auth = app.db.app_login().await;
     let resolve = async |reference: &str| -> Option<Uuid> {
         let row = match reference.parse::<Uuid>() {
-            Ok(id) => auth.query_opt("select tenant_id from app.tenant_by_id($1, null)", &[&id]),
-            Err(_) => auth.query_opt(
-                "select tenant_id from app.tenant_by_slug($1, null)",
-                &[&reference],
-            ),
+            Ok(id) => {
+                auth.query_opt("select tenant_id from app.tenant_by_id($1, null)", &[&id])
+                    .await
+            }
+            Err(_) => {
+                auth.query_opt(
+                    "select tenant_id from app.tenant_by_slug($1, null)",
+                    &[&reference],
+                )
+                .await
+            }
         };
-        row.await.unwrap().map(|r| r.get(0))
+        row.unwrap().map(|r| r.get(0))
     };
     assert_eq!(resolve("lookup-a").await, Some(a.id));
     assert_eq!(resolve(&a.id.to_string()).await, Some(a.id));
