@@ -641,7 +641,7 @@ mod tests {
         let user = Uuid::max();
         let context = RequestContext {
             tenant: Some(tenant),
-            tenant_version: None,
+            tenant_version: Some(7),
             principal: Principal::User {
                 id: user,
                 role: Some(MemberRole::Agent),
@@ -656,11 +656,16 @@ mod tests {
                 format!("set local frontdesk.tenant_id = '{tenant}'"),
                 format!("set local frontdesk.user_id = '{user}'"),
                 "set local frontdesk.member_role = 'agent'".to_owned(),
+                "set local frontdesk.tenant_version = '7'".to_owned(),
                 "select app.assert_principal()".to_owned(),
             ]
         );
         let settings = context.settings();
-        assert_eq!(settings.len(), 6, "the prepared form takes six parameters");
+        assert_eq!(
+            settings.len(),
+            7,
+            "the prepared form takes seven parameters"
+        );
         assert_eq!(settings[4], ("frontdesk.key_id", String::new()));
     }
 

@@ -540,6 +540,33 @@ async fn the_database_refuses_a_context_that_does_not_match_memberships_and_keys
         hand_context(&client, &key(a.id, a.full_key_id, "full")).await,
         refused
     );
+    // A context resolved before the tenant's slug or active flag changed is refused (0009):
+    // the server then looks the tenant up afresh.
+    let versioned = |v: &str| {
+        format!(
+            "{} set local frontdesk.tenant_version = '{v}';",
+            user(b.id, b.owner, "owner")
+        )
+    };
+    assert_eq!(hand_context(&client, &versioned("0")).await, None);
+    app.db
+        .admin()
+        .await
+        .execute(
+            "update app.tenants set slug = 'ctx-b-renamed' where id = $1",
+            &[&b.id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(hand_context(&client, &versioned("0")).await, refused);
+    assert_eq!(hand_context(&client, &versioned("1")).await, None);
+    for bad in ["-1", "x", "99999999999999999999"] {
+        assert_eq!(
+            hand_context(&client, &versioned(bad)).await,
+            refused,
+            "{bad}"
+        );
+    }
     // The request login without a context sees no tenant's rows, and cannot become the owner.
     assert!(
         client
