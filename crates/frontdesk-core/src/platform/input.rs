@@ -544,3 +544,29 @@ mod tests {
         assert!(e.finish(()).is_err());
     }
 }
+
+#[cfg(test)]
+mod decimal_text_tests {
+    use super::DecimalText;
+
+    #[test]
+    fn only_digits_with_an_optional_point_and_more_digits_are_a_decimal() {
+        for good in ["0", "0.0008", "12", "007.50", "9999999999.9999999999"] {
+            assert!(DecimalText::parse(good).is_ok(), "{good}");
+        }
+        assert_eq!(DecimalText::parse("007.50").unwrap().0.to_string(), "7.50");
+        for bad in [
+            "", "1e3", "1e-30", "1_0", "+1", "-1", ".5", "5.", " 1", "1 ", "1,5", "0x10", "NaN",
+            "１",
+        ] {
+            assert_eq!(
+                DecimalText::parse(bad),
+                Err(DecimalText::FORMAT.to_owned()),
+                "{bad}"
+            );
+        }
+        assert!(DecimalText::parse("0.00000000001").is_err());
+        assert!(DecimalText::parse(&"9".repeat(19)).is_err());
+        assert!(DecimalText::parse(&format!("{}1", "0".repeat(100))).is_ok());
+    }
+}
