@@ -498,6 +498,37 @@ async fn oversized_uris_and_headers_and_unreadable_header_values_get_problems() 
     // A header value that is not text, where the API reads it.
     let unreadable = reqwest::header::HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap();
     is_problem(&send(vec![("authorization", unreadable)]).await, 401);
+    // Other headers that are not text, on a POST that reads them: problems naming them.
+    let created = app
+        .post(
+            "/v1/tenants",
+            &token,
+            json!({"slug": "odd-headers", "name": "Odd"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let post = async |name: &str, value: &[u8]| {
+        let mut request = app
+            .http
+            .post(format!("{}/v1/tenants/odd-headers/contacts", app.base))
+            .bearer_auth(&token);
+        if name != "content-type" {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request
+            .header(
+                name,
+                reqwest::header::HeaderValue::from_bytes(value).unwrap(),
+            )
+            .body(r#"{"name": "Odd"}"#);
+        Reply::of(request).await
+    };
+    let key = post("idempotency-key", b"k\xff").await;
+    is_problem(&key, 422);
+    assert_eq!(key.error_fields(), ["Idempotency-Key"]);
+    is_problem(&post("content-type", b"application/json\xff").await, 415);
+    let contacts = app.get("/v1/tenants/odd-headers/contacts", &token).await;
+    assert_eq!(contacts.body["data"], json!([]), "nothing was created");
     // Just under the limits, the request goes through.
     let fine = app.get(&format!("/v1/me?{}", "a".repeat(10)), &token).await;
     assert_eq!(fine.status, 422, "{}", fine.text);
