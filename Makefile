@@ -15,8 +15,9 @@ test:
 	# PostgreSQL cluster per binary (nextest would start one per test).
 	$(CARGO) test --workspace
 	# The second form of the request context (separate SET LOCALs, what Citus needs) on
-	# plain PostgreSQL, through every route (api, isolation) and the concurrent limits.
-	FRONTDESK_CONTEXT_MODE=citus $(CARGO) test -p frontdesk-test --test api --test isolation --test limits --test pgbouncer --test journey
+	# plain PostgreSQL, through every route (api, isolation), the concurrent limits and
+	# the tenant lookups (the access version travels as a SET LOCAL too).
+	FRONTDESK_CONTEXT_MODE=citus $(CARGO) test -p frontdesk-test --test api --test isolation --test limits --test pgbouncer --test journey --test tenant_lookups
 
 build:
 	$(CARGO) build --workspace

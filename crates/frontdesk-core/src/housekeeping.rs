@@ -16,6 +16,7 @@ use crate::{CoreError, Principal, RequestContext, Tx, platform::idempotency, usa
 pub async fn sweep(db: &Db) -> Result<u64, CoreError> {
     let operator = |tenant: Option<Uuid>| RequestContext {
         tenant,
+        tenant_version: None,
         principal: Principal::Operator,
         read_only: false,
     };

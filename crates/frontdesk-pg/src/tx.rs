@@ -128,6 +128,10 @@ pub enum Principal {
 #[derive(Debug, Clone, Copy)]
 pub struct RequestContext {
     pub tenant: Option<Uuid>,
+    /// The tenant's access version the server's lookup saw (`frontdesk.tenant_version`):
+    /// `app.assert_principal` refuses the context once the tenant's slug or active flag
+    /// changed since. `None` checks nothing (work that did not look the tenant up).
+    pub tenant_version: Option<i64>,
     pub principal: Principal,
     pub read_only: bool,
 }
@@ -178,12 +182,13 @@ impl ContextMode {
     }
 }
 
-/// The prepared form for people, keys and the operator: the six settings, then the check,
-/// evaluated left to right in one statement.
+/// The prepared form for people, keys and the operator: the seven settings, then the
+/// check, evaluated left to right in one statement.
 const PRINCIPAL_CONTEXT: &str = "select set_config('frontdesk.caller_kind', $1, true), \
      set_config('frontdesk.tenant_id', $2, true), set_config('frontdesk.user_id', $3, true), \
      set_config('frontdesk.member_role', $4, true), set_config('frontdesk.key_id', $5, true), \
-     set_config('frontdesk.key_scope', $6, true), app.assert_principal()";
+     set_config('frontdesk.key_scope', $6, true), set_config('frontdesk.tenant_version', $7, true), \
+     app.assert_principal()";
 
 /// The prepared form for a provider's callback.
 const CALLBACK_CONTEXT: &str = "select set_config('frontdesk.caller_kind', $1, true), \
@@ -256,6 +261,12 @@ impl RequestContext {
                     ("frontdesk.member_role", role.to_owned()),
                     ("frontdesk.key_id", key),
                     ("frontdesk.key_scope", scope.to_owned()),
+                    (
+                        "frontdesk.tenant_version",
+                        self.tenant_version
+                            .map(|v| v.to_string())
+                            .unwrap_or_default(),
+                    ),
                 ]
             }
         }
@@ -644,6 +655,7 @@ mod tests {
         let user = Uuid::max();
         let context = RequestContext {
             tenant: Some(tenant),
+            tenant_version: Some(7),
             principal: Principal::User {
                 id: user,
                 role: Some(MemberRole::Agent),
@@ -658,11 +670,16 @@ mod tests {
                 format!("set local frontdesk.tenant_id = '{tenant}'"),
                 format!("set local frontdesk.user_id = '{user}'"),
                 "set local frontdesk.member_role = 'agent'".to_owned(),
+                "set local frontdesk.tenant_version = '7'".to_owned(),
                 "select app.assert_principal()".to_owned(),
             ]
         );
         let settings = context.settings();
-        assert_eq!(settings.len(), 6, "the prepared form takes six parameters");
+        assert_eq!(
+            settings.len(),
+            7,
+            "the prepared form takes seven parameters"
+        );
         assert_eq!(settings[4], ("frontdesk.key_id", String::new()));
     }
 
@@ -670,6 +687,7 @@ mod tests {
     fn a_key_sets_key_and_scope_and_no_user() {
         let context = RequestContext {
             tenant: Some(Uuid::nil()),
+            tenant_version: None,
             principal: Principal::Key {
                 id: Uuid::max(),
                 scope: KeyScope::Read,
@@ -688,6 +706,7 @@ mod tests {
         let tenant = Uuid::nil();
         let context = RequestContext {
             tenant: Some(tenant),
+            tenant_version: None,
             principal: Principal::Callback {
                 provider: "test",
                 secret_fingerprint: [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef],
@@ -712,6 +731,7 @@ mod tests {
     fn no_statement_of_either_form_sets_a_role_or_holds_two_statements() {
         let context = RequestContext {
             tenant: None,
+            tenant_version: None,
             principal: Principal::Operator,
             read_only: false,
         };

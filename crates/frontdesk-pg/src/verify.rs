@@ -30,7 +30,7 @@ use tokio_postgres::Client;
 pub const OWNER_EXEMPT: &[(&str, &str)] = &[
     (
         "memberships",
-        "read by app.assert_principal() and app.resolve_tenant() as their owner",
+        "read by app.assert_principal(), app.tenant_by_id() and app.tenant_by_slug() as their owner",
     ),
     (
         "api_keys",

@@ -154,6 +154,14 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     pub fn clear(&self) {
         self.entries.lock().expect("cache lock").clear();
     }
+
+    pub fn remove<Q>(&self, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        self.entries.lock().expect("cache lock").remove(key);
+    }
 }
 
 pub use frontdesk_core::tenancy::auth::Resolved;
@@ -165,7 +173,6 @@ struct Jwks {
 
 const KEY_TTL: Duration = Duration::from_secs(30);
 const TENANT_TTL: Duration = Duration::from_secs(30);
-const NEGATIVE_TTL: Duration = Duration::from_secs(2);
 const USER_TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 /// Seconds a verified JWT is remembered (never beyond its `exp`).
 const VERIFIED_TTL: u64 = 60;
@@ -177,8 +184,10 @@ pub struct Auth {
     db: Db,
     http: reqwest::Client,
     jwks: tokio::sync::Mutex<Jwks>,
-    keys: TtlCache<Vec<u8>, Option<(Uuid, Uuid, KeyScope)>>,
-    tenants: TtlCache<(String, Option<Uuid>), Option<Resolved>>,
+    /// Keys found (a key that is not found is looked up again on its next use).
+    keys: TtlCache<Vec<u8>, (Uuid, Uuid, KeyScope)>,
+    /// Tenant references found, with the user's role in them (none for a non-member).
+    tenants: TtlCache<(String, Option<Uuid>), Resolved>,
     /// Users recently upserted, with a digest of the profile claims then.
     users: TtlCache<Uuid, [u8; 32]>,
     /// JWTs already verified, with the caller and their profile digest.
@@ -213,6 +222,17 @@ impl Auth {
         self.keys.clear();
         self.tenants.clear();
         self.provider_secrets.clear();
+    }
+
+    /// Forget what is cached about this bearer token's key and about `reference` for
+    /// `user`: a request about to be refused on what the cache said is decided again on
+    /// fresh lookups, so a refusal is never served from a stale cache (a tenant just
+    /// reactivated, a member just added or promoted, a key's scope just widened).
+    pub fn forget(&self, token: Option<&str>, reference: &str, user: Option<Uuid>) {
+        if let Some(token) = token.filter(|t| api_keys::looks_like_key(t)) {
+            self.keys.remove(&api_keys::hash_secret(token));
+        }
+        self.tenants.remove(&(reference.to_owned(), user));
     }
 
     /// The tenant's secret for `provider`, for verifying a callback: from the cache unless
@@ -274,21 +294,17 @@ impl Auth {
 
     async fn authenticate_key(&self, token: &str) -> Result<Caller, ApiError> {
         let hash = api_keys::hash_secret(token);
+        // Only keys found are cached: an unknown, revoked or deactivated tenant's key is
+        // looked up on every use, so one that becomes valid works at once.
         let found = match self.keys.get(&hash) {
-            Some(found) => found,
+            Some(found) => Some(found),
             None => {
                 let found = auth::authenticate_key(&self.db, &hash)
                     .await?
                     .map(|k| (k.tenant, k.id, k.scope));
-                self.keys.insert(
-                    hash,
-                    found,
-                    if found.is_some() {
-                        KEY_TTL
-                    } else {
-                        NEGATIVE_TTL
-                    },
-                );
+                if let Some(found) = found {
+                    self.keys.insert(hash, found, KEY_TTL);
+                }
                 found
             }
         };
@@ -315,6 +331,8 @@ impl Auth {
         };
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.config.leeway.as_secs();
+        // A token is not used before its `nbf` (when it has one), with the leeway of `exp`.
+        validation.validate_nbf = true;
         let mut required = vec!["exp", "sub"];
         match &self.config.audience {
             Some(aud) => {
@@ -433,15 +451,15 @@ impl Auth {
     ) -> Result<Option<Resolved>, ApiError> {
         let key = (reference.to_owned(), user);
         if let Some(found) = self.tenants.get(&key) {
-            return Ok(found);
+            return Ok(Some(found));
         }
+        // Only tenants found are cached (a reference naming none is looked up again); what
+        // is cached is checked by the database on every transaction (the access version,
+        // the exact role), and a refusal built from it is decided again on fresh lookups.
         let found = auth::resolve_tenant(&self.db, reference, user).await?;
-        let ttl = if found.is_some_and(|f| user.is_none() || f.role.is_some()) {
-            TENANT_TTL
-        } else {
-            NEGATIVE_TTL
-        };
-        self.tenants.insert(key, found, ttl);
+        if let Some(found) = found {
+            self.tenants.insert(key, found, TENANT_TTL);
+        }
         Ok(found)
     }
 }

@@ -203,6 +203,7 @@ impl FromRequest<AppState> for CallbackScope {
         let delivery = verified.map_err(refused)?;
         let context = RequestContext {
             tenant: Some(tenant),
+            tenant_version: None,
             principal: Principal::Callback {
                 provider: provider.as_str(),
                 secret_fingerprint: secret.fingerprint,

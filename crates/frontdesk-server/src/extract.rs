@@ -10,7 +10,9 @@ use axum::{
     extract::{FromRequest, FromRequestParts, MatchedPath, Request},
     http::{header, request::Parts},
 };
-use frontdesk_core::{FieldError, KeyScope, MemberRole, Principal, RequestContext, Tx};
+use frontdesk_core::{
+    FieldError, KeyScope, MemberRole, Principal, RequestContext, Tx, tenancy::api_keys,
+};
 use frontdesk_pg::DbError;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -22,6 +24,21 @@ use crate::{
     state::AppState,
 };
 
+/// The bearer token of `Authorization: Bearer <token>`, if the request sends one.
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -29,24 +46,37 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(caller.clone());
         }
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <token>".into()))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+        let token = bearer_token(parts)
             .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <token>".into()))?;
         let caller = state.auth.authenticate(token).await?;
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }
+}
+
+/// Bind the request's page cursors to its listing: the route template and the path's
+/// parameters other than `{tenant}` (the tenant joins as its id, once resolved, in
+/// `TenantScope`; a user's own lists join their id in `UserScope`). A cursor is refused
+/// (422) anywhere but in the listing that returned it.
+pub(crate) async fn cursor_scope(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut listing = String::new();
+    if let Some(template) = request.extensions().get::<MatchedPath>() {
+        listing.push_str(template.as_str());
+        for (name, segment) in template
+            .as_str()
+            .split('/')
+            .zip(request.uri().path().split('/'))
+        {
+            if name.starts_with('{') && name != "{tenant}" {
+                listing.push('\0');
+                listing.push_str(segment);
+            }
+        }
+    }
+    frontdesk_core::platform::page::in_cursor_scope(listing, next.run(request)).await
 }
 
 /// The access the matched route declared (set by the router on every route).
@@ -176,21 +206,62 @@ fn outsider(parts: &Parts) -> ApiError {
 impl FromRequestParts<AppState> for TenantScope {
     type Rejection = ApiError;
 
+    /// Decide on the cached lookups; a refusal (401, 403, 404) is decided once more on
+    /// fresh ones before it is answered, so every server answers a change of a tenant,
+    /// key or membership at the caller's next request. An allowed request is checked by
+    /// the database instead (`app.assert_principal`), which refuses a stale context.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let access = route_access(parts)?;
-        let caller = Caller::from_request_parts(parts, state).await?;
-        let reference = checked_path_params(parts)
+        match Self::decide(parts, state).await {
+            Err(
+                refused @ (ApiError::Unauthorized(_) | ApiError::Forbidden(_) | ApiError::NotFound),
+            ) => {
+                let token = bearer_token(parts).map(str::to_owned);
+                let key = token.as_deref().is_some_and(api_keys::looks_like_key);
+                if matches!(refused, ApiError::Unauthorized(_)) && !key {
+                    // A token that does not verify: nothing cached to blame.
+                    return Err(refused);
+                }
+                let Ok(reference) = Self::reference(parts, state).await else {
+                    return Err(refused);
+                };
+                let user = parts.extensions.get::<Caller>().and_then(Caller::user_id);
+                state.auth.forget(token.as_deref(), &reference, user);
+                parts.extensions.remove::<Caller>();
+                Self::decide(parts, state).await
+            }
+            decided => decided,
+        }
+    }
+}
+
+impl TenantScope {
+    /// The `{tenant}` path parameter as sent.
+    async fn reference(parts: &mut Parts, _state: &AppState) -> ApiResult<String> {
+        // Not UTF-8 or holding NUL once decoded: a 404 naming the parameter.
+        checked_path_params(parts)
             .await?
             .into_iter()
             .find(|(name, _)| name == "tenant")
             .map(|(_, value)| value)
-            .ok_or_else(|| ApiError::Internal("tenant route without {tenant}".into()))?;
+            .ok_or_else(|| ApiError::Internal("tenant route without {tenant}".into()))
+    }
+
+    /// Whether the caller may take the route in `{tenant}`, on the lookups as cached.
+    async fn decide(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let access = route_access(parts)?;
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let reference = Self::reference(parts, state).await?;
+        // A reference PostgreSQL cannot even hold names no tenant.
+        if reference.contains('\0') {
+            return Err(outsider(parts));
+        }
         let resolved = state
             .auth
             .resolve(&reference, caller.user_id())
             .await?
             .ok_or_else(|| outsider(parts))?;
         tracing::Span::current().record("tenant.id", tracing::field::display(resolved.tenant));
+        frontdesk_core::platform::page::bind_cursor_scope(&resolved.tenant.to_string());
         let denied = |why: &str| Err(ApiError::Forbidden(why.to_owned()));
         let principal = match &caller {
             Caller::Operator => Principal::Operator,
@@ -239,6 +310,7 @@ impl FromRequestParts<AppState> for TenantScope {
         }
         let context = RequestContext {
             tenant: Some(resolved.tenant),
+            tenant_version: Some(resolved.version),
             principal,
             // Set per transaction by `read` / `write`.
             read_only: true,
@@ -307,8 +379,14 @@ impl FromRequestParts<AppState> for UserScope {
                 )));
             }
         };
+        frontdesk_core::platform::page::bind_cursor_scope(
+            &caller
+                .user_id()
+                .map_or_else(|| "operator".to_owned(), |u| u.to_string()),
+        );
         let context = RequestContext {
             tenant: None,
+            tenant_version: None,
             principal,
             // Set per transaction by `read` / `write`.
             read_only: true,

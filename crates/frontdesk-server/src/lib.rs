@@ -4,6 +4,7 @@ pub mod access;
 pub mod auth;
 pub mod callbacks;
 pub mod docs_page;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod housekeeping;
@@ -76,6 +77,8 @@ pub fn app_with(db: Db, auth: AuthConfig, options: AppOptions) -> Router {
     let (api, openapi, _) = router::api().into_parts();
     let doc = router::document(&openapi);
     let openapi_json = serde_json::to_string_pretty(&doc).expect("OpenAPI document serializes");
+    // Cursors are sealed with a key every server of the deployment derives alike.
+    frontdesk_core::platform::page::set_cursor_key(auth.jwt_secret.0.as_bytes());
     let state = AppState {
         auth: Arc::new(auth::Auth::new(auth, db.clone())),
         db,
@@ -99,6 +102,7 @@ pub fn app_with(db: Db, auth: AuthConfig, options: AppOptions) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(catch_panic))
         .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn(edge::refuse_oversized_head))
         .with_state(state)
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

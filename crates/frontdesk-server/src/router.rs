@@ -153,6 +153,7 @@ impl Api {
         }
         let known = KnownQuery(query.into());
         let method_router = method_router
+            .layer::<_, std::convert::Infallible>(middleware::from_fn(crate::extract::cursor_scope))
             .layer(Extension(access))
             .layer(middleware::from_fn(move |request, next| {
                 known.clone().refuse_unknown(request, next)

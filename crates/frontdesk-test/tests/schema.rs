@@ -540,6 +540,33 @@ async fn the_database_refuses_a_context_that_does_not_match_memberships_and_keys
         hand_context(&client, &key(a.id, a.full_key_id, "full")).await,
         refused
     );
+    // A context resolved before the tenant's slug or active flag changed is refused (0009):
+    // the server then looks the tenant up afresh.
+    let versioned = |v: &str| {
+        format!(
+            "{} set local frontdesk.tenant_version = '{v}';",
+            user(b.id, b.owner, "owner")
+        )
+    };
+    assert_eq!(hand_context(&client, &versioned("0")).await, None);
+    app.db
+        .admin()
+        .await
+        .execute(
+            "update app.tenants set slug = 'ctx-b-renamed' where id = $1",
+            &[&b.id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(hand_context(&client, &versioned("0")).await, refused);
+    assert_eq!(hand_context(&client, &versioned("1")).await, None);
+    for bad in ["-1", "x", "99999999999999999999"] {
+        assert_eq!(
+            hand_context(&client, &versioned(bad)).await,
+            refused,
+            "{bad}"
+        );
+    }
     // The request login without a context sees no tenant's rows, and cannot become the owner.
     assert!(
         client
@@ -564,6 +591,7 @@ async fn one_pooled_connection_serves_two_tenants_in_a_row_without_leaking() {
     let pool = app.db.db(1);
     let context = |tenant: Uuid, user: Uuid| RequestContext {
         tenant: Some(tenant),
+        tenant_version: None,
         principal: Principal::User {
             id: user,
             role: Some(MemberRole::Owner),
@@ -620,6 +648,7 @@ async fn one_pooled_connection_serves_two_tenants_in_a_row_without_leaking() {
         &pool,
         &RequestContext {
             tenant: Some(a.id),
+            tenant_version: None,
             principal: Principal::Key {
                 id: a.read_key_id,
                 scope: KeyScope::Read,
@@ -733,6 +762,7 @@ async fn both_context_forms_set_the_same_settings_and_are_checked_alike() {
         ] {
             let context = RequestContext {
                 tenant: Some(a.id),
+                tenant_version: None,
                 principal,
                 read_only: true,
             };
@@ -761,6 +791,7 @@ async fn both_context_forms_set_the_same_settings_and_are_checked_alike() {
             };
             let context = RequestContext {
                 tenant: Some(tenant),
+                tenant_version: None,
                 principal,
                 read_only: false,
             };
@@ -773,6 +804,7 @@ async fn both_context_forms_set_the_same_settings_and_are_checked_alike() {
             &db,
             &RequestContext {
                 tenant: None,
+                tenant_version: None,
                 principal: Principal::Operator,
                 read_only: true,
             },
@@ -805,6 +837,7 @@ async fn both_context_forms_set_the_same_settings_and_are_checked_alike() {
         &db,
         &RequestContext {
             tenant: None,
+            tenant_version: None,
             principal: Principal::Operator,
             read_only: true,
         },
@@ -883,13 +916,20 @@ async fn slugs_and_key_hashes_are_kept_in_their_global_lookups() {
     let admin = app.db.admin().await;
     let auth = app.db.app_login().await;
     let resolve = async |reference: &str| -> Option<Uuid> {
-        auth.query_opt(
-            "select tenant_id from app.resolve_tenant($1, null)",
-            &[&reference],
-        )
-        .await
-        .unwrap()
-        .map(|r| r.get(0))
+        let row = match reference.parse::<Uuid>() {
+            Ok(id) => {
+                auth.query_opt("select tenant_id from app.tenant_by_id($1, null)", &[&id])
+                    .await
+            }
+            Err(_) => {
+                auth.query_opt(
+                    "select tenant_id from app.tenant_by_slug($1, null)",
+                    &[&reference],
+                )
+                .await
+            }
+        };
+        row.unwrap().map(|r| r.get(0))
     };
     assert_eq!(resolve("lookup-a").await, Some(a.id));
     assert_eq!(resolve(&a.id.to_string()).await, Some(a.id));

@@ -514,7 +514,9 @@ async fn limits_hold_exactly_under_parallel_writes_through_two_servers() {
         .await
         .unwrap()
         .get(0);
-    let budget = month_cost + Decimal::new(120, 4);
+    // A budget keeps 6 decimal places (more is refused): round the room up, never down.
+    let budget = (month_cost + Decimal::new(120, 4))
+        .round_dp_with_strategy(6, rust_decimal::RoundingStrategy::AwayFromZero);
     let set = app
         .patch(
             "/v1/tenants/acme",

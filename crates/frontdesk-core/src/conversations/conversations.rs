@@ -397,7 +397,11 @@ impl ConversationQuery {
             contact_id: e.param("contact_id", &self.contact_id, any),
             assignee_id: e.param("assignee_id", &self.assignee_id, any),
             archived: e.param("archived", &self.archived, any),
-            updated_since: e.param("updated_since", &self.updated_since, any),
+            updated_since: e.param(
+                "updated_since",
+                &self.updated_since,
+                crate::platform::input::timestamp,
+            ),
         };
         let page = Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
         e.finish((filter, page))

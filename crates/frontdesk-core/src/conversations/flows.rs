@@ -83,10 +83,12 @@ pub struct NewFlow {
     #[serde(default)]
     #[schema(value_type = String, required = true)]
     pub initial_state: Field<String>,
+    /// Distinct states among `states` where a conversation ends (it may still have a way
+    /// out, like the built-in `assistant`'s `closed`: leaving it clears `completed_at`).
     #[serde(default)]
     #[schema(value_type = Vec<String>)]
     pub terminal_states: Field<Vec<String>>,
-    /// State → states it may move to.
+    /// State → the other states it may move to, each named once.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, Vec<String>>, required = true)]
     pub transitions: Field<BTreeMap<String, Vec<String>>>,
@@ -181,6 +183,8 @@ impl FlowDefinition {
         for (i, s) in self.terminal_states.iter().enumerate() {
             if !states.contains(s.as_str()) {
                 error(format!("terminal_states[{i}]"), "must be one of the states");
+            } else if self.terminal_states[..i].contains(s) {
+                error(format!("terminal_states[{i}]"), "must not repeat a state");
             }
         }
         for (from, targets) in &self.transitions {
@@ -192,6 +196,11 @@ impl FlowDefinition {
                     error(
                         format!("transitions.{from}[{i}]"),
                         "must be another of the states",
+                    );
+                } else if targets[..i].contains(to) {
+                    error(
+                        format!("transitions.{from}[{i}]"),
+                        "must not repeat a target",
                     );
                 }
             }

@@ -172,8 +172,8 @@ pub struct NewMessage {
     pub provider: Field<String>,
     /// USD as a decimal string, at most 10 decimal places.
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "0.0008")]
-    pub cost_usd: Field<Decimal>,
+    #[schema(value_type = Option<String>, example = "0.0008", pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    pub cost_usd: Field<crate::platform::input::DecimalText>,
     #[serde(default)]
     #[schema(value_type = Option<i64>)]
     pub latency_ms: Field<i64>,
@@ -257,7 +257,7 @@ impl NewMessage {
         }
         let model = e.optional("model", self.model, short(200));
         let provider = e.optional("provider", self.provider, short(100));
-        let cost_usd = e.optional("cost_usd", self.cost_usd, CostUsd::parse);
+        let cost_usd = e.optional("cost_usd", self.cost_usd.decimal(), CostUsd::parse);
         let latency_ms = e.optional("latency_ms", self.latency_ms, &count);
         let action_taken = e.optional("action_taken", self.action_taken, short(200));
         let questions_asked = e.optional("questions_asked", self.questions_asked, json_array);

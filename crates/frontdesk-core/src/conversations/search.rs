@@ -71,6 +71,7 @@ impl SearchQuery {
             .unwrap_or(20);
         let offset = e
             .param("cursor", &self.cursor, |c| {
+                let c = crate::platform::page::open_cursor(&c).unwrap_or_default();
                 match c.strip_prefix("o").and_then(|n| n.parse::<i64>().ok()) {
                     Some(n) if (0..=10_000).contains(&n) => Ok(n),
                     _ => Err("is not a cursor this API returned".to_owned()),
@@ -182,6 +183,7 @@ pub async fn search(tx: &mut Tx, tenant: Uuid, query: &Search) -> Result<Hits, C
     data.truncate(limit as usize);
     Ok(Hits {
         data,
-        next_cursor: more.then(|| format!("o{}", offset + limit)),
+        next_cursor: more
+            .then(|| crate::platform::page::seal_cursor(&format!("o{}", offset + limit))),
     })
 }

@@ -52,6 +52,7 @@ pub async fn claim(
 ) -> Result<Vec<Due>, CoreError> {
     let operator = |tenant: Option<Uuid>| RequestContext {
         tenant,
+        tenant_version: None,
         principal: Principal::Operator,
         read_only: false,
     };
@@ -147,6 +148,7 @@ pub struct Finished<'a> {
 pub async fn finish(db: &Db, f: &Finished<'_>) -> Result<(), CoreError> {
     let context = RequestContext {
         tenant: Some(f.tenant),
+        tenant_version: None,
         principal: Principal::Operator,
         read_only: false,
     };

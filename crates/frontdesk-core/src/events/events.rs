@@ -82,8 +82,8 @@ impl EventQuery {
         let mut e = Invalid::default();
         let filter = EventFilter {
             kind: e.param("type", &self.kind, any),
-            since: e.param("since", &self.since, any),
-            until: e.param("until", &self.until, any),
+            since: e.param("since", &self.since, crate::platform::input::timestamp),
+            until: e.param("until", &self.until, crate::platform::input::timestamp),
         };
         let page = Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
         e.finish((filter, page))

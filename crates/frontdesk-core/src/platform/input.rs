@@ -47,6 +47,66 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
     }
 }
 
+/// A decimal as the API takes it (costs, prices, quantities, budgets): a JSON string of
+/// digits, optionally a point and at least one more digit — `"0.0008"`, `"12"`, `"007.50"`.
+/// Nothing else: no JSON number, sign, exponent (`"1e3"`, `"1e-30"`), digit separator
+/// (`"1_0"`), bare point (`".5"`, `"5."`) or space. At most 10 digits after the point and
+/// 18 significant digits before it, so every value is exact in the server's decimal type;
+/// each field's own rule (range, decimal places) then applies to the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecimalText(pub rust_decimal::Decimal);
+
+impl DecimalText {
+    pub const FORMAT: &str = "must be a decimal string such as \"0.0008\": digits, optionally a point and more digits (no sign, exponent or separators)";
+
+    /// `s` read in the API's decimal format, or why not.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (int, frac) = match s.split_once('.') {
+            Some((int, frac)) => (int, Some(frac)),
+            None => (s, None),
+        };
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        if !digits(int) || frac.is_some_and(|f| !digits(f)) {
+            return Err(Self::FORMAT.into());
+        }
+        if frac.is_some_and(|f| f.len() > 10) {
+            return Err("must have at most 10 decimal places".into());
+        }
+        if int.trim_start_matches('0').len() > 18 {
+            return Err("is too large".into());
+        }
+        let int = int.trim_start_matches('0');
+        let text = match frac {
+            Some(f) => format!("{}.{f}", if int.is_empty() { "0" } else { int }),
+            None => (if int.is_empty() { "0" } else { int }).to_owned(),
+        };
+        rust_decimal::Decimal::from_str_exact(&text)
+            .map(Self)
+            .map_err(|_| Self::FORMAT.into())
+    }
+}
+
+impl<'de> Deserialize<'de> for DecimalText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::String(s) => Self::parse(&s).map_err(serde::de::Error::custom),
+            _ => Err(serde::de::Error::custom(Self::FORMAT)),
+        }
+    }
+}
+
+impl Field<DecimalText> {
+    /// The decimal sent, for the field's own rule.
+    pub fn decimal(self) -> Field<rust_decimal::Decimal> {
+        match self {
+            Self::Absent => Field::Absent,
+            Self::Null => Field::Null,
+            Self::Value(d) => Field::Value(d.0),
+            Self::Invalid(why) => Field::Invalid(why),
+        }
+    }
+}
+
 /// One query parameter as sent: absent, a value, or text that is not one (with why).
 /// Query values are text: each is parsed with `FromStr`, and deserializing a `Param`
 /// never fails, so a query struct reports every bad parameter at once. (Unknown
@@ -337,6 +397,19 @@ pub fn json_object(v: Value) -> Result<Map<String, Value>, String> {
     }
 }
 
+/// A rule: a time in years 1 to 9999 (UTC), what RFC 3339 and the API's responses can
+/// write; anything outside is refused rather than stored as a time no client could read.
+pub fn timestamp(
+    t: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::Datelike;
+    if (1..=9999).contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err("must be a time between the years 1 and 9999 (UTC)".into())
+    }
+}
+
 /// A rule: a JSON array of at most `MAX_JSON_FIELD_BYTES`.
 pub fn json_array(v: Value) -> Result<Vec<Value>, String> {
     match v {
@@ -522,5 +595,31 @@ mod tests {
         assert_eq!(e.0[1].message, "cannot be null");
         assert_eq!(e.0[2].message, "must be between 0 and 10");
         assert!(e.finish(()).is_err());
+    }
+}
+
+#[cfg(test)]
+mod decimal_text_tests {
+    use super::DecimalText;
+
+    #[test]
+    fn only_digits_with_an_optional_point_and_more_digits_are_a_decimal() {
+        for good in ["0", "0.0008", "12", "007.50", "9999999999.9999999999"] {
+            assert!(DecimalText::parse(good).is_ok(), "{good}");
+        }
+        assert_eq!(DecimalText::parse("007.50").unwrap().0.to_string(), "7.50");
+        for bad in [
+            "", "1e3", "1e-30", "1_0", "+1", "-1", ".5", "5.", " 1", "1 ", "1,5", "0x10", "NaN",
+            "１",
+        ] {
+            assert_eq!(
+                DecimalText::parse(bad),
+                Err(DecimalText::FORMAT.to_owned()),
+                "{bad}"
+            );
+        }
+        assert!(DecimalText::parse("0.00000000001").is_err());
+        assert!(DecimalText::parse(&"9".repeat(19)).is_err());
+        assert!(DecimalText::parse(&format!("{}1", "0".repeat(100))).is_ok());
     }
 }

@@ -1,8 +1,18 @@
 //! Cursor pagination: `?limit=` (default 50, at most 200) and an opaque `?cursor=`.
-//! Cursors are the base64url of the last row's key; clients must not build them.
+//! A cursor is the base64url of the last row's key and a MAC over that key and the
+//! listing it came from (the route, its path, and the tenant — or the user, for lists
+//! outside a tenant — that the server binds for the request with [`in_cursor_scope`] and
+//! [`bind_cursor_scope`]). So a cursor a client built or changed, or one returned by
+//! another listing or for another tenant, is refused (422) instead of being read as a
+//! position. The MAC's key is derived from a secret every server shares
+//! ([`set_cursor_key`]), so a cursor works on any server.
+
+use std::cell::RefCell;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::platform::input::{Invalid, Param};
@@ -18,7 +28,7 @@ pub struct PageQuery {
     #[serde(default)]
     #[param(value_type = Option<i64>)]
     pub limit: Param<i64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page of this same list (any other cursor is a 422).
     #[serde(default)]
     #[param(value_type = Option<String>)]
     pub cursor: Param<String>,
@@ -29,6 +39,71 @@ pub struct PageQuery {
 pub struct Page<K> {
     pub limit: i64,
     pub after: Option<K>,
+}
+
+/// Bytes of the MAC a cursor carries.
+const MAC_LEN: usize = 16;
+
+static CURSOR_KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+
+/// Derive the cursors' MAC key from `secret`, shared by every server of a deployment (the
+/// first call wins). Without it, a random key of this process is used.
+pub fn set_cursor_key(secret: &[u8]) {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key");
+    mac.update(b"frontdesk cursor key v1");
+    let _ = CURSOR_KEY.set(mac.finalize().into_bytes().into());
+}
+
+fn cursor_key() -> &'static [u8; 32] {
+    CURSOR_KEY.get_or_init(|| {
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+        key
+    })
+}
+
+tokio::task_local! {
+    /// The listing a request's cursors belong to.
+    static SCOPE: RefCell<String>;
+}
+
+/// Run `work` (a request) with cursors bound to `listing` (its route and path).
+pub async fn in_cursor_scope<F: std::future::Future>(listing: String, work: F) -> F::Output {
+    SCOPE.scope(RefCell::new(listing), work).await
+}
+
+/// Bind the request's cursors also to `part` (the tenant's id, or the user's).
+pub fn bind_cursor_scope(part: &str) {
+    let _ = SCOPE.try_with(|scope| {
+        let mut scope = scope.borrow_mut();
+        scope.push('\0');
+        scope.push_str(part);
+    });
+}
+
+fn cursor_mac(key: &str) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(cursor_key()).expect("HMAC takes any key");
+    let _ = SCOPE.try_with(|scope| mac.update(scope.borrow().as_bytes()));
+    mac.update(b"\0");
+    mac.update(key.as_bytes());
+    mac
+}
+
+/// The cursor for `key` in the current listing.
+pub fn seal_cursor(key: &str) -> String {
+    let mut bytes = key.as_bytes().to_vec();
+    bytes.extend_from_slice(&cursor_mac(key).finalize().into_bytes()[..MAC_LEN]);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The key in `cursor`, if this listing sealed it.
+pub fn open_cursor(cursor: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let split = bytes.len().checked_sub(MAC_LEN)?;
+    let (key, tag) = bytes.split_at(split);
+    let key = String::from_utf8(key.to_vec()).ok()?;
+    cursor_mac(&key).verify_truncated_left(tag).ok()?;
+    Some(key)
 }
 
 /// A key that can be put in a cursor.
@@ -65,12 +140,9 @@ impl<K: CursorKey> Page<K> {
             })
             .unwrap_or(default);
         let after = e.param("cursor", cursor, |c| {
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
+            open_cursor(&c)
                 .and_then(|s| K::decode(&s))
-                .ok_or_else(|| "is not a cursor this API returned".to_owned())
+                .ok_or_else(|| "is not a cursor this API returned for this list".to_owned())
         });
         Self { limit, after }
     }
@@ -133,7 +205,7 @@ impl<T: Serialize> Paged<T> {
     pub fn from_rows<K: CursorKey>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> K) -> Self {
         let more = fit_page(&mut rows, limit);
         let next_cursor = if more {
-            rows.last().map(|r| URL_SAFE_NO_PAD.encode(key(r).encode()))
+            rows.last().map(|r| seal_cursor(&key(r).encode()))
         } else {
             None
         };
@@ -161,7 +233,7 @@ mod tests {
         let page = Paged::from_rows(rows, 200, |r: &(Uuid, String)| r.0);
         // Four rows are a little more than the bound (quotes, commas, brackets, ids).
         assert_eq!(page.data.len(), 3);
-        let cursor = URL_SAFE_NO_PAD.encode(id(2).to_string());
+        let cursor = seal_cursor(&id(2).to_string());
         assert_eq!(page.next_cursor.as_deref(), Some(cursor.as_str()));
         assert!(serde_json::to_vec(&page).unwrap().len() <= MAX_PAGE_BYTES);
     }

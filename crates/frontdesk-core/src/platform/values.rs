@@ -326,7 +326,8 @@ impl CostUsd {
     }
 }
 
-/// A monthly budget in USD: not negative, below 10^8.
+/// A monthly budget in USD: not negative, below 10^8, at most 6 decimal places (what its
+/// column keeps: more would be rounded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct BudgetUsd(Decimal);
@@ -337,6 +338,8 @@ impl BudgetUsd {
             Err("must not be negative".into())
         } else if d >= Decimal::from(100_000_000) {
             Err("must be less than 100000000".into())
+        } else if d.scale() > 6 {
+            Err("must have at most 6 decimal places".into())
         } else {
             Ok(Self(d))
         }
@@ -507,6 +510,7 @@ mod tests {
         assert!(CostUsd::parse(d("-1")).is_err());
         assert!(CostUsd::parse(d("10000000000")).is_err());
         assert!(BudgetUsd::parse(d("250.00")).is_ok());
+        assert!(BudgetUsd::parse(d("1.1234567")).is_err());
         assert_eq!(
             BudgetUsd::parse(d("-1")),
             Err("must not be negative".to_owned())

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, MemberRole, Tx,
-    platform::input::{Field, Invalid, Unknown, any},
+    platform::input::{Field, Invalid, Unknown},
     platform::page::{Page, Paged},
     platform::values::Email,
 };
@@ -46,6 +46,7 @@ impl Member {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"user_id": "0190f5e2-7c3a-7d2e-9b1a-3c4d5e6f7a8b", "role": "agent", "email": "sam@example.com"}))]
 pub struct NewMember {
+    /// The person's user id; not the nil UUID.
     #[serde(default)]
     #[schema(value_type = Uuid, required = true)]
     pub user_id: Field<Uuid>,
@@ -95,7 +96,13 @@ impl TryFrom<NewMember> for NewMembership {
 
     fn try_from(w: NewMember) -> Result<Self, Invalid> {
         let mut e = Invalid::new(w.unknown);
-        let user_id = e.required("user_id", w.user_id, any);
+        let user_id = e.required("user_id", w.user_id, |id: Uuid| {
+            if id.is_nil() {
+                Err("must not be the nil UUID".to_owned())
+            } else {
+                Ok(id)
+            }
+        });
         let role = e.required("role", w.role, parse_role);
         let email = e.optional("email", w.email, Email::parse);
         let name = e.optional("name", w.name, |s: String| {

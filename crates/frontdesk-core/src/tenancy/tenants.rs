@@ -157,8 +157,8 @@ pub struct TenantInput {
     pub daily_token_limit: Field<i64>,
     /// USD per calendar month, as a decimal string; null = unlimited.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub monthly_budget_usd: Field<Decimal>,
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    pub monthly_budget_usd: Field<crate::platform::input::DecimalText>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub features: Field<Value>,
@@ -252,7 +252,7 @@ impl TryFrom<TenantInput> for TenantChanges {
             }),
             monthly_budget_usd: e.patch(
                 "monthly_budget_usd",
-                w.monthly_budget_usd,
+                w.monthly_budget_usd.decimal(),
                 BudgetUsd::parse,
             ),
             features: e.patch_not_null("features", w.features, json_object),

@@ -113,8 +113,8 @@ pub struct LimitCheck {
     pub model: Field<String>,
     /// The estimated cost; wins over the catalog's.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub cost_usd: Field<Decimal>,
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    pub cost_usd: Field<crate::platform::input::DecimalText>,
     /// Hold the estimate (and one write of the rate limit) until a write settles it or
     /// it expires. Default false: only ask.
     #[serde(default)]
@@ -151,7 +151,7 @@ impl TryFrom<LimitCheck> for Estimate {
             w.provider,
             w.model,
         );
-        let cost_usd = e.optional("cost_usd", w.cost_usd, CostUsd::parse);
+        let cost_usd = e.optional("cost_usd", w.cost_usd.decimal(), CostUsd::parse);
         let reserve = e.optional("reserve", w.reserve, any).unwrap_or(false);
         let ttl_seconds = e
             .optional("ttl_seconds", w.ttl_seconds, int32_within(1..=3600))

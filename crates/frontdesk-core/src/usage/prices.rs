@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, Tx,
-    platform::input::{Field, Invalid, PROVIDER_RULE, Unknown, any, decimal_rule, is_provider},
+    platform::input::{
+        Field, Invalid, PROVIDER_RULE, Unknown, decimal_rule, is_provider, timestamp,
+    },
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -65,14 +67,14 @@ pub struct NewPrice {
     #[schema(value_type = String, required = true)]
     pub model: Field<String>,
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
-    pub input_usd_per_mtok: Field<Decimal>,
+    #[schema(value_type = String, required = true, pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    pub input_usd_per_mtok: Field<crate::platform::input::DecimalText>,
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
-    pub output_usd_per_mtok: Field<Decimal>,
+    #[schema(value_type = String, required = true, pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    pub output_usd_per_mtok: Field<crate::platform::input::DecimalText>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub cached_input_usd_per_mtok: Field<Decimal>,
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    pub cached_input_usd_per_mtok: Field<crate::platform::input::DecimalText>,
     /// Default: now.
     #[serde(default)]
     #[schema(value_type = Option<DateTime<Utc>>)]
@@ -122,14 +124,18 @@ impl TryFrom<NewPrice> for PriceDraft {
                 Ok(m.trim().to_owned())
             }
         });
-        let input = e.required("input_usd_per_mtok", w.input_usd_per_mtok, price);
-        let output = e.required("output_usd_per_mtok", w.output_usd_per_mtok, price);
-        let cached = e.optional(
-            "cached_input_usd_per_mtok",
-            w.cached_input_usd_per_mtok,
+        let input = e.required("input_usd_per_mtok", w.input_usd_per_mtok.decimal(), price);
+        let output = e.required(
+            "output_usd_per_mtok",
+            w.output_usd_per_mtok.decimal(),
             price,
         );
-        let effective_from = e.optional("effective_from", w.effective_from, any);
+        let cached = e.optional(
+            "cached_input_usd_per_mtok",
+            w.cached_input_usd_per_mtok.decimal(),
+            price,
+        );
+        let effective_from = e.optional("effective_from", w.effective_from, timestamp);
         let source = e.optional("source", w.source, |s: String| {
             if s.chars().count() > 500 {
                 Err("must be at most 500 characters".to_owned())

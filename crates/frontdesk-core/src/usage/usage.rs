@@ -299,15 +299,15 @@ pub struct NewUsageEvent {
     #[schema(value_type = Option<String>)]
     pub unit: Field<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub quantity: Field<Decimal>,
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    pub quantity: Field<crate::platform::input::DecimalText>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub unit_price_usd: Field<Decimal>,
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    pub unit_price_usd: Field<crate::platform::input::DecimalText>,
     /// Wins over any computed cost.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub cost_usd: Field<Decimal>,
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
+    pub cost_usd: Field<crate::platform::input::DecimalText>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Field<serde_json::Value>,
@@ -360,8 +360,19 @@ impl TryFrom<NewUsageEvent> for UsageDraft {
                 Err("must be 1 to 32 lower-case letters, digits and underscores".to_owned())
             }
         });
-        let quantity = e.optional("quantity", w.quantity, decimal(6));
-        let unit_price_usd = e.optional("unit_price_usd", w.unit_price_usd, decimal(10));
+        let quantity = e.optional("quantity", w.quantity.decimal(), decimal(6));
+        let unit_price_usd = e.optional("unit_price_usd", w.unit_price_usd.decimal(), decimal(10));
+        // The event's cost is their product: bounded like any given cost, so every sum of
+        // costs fits its column (docs/API.md, Usage).
+        if let (Some(q), Some(p)) = (quantity, unit_price_usd)
+            && q.checked_mul(p)
+                .is_none_or(|cost| cost >= Decimal::from(10_000_000_000i64))
+        {
+            e.push(
+                "unit_price_usd",
+                "quantity × unit_price_usd must be below 10000000000",
+            );
+        }
         match (tokens_sent, unit_sent) {
             (true, true) => e.push("unit", "give tokens or a unit, not both"),
             (false, false) => e.push("prompt_tokens", "give tokens, or a unit and quantity"),
@@ -377,7 +388,7 @@ impl TryFrom<NewUsageEvent> for UsageDraft {
             unit,
             quantity,
             unit_price_usd,
-            cost_usd: e.optional("cost_usd", w.cost_usd, CostUsd::parse),
+            cost_usd: e.optional("cost_usd", w.cost_usd.decimal(), CostUsd::parse),
             metadata: e
                 .optional("metadata", w.metadata, json_object)
                 .unwrap_or_default(),
