@@ -77,7 +77,7 @@ pub struct ContactInput {
     #[schema(value_type = Option<String>)]
     pub email: Field<String>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     pub channel_ids: Field<Value>,
     /// 0–100.
     #[serde(default)]
@@ -88,7 +88,7 @@ pub struct ContactInput {
     #[schema(value_type = Option<LeadTemperature>)]
     pub lead_temperature: Field<String>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     pub attributes: Field<Value>,
     #[serde(flatten)]
     #[schema(ignore)]

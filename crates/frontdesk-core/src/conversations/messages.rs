@@ -70,7 +70,8 @@ pub struct Message<'a> {
     pub latency_ms: Option<i32>,
     #[schema(value_type = Option<String>)]
     pub action_taken: Option<Cow<'a, str>>,
-    #[schema(value_type = Option<Vec<Object>>)]
+    /// A JSON array of any values, as the client sent it.
+    #[schema(value_type = Option<Vec<Value>>)]
     pub questions_asked: Option<Cow<'a, RawValue>>,
     /// Any JSON.
     #[schema(value_type = Option<Value>)]
@@ -179,7 +180,8 @@ pub struct NewMessage {
     #[schema(value_type = Option<String>)]
     pub action_taken: Field<String>,
     #[serde(default)]
-    #[schema(value_type = Option<Vec<Object>>)]
+    /// A JSON array (of any values).
+    #[schema(value_type = Option<Vec<Value>>)]
     pub questions_asked: Field<Value>,
     /// Any JSON: how the assistant split the work.
     #[serde(default)]

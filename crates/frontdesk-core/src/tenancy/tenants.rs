@@ -111,22 +111,22 @@ crate::text_enum!(
 pub struct TenantInput {
     /// 3–63 lower-case letters, digits and hyphens; unique.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false)]
     pub slug: Field<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false)]
     pub name: Field<String>,
     /// restaurant, retail, service or other (default other).
     #[serde(default)]
-    #[schema(value_type = Option<TenantKind>)]
+    #[schema(value_type = TenantKind, required = false)]
     pub kind: Field<String>,
     /// IANA time zone name (default UTC).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false)]
     pub timezone: Field<String>,
     /// Language tag (default en).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false)]
     pub locale: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
@@ -159,18 +159,18 @@ pub struct TenantInput {
     #[schema(value_type = Option<String>)]
     pub monthly_budget_usd: Field<Decimal>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     pub features: Field<Value>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     pub branding: Field<Value>,
     #[serde(default)]
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = bool, required = false)]
     pub is_active: Field<bool>,
     /// A PostgreSQL text search configuration for messages: english, indonesian, simple
     /// (the default: no stemming), …
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false)]
     pub search_language: Field<String>,
     #[serde(flatten)]
     #[schema(ignore)]
