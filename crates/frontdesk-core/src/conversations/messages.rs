@@ -343,11 +343,11 @@ pub async fn create(
 pub struct HistoryQuery {
     /// 1–200 (default 50).
     #[serde(default)]
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Param<i64>,
     /// desc (newest first, the default) or asc.
     #[serde(default)]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(asc|desc)$")]
     pub order: Param<String>,
     /// Only messages older than this message id.
     #[serde(default)]

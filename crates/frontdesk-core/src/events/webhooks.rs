@@ -393,10 +393,10 @@ impl Delivery {
 pub struct DeliveryQuery {
     /// pending, delivered or failed.
     #[serde(default)]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<DeliveryStatus>)]
     pub status: Param<String>,
     #[serde(default)]
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Param<i64>,
     #[serde(default)]
     #[param(value_type = Option<String>)]

@@ -50,7 +50,7 @@ pub struct NewMember {
     pub user_id: Field<Uuid>,
     /// owner, admin, agent or member.
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, pattern = "^(owner|admin|agent|member)$")]
     pub role: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
@@ -69,7 +69,7 @@ pub struct NewMember {
 pub struct MemberPatch {
     /// owner, admin, agent or member.
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, pattern = "^(owner|admin|agent|member)$")]
     pub role: Field<String>,
     #[serde(flatten)]
     #[schema(ignore)]

@@ -111,7 +111,7 @@ crate::text_enum!(
 pub struct TenantInput {
     /// 3–63 lower-case letters, digits and hyphens; unique.
     #[serde(default)]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, pattern = "^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")]
     pub slug: Field<String>,
     #[serde(default)]
     #[schema(value_type = String, required = false)]

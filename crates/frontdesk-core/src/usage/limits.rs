@@ -352,10 +352,10 @@ pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Reservation, Cor
 pub struct ReservationQuery {
     /// active, settled, expired or cancelled.
     #[serde(default)]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<ReservationStatus>)]
     pub status: Param<String>,
     #[serde(default)]
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Param<i64>,
     #[serde(default)]
     #[param(value_type = Option<String>)]

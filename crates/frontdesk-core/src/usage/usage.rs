@@ -69,7 +69,7 @@ impl Usage {
 #[into_params(parameter_in = Query)]
 pub struct Days {
     #[serde(default)]
-    #[param(value_type = Option<i32>)]
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 366)]
     pub days: Param<i32>,
 }
 
@@ -98,7 +98,7 @@ impl Days {
 #[into_params(parameter_in = Query)]
 pub struct Months {
     #[serde(default)]
-    #[param(value_type = Option<i32>)]
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 36)]
     pub months: Param<i32>,
 }
 
