@@ -99,6 +99,10 @@ def main():
     ]
     lines = [
         "# Written by .ci/fuzz_fixture.py: path parameters pinned to the fixture's rows.",
+        "# No cache between runs: each run is the seed's, nothing replayed from an earlier one.",
+        "[cache]",
+        "enabled = false",
+        "",
         "[parameters]",
         f'tenant = "{tenant}"',
         f'user_id = "{agent}"',

@@ -289,6 +289,10 @@ pub fn document(openapi: &utoipa::openapi::OpenApi) -> serde_json::Value {
         }
     }
     declare_operations(&mut doc);
+    // Rules an attribute cannot carry: the values of an array's items.
+    if let Some(items) = doc.pointer_mut("/components/schemas/NewApiKey/properties/scopes/items") {
+        items["enum"] = serde_json::json!(["full", "read"]);
+    }
     let text = doc.to_string();
     if let Some(Value::Object(components)) = doc["components"].get_mut("schemas") {
         for name in parts_used {

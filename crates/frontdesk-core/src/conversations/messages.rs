@@ -154,7 +154,7 @@ pub struct NewMessage {
     pub role: Field<String>,
     /// Not blank; at most the server's limit (100 kB unless configured).
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub content: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<i64>)]

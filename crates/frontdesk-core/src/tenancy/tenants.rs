@@ -133,7 +133,7 @@ pub struct TenantInput {
     pub email: Field<String>,
     /// E.164.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^\\+[1-9][0-9]{6,14}$")]
     pub phone: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
