@@ -312,7 +312,9 @@ pub fn document(openapi: &utoipa::openapi::OpenApi) -> serde_json::Value {
 /// - 403 — every operation called with a bearer token (the role, the key's scope, a
 ///   deactivated tenant, or a tenant's collection the caller has no access to);
 /// - 404 — every operation with a path parameter (an unknown or foreign tenant or id);
-/// - 409 — every operation taking an `Idempotency-Key` (a concurrent duplicate);
+/// - 409 — every write (POST, PUT, PATCH, DELETE) but signed callbacks: a write can meet
+///   a conflicting state (a unique value taken, the last owner, a resource in use, an
+///   `Idempotency-Key` in flight);
 /// - 413, 415 — every operation with a request body.
 ///
 /// 429 (limits) is declared by the operations that count against a limit, and other
@@ -330,7 +332,8 @@ fn declare_operations(doc: &mut serde_json::Value) {
         let Some(item) = item.as_object_mut() else {
             continue;
         };
-        for operation in item.values_mut() {
+        for (method, operation) in item.iter_mut() {
+            let writes = method != "get";
             let Some(operation) = operation.as_object_mut() else {
                 continue;
             };
@@ -350,7 +353,7 @@ fn declare_operations(doc: &mut serde_json::Value) {
             if has_path {
                 statuses.push(404);
             }
-            if idempotent {
+            if idempotent || (writes && !signed) {
                 statuses.push(409);
             }
             if has_body {
