@@ -418,10 +418,14 @@ fn describe(status: u16) -> &'static str {
         204 => "No content",
         400 => "Malformed request: a header, the path or the JSON body cannot be read",
         401 => "No valid credentials (a missing, expired or unknown token or key)",
-        403 => "The caller may not do this (role, key scope, deactivated tenant, or a tenant's collection it has no access to)",
+        403 => {
+            "The caller may not do this (role, key scope, deactivated tenant, or a tenant's collection it has no access to)"
+        }
         404 => "No such tenant or resource, or it is not the caller's to see",
         405 => "The path does not take this method",
-        409 => "Conflict with the current state (or a concurrent request with the same Idempotency-Key)",
+        409 => {
+            "Conflict with the current state (or a concurrent request with the same Idempotency-Key)"
+        }
         413 => "The request body is over the size limit",
         415 => "The body is not sent as application/json",
         422 => "Invalid input: `errors` names every invalid field or query parameter",

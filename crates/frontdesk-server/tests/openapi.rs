@@ -70,7 +70,8 @@ fn the_document_is_valid_openapi_3_1() {
         for (status, response) in responses {
             assert!(
                 status == "default"
-                    || (status.len() == 3 && status.parse::<u16>().is_ok_and(|s| (100..600).contains(&s))),
+                    || (status.len() == 3
+                        && status.parse::<u16>().is_ok_and(|s| (100..600).contains(&s))),
                 "{name}: response key {status}"
             );
             assert!(
@@ -81,7 +82,10 @@ fn the_document_is_valid_openapi_3_1() {
             );
         }
         // Path parameters: each `{name}` of the template declared once, required.
-        let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+        let parameters = operation["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let templated: BTreeSet<&str> = path
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
@@ -99,9 +103,15 @@ fn the_document_is_valid_openapi_3_1() {
                 ["path", "query", "header", "cookie"].contains(&location),
                 "{name}: parameter {pname} in {location}"
             );
-            assert!(seen.insert((pname, location)), "{name}: {pname} declared twice");
+            assert!(
+                seen.insert((pname, location)),
+                "{name}: {pname} declared twice"
+            );
             if location == "path" {
-                assert_eq!(p["required"], true, "{name}: path parameter {pname} not required");
+                assert_eq!(
+                    p["required"], true,
+                    "{name}: path parameter {pname} not required"
+                );
             }
             // A parameter is text on the wire: it cannot be null.
             let types = &p["schema"]["type"];
@@ -115,8 +125,13 @@ fn the_document_is_valid_openapi_3_1() {
     let mut all = Vec::new();
     refs(&doc, &mut all);
     for r in all {
-        let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("external $ref {r}"));
-        assert!(doc.pointer(pointer).is_some(), "$ref {r} resolves to nothing");
+        let pointer = r
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("external $ref {r}"));
+        assert!(
+            doc.pointer(pointer).is_some(),
+            "$ref {r} resolves to nothing"
+        );
     }
 }
 
@@ -128,7 +143,10 @@ fn every_operation_declares_the_problems_it_can_answer() {
         let name = format!("{} {path}", method.to_uppercase());
         let responses = operation["responses"].as_object().unwrap();
         let has = |status: &str| responses.contains_key(status);
-        let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+        let parameters = operation["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for status in ["400", "401", "422"] {
             assert!(has(status), "{name}: no {status}");
         }
@@ -148,9 +166,9 @@ fn every_operation_declares_the_problems_it_can_answer() {
         }
         for (status, response) in responses {
             if status.starts_with('4') || status.starts_with('5') {
-                let content = response["content"].as_object().unwrap_or_else(|| {
-                    panic!("{name}: {status} without content")
-                });
+                let content = response["content"]
+                    .as_object()
+                    .unwrap_or_else(|| panic!("{name}: {status} without content"));
                 assert_eq!(
                     content.keys().collect::<Vec<_>>(),
                     ["application/problem+json"],
@@ -186,7 +204,9 @@ fn csv_is_declared_where_it_is_offered() {
         .collect();
     assert_eq!(analytics.len(), 5);
     for (_, path, operation) in analytics {
-        let content = operation["responses"]["200"]["content"].as_object().unwrap();
+        let content = operation["responses"]["200"]["content"]
+            .as_object()
+            .unwrap();
         assert!(content.contains_key("application/json"), "{path}");
         assert_eq!(content["text/csv"]["schema"]["type"], "string", "{path}");
     }
@@ -205,9 +225,15 @@ fn rules_stated_in_prose_are_in_the_schemas() {
             .clone()
     };
     let limit = param("/v1/tenants/{tenant}/contacts", "limit");
-    assert_eq!((limit["minimum"].as_i64(), limit["maximum"].as_i64()), (Some(1), Some(200)));
+    assert_eq!(
+        (limit["minimum"].as_i64(), limit["maximum"].as_i64()),
+        (Some(1), Some(200))
+    );
     let days = param("/v1/tenants/{tenant}/usage/daily", "days");
-    assert_eq!((days["minimum"].as_i64(), days["maximum"].as_i64()), (Some(1), Some(366)));
+    assert_eq!(
+        (days["minimum"].as_i64(), days["maximum"].as_i64()),
+        (Some(1), Some(366))
+    );
     let order = param("/v1/tenants/{tenant}/conversations/{id}/messages", "order");
     assert_eq!(order["pattern"], "^(asc|desc)$");
     let schemas = &doc["components"]["schemas"];
@@ -215,7 +241,10 @@ fn rules_stated_in_prose_are_in_the_schemas() {
         schemas["NewMember"]["properties"]["role"]["pattern"],
         "^(owner|admin|agent|member)$"
     );
-    assert_eq!(schemas["ContactInput"]["properties"]["lead_score"]["maximum"], 100);
+    assert_eq!(
+        schemas["ContactInput"]["properties"]["lead_score"]["maximum"],
+        100
+    );
     // Fields the server refuses as null are not typed as nullable.
     for (schema, field) in [
         ("TenantInput", "slug"),
@@ -231,6 +260,9 @@ fn rules_stated_in_prose_are_in_the_schemas() {
     }
     // Free-form fields are declared as what they are: any JSON.
     let conversation = &schemas["Conversation"]["properties"];
-    assert_eq!(conversation["answered_questions"]["items"], serde_json::json!({}));
+    assert_eq!(
+        conversation["answered_questions"]["items"],
+        serde_json::json!({})
+    );
     assert!(conversation["parsed_intent"].get("type").is_none());
 }

@@ -724,11 +724,21 @@ async fn analytics_negotiate_csv_honouring_q_and_case() {
         let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
         let body = r.text().await.unwrap();
         if csv {
-            assert!(content_type.starts_with("text/csv"), "Accept: {accept}: {content_type}");
-            assert!(body.starts_with("provider,model,"), "Accept: {accept}: {body}");
+            assert!(
+                content_type.starts_with("text/csv"),
+                "Accept: {accept}: {content_type}"
+            );
+            assert!(
+                body.starts_with("provider,model,"),
+                "Accept: {accept}: {body}"
+            );
         } else {
             assert_eq!(content_type, "application/json", "Accept: {accept}");
-            assert!(serde_json::from_str::<serde_json::Value>(&body).unwrap().is_array());
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&body)
+                    .unwrap()
+                    .is_array()
+            );
         }
     }
 }

@@ -44,10 +44,7 @@ impl utoipa::ToSchema for FeedbackRow {
         )>,
     ) {
         use utoipa::PartialSchema;
-        schemas.push((
-            "FeedbackByAssistant".into(),
-            FeedbackByAssistant::schema(),
-        ));
+        schemas.push(("FeedbackByAssistant".into(), FeedbackByAssistant::schema()));
         schemas.push((
             "FeedbackByModel".into(),
             frontdesk_core::usage::analytics::FeedbackByModel::schema(),
