@@ -289,9 +289,27 @@ pub fn document(openapi: &utoipa::openapi::OpenApi) -> serde_json::Value {
         }
     }
     declare_operations(&mut doc);
-    // Rules an attribute cannot carry: the values of an array's items.
-    if let Some(items) = doc.pointer_mut("/components/schemas/NewApiKey/properties/scopes/items") {
-        items["enum"] = serde_json::json!(["full", "read"]);
+    // Rules an attribute cannot carry: those of an array's items.
+    for (pointer, rule, value) in [
+        (
+            "/NewApiKey/properties/scopes/items",
+            "enum",
+            serde_json::json!(["full", "read"]),
+        ),
+        (
+            "/ApiKey/properties/scopes/items",
+            "enum",
+            serde_json::json!(["full", "read"]),
+        ),
+        (
+            "/NewFlow/properties/states/items",
+            "pattern",
+            "^[a-z][a-z0-9_]{0,62}$".into(),
+        ),
+    ] {
+        if let Some(items) = doc["components"]["schemas"].pointer_mut(pointer) {
+            items[rule] = value;
+        }
     }
     let text = doc.to_string();
     if let Some(Value::Object(components)) = doc["components"].get_mut("schemas") {

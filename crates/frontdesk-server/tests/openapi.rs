@@ -245,6 +245,14 @@ fn rules_stated_in_prose_are_in_the_schemas() {
         schemas["ContactInput"]["properties"]["lead_score"]["maximum"],
         100
     );
+    assert_eq!(
+        schemas["NewApiKey"]["properties"]["scopes"]["items"]["enum"],
+        serde_json::json!(["full", "read"])
+    );
+    assert_eq!(
+        schemas["NewFlow"]["properties"]["key"]["pattern"],
+        "^[a-z][a-z0-9_]{1,62}$"
+    );
     // Fields the server refuses as null are not typed as nullable.
     for (schema, field) in [
         ("TenantInput", "slug"),

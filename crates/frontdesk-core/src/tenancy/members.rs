@@ -18,6 +18,7 @@ use crate::{
 pub struct Member {
     pub user_id: Uuid,
     /// owner, admin, agent or member.
+    #[schema(pattern = "^(owner|admin|agent|member)$")]
     pub role: String,
     pub email: Option<String>,
     pub name: Option<String>,

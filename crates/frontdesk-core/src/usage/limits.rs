@@ -23,6 +23,7 @@ use crate::{
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LimitStatus {
     /// rate_limit_per_minute, daily_token_limit or monthly_budget_usd.
+    #[schema(pattern = "^(rate_limit_per_minute|daily_token_limit|monthly_budget_usd)$")]
     pub name: String,
     /// Null: unlimited. Decimal string.
     pub limit: Option<String>,

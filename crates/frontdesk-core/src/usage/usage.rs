@@ -295,7 +295,7 @@ pub struct NewUsageEvent {
     pub completion_tokens: Field<i64>,
     /// e.g. `minute`, `call`, `image`: 1–32 lower-case letters, digits, underscores.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[a-z][a-z0-9_]{0,31}$")]
     pub unit: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
