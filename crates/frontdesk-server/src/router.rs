@@ -289,6 +289,29 @@ pub fn document(openapi: &utoipa::openapi::OpenApi) -> serde_json::Value {
             schema.insert("additionalProperties".into(), false.into());
         }
     }
+    declare_operations(&mut doc);
+    // Rules an attribute cannot carry: those of an array's items.
+    for (pointer, rule, value) in [
+        (
+            "/NewApiKey/properties/scopes/items",
+            "enum",
+            serde_json::json!(["full", "read"]),
+        ),
+        (
+            "/ApiKey/properties/scopes/items",
+            "enum",
+            serde_json::json!(["full", "read"]),
+        ),
+        (
+            "/NewFlow/properties/states/items",
+            "pattern",
+            "^[a-z][a-z0-9_]{0,62}$".into(),
+        ),
+    ] {
+        if let Some(items) = doc["components"]["schemas"].pointer_mut(pointer) {
+            items[rule] = value;
+        }
+    }
     let text = doc.to_string();
     if let Some(Value::Object(components)) = doc["components"].get_mut("schemas") {
         for name in parts_used {
@@ -298,6 +321,141 @@ pub fn document(openapi: &utoipa::openapi::OpenApi) -> serde_json::Value {
         }
     }
     doc
+}
+
+/// The problems every operation can answer, derived from what it takes (docs/API.md,
+/// "Errors"), each as `application/problem+json` with the `Problem` schema:
+/// - 400 (a malformed request: a header, the path or the body cannot be read) and 422 (an
+///   unknown or invalid query parameter is refused on every route) — every operation;
+/// - 401 — every operation (a missing or bad token; on callbacks a bad signature);
+/// - 403 — every operation called with a bearer token (the role, the key's scope, a
+///   deactivated tenant, or a tenant's collection the caller has no access to);
+/// - 404 — every operation with a path parameter (an unknown or foreign tenant or id);
+/// - 409 — every write (POST, PUT, PATCH, DELETE) but signed callbacks: a write can meet
+///   a conflicting state (a unique value taken, the last owner, a resource in use, an
+///   `Idempotency-Key` in flight);
+/// - 408, 413, 415 — every operation with a request body (408: it did not arrive within
+///   the body read timeout);
+/// - 414, 431 — every operation (a URI or a header section over the edge's limits).
+///
+/// 429 (limits) is declared by the operations that count against a limit, and other
+/// statuses (409 on a refused transition…) by their operations. Besides, every response
+/// gets a description, parameters (which cannot be null) lose `null` from their types, and
+/// operation ids become `{tag}_{handler}`, unique in the document.
+fn declare_operations(doc: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let problem = || json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
+    let callback = Access::Callback.describe();
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in item.iter_mut() {
+            let writes = method != "get";
+            let Some(operation) = operation.as_object_mut() else {
+                continue;
+            };
+            let parameters: Vec<Value> = operation
+                .get("parameters")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let has_path = parameters.iter().any(|p| p["in"] == "path");
+            let idempotent = parameters.iter().any(|p| p["name"] == "Idempotency-Key");
+            let has_body = operation.contains_key("requestBody");
+            let signed = operation.get("x-access").and_then(Value::as_str) == Some(callback);
+            let mut statuses = vec![400, 401, 414, 422, 431];
+            if !signed {
+                statuses.push(403);
+            }
+            if has_path {
+                statuses.push(404);
+            }
+            if idempotent || (writes && !signed) {
+                statuses.push(409);
+            }
+            if has_body {
+                statuses.extend([408, 413, 415]);
+            }
+            let responses = operation
+                .entry("responses")
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .expect("responses is an object");
+            for status in statuses {
+                responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| json!({}));
+            }
+            for (status, response) in responses.iter_mut() {
+                let Some(response) = response.as_object_mut() else {
+                    continue;
+                };
+                let code: u16 = status.parse().unwrap_or(0);
+                if code >= 400 {
+                    response.insert("content".into(), problem());
+                }
+                let described = response
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| !d.is_empty());
+                if !described {
+                    response.insert("description".into(), describe(code).into());
+                }
+            }
+            if let Some(Value::Array(parameters)) = operation.get_mut("parameters") {
+                for parameter in parameters {
+                    if let Some(Value::Array(types)) = parameter.pointer_mut("/schema/type") {
+                        types.retain(|t| t != "null");
+                        if types.len() == 1 {
+                            let only = types[0].clone();
+                            parameter["schema"]["type"] = only;
+                        }
+                    }
+                }
+            }
+            let tag = operation
+                .get("tags")
+                .and_then(|t| t.get(0))
+                .and_then(Value::as_str)
+                .unwrap_or("api")
+                .replace('-', "_");
+            if let Some(Value::String(id)) = operation.get_mut("operationId") {
+                *id = format!("{tag}_{id}");
+            }
+        }
+    }
+}
+
+/// The description of a response that has none: what the status means in this API.
+fn describe(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No content",
+        400 => "Malformed request: a header, the path or the JSON body cannot be read",
+        401 => "No valid credentials (a missing, expired or unknown token or key)",
+        403 => {
+            "The caller may not do this (role, key scope, deactivated tenant, or a tenant's collection it has no access to)"
+        }
+        404 => "No such tenant or resource, or it is not the caller's to see",
+        405 => "The path does not take this method",
+        408 => "The request body did not arrive within the body read timeout",
+        409 => {
+            "Conflict with the current state (or a concurrent request with the same Idempotency-Key)"
+        }
+        413 => "The request body is over the size limit",
+        414 => "The request URI is over 8 KiB",
+        415 => "The body is not sent as application/json",
+        422 => "Invalid input: `errors` names every invalid field or query parameter",
+        429 => "A limit of the tenant would be passed; nothing was stored",
+        431 => "The request's header section is over 32 KiB",
+        _ => "See docs/API.md",
+    }
 }
 
 /// The query parameters a route declares in the OpenAPI document. Any other is refused

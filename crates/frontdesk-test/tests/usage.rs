@@ -697,3 +697,50 @@ async fn analytics_come_from_the_rollups_as_json_or_csv() {
         assert_eq!(r.status, 422, "{bad}: {}", r.text);
     }
 }
+
+/// Issue 12, item 7: `Accept` is read as RFC 9110 says — `q=0` refuses a type (it was
+/// taken as a request for CSV), media types are compared without regard to case (upper
+/// case got JSON), and CSV is chosen only when preferred to JSON.
+#[tokio::test]
+async fn analytics_negotiate_csv_honouring_q_and_case() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    for (accept, csv) in [
+        ("text/csv;q=0", false),
+        ("text/csv;q=0, application/json", false),
+        ("application/json, text/csv;q=0.5", false),
+        ("TEXT/CSV", true),
+        ("Text/Csv; charset=utf-8", true),
+        ("application/json;q=0.1, text/csv", true),
+        ("text/csv", true),
+    ] {
+        let r = app
+            .http
+            .get(format!("{}/v1/tenants/acme/analytics/providers", app.base))
+            .bearer_auth(&t.owner_token)
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "Accept: {accept}");
+        let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+        let body = r.text().await.unwrap();
+        if csv {
+            assert!(
+                content_type.starts_with("text/csv"),
+                "Accept: {accept}: {content_type}"
+            );
+            assert!(
+                body.starts_with("provider,model,"),
+                "Accept: {accept}: {body}"
+            );
+        } else {
+            assert_eq!(content_type, "application/json", "Accept: {accept}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&body)
+                    .unwrap()
+                    .is_array()
+            );
+        }
+    }
+}

@@ -99,32 +99,32 @@ impl Assistant {
 #[schema(example = json!({"name": "ARI", "channel": "whatsapp", "flow": "ari_sales", "llm_model": "gpt-4o-mini", "one_open_conversation_per_contact": true}))]
 pub struct AssistantInput {
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false)]
     pub name: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub description: Field<String>,
     /// web (default), whatsapp, voice, sms or api.
     #[serde(default)]
-    #[schema(value_type = Option<Channel>)]
+    #[schema(value_type = Channel, required = false)]
     pub channel: Field<String>,
     #[serde(flatten)]
     pub llm: LlmSettingsInput,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     pub persona: Field<Value>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     pub settings: Field<Value>,
     /// A flow key (default `assistant`). Existing conversations keep the flow they began in.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false)]
     pub flow: Field<String>,
     #[serde(default)]
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = bool, required = false)]
     pub one_open_conversation_per_contact: Field<bool>,
     #[serde(default)]
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = bool, required = false)]
     pub is_active: Field<bool>,
     #[serde(flatten)]
     #[schema(ignore)]

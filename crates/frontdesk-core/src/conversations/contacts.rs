@@ -72,24 +72,24 @@ pub struct ContactInput {
     pub name: Field<String>,
     /// E.164, e.g. +628111234567.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^\\+[1-9][0-9]{6,14}$")]
     pub phone: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub email: Field<String>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     pub channel_ids: Field<Value>,
     /// 0–100.
     #[serde(default)]
-    #[schema(value_type = Option<i16>)]
+    #[schema(value_type = Option<i16>, minimum = 0, maximum = 100)]
     pub lead_score: Field<i64>,
     /// hot, warm or cold.
     #[serde(default)]
     #[schema(value_type = Option<LeadTemperature>)]
     pub lead_temperature: Field<String>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     pub attributes: Field<Value>,
     #[serde(flatten)]
     #[schema(ignore)]
@@ -159,7 +159,7 @@ pub struct ContactQuery {
     #[param(value_type = Option<String>)]
     pub q: Param<String>,
     #[serde(default)]
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Param<i64>,
     #[serde(default)]
     #[param(value_type = Option<String>)]

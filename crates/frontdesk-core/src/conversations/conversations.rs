@@ -45,11 +45,14 @@ pub struct Conversation {
     pub state: String,
     #[schema(value_type = Object)]
     pub context: Value,
-    #[schema(value_type = Option<Object>)]
+    /// Any JSON value the client stored (null when none).
+    #[schema(value_type = Value)]
     pub parsed_intent: Option<Value>,
-    #[schema(value_type = Vec<Object>)]
+    /// A JSON array of any values, as the client stored it.
+    #[schema(value_type = Vec<Value>)]
     pub answered_questions: Value,
-    #[schema(value_type = Vec<Object>)]
+    /// A JSON array of any values, as the client stored it.
+    #[schema(value_type = Vec<Value>)]
     pub pending_questions: Value,
     pub selected_kb_ids: Vec<Uuid>,
     pub active_task_plan_id: Option<Uuid>,
@@ -117,7 +120,7 @@ impl Conversation {
 pub struct ConversationInput {
     /// On create only.
     #[serde(default)]
-    #[schema(value_type = Option<Uuid>)]
+    #[schema(value_type = Uuid, required = false)]
     pub assistant_id: Field<Uuid>,
     /// On create only, by staff: the person who owns it. A member always owns what they
     /// create; staff default to themselves unless a contact is given.
@@ -129,25 +132,28 @@ pub struct ConversationInput {
     pub contact_id: Field<Uuid>,
     /// On create only; defaults to the assistant's channel.
     #[serde(default)]
-    #[schema(value_type = Option<Channel>)]
+    #[schema(value_type = Channel, required = false)]
     pub channel: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub title: Field<String>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     pub context: Field<Value>,
+    /// Any JSON value; null clears it.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Value)]
     pub parsed_intent: Field<Value>,
+    /// A JSON array (of any values).
     #[serde(default)]
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Vec<Value>, required = false)]
     pub answered_questions: Field<Value>,
+    /// A JSON array (of any values).
     #[serde(default)]
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Vec<Value>, required = false)]
     pub pending_questions: Field<Value>,
     #[serde(default)]
-    #[schema(value_type = Option<Vec<Uuid>>)]
+    #[schema(value_type = Vec<Uuid>, required = false)]
     pub selected_kb_ids: Field<Vec<Uuid>>,
     #[serde(default)]
     #[schema(value_type = Option<Uuid>)]
@@ -157,7 +163,7 @@ pub struct ConversationInput {
     #[schema(value_type = Option<Uuid>)]
     pub assignee_id: Field<Uuid>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     pub metadata: Field<Value>,
     #[serde(flatten)]
     #[schema(ignore)]
@@ -369,7 +375,7 @@ pub struct ConversationQuery {
     #[param(value_type = Option<DateTime<Utc>>)]
     pub updated_since: Param<DateTime<Utc>>,
     #[serde(default)]
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Param<i64>,
     #[serde(default)]
     #[param(value_type = Option<String>)]

@@ -51,7 +51,7 @@ impl Feedback {
 pub struct Rating {
     /// 1 (up) or -1 (down).
     #[serde(default)]
-    #[schema(value_type = i64, required = true)]
+    #[schema(value_type = i64, required = true, minimum = -1, maximum = 1)]
     pub rating: Field<i64>,
     /// At most 5000 characters.
     #[serde(default)]

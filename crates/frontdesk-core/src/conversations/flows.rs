@@ -68,7 +68,7 @@ pub struct NewFlow {
     /// 2–63 lower-case letters, digits and underscores, starting with a letter; not the
     /// key of a built-in flow.
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, pattern = "^[a-z][a-z0-9_]{1,62}$")]
     pub key: Field<String>,
     #[serde(default)]
     #[schema(value_type = String, required = true)]
@@ -78,15 +78,15 @@ pub struct NewFlow {
     pub description: Field<String>,
     /// 1–100 distinct state names (lower-case letters, digits, underscores).
     #[serde(default)]
-    #[schema(value_type = Vec<String>, required = true)]
+    #[schema(value_type = Vec<String>, required = true, min_items = 1, max_items = 100)]
     pub states: Field<Vec<String>>,
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, pattern = "^[a-z][a-z0-9_]{0,62}$")]
     pub initial_state: Field<String>,
     /// Distinct states among `states` where a conversation ends (it may still have a way
     /// out, like the built-in `assistant`'s `closed`: leaving it clears `completed_at`).
     #[serde(default)]
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Option<Vec<String>>)]
     pub terminal_states: Field<Vec<String>>,
     /// State → the other states it may move to, each named once.
     #[serde(default)]

@@ -73,7 +73,8 @@ pub struct Message<'a> {
     pub latency_ms: Option<i32>,
     #[schema(value_type = Option<String>)]
     pub action_taken: Option<Cow<'a, str>>,
-    #[schema(value_type = Option<Vec<Object>>)]
+    /// A JSON array of any values, as the client sent it.
+    #[schema(value_type = Option<Vec<Value>>)]
     pub questions_asked: Option<Cow<'a, RawValue>>,
     /// Any JSON.
     #[schema(value_type = Option<Value>)]
@@ -156,7 +157,7 @@ pub struct NewMessage {
     pub role: Field<String>,
     /// Not blank; at most the server's limit (100 kB unless configured).
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub content: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<i64>)]
@@ -182,7 +183,8 @@ pub struct NewMessage {
     #[schema(value_type = Option<String>)]
     pub action_taken: Field<String>,
     #[serde(default)]
-    #[schema(value_type = Option<Vec<Object>>)]
+    /// A JSON array (of any values).
+    #[schema(value_type = Option<Vec<Value>>)]
     pub questions_asked: Field<Value>,
     /// Any JSON: how the assistant split the work.
     #[serde(default)]
@@ -344,11 +346,11 @@ pub async fn create(
 pub struct HistoryQuery {
     /// 1–200 (default 50).
     #[serde(default)]
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Param<i64>,
     /// desc (newest first, the default) or asc.
     #[serde(default)]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(asc|desc)$")]
     pub order: Param<String>,
     /// Only messages older than this message id.
     #[serde(default)]

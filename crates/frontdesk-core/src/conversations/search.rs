@@ -29,7 +29,7 @@ pub struct SearchQuery {
     pub conversation_id: Param<Uuid>,
     /// 1–200 (default 20).
     #[serde(default)]
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Param<i64>,
     /// `next_cursor` of the previous page.
     #[serde(default)]

@@ -61,7 +61,7 @@ pub struct EventQuery {
     #[param(value_type = Option<DateTime<Utc>>)]
     pub until: Param<DateTime<Utc>>,
     #[serde(default)]
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Param<i64>,
     #[serde(default)]
     #[param(value_type = Option<String>)]

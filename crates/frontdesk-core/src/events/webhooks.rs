@@ -86,17 +86,17 @@ pub struct EndpointInput {
     /// http or https, at most 2000 characters; must not reach a loopback, private or
     /// link-local address (unless the server allows it).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false, max_length = 2000)]
     pub url: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub description: Field<String>,
     /// Exact types or families (`conversation.*`), at most 50; empty or absent: every type.
     #[serde(default)]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Vec<String>, required = false, max_items = 50)]
     pub event_types: Field<Vec<String>>,
     #[serde(default)]
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = bool, required = false)]
     pub enabled: Field<bool>,
     #[serde(flatten)]
     #[schema(ignore)]
@@ -396,10 +396,10 @@ impl Delivery {
 pub struct DeliveryQuery {
     /// pending, delivered or failed.
     #[serde(default)]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<DeliveryStatus>)]
     pub status: Param<String>,
     #[serde(default)]
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Param<i64>,
     #[serde(default)]
     #[param(value_type = Option<String>)]

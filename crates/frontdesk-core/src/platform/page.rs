@@ -26,7 +26,7 @@ pub const MAX_LIMIT: i64 = 200;
 pub struct PageQuery {
     /// Items per page, 1–200 (default 50).
     #[serde(default)]
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Param<i64>,
     /// `next_cursor` of the previous page of this same list (any other cursor is a 422).
     #[serde(default)]

@@ -19,6 +19,7 @@ use crate::{
 pub struct Member {
     pub user_id: Uuid,
     /// owner, admin, agent or member.
+    #[schema(pattern = "^(owner|admin|agent|member)$")]
     pub role: String,
     pub email: Option<String>,
     pub name: Option<String>,
@@ -52,7 +53,7 @@ pub struct NewMember {
     pub user_id: Field<Uuid>,
     /// owner, admin, agent or member.
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, pattern = "^(owner|admin|agent|member)$")]
     pub role: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
@@ -71,7 +72,7 @@ pub struct NewMember {
 pub struct MemberPatch {
     /// owner, admin, agent or member.
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, pattern = "^(owner|admin|agent|member)$")]
     pub role: Field<String>,
     #[serde(flatten)]
     #[schema(ignore)]

@@ -112,29 +112,29 @@ crate::text_enum!(
 pub struct TenantInput {
     /// 3–63 lower-case letters, digits and hyphens; unique.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false, pattern = "^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")]
     pub slug: Field<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false)]
     pub name: Field<String>,
     /// restaurant, retail, service or other (default other).
     #[serde(default)]
-    #[schema(value_type = Option<TenantKind>)]
+    #[schema(value_type = TenantKind, required = false)]
     pub kind: Field<String>,
     /// IANA time zone name (default UTC).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false)]
     pub timezone: Field<String>,
     /// Language tag (default en).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false)]
     pub locale: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub email: Field<String>,
     /// E.164.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^\\+[1-9][0-9]{6,14}$")]
     pub phone: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
@@ -160,18 +160,18 @@ pub struct TenantInput {
     #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub monthly_budget_usd: Field<crate::platform::input::DecimalText>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     pub features: Field<Value>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     pub branding: Field<Value>,
     #[serde(default)]
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = bool, required = false)]
     pub is_active: Field<bool>,
     /// A PostgreSQL text search configuration for messages: english, indonesian, simple
     /// (the default: no stemming), …
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false)]
     pub search_language: Field<String>,
     #[serde(flatten)]
     #[schema(ignore)]

@@ -186,15 +186,15 @@ pub async fn daily_messages(
 pub struct TopQuery {
     /// users or assistants.
     #[serde(default)]
-    #[param(value_type = String, required = true, example = "users")]
+    #[param(value_type = String, required = true, example = "users", pattern = "^(users|assistants)$")]
     pub by: Param<String>,
     /// 1–366 (default 30).
     #[serde(default)]
-    #[param(value_type = Option<i32>)]
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 366)]
     pub days: Param<i32>,
     /// 1–100 (default 10).
     #[serde(default)]
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Param<i64>,
 }
 
@@ -288,11 +288,11 @@ pub async fn top(tx: &mut Tx, tenant: Uuid, q: &Top) -> Result<Vec<TopSpender>, 
 pub struct FeedbackQuery {
     /// assistant (default) or model.
     #[serde(default)]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(assistant|model)$")]
     pub by: Param<String>,
     /// 1–366 (default 30): ratings of messages written in the last N days.
     #[serde(default)]
-    #[param(value_type = Option<i32>)]
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 366)]
     pub days: Param<i32>,
 }
 
@@ -457,7 +457,7 @@ pub struct FunnelQuery {
     pub flow: Param<String>,
     /// 1–366 (default 30).
     #[serde(default)]
-    #[param(value_type = Option<i32>)]
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 366)]
     pub days: Param<i32>,
 }
 

@@ -24,6 +24,7 @@ use crate::{
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LimitStatus {
     /// rate_limit_per_minute, daily_token_limit or monthly_budget_usd.
+    #[schema(pattern = "^(rate_limit_per_minute|daily_token_limit|monthly_budget_usd)$")]
     pub name: String,
     /// Null: unlimited. Decimal string.
     pub limit: Option<String>,
@@ -354,10 +355,10 @@ pub async fn get(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Reservation, Cor
 pub struct ReservationQuery {
     /// active, settled, expired or cancelled.
     #[serde(default)]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<ReservationStatus>)]
     pub status: Param<String>,
     #[serde(default)]
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Param<i64>,
     #[serde(default)]
     #[param(value_type = Option<String>)]

@@ -61,7 +61,7 @@ impl Price {
 pub struct NewPrice {
     /// Lower-case, e.g. openai, anthropic, google, mistral.
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
     pub provider: Field<String>,
     #[serde(default)]
     #[schema(value_type = String, required = true)]

@@ -70,7 +70,7 @@ impl Usage {
 #[into_params(parameter_in = Query)]
 pub struct Days {
     #[serde(default)]
-    #[param(value_type = Option<i32>)]
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 366)]
     pub days: Param<i32>,
 }
 
@@ -99,7 +99,7 @@ impl Days {
 #[into_params(parameter_in = Query)]
 pub struct Months {
     #[serde(default)]
-    #[param(value_type = Option<i32>)]
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 36)]
     pub months: Param<i32>,
 }
 
@@ -296,7 +296,7 @@ pub struct NewUsageEvent {
     pub completion_tokens: Field<i64>,
     /// e.g. `minute`, `call`, `image`: 1–32 lower-case letters, digits, underscores.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[a-z][a-z0-9_]{0,31}$")]
     pub unit: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]

@@ -34,7 +34,8 @@ pub async fn list(
 /// message.created event is recorded, in the same transaction.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/conversations/{id}/messages", tag = "messages",
     params(IdPath, IdempotencyHeader), request_body = NewMessage,
-    responses((status = 201, body = Message), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = Message), (status = 404, body = Problem), (status = 422, body = Problem),
+              (status = 429, body = Problem, description = "the tenant's rate limit per minute, daily tokens or monthly budget would be passed")))]
 pub async fn create(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,

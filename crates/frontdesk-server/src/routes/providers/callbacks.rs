@@ -107,7 +107,7 @@ fn has_nul(value: &serde_json::Value) -> bool {
 }
 
 /// The callbacks the tenant received, newest first (staff and keys; members see none).
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/provider-callbacks", tag = "providers",
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/provider-callbacks", tag = "providers", operation_id = "list_callbacks",
     params(TenantPath, PageQuery),
     responses((status = 200, body = Paged<Callback>), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(

@@ -23,7 +23,7 @@ fn provider(path: &ProviderPath) -> ApiResult<Provider> {
 
 /// Set or replace the tenant's secret for a provider. The secret is never returned: the
 /// answer shows its fingerprint.
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/provider-secrets/{provider}", tag = "providers",
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/provider-secrets/{provider}", tag = "providers", operation_id = "put_secret",
     params(ProviderPath), request_body = PutSecret,
     responses((status = 200, body = SecretView), (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 422, body = Problem)))]
@@ -52,7 +52,7 @@ pub struct SecretList {
 
 /// The tenant's configured providers, with when their secret was set and its
 /// fingerprint (never the secret). One entry per provider, so never paginated.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/provider-secrets", tag = "providers", params(TenantPath),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/provider-secrets", tag = "providers", operation_id = "list_secrets", params(TenantPath),
     responses((status = 200, body = SecretList), (status = 403, body = Problem)))]
 pub async fn list(scope: TenantScope) -> ApiResult<axum::Json<SecretList>> {
     let data = scope
@@ -62,7 +62,7 @@ pub async fn list(scope: TenantScope) -> ApiResult<axum::Json<SecretList>> {
 }
 
 /// Remove the tenant's secret for a provider: its callbacks are refused from then on.
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/provider-secrets/{provider}", tag = "providers",
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/provider-secrets/{provider}", tag = "providers", operation_id = "delete_secret",
     params(ProviderPath),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn delete(

@@ -18,6 +18,42 @@ use crate::{
     routes::TenantPath,
 };
 
+/// A row of `/analytics/feedback`: by assistant (the default) or, with `by=model`, by
+/// model. `anyOf`, not `oneOf`: the two overlap (every field but the first is shared and
+/// the rest may be absent in a schema's eyes).
+struct FeedbackRow;
+
+impl utoipa::PartialSchema for FeedbackRow {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{Ref, schema::AnyOfBuilder};
+        AnyOfBuilder::new()
+            .item(Ref::from_schema_name("FeedbackByAssistant"))
+            .item(Ref::from_schema_name("FeedbackByModel"))
+            .description(Some(
+                "A row by assistant (the default) or, with by=model, by model.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for FeedbackRow {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push(("FeedbackByAssistant".into(), FeedbackByAssistant::schema()));
+        schemas.push((
+            "FeedbackByModel".into(),
+            frontdesk_core::usage::analytics::FeedbackByModel::schema(),
+        ));
+        <FeedbackByAssistant as utoipa::ToSchema>::schemas(schemas);
+        <frontdesk_core::usage::analytics::FeedbackByModel as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// Every analytics handler: read the table `work` makes, answer it as JSON or CSV.
 async fn table<T: Table>(
     scope: &TenantScope,
@@ -31,7 +67,8 @@ async fn table<T: Table>(
 /// Usage per provider and model over the last `days` days: requests, tokens, cost, mean
 /// latency, first and last use; most expensive first.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/providers", tag = "analytics", params(TenantPath, Days),
-    responses((status = 200, body = Vec<ProviderUsage>, description = "JSON, or CSV with Accept: text/csv"),
+    responses((status = 200, description = "JSON, or CSV with Accept: text/csv",
+               content((Vec<ProviderUsage> = "application/json"), (String = "text/csv"))),
               (status = 422, body = Problem)))]
 pub async fn providers(
     scope: TenantScope,
@@ -48,7 +85,8 @@ pub async fn providers(
 /// Messages per day and user over the last `days` days: user and assistant messages,
 /// tokens, cost.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/messages/daily", tag = "analytics", params(TenantPath, Days),
-    responses((status = 200, body = Vec<DailyMessages>, description = "JSON, or CSV with Accept: text/csv"),
+    responses((status = 200, description = "JSON, or CSV with Accept: text/csv",
+               content((Vec<DailyMessages> = "application/json"), (String = "text/csv"))),
               (status = 422, body = Problem)))]
 pub async fn daily_messages(
     scope: TenantScope,
@@ -64,7 +102,8 @@ pub async fn daily_messages(
 
 /// The users or assistants that spent most over the last `days` days.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/top", tag = "analytics", params(TenantPath, TopQuery),
-    responses((status = 200, body = Vec<TopSpender>, description = "JSON, or CSV with Accept: text/csv"),
+    responses((status = 200, description = "JSON, or CSV with Accept: text/csv",
+               content((Vec<TopSpender> = "application/json"), (String = "text/csv"))),
               (status = 422, body = Problem)))]
 pub async fn top(
     scope: TenantScope,
@@ -81,7 +120,8 @@ pub async fn top(
 /// A flow's funnel: for each of its states, in order, how many conversations entered it
 /// in the last `days` days.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/funnel", tag = "analytics", params(TenantPath, FunnelQuery),
-    responses((status = 200, body = Vec<FunnelStep>, description = "JSON, or CSV with Accept: text/csv"),
+    responses((status = 200, description = "JSON, or CSV with Accept: text/csv",
+               content((Vec<FunnelStep> = "application/json"), (String = "text/csv"))),
               (status = 422, body = Problem)))]
 pub async fn funnel(
     scope: TenantScope,
@@ -99,7 +139,8 @@ pub async fn funnel(
 /// model (`by=model`): how many, up, down, and the positive rate; most rated first. From
 /// the feedback rollup; a member counts the ratings in their own conversations.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/feedback", tag = "analytics", params(TenantPath, FeedbackQuery),
-    responses((status = 200, body = Vec<FeedbackByAssistant>, description = "JSON (by=model: FeedbackByModel rows), or CSV with Accept: text/csv"),
+    responses((status = 200, description = "JSON (by=model: FeedbackByModel rows), or CSV with Accept: text/csv",
+               content((Vec<FeedbackRow> = "application/json"), (String = "text/csv"))),
               (status = 422, body = Problem)),
     )]
 pub async fn feedback(

@@ -18,7 +18,8 @@ use crate::{
 /// with a unit price. Staff and keys. It counts in the rollups at once.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/usage", tag = "usage",
     params(TenantPath, IdempotencyHeader), request_body = NewUsageEvent,
-    responses((status = 201, body = UsageEvent), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = UsageEvent), (status = 403, body = Problem), (status = 422, body = Problem),
+              (status = 429, body = Problem, description = "the tenant's rate limit per minute, daily tokens or monthly budget would be passed")))]
 pub async fn record(scope: TenantScope, new: Creating<NewUsageEvent>) -> ApiResult<Response> {
     let draft = UsageDraft::try_from(new.body)?;
     scope
