@@ -4,7 +4,8 @@
 -- crates/frontdesk-core/src/tenancy/tenants.rs `get` (keep them in step). pgbench logs in
 -- as frontdesk_app, like the server's request pool. run.sh passes the parameters the
 -- server binds as -D variables: tenant (the select's $1 and the context's $2), user,
--- caller_kind=user, member_role=owner; key_id and key_scope are empty (a user names no
+-- caller_kind=user, member_role=owner, tenant_version=0 (a new tenant's access
+-- version, migration 0009); key_id and key_scope are empty (a user names no
 -- key; the server binds empty strings for absent values), which pgbench's -D refuses, so
 -- each connection reads them once with \gset before its first transaction (-D empties=0).
 -- The whole transaction is one pipeline, one round trip, as the server sends it: pgbench's
@@ -24,7 +25,7 @@ select '' as key_id, '' as key_scope \gset
 \endif
 \startpipeline
 begin read only;
-select set_config('frontdesk.caller_kind', :caller_kind, true), set_config('frontdesk.tenant_id', :tenant, true), set_config('frontdesk.user_id', :user, true), set_config('frontdesk.member_role', :member_role, true), set_config('frontdesk.key_id', :key_id, true), set_config('frontdesk.key_scope', :key_scope, true), app.assert_principal();
+select set_config('frontdesk.caller_kind', :caller_kind, true), set_config('frontdesk.tenant_id', :tenant, true), set_config('frontdesk.user_id', :user, true), set_config('frontdesk.member_role', :member_role, true), set_config('frontdesk.key_id', :key_id, true), set_config('frontdesk.key_scope', :key_scope, true), set_config('frontdesk.tenant_version', :tenant_version, true), app.assert_principal();
 select id, slug, name, kind, timezone, locale, email, phone, address, website, logo_url, llm_provider, llm_model, llm_temperature, llm_max_tokens, system_prompt, rate_limit_per_minute, daily_token_limit, monthly_budget_usd, features, branding, is_active, search_language, created_at, updated_at from app.tenants where id = :tenant;
 commit;
 \endpipeline

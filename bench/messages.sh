@@ -203,7 +203,7 @@ done <"$state/keys.tsv"
 ((${#tenant_ids[@]} == n_tenants)) || die "$state/keys.tsv has ${#tenant_ids[@]} tenants, the database $n_tenants"
 # The postgres form of crates/frontdesk-pg/src/tx.rs (PRINCIPAL_CONTEXT), for tenant $1.
 context_statement() {
-    printf "select set_config('frontdesk.caller_kind', :caller_kind, true), set_config('frontdesk.tenant_id', :tenant_%d, true), set_config('frontdesk.user_id', :user_id, true), set_config('frontdesk.member_role', :member_role, true), set_config('frontdesk.key_id', :key_%d, true), set_config('frontdesk.key_scope', :key_scope, true), app.assert_principal();\n" "$1" "$1"
+    printf "select set_config('frontdesk.caller_kind', :caller_kind, true), set_config('frontdesk.tenant_id', :tenant_%d, true), set_config('frontdesk.user_id', :user_id, true), set_config('frontdesk.member_role', :member_role, true), set_config('frontdesk.key_id', :key_%d, true), set_config('frontdesk.key_scope', :key_scope, true), set_config('frontdesk.tenant_version', :tenant_version, true), app.assert_principal();\n" "$1" "$1"
 }
 tenant_tree() { # lo hi: the tenants lo..hi
     local lo=$1 hi=$2 mid
@@ -249,7 +249,7 @@ pgb=("$pgbench" -n -h "$data/run" -U frontdesk_app -M "$pgbench_mode"
     -D "targets=$n_conversations" -D "conversations=$per_tenant" -D "contents=$n_contents"
     -D role=user -D prompt_tokens=12 -D completion_tokens=7 -D model=gpt-4o-mini
     -D provider=openai -D cost_usd=0.0004 -D 'metadata={}'
-    -D caller_kind=key -D key_scope=full -D empties=0)
+    -D caller_kind=key -D key_scope=full -D tenant_version=0 -D empties=0)
 for tenant_n in "${!tenant_ids[@]}"; do
     pgb+=(-D "tenant_$tenant_n=${tenant_ids[tenant_n]}" -D "key_$tenant_n=${key_ids[tenant_n]}")
 done

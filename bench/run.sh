@@ -92,7 +92,7 @@ awk '/^commit;$/ { held = $0; next } { print } /^\\endpipeline/ && held { print 
 # binds (get_tenant.sql): the tenant id, then the context's values (empties=0: the empty
 # ones are read once per connection).
 pgb=("$pgbench" -n -h "$data/run" -U frontdesk_app -M "$pgbench_mode" -D "tenant=$tenant"
-    -D "user=$user" -D caller_kind=user -D member_role=owner -D empties=0)
+    -D "user=$user" -D caller_kind=user -D member_role=owner -D tenant_version=0 -D empties=0)
 for shape in 1rt 2rt; do
     "${pgb[@]}" -f "$out/pgbench-$shape.sql" -c 1 -j 1 -t 1 frontdesk >"$out/pgbench-check-$shape.txt" 2>&1 \
         || { cat "$out/pgbench-check-$shape.txt" >&2; die "pgbench cannot run $out/pgbench-$shape.sql"; }
