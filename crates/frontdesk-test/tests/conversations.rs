@@ -859,6 +859,31 @@ async fn handoff_moves_ari_sales_into_handoff_and_emits_its_event() {
     );
     assert!(types.contains(&"conversation.state_changed"));
     assert!(types.iter().all(|t| t.starts_with("conversation.")));
+    // A family's bare name is refused with the spelling that filters it; a malformed
+    // type is refused too (both used to answer an empty page).
+    let bare = app
+        .get(
+            &format!("{}/events?type=conversation", base(&t)),
+            &t.owner_token,
+        )
+        .await;
+    assert_eq!(bare.status, 422, "{}", bare.text);
+    assert_eq!(bare.body["errors"][0]["field"], "type", "{}", bare.text);
+    assert!(
+        bare.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("conversation.*"),
+        "{}",
+        bare.text
+    );
+    let malformed = app
+        .get(
+            &format!("{}/events?type=Conversation.State", base(&t)),
+            &t.owner_token,
+        )
+        .await;
+    assert_eq!(malformed.status, 422, "{}", malformed.text);
     // The assignee is filterable; archiving hides it from the default list.
     let assigned = app
         .get(

@@ -81,12 +81,28 @@ impl EventQuery {
     pub fn parse(&self) -> Result<(EventFilter, Page<Uuid>), Invalid> {
         let mut e = Invalid::default();
         let filter = EventFilter {
-            kind: e.param("type", &self.kind, any),
+            kind: e.param("type", &self.kind, event_type_filter),
             since: e.param("since", &self.since, crate::platform::input::timestamp),
             until: e.param("until", &self.until, crate::platform::input::timestamp),
         };
         let page = Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
         e.finish((filter, page))
+    }
+}
+
+/// A rule: an exact event type (`message.created`) or a family (`conversation.*`); a
+/// family's bare name (`conversation`) is refused with the spelling that filters it.
+fn event_type_filter(t: String) -> Result<String, String> {
+    if crate::events::webhooks::is_event_type_filter(&t) {
+        Ok(t)
+    } else if crate::events::webhooks::is_event_type_filter(&format!("{t}.*")) {
+        Err(format!(
+            "{t:?} names a family of events, not a type: write {t}.* for all of them"
+        ))
+    } else {
+        Err(format!(
+            "{t:?} is not an event type (e.g. message.created) or a family (e.g. conversation.*)"
+        ))
     }
 }
 
