@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     CoreError, Tx,
-    platform::input::{Invalid, Param, any},
+    platform::input::{Invalid, Param},
     platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
 };
 
