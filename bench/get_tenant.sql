@@ -5,7 +5,7 @@
 -- as frontdesk_app, like the server's request pool. run.sh passes the parameters the
 -- server binds as -D variables: tenant (the select's $1 and the context's $2), user,
 -- caller_kind=user, member_role=owner, tenant_version=0 (a new tenant's access
--- version, migration 0009); key_id and key_scope are empty (a user names no
+-- version, migration 0010); key_id and key_scope are empty (a user names no
 -- key; the server binds empty strings for absent values), which pgbench's -D refuses, so
 -- each connection reads them once with \gset before its first transaction (-D empties=0).
 -- The whole transaction is one pipeline, one round trip, as the server sends it: pgbench's

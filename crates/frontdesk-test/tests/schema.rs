@@ -540,7 +540,7 @@ async fn the_database_refuses_a_context_that_does_not_match_memberships_and_keys
         hand_context(&client, &key(a.id, a.full_key_id, "full")).await,
         refused
     );
-    // A context resolved before the tenant's slug or active flag changed is refused (0009):
+    // A context resolved before the tenant's slug or active flag changed is refused (0010):
     // the server then looks the tenant up afresh.
     let versioned = |v: &str| {
         format!(

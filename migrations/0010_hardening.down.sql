@@ -1,5 +1,5 @@
--- Back to 0008: the cost columns at their former sizes (fails while a stored total no
--- longer fits them), app.assert_principal as 0008 made it, app.resolve_tenant as 0007 made
+-- Back to 0009: the cost columns at their former sizes (fails while a stored total no
+-- longer fits them), app.assert_principal as 0008 made it, app.resolve_tenant as 0009 made
 -- it (with 0008's grants), and no access version.
 alter table app.limit_reservations alter column cost_usd type numeric(20, 10);
 alter table app.usage_events alter column cost_usd type numeric(20, 10);

@@ -1,4 +1,4 @@
--- 0009_hardening: tenant lookups that never depend on the planner, a tenant access version
+-- 0010_hardening: tenant lookups that never depend on the planner, a tenant access version
 -- that lets every server see a change of a tenant's slug or active flag at its next
 -- request, and cost columns sized for the sums they hold.
 --
