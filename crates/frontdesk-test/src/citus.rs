@@ -17,7 +17,8 @@ use uuid::Uuid;
 use crate::TestDb;
 
 /// What a test says when it skips for want of Citus.
-pub const SKIP: &str = "Citus is not installed here (see ../shared/citus/install.sh): skipping";
+pub const SKIP: &str =
+    "Citus is not installed here (no citus.so in PostgreSQL 15's library directory): skipping";
 
 /// The PostgreSQL major version the Citus build is for.
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -61,7 +62,7 @@ pub fn start() -> Option<Citus> {
     let Some(bin) = installed() else {
         if std::env::var_os("CI").is_some() {
             panic!(
-                "Citus is not installed, and CI must run the Citus tests: run ../shared/citus/install.sh (.ci/run does)"
+                "Citus is not installed, and CI must run the Citus tests: install Citus 13 for PostgreSQL 15 (.ci/run does)"
             );
         }
         // Straight to stderr: the test runner captures eprintln! of passing tests.

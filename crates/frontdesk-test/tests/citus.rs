@@ -1,4 +1,4 @@
-//! Frontdesk on Citus: a coordinator and two workers (the build in ../shared/citus),
+//! Frontdesk on Citus: a coordinator and two workers (Citus 13 for PostgreSQL 15),
 //! `migrate up` distributing the schema, tenant data on the shards, and the API.
 //! Skipped with a message where Citus is not installed; never skipped under CI.
 
