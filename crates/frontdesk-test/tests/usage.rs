@@ -425,12 +425,22 @@ fn check_refusals(replies: &[Reply], limit: &str) -> usize {
 }
 
 #[tokio::test]
-async fn limits_hold_exactly_under_parallel_writes_through_two_servers() {
+async fn strict_limits_refuse_writes_exactly_under_parallel_writes_through_two_servers() {
     let app = spawn_app().await;
     let second = spawn_app_on(&app.db).await;
     let t = seed_tenant(&app, "acme").await;
     let admin = app.db.admin().await;
     let already = today_tokens(&admin, t.id).await;
+    // The tenant chose strict limits: writes past a limit are refused, not flagged.
+    let strict = app
+        .patch(
+            "/v1/tenants/acme",
+            &t.owner_token,
+            json!({"strict_limits": true}),
+        )
+        .await;
+    assert_eq!(strict.status, 200, "{}", strict.text);
+    assert_eq!(strict.body["strict_limits"], true);
 
     // Daily tokens: room for 50 messages of 100 tokens, 120 tried (the fixture's live
     // reservation holds another 100).
