@@ -363,8 +363,8 @@ async fn usage_events_are_costed_rolled_up_and_idempotent() {
         .await;
     assert_eq!(
         listed.body["data"].as_array().unwrap().len(),
-        4,
-        "the seeded two and two new"
+        5,
+        "the seeded three (one past a limit, stored all the same) and two new"
     );
 }
 
