@@ -307,7 +307,11 @@ pub async fn seed_usage(app: &TestApp, t: &Tenancy, c: &Conversations) {
         .await;
     assert_eq!(reserved.status, 201, "reserve: {}", reserved.text);
     // Usage is stored under any limit; past one it is flagged.
-    for (limit, over) in [(json!(1_000_000), Some(false)), (json!(1), Some(true)), (Value::Null, None)] {
+    for (limit, over) in [
+        (json!(1_000_000), Some(false)),
+        (json!(1), Some(true)),
+        (Value::Null, None),
+    ] {
         let set = app
             .patch(&base, &t.owner_token, json!({"daily_token_limit": limit}))
             .await;

@@ -965,7 +965,11 @@ pub async fn run_named(apps: &[&TestApp], prefix: &str) -> Report {
             Some(json!({"provider": "journey", "model": "jm-1", "prompt_tokens": 1001})),
         )
         .await;
-    assert_eq!(recorded.status, 201, "a fact is never refused: {}", recorded.text);
+    assert_eq!(
+        recorded.status, 201,
+        "a fact is never refused: {}",
+        recorded.text
+    );
     assert_eq!(recorded.body["over_limit"], true, "{}", recorded.text);
     assert_eq!(recorded.body["over_limits"], json!(["daily_token_limit"]));
     let used = used + 1001;
@@ -976,7 +980,12 @@ pub async fn run_named(apps: &[&TestApp], prefix: &str) -> Report {
     );
     assert_limit_reached(&reserve(1).await, used);
     let next = servers
-        .call("POST", &check, &a.full_key, Some(json!({"prompt_tokens": 1})))
+        .call(
+            "POST",
+            &check,
+            &a.full_key,
+            Some(json!({"prompt_tokens": 1})),
+        )
         .await;
     assert_eq!(next.body["allowed"], false, "{}", next.text);
     let c = servers

@@ -337,27 +337,27 @@ async fn facts_past_every_limit_are_stored_flagged_and_counted_exactly() {
     assert_eq!(set.status, 200, "{}", set.text);
     assert_eq!(set.body["strict_limits"], false, "not strict by default");
 
-    // 200 writes in parallel through two servers: messages of every role (the assistant's
-    // with 50 tokens and a cost) and usage events (50 tokens and a cost).
+    // 200 messages of every role (the assistant's with 50 tokens and a cost) and 40 usage
+    // events (50 tokens and a cost), all in parallel through two servers.
     let messages = format!("{BASE}/conversations/{}/messages", t.conversation);
     let usage = format!("{BASE}/usage");
-    let posts = (0..200)
+    let posts = (0..240)
         .map(|i| {
-            let (path, body) = match i % 6 {
-                0 => (&messages, json!({"role": "user", "content": "flood"})),
-                1 => (
-                    &messages,
-                    json!({"role": "assistant", "content": "flood", "prompt_tokens": 30,
-                           "completion_tokens": 20, "cost_usd": "0.0001"}),
-                ),
-                2 => (&messages, json!({"role": "system", "content": "flood"})),
-                3 => (&messages, json!({"role": "tool", "content": "flood"})),
-                4 => (&messages, json!({"role": "agent", "content": "flood"})),
-                _ => (
+            let (path, body) = match (i >= 200, i % 5) {
+                (true, _) => (
                     &usage,
                     json!({"prompt_tokens": 50, "cost_usd": "0.0001",
                            "metadata": {"flood": true}}),
                 ),
+                (false, 0) => (&messages, json!({"role": "user", "content": "flood"})),
+                (false, 1) => (
+                    &messages,
+                    json!({"role": "assistant", "content": "flood", "prompt_tokens": 30,
+                           "completion_tokens": 20, "cost_usd": "0.0001"}),
+                ),
+                (false, 2) => (&messages, json!({"role": "system", "content": "flood"})),
+                (false, 3) => (&messages, json!({"role": "tool", "content": "flood"})),
+                (false, _) => (&messages, json!({"role": "agent", "content": "flood"})),
             };
             [&app, &second][i % 2].post_to(path, &t.full_key, body)
         })
@@ -369,7 +369,9 @@ async fn facts_past_every_limit_are_stored_flagged_and_counted_exactly() {
         let over = r.body["over_limits"].as_array().unwrap();
         assert_eq!(r.body["over_limit"], !over.is_empty(), "{}", r.text);
         for name in over {
-            *flagged.entry(name.as_str().unwrap().to_owned()).or_default() += 1;
+            *flagged
+                .entry(name.as_str().unwrap().to_owned())
+                .or_default() += 1;
         }
     }
     let stored: i64 = admin
@@ -382,13 +384,13 @@ async fn facts_past_every_limit_are_stored_flagged_and_counted_exactly() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(stored, 200, "every write was stored");
+    assert_eq!(stored, 240, "every write was stored");
 
-    // Exactly the token and costed writes past the limits are flagged: 67 carry 50 tokens
-    // and 0.0001 USD (34 assistant messages, 33 usage events); 40 fit the day, 20 the
+    // Exactly the token and costed writes past the limits are flagged: 80 carry 50 tokens
+    // and 0.0001 USD (40 assistant messages, 40 usage events); 40 fit the day, 20 the
     // month.
-    assert_eq!(flagged.get("daily_token_limit"), Some(&27), "{flagged:?}");
-    assert_eq!(flagged.get("monthly_budget_usd"), Some(&47), "{flagged:?}");
+    assert_eq!(flagged.get("daily_token_limit"), Some(&40), "{flagged:?}");
+    assert_eq!(flagged.get("monthly_budget_usd"), Some(&60), "{flagged:?}");
     // Per minute, every write after the 20th of its minute.
     let per_minute: Vec<i64> = admin
         .query(
@@ -428,7 +430,7 @@ async fn facts_past_every_limit_are_stored_flagged_and_counted_exactly() {
     // current minute.
     assert_counter_matches(&admin, t.id).await;
     let (used, reserved, remaining) = daily(&app, &t.owner_token).await;
-    assert_eq!((used, reserved, remaining), (already + 3350, 0, 0));
+    assert_eq!((used, reserved, remaining), (already + 4000, 0, 0));
     let state = admin
         .query_one(
             "select month_used, minute_used::bigint, minute_start from app.limit_state where tenant_id = $1",
@@ -438,7 +440,11 @@ async fn facts_past_every_limit_are_stored_flagged_and_counted_exactly() {
         .unwrap();
     let (month_used, minute_used, minute_start): (Decimal, i64, chrono::DateTime<chrono::Utc>) =
         (state.get(0), state.get(1), state.get(2));
-    assert_eq!(month_used, month_cost(&admin, t.id).await, "month counter = cost stored");
+    assert_eq!(
+        month_used,
+        month_cost(&admin, t.id).await,
+        "month counter = cost stored"
+    );
     let in_minute: i64 = admin
         .query_one(
             "select (select count(*) from app.messages where tenant_id = $1 and content = 'flood'
@@ -450,7 +456,10 @@ async fn facts_past_every_limit_are_stored_flagged_and_counted_exactly() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(minute_used, in_minute, "minute counter = writes stored in it");
+    assert_eq!(
+        minute_used, in_minute,
+        "minute counter = writes stored in it"
+    );
 
     // The next check refuses, asked or reserved.
     let check = format!("{BASE}/limits/check");
@@ -464,29 +473,50 @@ async fn facts_past_every_limit_are_stored_flagged_and_counted_exactly() {
         assert!(refused_by.contains(&json!(name)), "{}", asked.text);
     }
     let reserved = second
-        .post(&check, &t.full_key, json!({"prompt_tokens": 1, "reserve": true}))
+        .post(
+            &check,
+            &t.full_key,
+            json!({"prompt_tokens": 1, "reserve": true}),
+        )
         .await;
     assert_eq!(reserved.status, 429, "{}", reserved.text);
     assert_eq!(reserved.body["type"], "/problems/limit-reached");
     let nothing = second
         .post(&check, &t.full_key, json!({"reserve": true}))
         .await;
-    assert_eq!(nothing.status, 429, "a past limit refuses even an empty estimate: {}", nothing.text);
+    assert_eq!(
+        nothing.status, 429,
+        "a past limit refuses even an empty estimate: {}",
+        nothing.text
+    );
 
     // One usage.limit_exceeded per limit and window, for each limit; one warning (80 %)
     // for the day and the month.
     let exceeded = notices(&app, &t.owner_token, "limit_exceeded").await;
     let windows: std::collections::BTreeSet<_> = exceeded.iter().cloned().collect();
-    assert_eq!(windows.len(), exceeded.len(), "once per limit and window: {exceeded:?}");
-    let names: std::collections::BTreeSet<&str> = exceeded.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        windows.len(),
+        exceeded.len(),
+        "once per limit and window: {exceeded:?}"
+    );
+    let names: std::collections::BTreeSet<&str> =
+        exceeded.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["daily_token_limit", "monthly_budget_usd", "rate_limit_per_minute"].into(),
+        [
+            "daily_token_limit",
+            "monthly_budget_usd",
+            "rate_limit_per_minute"
+        ]
+        .into(),
         "{exceeded:?}"
     );
     let minutes_past = per_minute.iter().filter(|n| **n > 20).count();
     assert_eq!(
-        exceeded.iter().filter(|(n, _)| n == "rate_limit_per_minute").count(),
+        exceeded
+            .iter()
+            .filter(|(n, _)| n == "rate_limit_per_minute")
+            .count(),
         minutes_past,
         "{exceeded:?}"
     );
@@ -553,7 +583,12 @@ async fn new_conversations_are_refused_only_by_the_limits_the_tenant_chose() {
             &t.owner_token,
         )
         .await;
-    assert_eq!(reached.body["data"].as_array().unwrap().len(), 1, "{}", reached.text);
+    assert_eq!(
+        reached.body["data"].as_array().unwrap().len(),
+        1,
+        "{}",
+        reached.text
+    );
     // Messages (facts) still go in, flagged.
     let message = app
         .post(
@@ -574,7 +609,10 @@ async fn new_conversations_are_refused_only_by_the_limits_the_tenant_chose() {
         )
         .await;
     assert_eq!(other.status, 200, "{}", other.text);
-    assert_eq!(app.post(&conversations, &t.full_key, new()).await.status, 201);
+    assert_eq!(
+        app.post(&conversations, &t.full_key, new()).await.status,
+        201
+    );
     let room = app
         .patch(
             BASE,
@@ -584,19 +622,28 @@ async fn new_conversations_are_refused_only_by_the_limits_the_tenant_chose() {
         )
         .await;
     assert_eq!(room.status, 200, "{}", room.text);
-    assert_eq!(app.post(&conversations, &t.full_key, new()).await.status, 201);
+    assert_eq!(
+        app.post(&conversations, &t.full_key, new()).await.status,
+        201
+    );
 
     // The limit settings and their rules.
     let tenant = app.get(BASE, &t.owner_token).await;
     assert_eq!(tenant.body["strict_limits"], false);
     assert_eq!(tenant.body["limit_warning_share"], 0.8);
     for (body, field) in [
-        (json!({"limits_on_new_conversations": ["planet"]}), "limits_on_new_conversations"),
+        (
+            json!({"limits_on_new_conversations": ["planet"]}),
+            "limits_on_new_conversations",
+        ),
         (
             json!({"limits_on_new_conversations": ["daily_token_limit", "daily_token_limit"]}),
             "limits_on_new_conversations",
         ),
-        (json!({"limits_on_new_conversations": null}), "limits_on_new_conversations"),
+        (
+            json!({"limits_on_new_conversations": null}),
+            "limits_on_new_conversations",
+        ),
         (json!({"limit_warning_share": 0}), "limit_warning_share"),
         (json!({"limit_warning_share": 1.5}), "limit_warning_share"),
         (json!({"limit_warning_share": 0.125}), "limit_warning_share"),
