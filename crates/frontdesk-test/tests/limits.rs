@@ -530,6 +530,53 @@ async fn facts_past_every_limit_are_stored_flagged_and_counted_exactly() {
 }
 
 #[tokio::test]
+async fn a_warning_is_sent_once_when_the_budget_reaches_the_tenants_share() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    let admin = app.db.admin().await;
+    // A budget of the month so far plus 0.01 USD, warned at half of it.
+    let spent = month_cost(&admin, t.id).await;
+    let budget = (spent + Decimal::new(1, 2))
+        .round_dp_with_strategy(6, rust_decimal::RoundingStrategy::AwayFromZero);
+    let set = app
+        .patch(
+            BASE,
+            &t.owner_token,
+            json!({"monthly_budget_usd": budget.to_string(), "limit_warning_share": 0.5}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    let threshold = budget / Decimal::TWO;
+    let step = Decimal::new(1, 3);
+    let mut counter = spent;
+    // Ten writes of 0.001 USD use the budget exactly (a write that fits exactly is not
+    // past it); the warning comes with the write that reaches half of it.
+    for _ in 0..10 {
+        let r = app
+            .post(
+                &format!("{BASE}/usage"),
+                &t.full_key,
+                json!({"prompt_tokens": 1, "cost_usd": "0.001"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.body["over_limit"], false, "{}", r.text);
+        counter += step;
+        let warned = notices(&app, &t.owner_token, "limit_warning").await;
+        let budget_warnings = warned
+            .iter()
+            .filter(|(n, _)| n == "monthly_budget_usd")
+            .count();
+        let expected = usize::from(counter >= threshold);
+        assert_eq!(
+            budget_warnings, expected,
+            "{counter} of {budget} (warned at {threshold}): {warned:?}"
+        );
+    }
+    assert_eq!(counter, budget, "the loop used the budget exactly");
+}
+
+#[tokio::test]
 async fn new_conversations_are_refused_only_by_the_limits_the_tenant_chose() {
     let app = spawn_app().await;
     let t = seed_tenant(&app, "acme").await;
