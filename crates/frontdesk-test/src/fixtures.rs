@@ -326,6 +326,22 @@ pub async fn seed_usage(app: &TestApp, t: &Tenancy, c: &Conversations) {
                 .await;
             assert_eq!(charged.status, 201, "usage under a limit: {}", charged.text);
             assert_eq!(charged.body["over_limit"], over, "{}", charged.text);
+            if over {
+                // Past the limit (a usage.limit_exceeded, in app.limit_notices), the next
+                // reservation is refused (a usage.limit_reached, in app.limit_hits).
+                let refused = app
+                    .post(
+                        &format!("{base}/limits/check"),
+                        &t.full_key,
+                        json!({"prompt_tokens": 1, "reserve": true}),
+                    )
+                    .await;
+                assert_eq!(
+                    refused.status, 429,
+                    "reserve past a limit: {}",
+                    refused.text
+                );
+            }
         }
     }
 }

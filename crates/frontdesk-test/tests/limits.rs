@@ -624,6 +624,8 @@ async fn new_conversations_are_refused_only_by_the_limits_the_tenant_chose() {
     assert_eq!(refused.body["limit"], already.to_string());
     assert!(refused.headers.contains_key("retry-after"));
     assert_eq!(count().await, before, "nothing stored");
+    // The refusal is noted: usage.limit_reached once per limit and window (the fixture's
+    // refused reservation already noted this day's).
     let reached = app
         .get(
             &format!("{BASE}/events?type=usage.limit_reached"),
