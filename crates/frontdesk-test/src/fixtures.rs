@@ -306,12 +306,17 @@ pub async fn seed_usage(app: &TestApp, t: &Tenancy, c: &Conversations) {
         )
         .await;
     assert_eq!(reserved.status, 201, "reserve: {}", reserved.text);
-    for (limit, expected) in [(json!(1_000_000), 201), (json!(1), 429), (Value::Null, 0)] {
+    // Usage is stored under any limit; past one it is flagged.
+    for (limit, over) in [
+        (json!(1_000_000), Some(false)),
+        (json!(1), Some(true)),
+        (Value::Null, None),
+    ] {
         let set = app
             .patch(&base, &t.owner_token, json!({"daily_token_limit": limit}))
             .await;
         assert_eq!(set.status, 200, "set daily_token_limit: {}", set.text);
-        if expected != 0 {
+        if let Some(over) = over {
             let charged = app
                 .post(
                     &format!("{base}/usage"),
@@ -319,11 +324,24 @@ pub async fn seed_usage(app: &TestApp, t: &Tenancy, c: &Conversations) {
                     json!({"prompt_tokens": 10}),
                 )
                 .await;
-            assert_eq!(
-                charged.status, expected,
-                "usage under a limit: {}",
-                charged.text
-            );
+            assert_eq!(charged.status, 201, "usage under a limit: {}", charged.text);
+            assert_eq!(charged.body["over_limit"], over, "{}", charged.text);
+            if over {
+                // Past the limit (a usage.limit_exceeded, in app.limit_notices), the next
+                // reservation is refused (a usage.limit_reached, in app.limit_hits).
+                let refused = app
+                    .post(
+                        &format!("{base}/limits/check"),
+                        &t.full_key,
+                        json!({"prompt_tokens": 1, "reserve": true}),
+                    )
+                    .await;
+                assert_eq!(
+                    refused.status, 429,
+                    "reserve past a limit: {}",
+                    refused.text
+                );
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! One journey through the real API, reusable in every setting (one server; several
 //! servers on one database; through PgBouncer; on a Citus cluster): two tenants, 200
 //! parallel messages to one conversation with exact counters, rollups, limits and events,
-//! history, search, analytics and feedback, a limit refusing with 429, webhooks delivered
+//! history, search, analytics and feedback, a limit refusing with 429 (and a fact past it stored and flagged), webhooks delivered
 //! to a loopback receiver and verified, and cross-tenant attempts that change nothing.
 //!
 //! `run(&[&one, &two])` spreads its requests over the servers it is given (all on one
@@ -890,8 +890,9 @@ pub async fn run_named(apps: &[&TestApp], prefix: &str) -> Report {
     step("feedback and analytics");
 
     // 4. The limit: 1000 tokens are left. Exactly 1000 fits; 1001 does not (asked: 200
-    // with allowed false; reserved: 429); a message of 1001 tokens is refused with 429
-    // and stores nothing.
+    // with allowed false; reserved: 429, holding nothing). Usage of 1001 tokens that
+    // already happened is stored all the same and flagged; from then on even a check of
+    // one token is refused.
     let check = format!("{base}/limits/check");
     let fits = servers
         .call(
@@ -915,28 +916,7 @@ pub async fn run_named(apps: &[&TestApp], prefix: &str) -> Report {
     assert_eq!(over.body["allowed"], false, "{}", over.text);
     assert_eq!(over.body["refused_by"], json!(["daily_token_limit"]));
     let used = used_before + expected.tokens();
-    let refusals = [
-        servers
-            .call(
-                "POST",
-                &check,
-                &a.full_key,
-                Some(json!({"prompt_tokens": 1001, "reserve": true})),
-            )
-            .await,
-        servers
-            .call(
-                "POST",
-                &messages_path,
-                &a.full_key,
-                Some(
-                    json!({"role": "assistant", "content": "one too many", "provider": "journey",
-                            "model": "jm-1", "prompt_tokens": 1001}),
-                ),
-            )
-            .await,
-    ];
-    for refused in &refusals {
+    let assert_limit_reached = |refused: &Reply, used: i64| {
         assert_eq!(refused.status, 429, "{}", refused.text);
         assert!(
             refused
@@ -962,12 +942,52 @@ pub async fn run_named(apps: &[&TestApp], prefix: &str) -> Report {
         assert_eq!(header("ratelimit-limit"), limit.to_string());
         assert_eq!(header("ratelimit-remaining"), "0");
         assert!(header("ratelimit-reset").parse::<u64>().is_ok());
-    }
+    };
+    let reserve = |tokens: i64| {
+        servers.call(
+            "POST",
+            &check,
+            &a.full_key,
+            Some(json!({"prompt_tokens": tokens, "reserve": true})),
+        )
+    };
+    assert_limit_reached(&reserve(1001).await, used);
     assert_eq!(
         daily_limit(&servers, &a).await,
         (Some(limit), used, 0, Some(1000)),
         "a refusal holds and charges nothing"
     );
+    let recorded = servers
+        .call(
+            "POST",
+            &format!("{base}/usage"),
+            &a.full_key,
+            Some(json!({"provider": "journey", "model": "jm-1", "prompt_tokens": 1001})),
+        )
+        .await;
+    assert_eq!(
+        recorded.status, 201,
+        "a fact is never refused: {}",
+        recorded.text
+    );
+    assert_eq!(recorded.body["over_limit"], true, "{}", recorded.text);
+    assert_eq!(recorded.body["over_limits"], json!(["daily_token_limit"]));
+    let used = used + 1001;
+    assert_eq!(
+        daily_limit(&servers, &a).await,
+        (Some(limit), used, 0, Some(0)),
+        "the usage is charged: the counter equals the facts"
+    );
+    assert_limit_reached(&reserve(1).await, used);
+    let next = servers
+        .call(
+            "POST",
+            &check,
+            &a.full_key,
+            Some(json!({"prompt_tokens": 1})),
+        )
+        .await;
+    assert_eq!(next.body["allowed"], false, "{}", next.text);
     let c = servers
         .get(
             &format!("{base}/conversations/{conversation}"),
@@ -975,7 +995,7 @@ pub async fn run_named(apps: &[&TestApp], prefix: &str) -> Report {
         )
         .await
         .body;
-    assert_eq!(c["message_count"], expected.messages, "nothing stored");
+    assert_eq!(c["message_count"], expected.messages, "usage is no message");
     let reserved = servers
         .get(
             &format!("{base}/limits/reservations?status=active"),
@@ -984,7 +1004,17 @@ pub async fn run_named(apps: &[&TestApp], prefix: &str) -> Report {
         .await
         .body;
     assert_eq!(reserved["data"], json!([]), "no reservation held");
-    step("limit: 429");
+    let exceeded = servers
+        .get(
+            &format!("{base}/events?type=usage.limit_exceeded"),
+            &a.owner_token,
+        )
+        .await
+        .body;
+    let exceeded = exceeded["data"].as_array().expect("events");
+    assert_eq!(exceeded.len(), 1, "{exceeded:?}");
+    assert_eq!(exceeded[0]["data"]["limit_name"], "daily_token_limit");
+    step("limit: 429 before spending, a fact stored and flagged");
 
     // 5. Webhooks: a worker delivers A's 200 message.created events to the loopback
     // receiver, each signed with A's endpoint secret; B's endpoint gets nothing.

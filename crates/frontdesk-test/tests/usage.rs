@@ -363,8 +363,8 @@ async fn usage_events_are_costed_rolled_up_and_idempotent() {
         .await;
     assert_eq!(
         listed.body["data"].as_array().unwrap().len(),
-        4,
-        "the seeded two and two new"
+        5,
+        "the seeded three (one past a limit, stored all the same) and two new"
     );
 }
 
@@ -425,12 +425,22 @@ fn check_refusals(replies: &[Reply], limit: &str) -> usize {
 }
 
 #[tokio::test]
-async fn limits_hold_exactly_under_parallel_writes_through_two_servers() {
+async fn strict_limits_refuse_writes_exactly_under_parallel_writes_through_two_servers() {
     let app = spawn_app().await;
     let second = spawn_app_on(&app.db).await;
     let t = seed_tenant(&app, "acme").await;
     let admin = app.db.admin().await;
     let already = today_tokens(&admin, t.id).await;
+    // The tenant chose strict limits: writes past a limit are refused, not flagged.
+    let strict = app
+        .patch(
+            "/v1/tenants/acme",
+            &t.owner_token,
+            json!({"strict_limits": true}),
+        )
+        .await;
+    assert_eq!(strict.status, 200, "{}", strict.text);
+    assert_eq!(strict.body["strict_limits"], true);
 
     // Daily tokens: room for 50 messages of 100 tokens, 120 tried (the fixture's live
     // reservation holds another 100).

@@ -18,6 +18,7 @@ use crate::{
     },
     platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
     platform::values::CostUsd,
+    usage::limits::LimitName,
 };
 /// The default limit on a message's content, in bytes.
 pub const DEFAULT_MAX_CONTENT_BYTES: usize = 100 * 1024;
@@ -86,12 +87,18 @@ pub struct Message<'a> {
     pub redacted_at: Option<DateTime<Utc>>,
     /// Who redacted it (the nil UUID for the operator).
     pub redacted_by: Option<Uuid>,
+    /// Whether this message took the tenant past one of its limits. It was stored all the
+    /// same (a message records what already happened); the next `limits/check` refuses.
+    pub over_limit: bool,
+    /// The limits it took the tenant past (rate_limit_per_minute, daily_token_limit,
+    /// monthly_budget_usd); empty when none.
+    pub over_limits: Vec<LimitName>,
 }
 
 const COLUMNS: &str =
     "id, conversation_id, role, content, prompt_tokens, completion_tokens, total_tokens,
     model, provider, cost_usd, latency_ms, action_taken, questions_asked, delegation_plan, metadata,
-    created_at, redacted_at, redacted_by, cost_source";
+    created_at, redacted_at, redacted_by, cost_source, over_limits";
 
 fn borrowed(s: Option<&str>) -> Option<Cow<'_, str>> {
     s.map(Cow::Borrowed)
@@ -105,6 +112,8 @@ impl<'a> Message<'a> {
     /// The `COLUMNS` of `row`, by position (name lookups cost more than the rest of the
     /// conversion on a page of 50 messages), borrowed from it.
     fn from_row(row: &'a Row) -> Result<Self, CoreError> {
+        let over_limits: Vec<LimitName> = row.col::<Option<_>>(19)?.unwrap_or_default();
+        let over_limit = !over_limits.is_empty();
         Ok(Self {
             id: row.col(0)?,
             conversation_id: row.col(1)?,
@@ -125,6 +134,8 @@ impl<'a> Message<'a> {
             redacted_at: row.col(16)?,
             redacted_by: row.col(17)?,
             cost_source: row.col(18)?,
+            over_limit,
+            over_limits,
         })
     }
 

@@ -44,8 +44,9 @@ pub enum CoreError {
         from: String,
         allowed: Vec<String>,
     },
-    /// A write that would pass one of the tenant's limits (SQLSTATE FD429 from
-    /// `app.charge_limits`); nothing of it was stored.
+    /// One of the tenant's limits refused something (SQLSTATE FD429): a reservation, a
+    /// new conversation (`limits_on_new_conversations`), or a write under the tenant's
+    /// `strict_limits`; nothing of it was stored.
     #[error("limit reached: {}", .0.name)]
     LimitReached(LimitReached),
     /// The database refused the request context (`app.assert_principal`).

@@ -80,6 +80,17 @@ pub(crate) const CONSTRAINTS: &Constraints = &[
         Meaning::Field("monthly_budget_usd", "must not be negative"),
     ),
     (
+        "tenants_limit_warning_share_check",
+        Meaning::Field("limit_warning_share", "must be from 0.01 to 1"),
+    ),
+    (
+        "tenants_limits_on_new_conversations_check",
+        Meaning::Field(
+            "limits_on_new_conversations",
+            "must name only rate_limit_per_minute, daily_token_limit or monthly_budget_usd",
+        ),
+    ),
+    (
         "tenants_features_check",
         Meaning::Field("features", "must be an object"),
     ),

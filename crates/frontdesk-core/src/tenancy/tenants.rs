@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use frontdesk_pg::RowExt;
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, prelude::ToPrimitive};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_postgres::Row;
@@ -17,6 +17,7 @@ use crate::{
         BudgetUsd, E164, Email, HttpUrl, Locale, PositiveI32, TenantSlug, TimeZone,
     },
     tenancy::llm::{LlmSettings, LlmSettingsInput, LlmSettingsPatch},
+    usage::limits::{LimitName, WarningShare},
 };
 
 /// A tenant as the API shows it.
@@ -41,6 +42,14 @@ pub struct Tenant {
     /// USD, as a decimal string.
     #[schema(value_type = Option<String>, example = "250.00")]
     pub monthly_budget_usd: Option<Decimal>,
+    /// true: a message or usage event past a limit is refused (429) and stores nothing.
+    /// false (the default): it is stored and flagged (`over_limit`).
+    pub strict_limits: bool,
+    /// The share (0.01–1) of the daily token limit or the monthly budget at which
+    /// `usage.limit_warning` is sent, once per window; null: no warnings. Default 0.8.
+    pub limit_warning_share: Option<f64>,
+    /// The limits that refuse a new conversation (429) while nothing of them is left.
+    pub limits_on_new_conversations: Vec<LimitName>,
     #[schema(value_type = Object)]
     pub features: Value,
     #[schema(value_type = Object)]
@@ -58,13 +67,15 @@ pub struct Tenant {
 
 const COLUMNS: &str = "id, slug, name, kind, timezone, locale, email, phone, address, website, logo_url, \
     llm_provider, llm_model, llm_temperature, llm_max_tokens, system_prompt, rate_limit_per_minute, \
-    daily_token_limit, monthly_budget_usd, features, branding, is_active, search_language, created_at, updated_at";
+    daily_token_limit, monthly_budget_usd, strict_limits, limit_warning_share, limits_on_new_conversations, \
+    features, branding, is_active, search_language, created_at, updated_at";
 
 /// What an update may set: every column but the id (on Citus the distribution column,
 /// which an UPDATE may not name even to keep it) and the timestamps.
 const SETTABLE: &str = "slug, name, kind, timezone, locale, email, phone, address, website, logo_url, \
     llm_provider, llm_model, llm_temperature, llm_max_tokens, system_prompt, rate_limit_per_minute, \
-    daily_token_limit, monthly_budget_usd, features, branding, is_active, search_language";
+    daily_token_limit, monthly_budget_usd, strict_limits, limit_warning_share, limits_on_new_conversations, \
+    features, branding, is_active, search_language";
 
 impl Tenant {
     fn from_row(row: &Row) -> Result<Self, CoreError> {
@@ -84,6 +95,11 @@ impl Tenant {
             rate_limit_per_minute: row.col("rate_limit_per_minute")?,
             daily_token_limit: row.col("daily_token_limit")?,
             monthly_budget_usd: row.col("monthly_budget_usd")?,
+            strict_limits: row.col("strict_limits")?,
+            limit_warning_share: row
+                .col::<Option<Decimal>>("limit_warning_share")?
+                .and_then(|d| d.to_f64()),
+            limits_on_new_conversations: row.col("limits_on_new_conversations")?,
             features: row.col("features")?,
             branding: row.col("branding")?,
             is_active: row.col("is_active")?,
@@ -159,6 +175,21 @@ pub struct TenantInput {
     #[serde(default)]
     #[schema(value_type = Option<String>, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub monthly_budget_usd: Field<crate::platform::input::DecimalText>,
+    /// true: a message or usage event past a limit is refused (429) and stores nothing.
+    /// Default false: it is stored and flagged.
+    #[serde(default)]
+    #[schema(value_type = bool, required = false)]
+    pub strict_limits: Field<bool>,
+    /// 0.01–1 (at most two decimals): the share of the daily token limit or the monthly
+    /// budget at which `usage.limit_warning` is sent; null: none. Default 0.8.
+    #[serde(default)]
+    #[schema(value_type = Option<f64>, minimum = 0.01, maximum = 1)]
+    pub limit_warning_share: Field<f64>,
+    /// The limits that refuse a new conversation while nothing of them is left (default
+    /// none).
+    #[serde(default)]
+    #[schema(value_type = Vec<LimitName>, required = false)]
+    pub limits_on_new_conversations: Field<Vec<String>>,
     #[serde(default)]
     #[schema(value_type = Object, required = false)]
     pub features: Field<Value>,
@@ -211,6 +242,12 @@ pub struct TenantChanges {
     #[serde(skip_serializing_if = "Patch::is_absent")]
     pub monthly_budget_usd: Patch<BudgetUsd>,
     #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub strict_limits: Patch<bool>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub limit_warning_share: Patch<WarningShare>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub limits_on_new_conversations: Patch<Vec<LimitName>>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
     pub features: Patch<Map<String, Value>>,
     #[serde(skip_serializing_if = "Patch::is_absent")]
     pub branding: Patch<Map<String, Value>>,
@@ -254,6 +291,17 @@ impl TryFrom<TenantInput> for TenantChanges {
                 "monthly_budget_usd",
                 w.monthly_budget_usd.decimal(),
                 BudgetUsd::parse,
+            ),
+            strict_limits: e.patch_not_null("strict_limits", w.strict_limits, any),
+            limit_warning_share: e.patch(
+                "limit_warning_share",
+                w.limit_warning_share,
+                WarningShare::parse,
+            ),
+            limits_on_new_conversations: e.patch_not_null(
+                "limits_on_new_conversations",
+                w.limits_on_new_conversations,
+                LimitName::parse_set,
             ),
             features: e.patch_not_null("features", w.features, json_object),
             branding: e.patch_not_null("branding", w.branding, json_object),

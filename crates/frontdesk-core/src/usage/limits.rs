@@ -2,6 +2,11 @@
 //! stands, and reservations — an estimate held against them before an LLM call, settled
 //! by the message or usage event that follows (`reservation_id`), or expiring unused.
 //! The figures are the tenant's totals for every caller: the limits are the tenant's.
+//!
+//! Limits act where spending is decided (a check, a reservation, and, where the tenant
+//! chose it, a new conversation). A message or usage event records what already happened:
+//! it is always stored and charged, and flagged `over_limit` when it takes the tenant past
+//! a limit (`app.charge_write`), unless the tenant chose `strict_limits`.
 
 use chrono::{DateTime, Utc};
 use frontdesk_pg::RowExt;
@@ -19,6 +24,51 @@ use crate::{
     platform::values::CostUsd,
     usage::usage::LlmCall,
 };
+
+crate::text_enum!(
+    /// One of a tenant's limits.
+    pub enum LimitName {
+        RateLimitPerMinute = "rate_limit_per_minute",
+        DailyTokenLimit = "daily_token_limit",
+        MonthlyBudgetUsd = "monthly_budget_usd",
+    }
+);
+
+impl LimitName {
+    /// A set of limit names (a JSON array of them, each at most once).
+    pub fn parse_set(names: Vec<String>) -> Result<Vec<Self>, String> {
+        let mut set = Vec::with_capacity(names.len());
+        for name in names {
+            let limit = Self::parse(&name)?;
+            if set.contains(&limit) {
+                return Err(format!("names {name} twice"));
+            }
+            set.push(limit);
+        }
+        Ok(set)
+    }
+}
+
+/// The share of a limit at which `usage.limit_warning` is sent: 0.01 to 1, at most two
+/// decimal places (what the column keeps: more would be rounded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct WarningShare(Decimal);
+
+impl WarningShare {
+    pub fn parse(share: f64) -> Result<Self, String> {
+        const RULE: &str = "must be a number from 0.01 to 1 with at most two decimal places";
+        // The number as written (an f64 prints as the shortest text that reads back as it).
+        let d = Decimal::from_str_exact(&share.to_string())
+            .map_err(|_| RULE.to_owned())?
+            .normalize();
+        if d < Decimal::new(1, 2) || d > Decimal::ONE || d.scale() > 2 {
+            Err(RULE.to_owned())
+        } else {
+            Ok(Self(d))
+        }
+    }
+}
 
 /// One of the tenant's limits and where it stands in its current window.
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,6 +99,11 @@ struct Standing {
 }
 
 impl Standing {
+    /// Whether writes took the tenant past this limit in its window.
+    fn is_past(&self) -> bool {
+        self.limit.is_some_and(|l| self.used + self.reserved > l)
+    }
+
     fn remaining(&self) -> Option<Decimal> {
         self.limit
             .map(|l| (l - self.used - self.reserved).max(Decimal::ZERO))
@@ -234,7 +289,7 @@ impl Reservation {
 pub struct LimitCheckResult {
     /// Whether a write of this size fits every limit now (with `reserve`: it was reserved).
     pub allowed: bool,
-    /// The limits it does not fit.
+    /// The limits it does not fit, or that writes already took the tenant past.
     pub refused_by: Vec<String>,
     /// The estimate's tokens and cost, as they count against the limits.
     pub tokens: i64,
@@ -287,7 +342,9 @@ pub async fn check(tx: &mut Tx, tenant: Uuid, e: &Estimate) -> Result<LimitCheck
         .iter()
         .filter(|s| {
             let need = need(&s.name);
-            need > Decimal::ZERO && s.remaining().is_some_and(|left| left < need)
+            // A limit already past refuses every check, whatever its size: the writes
+            // that took the tenant past it were stored, the next call is not made.
+            s.is_past() || (need > Decimal::ZERO && s.remaining().is_some_and(|left| left < need))
         })
         .map(|s| s.name.clone())
         .collect();
@@ -444,8 +501,8 @@ pub async fn sweep(tx: &mut Tx, tenant: Uuid) -> Result<u64, CoreError> {
     Ok(expired as u64)
 }
 
-/// Record that a limit was hit (the refused write rolled back): the first time in its
-/// window this emits usage.limit_reached. Runs in a transaction of its own after the
+/// Record that a limit refused something (a reservation, a new conversation, a strict
+/// write; it rolled back): the first time in its window this emits usage.limit_reached. Runs in a transaction of its own after the
 /// refusal.
 pub async fn note_reached(tx: &mut Tx, limit: &LimitReached) -> Result<(), CoreError> {
     let detail = serde_json::json!({

@@ -16,6 +16,7 @@ use crate::{
         Field, Invalid, Param, Unknown, any, decimal_rule, int32_within, is_identifier, json_object,
     },
     platform::values::{CostUsd, LlmProvider},
+    usage::limits::LimitName,
 };
 
 /// Totals over a period.
@@ -189,14 +190,21 @@ pub struct UsageEvent {
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Whether this usage took the tenant past one of its limits. It was stored all the
+    /// same (usage records what already happened); the next `limits/check` refuses.
+    pub over_limit: bool,
+    /// The limits it took the tenant past (rate_limit_per_minute, daily_token_limit,
+    /// monthly_budget_usd); empty when none.
+    pub over_limits: Vec<LimitName>,
 }
 
 const EVENT_COLUMNS: &str = "id, user_id, assistant_id, conversation_id, provider, model, prompt_tokens, \
-    completion_tokens, unit, quantity, unit_price_usd, cost_usd, cost_source, metadata, created_at";
+    completion_tokens, unit, quantity, unit_price_usd, cost_usd, cost_source, metadata, created_at, over_limits";
 
 impl UsageEvent {
     fn from_row(row: &Row) -> Result<Self, CoreError> {
         let normal = |d: Option<Decimal>| d.map(|d| d.normalize());
+        let over_limits: Vec<LimitName> = row.col::<Option<_>>(15)?.unwrap_or_default();
         Ok(Self {
             id: row.col(0)?,
             user_id: row.col(1)?,
@@ -213,6 +221,8 @@ impl UsageEvent {
             cost_source: row.col(12)?,
             metadata: row.col(13)?,
             created_at: row.col(14)?,
+            over_limit: !over_limits.is_empty(),
+            over_limits,
         })
     }
 }

@@ -34,11 +34,14 @@ pub async fn list(
 }
 
 /// Start a conversation with an assistant; it begins in its flow's initial state.
+/// Refused (429) while nothing is left of a limit the tenant chose in
+/// `limits_on_new_conversations`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/conversations", tag = "conversations",
     params(TenantPath, IdempotencyHeader), request_body = ConversationInput,
     responses((status = 201, body = Conversation),
               (status = 409, body = Problem, description = "the contact already has an open conversation with this assistant"),
-              (status = 422, body = Problem)))]
+              (status = 422, body = Problem),
+              (status = 429, body = Problem, description = "a limit in the tenant's limits_on_new_conversations has nothing left")))]
 pub async fn create(scope: TenantScope, new: Creating<ConversationInput>) -> ApiResult<Response> {
     let columns = NewConversation::try_from(new.body)?.columns_for(scope.viewer())?;
     records::create::<Conversation>(&scope, new.idempotency, columns).await

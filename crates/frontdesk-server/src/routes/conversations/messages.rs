@@ -31,11 +31,13 @@ pub async fn list(
 }
 
 /// Append a message. The conversation's counters and last activity move with it, and a
-/// message.created event is recorded, in the same transaction.
+/// message.created event is recorded, in the same transaction. A message records what
+/// already happened: past one of the tenant's limits it is stored all the same, with
+/// `over_limit: true` and the limits in `over_limits` (429 only with `strict_limits`).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/conversations/{id}/messages", tag = "messages",
     params(IdPath, IdempotencyHeader), request_body = NewMessage,
     responses((status = 201, body = Message), (status = 404, body = Problem), (status = 422, body = Problem),
-              (status = 429, body = Problem, description = "the tenant's rate limit per minute, daily tokens or monthly budget would be passed")))]
+              (status = 429, body = Problem, description = "only with the tenant's strict_limits: its rate limit per minute, daily tokens or monthly budget would be passed; nothing was stored")))]
 pub async fn create(
     scope: TenantScope,
     PathParams(path): PathParams<IdPath>,

@@ -28,7 +28,8 @@ pub async fn list(scope: TenantScope) -> ApiResult<axum::Json<Vec<LimitStatus>>>
 
 /// Ask whether a call of this size fits the limits now (200, `allowed` true or false), or
 /// with `reserve: true` hold it (201 with the reservation; 429 when it does not fit, and
-/// nothing is held). The message or usage event that follows names the reservation in
+/// nothing is held). A limit that writes already took the tenant past refuses every
+/// check, whatever its size. The message or usage event that follows names the reservation in
 /// `reservation_id`, which gives the estimate back and charges what was really used; an
 /// unused reservation expires after `ttl_seconds`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/limits/check", tag = "limits",

@@ -15,11 +15,13 @@ use crate::{
 
 /// Record usage not tied to a message (embeddings, voice minutes, tool calls): tokens of a
 /// model, costed from the price catalog unless `cost_usd` is given, or a unit and quantity
-/// with a unit price. Staff and keys. It counts in the rollups at once.
+/// with a unit price. Staff and keys. It counts in the rollups at once. Past one of the
+/// tenant's limits it is stored all the same, with `over_limit: true` (429 only with
+/// `strict_limits`).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/usage", tag = "usage",
     params(TenantPath, IdempotencyHeader), request_body = NewUsageEvent,
     responses((status = 201, body = UsageEvent), (status = 403, body = Problem), (status = 422, body = Problem),
-              (status = 429, body = Problem, description = "the tenant's rate limit per minute, daily tokens or monthly budget would be passed")))]
+              (status = 429, body = Problem, description = "only with the tenant's strict_limits: its rate limit per minute, daily tokens or monthly budget would be passed; nothing was stored")))]
 pub async fn record(scope: TenantScope, new: Creating<NewUsageEvent>) -> ApiResult<Response> {
     let draft = UsageDraft::try_from(new.body)?;
     scope
