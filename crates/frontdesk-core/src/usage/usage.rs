@@ -16,6 +16,7 @@ use crate::{
         Field, Invalid, Param, Unknown, any, decimal_rule, int32_within, is_identifier, json_object,
     },
     platform::values::{CostUsd, LlmProvider},
+    usage::period::{self, Filters, Period, Selection},
 };
 
 /// Totals over a period.
@@ -119,48 +120,57 @@ impl Months {
     }
 }
 
-/// One row per day of the last `days` days (today included), oldest first; days without
-/// usage are zeros.
-pub async fn daily(tx: &mut Tx, tenant: Uuid, days: i32) -> Result<Vec<Usage>, CoreError> {
+/// One row per day of the period, oldest first; days without usage are zeros.
+pub async fn daily(tx: &mut Tx, tenant: Uuid, q: &Selection) -> Result<Vec<Usage>, CoreError> {
     tx.last();
     let rows = tx
         .query(
             &format!(
-                "with today as (select (now() at time zone timezone)::date as d from app.tenants where id = $1),
-                      days as (select generate_series(d - ($2 - 1), d, interval '1 day')::date as day from today)
+                "with days as (select generate_series({first}, {last}, interval '1 day')::date as day)
                  select to_char(days.day, 'YYYY-MM-DD') as period, {SUMS}
-                 from days left join app.usage_daily u on u.tenant_id = $1 and u.day = days.day
-                 group by days.day order by days.day"
+                 from days left join app.usage_daily u on u.tenant_id = $1 and u.day = days.day and {filtered}
+                 group by days.day order by days.day",
+                first = period::first_day(),
+                last = period::last_day(),
+                filtered = period::filtered("u"),
             ),
-            &[&tenant, &days],
+            &q.params(&tenant),
         )
         .await?;
     rows.iter().map(Usage::from_row).collect::<Result<_, _>>()
 }
 
 /// Today so far, in the tenant's time zone.
-pub async fn today(tx: &mut Tx, tenant: Uuid) -> Result<Usage, CoreError> {
-    let mut days = daily(tx, tenant, 1).await?;
+pub async fn today(tx: &mut Tx, tenant: Uuid, filters: Filters) -> Result<Usage, CoreError> {
+    let q = Selection {
+        period: Period::last_days(1),
+        filters,
+    };
+    let mut days = daily(tx, tenant, &q).await?;
     days.pop().ok_or(CoreError::NotFound)
 }
 
-/// One row per calendar month of the last `months` months (this one included).
-pub async fn monthly(tx: &mut Tx, tenant: Uuid, months: i32) -> Result<Vec<Usage>, CoreError> {
+/// One row per calendar month of the period, oldest first: the last N months (this one
+/// included), or the months the days `from` … `to` touch, each counting only those days.
+pub async fn monthly(tx: &mut Tx, tenant: Uuid, q: &Selection) -> Result<Vec<Usage>, CoreError> {
     tx.last();
     let rows = tx
         .query(
             &format!(
-                "with this as (select date_trunc('month', (now() at time zone timezone)::date)::date as m
-                               from app.tenants where id = $1),
-                      months as (select generate_series(m - make_interval(months => $2 - 1), m,
-                                                        interval '1 month')::date as month from this)
+                "with span as (select {first} as first, {last} as last),
+                      months as (select generate_series(date_trunc('month', first), date_trunc('month', last),
+                                                        interval '1 month')::date as month, first, last from span)
                  select to_char(months.month, 'YYYY-MM') as period, {SUMS}
                  from months left join app.usage_daily u
-                   on u.tenant_id = $1 and u.day >= months.month
-                  and u.day < (months.month + interval '1 month')::date
-                 group by months.month order by months.month"
+                   on u.tenant_id = $1 and u.day >= greatest(months.month, months.first)
+                  and u.day < least((months.month + interval '1 month')::date, months.last + 1)
+                  and {filtered}
+                 group by months.month order by months.month",
+                first = period::first_day_of_months(),
+                last = period::last_day(),
+                filtered = period::filtered("u"),
             ),
-            &[&tenant, &months],
+            &q.params(&tenant),
         )
         .await?;
     rows.iter().map(Usage::from_row).collect::<Result<_, _>>()
