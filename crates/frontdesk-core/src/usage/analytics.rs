@@ -765,3 +765,30 @@ pub async fn funnel(tx: &mut Tx, tenant: Uuid, q: &Funnel) -> Result<Vec<FunnelS
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_v7_floor_of_a_time_sorts_between_the_ids_before_and_from_it() {
+        let at = Utc::now();
+        let ms = |t: DateTime<Utc>| {
+            uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                t.timestamp() as u64,
+                t.timestamp_subsec_nanos() / 1_000_000 * 1_000_000,
+            )
+        };
+        let made_at = Uuid::new_v7(ms(at));
+        let made_before = Uuid::new_v7(ms(at - chrono::Duration::milliseconds(1)));
+        let floor = uuid_v7_floor(at);
+        assert!(
+            made_before < floor && floor <= made_at,
+            "{made_before} {floor} {made_at}"
+        );
+        assert_eq!(floor.get_version_num(), 7);
+        // PostgreSQL compares uuids byte by byte, as Uuid's Ord does.
+        assert!(floor.as_bytes() <= made_at.as_bytes());
+    }
+}
