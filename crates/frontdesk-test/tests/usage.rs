@@ -1066,6 +1066,57 @@ async fn usage_and_analytics_take_from_to_and_filter_by_assistant_and_provider()
         got.sort();
         assert_eq!(got, fields, "{query}: {}", r.text);
     }
+    // Usage events: between two times (RFC 3339, both included), of one assistant or provider.
+    let events = |query: String| {
+        let (app, token) = (&app, t.owner_token.clone());
+        async move {
+            let r = app
+                .get(&format!("/v1/tenants/acme/usage/events?{query}"), &token)
+                .await;
+            assert_eq!(r.status, 200, "{query}: {}", r.text);
+            r.body["data"].as_array().unwrap().clone()
+        }
+    };
+    let ari = events(format!("assistant_id={}", t.assistant)).await;
+    assert_eq!(ari.len(), 1, "the seeded embedding: {ari:?}");
+    let at = ari[0]["created_at"].as_str().unwrap().to_owned();
+    assert_eq!(events("provider=OpenAI".into()).await, ari);
+    assert_eq!(
+        events(format!("from={at}&to={at}&provider=openai")).await,
+        ari
+    );
+    assert_eq!(
+        events(format!("assistant_id={}", other.assistant)).await,
+        Vec::<Value>::new()
+    );
+    assert!(events("to=2020-01-01T00:00:00Z".into()).await.is_empty());
+    assert_eq!(
+        events("from=2020-01-01T00:00:00Z".into()).await.len(),
+        2,
+        "both seeded events"
+    );
+    for (query, fields) in [
+        (
+            "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+            vec!["from"],
+        ),
+        (
+            "from=2026-01-01&limit=0&provider=%20",
+            vec!["from", "limit", "provider"],
+        ),
+    ] {
+        let r = app
+            .get(
+                &format!("/v1/tenants/acme/usage/events?{query}"),
+                &t.owner_token,
+            )
+            .await;
+        assert_eq!(r.status, 422, "{query}: {}", r.text);
+        let mut got = r.error_fields();
+        got.sort();
+        assert_eq!(got, fields, "{query}: {}", r.text);
+    }
+
     // The funnel has no provider.
     assert_eq!(
         app.get(

@@ -9,7 +9,10 @@ use tokio_postgres::types::ToSql;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::platform::input::{Invalid, Param, any};
+use crate::platform::{
+    input::{Invalid, Param, any},
+    page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery},
+};
 
 /// The longest period by days, in days (as `days`' maximum).
 pub const MAX_DAYS: i32 = 366;
@@ -263,6 +266,50 @@ impl Selection {
             &self.filters.assistant_id,
             &self.filters.provider,
         ]
+    }
+}
+
+/// `GET …/usage/events?from=&to=`: RFC 3339 times, both included (events are not counted
+/// by day).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TimesQuery {
+    /// Events recorded at or after this time (RFC 3339).
+    #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-11-01T00:00:00Z")]
+    pub from: Param<chrono::DateTime<chrono::Utc>>,
+    /// Events recorded at or before this time (RFC 3339).
+    #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-12-01T00:00:00Z")]
+    pub to: Param<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A checked selection of usage events: times and filters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventSelection {
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    pub filters: Filters,
+}
+
+impl EventSelection {
+    /// A checked page of usage events, with its times and filters.
+    pub fn parse(
+        page: &PageQuery,
+        times: &TimesQuery,
+        filters: &FilterQuery,
+    ) -> Result<(Page<Uuid>, Self), Invalid> {
+        let mut e = Invalid::default();
+        let page = Page::parse(&mut e, &page.limit, &page.cursor, DEFAULT_LIMIT, MAX_LIMIT);
+        let from = e.param("from", &times.from, crate::platform::input::timestamp);
+        let to = e.param("to", &times.to, crate::platform::input::timestamp);
+        if let (Some(from), Some(to)) = (from, to)
+            && from > to
+        {
+            e.push("from", "must not be after to");
+        }
+        let filters = filters.check(&mut e);
+        e.finish((page, Self { from, to, filters }))
     }
 }
 

@@ -16,7 +16,7 @@ use crate::{
         Field, Invalid, Param, Unknown, any, decimal_rule, int32_within, is_identifier, json_object,
     },
     platform::values::{CostUsd, LlmProvider},
-    usage::period::{self, Filters, Period, Selection},
+    usage::period::{self, EventSelection, Filters, Period, Selection},
 };
 
 /// Totals over a period.
@@ -443,10 +443,12 @@ pub async fn record(tx: &mut Tx, tenant: Uuid, e: &UsageDraft) -> Result<UsageEv
     UsageEvent::from_row(&row)
 }
 
-/// The tenant's usage events, newest first (a member: their own).
+/// The tenant's usage events, newest first (a member: their own), of the times and
+/// filters asked.
 pub async fn events(
     tx: &mut Tx,
     tenant: Uuid,
+    q: &EventSelection,
     page: &crate::platform::page::Page<Uuid>,
 ) -> Result<crate::platform::page::Paged<UsageEvent>, CoreError> {
     tx.last();
@@ -454,9 +456,21 @@ pub async fn events(
         .query(
             &format!(
                 "select {EVENT_COLUMNS} from app.usage_events
-                 where tenant_id = $1 and ($2::uuid is null or id < $2) order by id desc limit $3"
+                 where tenant_id = $1 and ($2::uuid is null or id < $2)
+                   and ($4::uuid is null or assistant_id = $4) and ($5::text is null or provider = $5)
+                   and ($6::timestamptz is null or created_at >= $6)
+                   and ($7::timestamptz is null or created_at <= $7)
+                 order by id desc limit $3"
             ),
-            &[&tenant, &page.after, &(page.limit + 1)],
+            &[
+                &tenant,
+                &page.after,
+                &(page.limit + 1),
+                &q.filters.assistant_id,
+                &q.filters.provider,
+                &q.from,
+                &q.to,
+            ],
         )
         .await?;
     Ok(crate::platform::page::Paged::from_rows(

@@ -8,7 +8,7 @@ use axum::{
 use frontdesk_core::{
     platform::page::{PageQuery, Paged},
     usage::analytics::One,
-    usage::period::{FilterQuery, MonthsQuery, PeriodQuery, Selection},
+    usage::period::{EventSelection, FilterQuery, MonthsQuery, PeriodQuery, Selection, TimesQuery},
     usage::usage::{self, NewUsageEvent, Usage, UsageDraft, UsageEvent},
 };
 
@@ -36,9 +36,10 @@ pub async fn record(scope: TenantScope, new: Creating<NewUsageEvent>) -> ApiResu
         .await
 }
 
-/// Recorded usage events, newest first (a member: their own). As CSV: the page's rows,
-/// with the next page's cursor in the `Next-Cursor` header.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/events", tag = "usage", params(TenantPath, PageQuery),
+/// Recorded usage events, newest first (a member: their own); optionally between two
+/// times, of one assistant or provider. As CSV: the page's rows, with the next page's
+/// cursor in the `Next-Cursor` header.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/events", tag = "usage", params(TenantPath, PageQuery, TimesQuery, FilterQuery),
     responses((status = 200, description = "JSON, or CSV with Accept: text/csv (the cursor of the next page, if any, in Next-Cursor)",
                content((Paged<UsageEvent> = "application/json"), (String = "text/csv")),
                headers(("Next-Cursor" = String, description = "CSV only: the next page's cursor"))),
@@ -47,10 +48,12 @@ pub async fn events(
     scope: TenantScope,
     headers: HeaderMap,
     QueryParams(page): QueryParams<PageQuery>,
+    QueryParams(times): QueryParams<TimesQuery>,
+    QueryParams(filters): QueryParams<FilterQuery>,
 ) -> ApiResult<Response> {
-    let page = page.parse()?;
+    let (page, q) = EventSelection::parse(&page, &times, &filters)?;
     let events = scope
-        .read(async |tx| usage::events(tx, scope.tenant, &page).await)
+        .read(async |tx| usage::events(tx, scope.tenant, &q, &page).await)
         .await?;
     reply::table(&headers, &events)
 }
