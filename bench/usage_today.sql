@@ -5,15 +5,18 @@
 -- included: one round trip, as the server sends it.
 --
 -- A random conversation n picks its tenant t, as in analytics_providers.sql; $1, the
--- tenant id, is read from bench.tenants by t inside the statement, $2 is the literal 1.
+-- tenant id, is read from bench.tenants by t inside the statement, $4 is the literal 1,
+-- and $2, $3 (from, to), $5, $6 (assistant, provider) are null.
 \set n random(0, :targets - 1)
 \set t :n / :conversations
 \startpipeline
 begin read only;
 @CONTEXT@
-with today as (select (now() at time zone timezone)::date as d from app.tenants
-                                where id = (select tenant_id from bench.tenants where tenant_n = :t)),
-                      days as (select generate_series(d - (1 - 1), d, interval '1 day')::date as day from today)
+with days as (select generate_series((select coalesce(null::date, (now() at time zone timezone)::date - (1::int - 1))
+                                        from app.tenants where id = (select tenant_id from bench.tenants where tenant_n = :t)),
+                                       (select coalesce(null::date, (now() at time zone timezone)::date)
+                                        from app.tenants where id = (select tenant_id from bench.tenants where tenant_n = :t)),
+                                       interval '1 day')::date as day)
                  select to_char(days.day, 'YYYY-MM-DD') as period, coalesce(sum(request_count), 0)::bigint as request_count,
     coalesce(sum(message_count), 0)::bigint as message_count,
     coalesce(sum(user_messages), 0)::bigint as user_messages,
@@ -22,8 +25,8 @@ with today as (select (now() at time zone timezone)::date as d from app.tenants
     coalesce(sum(completion_tokens), 0)::bigint as completion_tokens,
     coalesce(sum(cost_usd), 0) as cost_usd,
     coalesce(sum(unpriced_count), 0)::bigint as unpriced_count
-                 from days left join app.usage_daily u
-                   on u.tenant_id = (select tenant_id from bench.tenants where tenant_n = :t) and u.day = days.day
+                 from days left join app.usage_daily u on u.tenant_id = (select tenant_id from bench.tenants where tenant_n = :t) and u.day = days.day
+                  and (null::uuid is null or u.assistant_id = null::uuid) and (null::text is null or u.provider = null::text)
                  group by days.day order by days.day;
 commit;
 \endpipeline

@@ -117,13 +117,15 @@ fn csv_cell(value: &serde_json::Value, out: &mut String) {
 }
 
 /// `table` as CSV (RFC 4180, CRLF line ends) with a header line of its columns, each the
-/// name of a field of the rows' JSON.
+/// name of a field of the rows' JSON; a page's next cursor goes in `Next-Cursor`.
 fn csv<T: Table>(table: &T) -> ApiResult<Response> {
     let columns = table.columns();
     let mut out = columns.join(",");
     out.push_str("\r\n");
-    let rows = serde_json::to_value(table).map_err(|e| ApiError::Internal(e.to_string()))?;
-    for value in rows.as_array().into_iter().flatten() {
+    let rows = table
+        .rows()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    for value in &rows {
         for (i, column) in columns.iter().enumerate() {
             if i > 0 {
                 out.push(',');
@@ -132,7 +134,14 @@ fn csv<T: Table>(table: &T) -> ApiResult<Response> {
         }
         out.push_str("\r\n");
     }
-    Ok(typed(StatusCode::OK, out, "text/csv; charset=utf-8"))
+    let mut response = typed(StatusCode::OK, out, "text/csv; charset=utf-8");
+    if let Some(cursor) = table.next_cursor() {
+        // A cursor is base64url: always a valid header value.
+        if let Ok(value) = HeaderValue::from_str(cursor) {
+            response.headers_mut().insert("next-cursor", value);
+        }
+    }
+    Ok(response)
 }
 
 /// `table` as JSON, or as CSV when the client asked for it.

@@ -203,7 +203,13 @@ fn csv_is_declared_where_it_is_offered() {
         .filter(|(_, path, _)| path.contains("/analytics/"))
         .collect();
     assert_eq!(analytics.len(), 5);
-    for (_, path, operation) in analytics {
+    // And every GET of /usage/… (issue 13, item 7).
+    let usage: Vec<_> = operations(&doc)
+        .into_iter()
+        .filter(|(method, path, _)| *method == "get" && path.contains("/usage/"))
+        .collect();
+    assert!(usage.len() >= 4, "daily, today, monthly, events");
+    for (_, path, operation) in analytics.into_iter().chain(usage) {
         let content = operation["responses"]["200"]["content"]
             .as_object()
             .unwrap();

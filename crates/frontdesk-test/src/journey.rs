@@ -887,6 +887,24 @@ pub async fn run_named(apps: &[&TestApp], prefix: &str) -> Report {
     assert_eq!(agent["request_count"], expected.messages, "{agent}");
     assert_eq!(agent["total_tokens"], expected.tokens(), "{agent}");
     assert_eq!(decimal(&agent["cost_usd"]), expected.cost(), "{agent}");
+    // Top conversations read the period's messages themselves (no rollup holds them).
+    let top = servers
+        .get(
+            &format!("{base}/analytics/top?by=conversations&days=1&limit=100"),
+            &a.owner_token,
+        )
+        .await
+        .body;
+    let row = top
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == json!(conversation))
+        .unwrap_or_else(|| panic!("no conversation in {top}"));
+    assert_eq!(row["name"], "The journey", "{row}");
+    assert_eq!(row["request_count"], expected.messages, "{row}");
+    assert_eq!(row["total_tokens"], expected.tokens(), "{row}");
+    assert_eq!(decimal(&row["cost_usd"]), expected.cost(), "{row}");
     step("feedback and analytics");
 
     // 4. The limit: 1000 tokens are left. Exactly 1000 fits; 1001 does not (asked: 200

@@ -754,3 +754,642 @@ async fn analytics_negotiate_csv_honouring_q_and_case() {
         }
     }
 }
+
+/// A GET with `Accept: text/csv`.
+async fn get_csv(app: &frontdesk_test::TestApp, path: &str, token: &str) -> Reply {
+    Reply::of(
+        app.http
+            .get(format!("{}{path}", app.base))
+            .bearer_auth(token)
+            .header("accept", "text/csv"),
+    )
+    .await
+}
+
+/// Issue 13, item 7: a second assistant ("Bella", with a conversation of a new contact
+/// "Sari") and a paid message each for her and for ARI; what the period, assistant and
+/// provider select.
+struct TwoAssistants {
+    bella: Uuid,
+    sari: Uuid,
+    bella_conversation: Uuid,
+    agent_conversation: Uuid,
+}
+
+async fn two_assistants(
+    app: &frontdesk_test::TestApp,
+    t: &frontdesk_test::fixtures::Seeded,
+) -> TwoAssistants {
+    let id = |r: &Reply| -> Uuid {
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["id"].as_str().unwrap().parse().unwrap()
+    };
+    let bella = id(&app
+        .post(
+            "/v1/tenants/acme/assistants",
+            &t.owner_token,
+            json!({"name": "Bella", "channel": "web", "flow": "ari_sales"}),
+        )
+        .await);
+    let sari = id(&app
+        .post(
+            "/v1/tenants/acme/contacts",
+            &t.full_key,
+            json!({"name": "Sari", "phone": "+628111234568"}),
+        )
+        .await);
+    let bella_conversation = id(&app
+        .post(
+            "/v1/tenants/acme/conversations",
+            &t.full_key,
+            json!({"assistant_id": bella, "contact_id": sari}),
+        )
+        .await);
+    let agent_conversation = id(&app
+        .post(
+            "/v1/tenants/acme/conversations",
+            &t.agent_token,
+            json!({"assistant_id": t.assistant, "title": "Agent's own"}),
+        )
+        .await);
+    for (conversation, token, body) in [
+        (
+            bella_conversation,
+            &t.full_key,
+            json!({"role": "assistant", "content": "b", "provider": "anthropic", "model": "claude-3-5-haiku",
+                "prompt_tokens": 100, "completion_tokens": 0, "cost_usd": "0.5"}),
+        ),
+        (
+            t.conversation,
+            &t.full_key,
+            json!({"role": "assistant", "content": "a", "provider": "openai", "model": "gpt-4o",
+                "prompt_tokens": 10, "completion_tokens": 0, "cost_usd": "0.25"}),
+        ),
+        (
+            agent_conversation,
+            &t.agent_token,
+            json!({"role": "assistant", "content": "c", "provider": "openai", "model": "gpt-4o",
+                "prompt_tokens": 1, "completion_tokens": 0, "cost_usd": "0.1"}),
+        ),
+    ] {
+        let r = app
+            .post(
+                &format!("/v1/tenants/acme/conversations/{conversation}/messages"),
+                token,
+                body,
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    TwoAssistants {
+        bella,
+        sari,
+        bella_conversation,
+        agent_conversation,
+    }
+}
+
+fn day_before(day: &str, n: i64) -> String {
+    let d: chrono::NaiveDate = day.parse().unwrap();
+    (d - chrono::Duration::days(n)).to_string()
+}
+
+#[tokio::test]
+async fn usage_and_analytics_take_from_to_and_filter_by_assistant_and_provider() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    let other = seed_tenant(&app, "other").await;
+    let x = two_assistants(&app, &t).await;
+    let get = |path: String| {
+        let (app, token) = (&app, t.owner_token.clone());
+        async move {
+            let r = app.get(&format!("/v1/tenants/acme/{path}"), &token).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.text);
+            r.body
+        }
+    };
+    let today = get("usage/today".into()).await["period"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // from = to = today is the last day.
+    assert_eq!(
+        get(format!("usage/daily?from={today}&to={today}")).await,
+        get("usage/daily?days=1".into()).await
+    );
+    // Filters: one assistant, one provider (any case); another tenant's assistant finds nothing.
+    let bella = get(format!("usage/today?assistant_id={}", x.bella)).await;
+    assert_eq!(
+        (
+            bella["request_count"].clone(),
+            bella["message_count"].clone()
+        ),
+        (json!(1), json!(1))
+    );
+    assert_eq!(decimal(&bella["cost_usd"]), "0.5".parse().unwrap());
+    let anthropic = get("usage/today?provider=Anthropic".into()).await;
+    assert_eq!(decimal(&anthropic["cost_usd"]), "0.5".parse().unwrap());
+    assert_eq!(anthropic["prompt_tokens"], 100);
+    let theirs = get(format!("usage/today?assistant_id={}", other.assistant)).await;
+    assert_eq!(theirs["request_count"], 0, "{theirs}");
+    assert_eq!(decimal(&theirs["cost_usd"]), Decimal::ZERO);
+    let ari_openai = get(format!(
+        "usage/today?assistant_id={}&provider=openai",
+        t.assistant
+    ))
+    .await;
+    assert_eq!(
+        decimal(&ari_openai["cost_usd"]),
+        "0.3505".parse().unwrap(),
+        "the seeded 0.0004 and embedding 0.0001, and 0.25 and 0.1: {ari_openai}"
+    );
+
+    // Three days ending today, oldest first; the earlier two are empty.
+    let three = get(format!(
+        "usage/daily?from={}&to={today}&assistant_id={}",
+        day_before(&today, 2),
+        x.bella
+    ))
+    .await;
+    let periods: Vec<&str> = three
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["period"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        periods,
+        [day_before(&today, 2), day_before(&today, 1), today.clone()]
+    );
+    assert_eq!(three[0]["request_count"], 0);
+    assert_eq!(decimal(&three[2]["cost_usd"]), "0.5".parse().unwrap());
+    // A period in the past: its days, all zeros.
+    let past = get("usage/daily?from=2020-02-28&to=2020-03-01".into()).await;
+    assert_eq!(
+        past.as_array().unwrap().len(),
+        3,
+        "2020 was a leap year: {past}"
+    );
+    assert!(
+        past.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["message_count"] == 0)
+    );
+
+    // Months: the months the days touch, counting only those days.
+    let month = get(format!(
+        "usage/monthly?from={today}&to={today}&provider=anthropic"
+    ))
+    .await;
+    assert_eq!(month.as_array().unwrap().len(), 1, "{month}");
+    assert_eq!(month[0]["period"], today[..7]);
+    assert_eq!(decimal(&month[0]["cost_usd"]), "0.5".parse().unwrap());
+    let (from, to) = (day_before(&today, 40), day_before(&today, 1));
+    let before = get(format!("usage/monthly?from={from}&to={to}")).await;
+    let last = before.as_array().unwrap().last().unwrap();
+    assert_eq!(last["period"], to[..7]);
+    assert_eq!(
+        last["request_count"], 0,
+        "today is after the period: {last}"
+    );
+    assert_eq!(before[0]["period"], from[..7]);
+
+    // Analytics.
+    let providers = get(format!(
+        "analytics/providers?from={today}&to={today}&assistant_id={}",
+        x.bella
+    ))
+    .await;
+    let models: Vec<&str> = providers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(models, ["claude-3-5-haiku"]);
+    assert!(
+        get("analytics/providers?from=2020-01-01&to=2020-12-31".into())
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let per_day = get("analytics/messages/daily?days=2&provider=anthropic".into()).await;
+    assert_eq!(per_day.as_array().unwrap().len(), 1, "{per_day}");
+    assert_eq!(per_day[0]["message_count"], 1);
+    let feedback = get(format!(
+        "analytics/feedback?from={today}&to={today}&assistant_id={}",
+        t.assistant
+    ))
+    .await;
+    assert_eq!(
+        feedback.as_array().unwrap().len(),
+        1,
+        "the seeded rating: {feedback}"
+    );
+    assert_eq!(
+        get(format!("analytics/feedback?assistant_id={}", x.bella)).await,
+        json!([])
+    );
+    assert_eq!(
+        get(format!(
+            "analytics/feedback?provider=anthropic&from={today}&to={today}"
+        ))
+        .await,
+        json!([])
+    );
+    let entered = |funnel: Value| -> i64 {
+        funnel
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["conversations"].as_i64().unwrap())
+            .sum()
+    };
+    let all = entered(get("analytics/funnel?flow=ari_sales".into()).await);
+    let bellas = entered(
+        get(format!(
+            "analytics/funnel?flow=ari_sales&assistant_id={}&from={today}&to={today}",
+            x.bella
+        ))
+        .await,
+    );
+    assert_eq!(bellas, 1, "Bella's one conversation, in its first state");
+    assert!(all > bellas, "{all}");
+    assert_eq!(
+        entered(
+            get(format!(
+                "analytics/funnel?flow=ari_sales&assistant_id={}",
+                other.assistant
+            ))
+            .await
+        ),
+        0
+    );
+    assert_eq!(
+        entered(get("analytics/funnel?flow=ari_sales&from=2020-01-01&to=2020-01-01".into()).await),
+        0
+    );
+
+    // Bad periods and filters: 422 on the field, nothing else.
+    for (query, fields) in [
+        (
+            "usage/daily?days=7&from=2026-01-01&to=2026-01-02",
+            vec!["days"],
+        ),
+        ("usage/daily?from=2026-01-02&to=2026-01-01", vec!["from"]),
+        ("usage/daily?from=2026-01-02", vec!["to"]),
+        ("analytics/providers?to=2026-01-02", vec!["from"]),
+        (
+            "analytics/top?by=users&from=2025-01-01&to=2026-01-02",
+            vec!["to"],
+        ),
+        ("usage/monthly?from=2023-01-01&to=2026-01-01", vec!["to"]),
+        (
+            "usage/monthly?months=2&from=2026-01-01&to=2026-01-01",
+            vec!["months"],
+        ),
+        (
+            "usage/daily?from=2026-13-01&to=2026-01-01T00:00:00Z",
+            vec!["from", "to"],
+        ),
+        (
+            "usage/today?provider=%20&assistant_id=ARI",
+            vec!["assistant_id", "provider"],
+        ),
+        (
+            "analytics/funnel?flow=ari_sales&assistant_id=1&days=0",
+            vec!["assistant_id", "days"],
+        ),
+        (
+            "analytics/feedback?by=colour&from=x&to=2026-01-01",
+            vec!["by", "from"],
+        ),
+    ] {
+        let r = app
+            .get(&format!("/v1/tenants/acme/{query}"), &t.owner_token)
+            .await;
+        assert_eq!(r.status, 422, "{query}: {}", r.text);
+        let mut got = r.error_fields();
+        got.sort();
+        assert_eq!(got, fields, "{query}: {}", r.text);
+    }
+    // Usage events: between two times (RFC 3339, both included), of one assistant or provider.
+    let events = |query: String| {
+        let (app, token) = (&app, t.owner_token.clone());
+        async move {
+            let r = app
+                .get(&format!("/v1/tenants/acme/usage/events?{query}"), &token)
+                .await;
+            assert_eq!(r.status, 200, "{query}: {}", r.text);
+            r.body["data"].as_array().unwrap().clone()
+        }
+    };
+    let ari = events(format!("assistant_id={}", t.assistant)).await;
+    assert_eq!(ari.len(), 1, "the seeded embedding: {ari:?}");
+    let at = ari[0]["created_at"].as_str().unwrap().to_owned();
+    assert_eq!(events("provider=OpenAI".into()).await, ari);
+    assert_eq!(
+        events(format!("from={at}&to={at}&provider=openai")).await,
+        ari
+    );
+    assert_eq!(
+        events(format!("assistant_id={}", other.assistant)).await,
+        Vec::<Value>::new()
+    );
+    assert!(events("to=2020-01-01T00:00:00Z".into()).await.is_empty());
+    assert_eq!(
+        events("from=2020-01-01T00:00:00Z".into()).await.len(),
+        2,
+        "both seeded events"
+    );
+    for (query, fields) in [
+        (
+            "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+            vec!["from"],
+        ),
+        (
+            "from=2026-01-01&limit=0&provider=%20",
+            vec!["from", "limit", "provider"],
+        ),
+    ] {
+        let r = app
+            .get(
+                &format!("/v1/tenants/acme/usage/events?{query}"),
+                &t.owner_token,
+            )
+            .await;
+        assert_eq!(r.status, 422, "{query}: {}", r.text);
+        let mut got = r.error_fields();
+        got.sort();
+        assert_eq!(got, fields, "{query}: {}", r.text);
+    }
+
+    // The funnel has no provider.
+    assert_eq!(
+        app.get(
+            "/v1/tenants/acme/analytics/funnel?flow=ari_sales&provider=openai",
+            &t.owner_token
+        )
+        .await
+        .status,
+        422
+    );
+}
+
+#[tokio::test]
+async fn top_ranks_contacts_and_conversations_and_names_every_row() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    let other = seed_tenant(&app, "other").await;
+    let x = two_assistants(&app, &t).await;
+    let top = |query: String, token: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .get(&format!("/v1/tenants/acme/analytics/top?{query}"), &token)
+                .await;
+            assert_eq!(r.status, 200, "{query}: {}", r.text);
+            r.body.as_array().unwrap().clone()
+        }
+    };
+    let owner = t.owner_token.clone();
+    let row = |rows: &[Value], id: Uuid| -> Value {
+        rows.iter()
+            .find(|r| r["id"] == json!(id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} in {rows:?}"))
+    };
+
+    let assistants = top("by=assistants".into(), owner.clone()).await;
+    assert_eq!(row(&assistants, x.bella)["name"], "Bella");
+    assert_eq!(row(&assistants, t.assistant)["name"], "ARI");
+    let users = top("by=users".into(), owner.clone()).await;
+    assert_eq!(row(&users, t.agent)["name"], "agent@acme.test");
+    assert_eq!(
+        decimal(&row(&users, t.agent)["cost_usd"]),
+        "0.1".parse().unwrap()
+    );
+    assert_eq!(row(&users, t.member)["name"], "member@acme.test");
+    // A member sees their own row, with their own name.
+    let mine = top("by=users".into(), t.member_token.clone()).await;
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["name"], "member@acme.test");
+
+    // Contacts: Budi has the seeded message (0.0004, 19 tokens), the seeded embedding
+    // event (0.0001, 5000 tokens) and ARI's 0.25 (10 tokens); Sari, Bella's 0.5.
+    let contacts = top("by=contacts".into(), owner.clone()).await;
+    let budi = row(&contacts, t.contact);
+    assert_eq!(budi["name"], "Budi");
+    assert_eq!(budi["request_count"], 3);
+    assert_eq!(budi["total_tokens"], 5029);
+    assert_eq!(decimal(&budi["cost_usd"]), "0.2505".parse().unwrap());
+    assert_eq!(
+        contacts[0]["id"],
+        json!(x.sari),
+        "most expensive first: {contacts:?}"
+    );
+    assert_eq!(contacts[0]["name"], "Sari");
+    let nobody = contacts
+        .iter()
+        .find(|r| r["id"].is_null())
+        .expect("conversations without a contact");
+    assert_eq!(
+        decimal(&nobody["cost_usd"]),
+        "0.1".parse().unwrap(),
+        "the agent's"
+    );
+    // Conversations: the title, or the contact's name.
+    let conversations = top("by=conversations&limit=100".into(), owner.clone()).await;
+    assert_eq!(row(&conversations, t.conversation)["name"], "Trip to Bali");
+    assert_eq!(row(&conversations, x.bella_conversation)["name"], "Sari");
+    assert_eq!(
+        row(&conversations, x.agent_conversation)["name"],
+        "Agent's own"
+    );
+    assert_eq!(
+        decimal(&row(&conversations, t.conversation)["cost_usd"]),
+        "0.2505".parse().unwrap()
+    );
+    assert_eq!(
+        top("by=conversations&limit=1".into(), owner.clone())
+            .await
+            .len(),
+        1
+    );
+
+    // Filters and periods apply to the raw rows as to the rollups.
+    let bellas = top(
+        format!("by=contacts&assistant_id={}", x.bella),
+        owner.clone(),
+    )
+    .await;
+    assert_eq!(bellas.len(), 1);
+    assert_eq!(bellas[0]["id"], json!(x.sari));
+    let openai = top("by=conversations&provider=OPENAI".into(), owner.clone()).await;
+    assert!(
+        openai
+            .iter()
+            .all(|r| r["id"] != json!(x.bella_conversation)),
+        "{openai:?}"
+    );
+    assert_eq!(
+        decimal(&row(&openai, t.conversation)["cost_usd"]),
+        "0.2505".parse().unwrap()
+    );
+    assert!(
+        top(
+            format!("by=contacts&assistant_id={}", other.assistant),
+            owner.clone()
+        )
+        .await
+        .is_empty()
+    );
+    assert!(
+        top(
+            "by=conversations&from=2020-01-01&to=2020-12-31".into(),
+            owner.clone()
+        )
+        .await
+        .is_empty()
+    );
+    let today = app.get("/v1/tenants/acme/usage/today", &owner).await.body["period"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        top(
+            format!("by=contacts&from={today}&to={today}"),
+            owner.clone()
+        )
+        .await,
+        contacts
+    );
+
+    // A member sees no contact, and only their own conversation.
+    let theirs = top("by=contacts".into(), t.member_token.clone()).await;
+    assert!(
+        theirs
+            .iter()
+            .all(|r| r["id"].is_null() && r["name"].is_null()),
+        "{theirs:?}"
+    );
+    let theirs = top("by=conversations".into(), t.member_token.clone()).await;
+    assert!(
+        theirs
+            .iter()
+            .all(|r| r["id"] == json!(t.member_conversation)),
+        "{theirs:?}"
+    );
+    // B's owner sees nothing of A's.
+    assert_eq!(
+        app.get(
+            "/v1/tenants/acme/analytics/top?by=contacts",
+            &other.owner_token
+        )
+        .await
+        .status,
+        403
+    );
+
+    let csv = get_csv(&app, "/v1/tenants/acme/analytics/top?by=contacts", &owner).await;
+    assert!(csv.content_type().starts_with("text/csv"));
+    assert!(
+        csv.text
+            .starts_with("id,name,request_count,total_tokens,cost_usd\r\n"),
+        "{}",
+        csv.text
+    );
+    assert!(
+        csv.text
+            .contains(&format!("{},Budi,3,5029,0.2505\r\n", t.contact)),
+        "{}",
+        csv.text
+    );
+}
+
+#[tokio::test]
+async fn usage_routes_answer_csv_too() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    const HEADER: &str = "period,request_count,message_count,user_messages,assistant_messages,prompt_tokens,completion_tokens,total_tokens,cost_usd,unpriced_count\r\n";
+    let today = app
+        .get("/v1/tenants/acme/usage/today", &t.owner_token)
+        .await
+        .body;
+    let csv = get_csv(&app, "/v1/tenants/acme/usage/today", &t.owner_token).await;
+    assert_eq!(csv.status, 200);
+    assert!(
+        csv.content_type().starts_with("text/csv"),
+        "{}",
+        csv.content_type()
+    );
+    let line = format!(
+        "{},{},{},{},{},{},{},{},{},{}\r\n",
+        today["period"].as_str().unwrap(),
+        today["request_count"],
+        today["message_count"],
+        today["user_messages"],
+        today["assistant_messages"],
+        today["prompt_tokens"],
+        today["completion_tokens"],
+        today["total_tokens"],
+        today["cost_usd"].as_str().unwrap(),
+        today["unpriced_count"]
+    );
+    assert_eq!(csv.text, format!("{HEADER}{line}"));
+    let daily = get_csv(&app, "/v1/tenants/acme/usage/daily?days=5", &t.owner_token).await;
+    assert!(
+        daily.text.starts_with(HEADER) && daily.text.ends_with(&line),
+        "{}",
+        daily.text
+    );
+    assert_eq!(daily.text.lines().count(), 6);
+    let monthly = get_csv(
+        &app,
+        "/v1/tenants/acme/usage/monthly?months=2",
+        &t.owner_token,
+    )
+    .await;
+    assert!(monthly.text.starts_with(HEADER), "{}", monthly.text);
+    assert_eq!(monthly.text.lines().count(), 3);
+    // Without Accept: JSON, as before.
+    let json_today = app
+        .get("/v1/tenants/acme/usage/today", &t.owner_token)
+        .await;
+    assert_eq!(json_today.content_type(), "application/json");
+
+    // Events: a page as CSV, the next page's cursor in Next-Cursor.
+    let first = get_csv(
+        &app,
+        "/v1/tenants/acme/usage/events?limit=1",
+        &t.owner_token,
+    )
+    .await;
+    assert_eq!(first.status, 200);
+    assert!(
+        first
+            .text
+            .starts_with("id,user_id,assistant_id,conversation_id,provider,model,"),
+        "{}",
+        first.text
+    );
+    assert_eq!(first.text.lines().count(), 2, "{}", first.text);
+    let cursor = first.headers["next-cursor"].to_str().unwrap().to_owned();
+    let json_first = app
+        .get("/v1/tenants/acme/usage/events?limit=1", &t.owner_token)
+        .await;
+    assert_eq!(json_first.body["next_cursor"], json!(cursor));
+    let second = get_csv(
+        &app,
+        &format!("/v1/tenants/acme/usage/events?limit=1&cursor={cursor}"),
+        &t.owner_token,
+    )
+    .await;
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_ne!(second.text, first.text);
+    let all = get_csv(&app, "/v1/tenants/acme/usage/events", &t.owner_token).await;
+    assert!(all.headers.get("next-cursor").is_none(), "the last page");
+}

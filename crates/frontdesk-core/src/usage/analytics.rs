@@ -13,7 +13,8 @@ use uuid::Uuid;
 use crate::{
     CoreError, Tx,
     platform::input::{Invalid, Param, any},
-    usage::usage::Days,
+    usage::period::{self, FilterQuery, PeriodQuery, Selection},
+    usage::usage::{Usage, UsageEvent},
 };
 
 /// An answer of analytics: rows that are sent as JSON, or as CSV with `columns`.
@@ -24,6 +25,17 @@ pub trait Table: Serialize {
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// The rows as JSON values, for CSV (by default: the table's JSON, an array).
+    fn rows(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
+        match serde_json::to_value(self)? {
+            serde_json::Value::Array(rows) => Ok(rows),
+            other => Ok(vec![other]),
+        }
+    }
+    /// Where the next page starts, for a table that is a page.
+    fn next_cursor(&self) -> Option<&str> {
+        None
     }
 }
 
@@ -42,9 +54,78 @@ impl<T: TableRow> Table for Vec<T> {
     }
 }
 
-/// The first day of the last `days` days, in the tenant's time zone.
-const SINCE: &str =
-    "(select (now() at time zone timezone)::date - ($2 - 1) from app.tenants where id = $1)";
+/// One row answered as a JSON object, or as CSV of one line (`GET /usage/today`).
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct One<T>(pub T);
+
+impl<T: TableRow> Table for One<T> {
+    fn columns(&self) -> &'static [&'static str] {
+        T::COLUMNS
+    }
+
+    fn len(&self) -> usize {
+        1
+    }
+
+    fn rows(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
+        Ok(vec![serde_json::to_value(&self.0)?])
+    }
+}
+
+/// A page: its rows as CSV, its `next_cursor` in a header.
+impl<T: TableRow> Table for crate::platform::page::Paged<T> {
+    fn columns(&self) -> &'static [&'static str] {
+        T::COLUMNS
+    }
+
+    fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    fn rows(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
+        self.data.iter().map(serde_json::to_value).collect()
+    }
+
+    fn next_cursor(&self) -> Option<&str> {
+        self.next_cursor.as_deref()
+    }
+}
+
+impl TableRow for Usage {
+    const COLUMNS: &'static [&'static str] = &[
+        "period",
+        "request_count",
+        "message_count",
+        "user_messages",
+        "assistant_messages",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cost_usd",
+        "unpriced_count",
+    ];
+}
+
+impl TableRow for UsageEvent {
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "user_id",
+        "assistant_id",
+        "conversation_id",
+        "provider",
+        "model",
+        "prompt_tokens",
+        "completion_tokens",
+        "unit",
+        "quantity",
+        "unit_price_usd",
+        "cost_usd",
+        "cost_source",
+        "metadata",
+        "created_at",
+    ];
+}
 
 /// Usage of one provider's model over the period.
 #[derive(Debug, Serialize, ToSchema)]
@@ -81,7 +162,7 @@ impl TableRow for ProviderUsage {
 pub async fn providers(
     tx: &mut Tx,
     tenant: Uuid,
-    days: i32,
+    q: &Selection,
 ) -> Result<Vec<ProviderUsage>, CoreError> {
     tx.last();
     let rows = tx
@@ -92,11 +173,13 @@ pub async fn providers(
                         sum(cost_usd) as cost,
                         (sum(latency_ms_sum)::float8 / nullif(sum(latency_count), 0)) as latency,
                         min(first_at) as first_at, max(last_at) as last_at
-                 from app.usage_daily
-                 where tenant_id = $1 and day >= {SINCE} and request_count > 0
-                 group by provider, model order by cost desc, requests desc, provider, model"
+                 from app.usage_daily u
+                 where u.tenant_id = $1 and {in_period} and {filtered} and u.request_count > 0
+                 group by provider, model order by cost desc, requests desc, provider, model",
+                in_period = period::in_days("u"),
+                filtered = period::filtered("u"),
             ),
-            &[&tenant, &days],
+            &q.params(&tenant),
         )
         .await?;
     rows.iter()
@@ -149,7 +232,7 @@ impl TableRow for DailyMessages {
 pub async fn daily_messages(
     tx: &mut Tx,
     tenant: Uuid,
-    days: i32,
+    q: &Selection,
 ) -> Result<Vec<DailyMessages>, CoreError> {
     tx.last();
     let rows = tx
@@ -158,11 +241,13 @@ pub async fn daily_messages(
                 "select to_char(day, 'YYYY-MM-DD') as day, user_id, sum(message_count)::bigint as messages,
                         sum(user_messages)::bigint as from_users, sum(assistant_messages)::bigint as from_assistants,
                         sum(total_tokens)::bigint as tokens, sum(cost_usd) as cost
-                 from app.usage_daily
-                 where tenant_id = $1 and day >= {SINCE} and message_count > 0
-                 group by day, user_id order by day, user_id nulls first"
+                 from app.usage_daily u
+                 where u.tenant_id = $1 and {in_period} and {filtered} and u.message_count > 0
+                 group by day, user_id order by day, user_id nulls first",
+                in_period = period::in_days("u"),
+                filtered = period::filtered("u"),
             ),
-            &[&tenant, &days],
+            &q.params(&tenant),
         )
         .await?;
     rows.iter()
@@ -184,38 +269,44 @@ pub async fn daily_messages(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TopQuery {
-    /// users or assistants.
+    /// users, assistants, contacts or conversations.
     #[serde(default)]
-    #[param(value_type = String, required = true, example = "users", pattern = "^(users|assistants)$")]
+    #[param(value_type = String, required = true, example = "users",
+            pattern = "^(users|assistants|contacts|conversations)$")]
     pub by: Param<String>,
-    /// 1–366 (default 30).
-    #[serde(default)]
-    #[param(value_type = Option<i32>, minimum = 1, maximum = 366)]
-    pub days: Param<i32>,
     /// 1–100 (default 10).
     #[serde(default)]
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Param<i64>,
 }
 
+/// What `top` groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TopBy {
+    Users,
+    Assistants,
+    Contacts,
+    Conversations,
+}
+
 /// A checked `GET …/analytics/top`.
 #[derive(Debug)]
 pub struct Top {
-    /// user_id or assistant_id.
-    column: &'static str,
-    days: i32,
+    by: TopBy,
     limit: i64,
+    selection: Selection,
 }
 
 impl TopQuery {
-    pub fn parse(&self) -> Result<Top, Invalid> {
+    pub fn parse(&self, period: &PeriodQuery, filters: &FilterQuery) -> Result<Top, Invalid> {
         let mut e = Invalid::default();
-        let column = e.required_param("by", &self.by, |by| match by.as_str() {
-            "users" => Ok("user_id"),
-            "assistants" => Ok("assistant_id"),
-            _ => Err("must be users or assistants".to_owned()),
+        let by = e.required_param("by", &self.by, |by| match by.as_str() {
+            "users" => Ok(TopBy::Users),
+            "assistants" => Ok(TopBy::Assistants),
+            "contacts" => Ok(TopBy::Contacts),
+            "conversations" => Ok(TopBy::Conversations),
+            _ => Err("must be users, assistants, contacts or conversations".to_owned()),
         });
-        let days = Days::check(&mut e, &self.days);
         let limit = e
             .param("limit", &self.limit, |n| {
                 if (1..=100).contains(&n) {
@@ -225,22 +316,31 @@ impl TopQuery {
                 }
             })
             .unwrap_or(10);
-        match column {
-            Some(column) => e.finish(Top {
-                column,
-                days,
+        let selection = Selection {
+            period: period.check(&mut e),
+            filters: filters.check(&mut e),
+        };
+        match by {
+            Some(by) => e.finish(Top {
+                by,
                 limit,
+                selection,
             }),
             None => Err(e),
         }
     }
 }
 
-/// A user's or assistant's spending over the period.
+/// A user's, assistant's, contact's or conversation's spending over the period.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TopSpender {
-    /// The user or assistant; null for usage without one.
+    /// The user, assistant, contact or conversation; null for usage without one (or a
+    /// contact the caller may not see).
     pub id: Option<Uuid>,
+    /// What to show: a user's name (or email), an assistant's name, a contact's name, a
+    /// conversation's title (or its contact's name). Null when there is none to show, or
+    /// it is no longer there (a user who left, a deleted assistant).
+    pub name: Option<String>,
     pub request_count: i64,
     pub total_tokens: i64,
     #[schema(value_type = String)]
@@ -248,38 +348,152 @@ pub struct TopSpender {
 }
 
 impl TableRow for TopSpender {
-    const COLUMNS: &'static [&'static str] = &["id", "request_count", "total_tokens", "cost_usd"];
+    const COLUMNS: &'static [&'static str] =
+        &["id", "name", "request_count", "total_tokens", "cost_usd"];
+}
+
+impl TopSpender {
+    fn from_row(r: &Row) -> Result<Self, CoreError> {
+        Ok(Self {
+            id: r.col("id")?,
+            name: r.col("name")?,
+            request_count: r.col("requests")?,
+            total_tokens: r.col("tokens")?,
+            cost_usd: r.col::<Decimal>("cost")?.normalize(),
+        })
+    }
 }
 
 pub async fn top(tx: &mut Tx, tenant: Uuid, q: &Top) -> Result<Vec<TopSpender>, CoreError> {
-    let Top {
-        column,
-        days,
-        limit,
-    } = *q;
-    tx.last();
+    match q.by {
+        TopBy::Users | TopBy::Assistants => top_from_rollups(tx, tenant, q).await,
+        TopBy::Contacts | TopBy::Conversations => top_from_facts(tx, tenant, q).await,
+    }
+}
+
+/// Users and assistants: from the daily rollups, with the assistant's name joined, or the
+/// users' names read after (users are global; a tenant's staff read them through
+/// `app.tenant_members`, a member their own).
+async fn top_from_rollups(
+    tx: &mut Tx,
+    tenant: Uuid,
+    q: &Top,
+) -> Result<Vec<TopSpender>, CoreError> {
+    let users = q.by == TopBy::Users;
+    let (column, name, join) = if users {
+        ("user_id", "null::text", "")
+    } else {
+        (
+            "assistant_id",
+            "a.name",
+            "left join app.assistants a on a.tenant_id = $1 and a.id = top.id",
+        )
+    };
+    if !users {
+        tx.last();
+    }
+    let mut params = q.selection.params(&tenant);
+    params.push(&q.limit);
     let rows = tx
         .query(
             &format!(
-                "select {column} as id, sum(request_count)::bigint as requests,
-                        sum(total_tokens)::bigint as tokens, sum(cost_usd) as cost
-                 from app.usage_daily
-                 where tenant_id = $1 and day >= {SINCE}
-                 group by {column} order by cost desc, tokens desc, id limit $3"
+                "with top as (
+                     select u.{column} as id, sum(u.request_count)::bigint as requests,
+                            sum(u.total_tokens)::bigint as tokens, sum(u.cost_usd) as cost
+                     from app.usage_daily u
+                     where u.tenant_id = $1 and {in_period} and {filtered}
+                     group by u.{column} order by cost desc, tokens desc, id limit $7)
+                 select top.id, {name} as name, top.requests, top.tokens, top.cost
+                 from top {join}
+                 order by top.cost desc, top.tokens desc, top.id",
+                in_period = period::in_days("u"),
+                filtered = period::filtered("u"),
             ),
-            &[&tenant, &days, &limit],
+            &params,
         )
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(TopSpender {
-                id: r.col("id")?,
-                request_count: r.col("requests")?,
-                total_tokens: r.col("tokens")?,
-                cost_usd: r.col::<Decimal>("cost")?.normalize(),
-            })
-        })
-        .collect::<Result<_, CoreError>>()
+    let mut top = rows
+        .iter()
+        .map(TopSpender::from_row)
+        .collect::<Result<Vec<_>, CoreError>>()?;
+    if users {
+        let ids: Vec<Uuid> = top.iter().filter_map(|t| t.id).collect();
+        tx.last();
+        let names = tx
+            .query(
+                "select i.id, coalesce(nullif(m.name, ''), m.email, nullif(u.name, ''), u.email) as name
+                 from unnest($1::uuid[]) as i (id)
+                 left join lateral app.tenant_members(null, 1, i.id) m on true
+                 left join app.users u on u.id = i.id",
+                &[&ids],
+            )
+            .await?;
+        let mut by_id = std::collections::HashMap::with_capacity(names.len());
+        for r in &names {
+            by_id.insert(r.col::<Uuid>("id")?, r.col::<Option<String>>("name")?);
+        }
+        for t in &mut top {
+            t.name = t.id.and_then(|id| by_id.remove(&id).flatten());
+        }
+    }
+    Ok(top)
+}
+
+/// A UUIDv7 that sorts before every id made at `at` or later (and after those made
+/// before it): its time, nothing else.
+fn uuid_v7_floor(at: DateTime<Utc>) -> Uuid {
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0) & 0xFFFF_FFFF_FFFF;
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6] = 0x70;
+    bytes[8] = 0x80;
+    Uuid::from_bytes(bytes)
+}
+
+/// Contacts and conversations: from the messages and usage events of the period (no
+/// rollup holds them), read as ranges of their primary keys.
+async fn top_from_facts(tx: &mut Tx, tenant: Uuid, q: &Top) -> Result<Vec<TopSpender>, CoreError> {
+    let bounds = tx
+        .query_one(
+            &format!(
+                "select ({first}::timestamp at time zone t.timezone) as start_at,
+                        (({last} + 1)::timestamp at time zone t.timezone) as end_at
+                 from app.tenants t where t.id = $1",
+                first = period::first_day(),
+                last = period::last_day(),
+            ),
+            &q.selection.params(&tenant)[..4],
+        )
+        .await?;
+    let (start, end): (DateTime<Utc>, DateTime<Utc>) =
+        (bounds.col("start_at")?, bounds.col("end_at")?);
+    // Ids are made by the servers, created_at by the database: an hour either side
+    // covers any clock difference between them; created_at decides.
+    let margin = chrono::Duration::hours(1);
+    let (low, high) = (uuid_v7_floor(start - margin), uuid_v7_floor(end + margin));
+    let (id, name) = match q.by {
+        TopBy::Contacts => ("k.id", "k.name"),
+        _ => ("c.id", "coalesce(nullif(c.title, ''), k.name)"),
+    };
+    tx.last();
+    let rows = tx
+        .query(
+            &include_str!("top_raw.sql")
+                .replace("{id}", id)
+                .replace("{name}", name),
+            &[
+                &tenant,
+                &start,
+                &end,
+                &low,
+                &high,
+                &q.selection.filters.assistant_id,
+                &q.selection.filters.provider,
+                &q.limit,
+            ],
+        )
+        .await?;
+    rows.iter().map(TopSpender::from_row).collect()
 }
 
 /// `GET …/analytics/feedback`: ratings grouped by assistant or by model.
@@ -290,21 +504,21 @@ pub struct FeedbackQuery {
     #[serde(default)]
     #[param(value_type = Option<String>, pattern = "^(assistant|model)$")]
     pub by: Param<String>,
-    /// 1–366 (default 30): ratings of messages written in the last N days.
-    #[serde(default)]
-    #[param(value_type = Option<i32>, minimum = 1, maximum = 366)]
-    pub days: Param<i32>,
 }
 
 /// A checked `GET …/analytics/feedback`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FeedbackBy {
     by_model: bool,
-    days: i32,
+    selection: Selection,
 }
 
 impl FeedbackQuery {
-    pub fn parse(&self) -> Result<FeedbackBy, Invalid> {
+    pub fn parse(
+        &self,
+        period: &PeriodQuery,
+        filters: &FilterQuery,
+    ) -> Result<FeedbackBy, Invalid> {
         let mut e = Invalid::default();
         let by_model = e
             .param("by", &self.by, |by| match by.as_str() {
@@ -313,8 +527,14 @@ impl FeedbackQuery {
                 _ => Err("must be assistant or model".to_owned()),
             })
             .unwrap_or(false);
-        let days = Days::check(&mut e, &self.days);
-        e.finish(FeedbackBy { by_model, days })
+        let selection = Selection {
+            period: period.check(&mut e),
+            filters: filters.check(&mut e),
+        };
+        e.finish(FeedbackBy {
+            by_model,
+            selection,
+        })
     }
 }
 
@@ -393,7 +613,7 @@ impl Table for Feedback {
 
 /// Feedback by assistant or by model, from the feedback rollup; most rated first.
 pub async fn feedback(tx: &mut Tx, tenant: Uuid, q: &FeedbackBy) -> Result<Feedback, CoreError> {
-    let FeedbackBy { by_model, days } = *q;
+    let by_model = q.by_model;
     let group = if by_model {
         "provider, model"
     } else {
@@ -404,12 +624,14 @@ pub async fn feedback(tx: &mut Tx, tenant: Uuid, q: &FeedbackBy) -> Result<Feedb
         .query(
             &format!(
                 "select {group}, sum(positive)::bigint, sum(negative)::bigint
-                 from app.feedback_daily
-                 where tenant_id = $1 and day >= {SINCE}
+                 from app.feedback_daily f
+                 where f.tenant_id = $1 and {in_period} and {filtered}
                  group by 1, 2 having sum(positive) + sum(negative) > 0
-                 order by sum(positive) + sum(negative) desc, 1, 2"
+                 order by sum(positive) + sum(negative) desc, 1, 2",
+                in_period = period::in_days("f"),
+                filtered = period::filtered("f"),
             ),
-            &[&tenant, &days],
+            &q.selection.params(&tenant),
         )
         .await?;
     let ratings = |r: &Row| {
@@ -455,26 +677,32 @@ pub struct FunnelQuery {
     #[serde(default)]
     #[param(value_type = String, required = true, example = "ari_sales")]
     pub flow: Param<String>,
-    /// 1–366 (default 30).
+    /// Only the conversations of this assistant (an id of another tenant finds nothing).
     #[serde(default)]
-    #[param(value_type = Option<i32>, minimum = 1, maximum = 366)]
-    pub days: Param<i32>,
+    #[param(value_type = Option<Uuid>)]
+    pub assistant_id: Param<Uuid>,
 }
 
 /// A checked `GET …/analytics/funnel`.
 #[derive(Debug)]
 pub struct Funnel {
     flow: String,
-    days: i32,
+    selection: Selection,
 }
 
 impl FunnelQuery {
-    pub fn parse(&self) -> Result<Funnel, Invalid> {
+    pub fn parse(&self, period: &PeriodQuery) -> Result<Funnel, Invalid> {
         let mut e = Invalid::default();
         let flow = e.required_param("flow", &self.flow, any);
-        let days = Days::check(&mut e, &self.days);
+        let selection = Selection {
+            period: period.check(&mut e),
+            filters: period::Filters {
+                assistant_id: e.param("assistant_id", &self.assistant_id, any),
+                provider: None,
+            },
+        };
         match flow {
-            Some(flow) => e.finish(Funnel { flow, days }),
+            Some(flow) => e.finish(Funnel { flow, selection }),
             None => Err(e),
         }
     }
@@ -492,9 +720,8 @@ impl TableRow for FunnelStep {
 }
 
 /// Every state of the flow, in the flow's order, with the conversations that entered it
-/// in the last `days` days (from the state history; a member counts their own).
+/// in the period (from the state history; a member counts their own).
 pub async fn funnel(tx: &mut Tx, tenant: Uuid, q: &Funnel) -> Result<Vec<FunnelStep>, CoreError> {
-    let days = q.days;
     let flow = match tx
         .part(async |tx| crate::conversations::flows::get(tx, tenant, &q.flow).await)
         .await
@@ -502,19 +729,26 @@ pub async fn funnel(tx: &mut Tx, tenant: Uuid, q: &Funnel) -> Result<Vec<FunnelS
         Err(CoreError::NotFound) => return Err(CoreError::invalid("flow", "no such flow")),
         other => other?,
     };
+    let mut params = q.selection.params(&tenant);
+    params.truncate(5);
+    params.push(&q.flow);
     tx.last();
     let rows = tx
         .query(
             &format!(
-                "select t.to_state, count(distinct t.conversation_id) as n
+                "with zone as (select timezone from app.tenants where id = $1)
+                 select t.to_state, count(distinct t.conversation_id) as n
                  from app.conversation_transitions t
                  join app.conversations c on c.tenant_id = t.tenant_id and c.id = t.conversation_id
-                 where t.tenant_id = $1 and c.flow_key = $3
-                   and t.created_at >= ({SINCE})::timestamp at time zone
-                       (select timezone from app.tenants where id = $1)
-                 group by t.to_state"
+                 where t.tenant_id = $1 and c.flow_key = $6
+                   and ($5::uuid is null or c.assistant_id = $5)
+                   and t.created_at >= ({first})::timestamp at time zone (select timezone from zone)
+                   and t.created_at < ({last} + 1)::timestamp at time zone (select timezone from zone)
+                 group by t.to_state",
+                first = period::first_day(),
+                last = period::last_day(),
             ),
-            &[&tenant, &days, &q.flow],
+            &params,
         )
         .await?;
     let mut counts = std::collections::HashMap::with_capacity(rows.len());
@@ -530,4 +764,31 @@ pub async fn funnel(tx: &mut Tx, tenant: Uuid, q: &Funnel) -> Result<Vec<FunnelS
             conversations: count(state),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_v7_floor_of_a_time_sorts_between_the_ids_before_and_from_it() {
+        let at = Utc::now();
+        let ms = |t: DateTime<Utc>| {
+            uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                t.timestamp() as u64,
+                t.timestamp_subsec_nanos() / 1_000_000 * 1_000_000,
+            )
+        };
+        let made_at = Uuid::new_v7(ms(at));
+        let made_before = Uuid::new_v7(ms(at - chrono::Duration::milliseconds(1)));
+        let floor = uuid_v7_floor(at);
+        assert!(
+            made_before < floor && floor <= made_at,
+            "{made_before} {floor} {made_at}"
+        );
+        assert_eq!(floor.get_version_num(), 7);
+        // PostgreSQL compares uuids byte by byte, as Uuid's Ord does.
+        assert!(floor.as_bytes() <= made_at.as_bytes());
+    }
 }

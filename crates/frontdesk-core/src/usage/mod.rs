@@ -4,6 +4,7 @@
 
 pub mod analytics;
 pub mod limits;
+pub mod period;
 pub mod prices;
 #[expect(
     clippy::module_inception,

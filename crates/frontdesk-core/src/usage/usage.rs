@@ -17,6 +17,7 @@ use crate::{
     },
     platform::values::{CostUsd, LlmProvider},
     usage::limits::LimitName,
+    usage::period::{self, EventSelection, Filters, Period, Selection},
 };
 
 /// Totals over a period.
@@ -120,48 +121,57 @@ impl Months {
     }
 }
 
-/// One row per day of the last `days` days (today included), oldest first; days without
-/// usage are zeros.
-pub async fn daily(tx: &mut Tx, tenant: Uuid, days: i32) -> Result<Vec<Usage>, CoreError> {
+/// One row per day of the period, oldest first; days without usage are zeros.
+pub async fn daily(tx: &mut Tx, tenant: Uuid, q: &Selection) -> Result<Vec<Usage>, CoreError> {
     tx.last();
     let rows = tx
         .query(
             &format!(
-                "with today as (select (now() at time zone timezone)::date as d from app.tenants where id = $1),
-                      days as (select generate_series(d - ($2 - 1), d, interval '1 day')::date as day from today)
+                "with days as (select generate_series({first}, {last}, interval '1 day')::date as day)
                  select to_char(days.day, 'YYYY-MM-DD') as period, {SUMS}
-                 from days left join app.usage_daily u on u.tenant_id = $1 and u.day = days.day
-                 group by days.day order by days.day"
+                 from days left join app.usage_daily u on u.tenant_id = $1 and u.day = days.day and {filtered}
+                 group by days.day order by days.day",
+                first = period::first_day(),
+                last = period::last_day(),
+                filtered = period::filtered("u"),
             ),
-            &[&tenant, &days],
+            &q.params(&tenant),
         )
         .await?;
     rows.iter().map(Usage::from_row).collect::<Result<_, _>>()
 }
 
 /// Today so far, in the tenant's time zone.
-pub async fn today(tx: &mut Tx, tenant: Uuid) -> Result<Usage, CoreError> {
-    let mut days = daily(tx, tenant, 1).await?;
+pub async fn today(tx: &mut Tx, tenant: Uuid, filters: Filters) -> Result<Usage, CoreError> {
+    let q = Selection {
+        period: Period::last_days(1),
+        filters,
+    };
+    let mut days = daily(tx, tenant, &q).await?;
     days.pop().ok_or(CoreError::NotFound)
 }
 
-/// One row per calendar month of the last `months` months (this one included).
-pub async fn monthly(tx: &mut Tx, tenant: Uuid, months: i32) -> Result<Vec<Usage>, CoreError> {
+/// One row per calendar month of the period, oldest first: the last N months (this one
+/// included), or the months the days `from` … `to` touch, each counting only those days.
+pub async fn monthly(tx: &mut Tx, tenant: Uuid, q: &Selection) -> Result<Vec<Usage>, CoreError> {
     tx.last();
     let rows = tx
         .query(
             &format!(
-                "with this as (select date_trunc('month', (now() at time zone timezone)::date)::date as m
-                               from app.tenants where id = $1),
-                      months as (select generate_series(m - make_interval(months => $2 - 1), m,
-                                                        interval '1 month')::date as month from this)
+                "with span as (select {first} as first, {last} as last),
+                      months as (select generate_series(date_trunc('month', first), date_trunc('month', last),
+                                                        interval '1 month')::date as month, first, last from span)
                  select to_char(months.month, 'YYYY-MM') as period, {SUMS}
                  from months left join app.usage_daily u
-                   on u.tenant_id = $1 and u.day >= months.month
-                  and u.day < (months.month + interval '1 month')::date
-                 group by months.month order by months.month"
+                   on u.tenant_id = $1 and u.day >= greatest(months.month, months.first)
+                  and u.day < least((months.month + interval '1 month')::date, months.last + 1)
+                  and {filtered}
+                 group by months.month order by months.month",
+                first = period::first_day_of_months(),
+                last = period::last_day(),
+                filtered = period::filtered("u"),
             ),
-            &[&tenant, &months],
+            &q.params(&tenant),
         )
         .await?;
     rows.iter().map(Usage::from_row).collect::<Result<_, _>>()
@@ -443,10 +453,12 @@ pub async fn record(tx: &mut Tx, tenant: Uuid, e: &UsageDraft) -> Result<UsageEv
     UsageEvent::from_row(&row)
 }
 
-/// The tenant's usage events, newest first (a member: their own).
+/// The tenant's usage events, newest first (a member: their own), of the times and
+/// filters asked.
 pub async fn events(
     tx: &mut Tx,
     tenant: Uuid,
+    q: &EventSelection,
     page: &crate::platform::page::Page<Uuid>,
 ) -> Result<crate::platform::page::Paged<UsageEvent>, CoreError> {
     tx.last();
@@ -454,9 +466,21 @@ pub async fn events(
         .query(
             &format!(
                 "select {EVENT_COLUMNS} from app.usage_events
-                 where tenant_id = $1 and ($2::uuid is null or id < $2) order by id desc limit $3"
+                 where tenant_id = $1 and ($2::uuid is null or id < $2)
+                   and ($4::uuid is null or assistant_id = $4) and ($5::text is null or provider = $5)
+                   and ($6::timestamptz is null or created_at >= $6)
+                   and ($7::timestamptz is null or created_at <= $7)
+                 order by id desc limit $3"
             ),
-            &[&tenant, &page.after, &(page.limit + 1)],
+            &[
+                &tenant,
+                &page.after,
+                &(page.limit + 1),
+                &q.filters.assistant_id,
+                &q.filters.provider,
+                &q.from,
+                &q.to,
+            ],
         )
         .await?;
     Ok(crate::platform::page::Paged::from_rows(

@@ -8,7 +8,7 @@ use frontdesk_core::{
         self, DailyMessages, FeedbackByAssistant, FeedbackQuery, FunnelQuery, FunnelStep,
         ProviderUsage, Table, TopQuery, TopSpender,
     },
-    usage::usage::Days,
+    usage::period::{FilterQuery, PeriodQuery, Selection},
 };
 
 use crate::{
@@ -64,44 +64,47 @@ async fn table<T: Table>(
     reply::table(headers, &table)
 }
 
-/// Usage per provider and model over the last `days` days: requests, tokens, cost, mean
-/// latency, first and last use; most expensive first.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/providers", tag = "analytics", params(TenantPath, Days),
+/// Usage per provider and model over the period (default: the last 30 days): requests,
+/// tokens, cost, mean latency, first and last use; most expensive first.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/providers", tag = "analytics", params(TenantPath, PeriodQuery, FilterQuery),
     responses((status = 200, description = "JSON, or CSV with Accept: text/csv",
                content((Vec<ProviderUsage> = "application/json"), (String = "text/csv"))),
               (status = 422, body = Problem)))]
 pub async fn providers(
     scope: TenantScope,
     headers: HeaderMap,
-    QueryParams(q): QueryParams<Days>,
+    QueryParams(period): QueryParams<PeriodQuery>,
+    QueryParams(filters): QueryParams<FilterQuery>,
 ) -> ApiResult<Response> {
-    let days = q.parse()?;
+    let q = Selection::parse(&period, &filters)?;
     table(&scope, &headers, async |tx| {
-        analytics::providers(tx, scope.tenant, days).await
+        analytics::providers(tx, scope.tenant, &q).await
     })
     .await
 }
 
-/// Messages per day and user over the last `days` days: user and assistant messages,
-/// tokens, cost.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/messages/daily", tag = "analytics", params(TenantPath, Days),
+/// Messages per day and user over the period: user and assistant messages, tokens, cost.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/messages/daily", tag = "analytics", params(TenantPath, PeriodQuery, FilterQuery),
     responses((status = 200, description = "JSON, or CSV with Accept: text/csv",
                content((Vec<DailyMessages> = "application/json"), (String = "text/csv"))),
               (status = 422, body = Problem)))]
 pub async fn daily_messages(
     scope: TenantScope,
     headers: HeaderMap,
-    QueryParams(q): QueryParams<Days>,
+    QueryParams(period): QueryParams<PeriodQuery>,
+    QueryParams(filters): QueryParams<FilterQuery>,
 ) -> ApiResult<Response> {
-    let days = q.parse()?;
+    let q = Selection::parse(&period, &filters)?;
     table(&scope, &headers, async |tx| {
-        analytics::daily_messages(tx, scope.tenant, days).await
+        analytics::daily_messages(tx, scope.tenant, &q).await
     })
     .await
 }
 
-/// The users or assistants that spent most over the last `days` days.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/top", tag = "analytics", params(TenantPath, TopQuery),
+/// The users, assistants, contacts or conversations that spent most over the period, each
+/// with a name to show. Contacts and conversations are counted from the period's messages
+/// and usage events (no rollup holds them), the others from the daily rollups.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/top", tag = "analytics", params(TenantPath, TopQuery, PeriodQuery, FilterQuery),
     responses((status = 200, description = "JSON, or CSV with Accept: text/csv",
                content((Vec<TopSpender> = "application/json"), (String = "text/csv"))),
               (status = 422, body = Problem)))]
@@ -109,17 +112,19 @@ pub async fn top(
     scope: TenantScope,
     headers: HeaderMap,
     QueryParams(q): QueryParams<TopQuery>,
+    QueryParams(period): QueryParams<PeriodQuery>,
+    QueryParams(filters): QueryParams<FilterQuery>,
 ) -> ApiResult<Response> {
-    let checked = q.parse()?;
+    let checked = q.parse(&period, &filters)?;
     table(&scope, &headers, async |tx| {
         analytics::top(tx, scope.tenant, &checked).await
     })
     .await
 }
 
-/// A flow's funnel: for each of its states, in order, how many conversations entered it
-/// in the last `days` days.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/funnel", tag = "analytics", params(TenantPath, FunnelQuery),
+/// A flow's funnel: for each of its states, in order, how many conversations (optionally
+/// of one assistant) entered it in the period.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/funnel", tag = "analytics", params(TenantPath, FunnelQuery, PeriodQuery),
     responses((status = 200, description = "JSON, or CSV with Accept: text/csv",
                content((Vec<FunnelStep> = "application/json"), (String = "text/csv"))),
               (status = 422, body = Problem)))]
@@ -127,18 +132,19 @@ pub async fn funnel(
     scope: TenantScope,
     headers: HeaderMap,
     QueryParams(q): QueryParams<FunnelQuery>,
+    QueryParams(period): QueryParams<PeriodQuery>,
 ) -> ApiResult<Response> {
-    let checked = q.parse()?;
+    let checked = q.parse(&period)?;
     table(&scope, &headers, async |tx| {
         analytics::funnel(tx, scope.tenant, &checked).await
     })
     .await
 }
 
-/// Ratings of the messages written in the last `days` days, by assistant (default) or by
-/// model (`by=model`): how many, up, down, and the positive rate; most rated first. From
-/// the feedback rollup; a member counts the ratings in their own conversations.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/feedback", tag = "analytics", params(TenantPath, FeedbackQuery),
+/// Ratings of the messages written in the period, by assistant (default) or by model
+/// (`by=model`): how many, up, down, and the positive rate; most rated first. From the
+/// feedback rollup; a member counts the ratings in their own conversations.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/analytics/feedback", tag = "analytics", params(TenantPath, FeedbackQuery, PeriodQuery, FilterQuery),
     responses((status = 200, description = "JSON (by=model: FeedbackByModel rows), or CSV with Accept: text/csv",
                content((Vec<FeedbackRow> = "application/json"), (String = "text/csv"))),
               (status = 422, body = Problem)),
@@ -147,8 +153,10 @@ pub async fn feedback(
     scope: TenantScope,
     headers: HeaderMap,
     QueryParams(q): QueryParams<FeedbackQuery>,
+    QueryParams(period): QueryParams<PeriodQuery>,
+    QueryParams(filters): QueryParams<FilterQuery>,
 ) -> ApiResult<Response> {
-    let checked = q.parse()?;
+    let checked = q.parse(&period, &filters)?;
     table(&scope, &headers, async |tx| {
         analytics::feedback(tx, scope.tenant, &checked).await
     })

@@ -1,15 +1,22 @@
-//! `/v1/tenants/{tenant}/usage/…`: usage from the daily rollups.
+//! `/v1/tenants/{tenant}/usage/…`: usage from the daily rollups, as JSON or, with
+//! `Accept: text/csv`, as CSV.
 
-use axum::{http::StatusCode, response::Response};
+use axum::{
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
 use frontdesk_core::{
     platform::page::{PageQuery, Paged},
-    usage::usage::{self, Days, Months, NewUsageEvent, Usage, UsageDraft, UsageEvent},
+    usage::analytics::One,
+    usage::period::{EventSelection, FilterQuery, MonthsQuery, PeriodQuery, Selection, TimesQuery},
+    usage::usage::{self, NewUsageEvent, Usage, UsageDraft, UsageEvent},
 };
 
 use crate::{
     error::{ApiResult, Problem},
     extract::{QueryParams, TenantScope},
     idempotency::Creating,
+    reply,
     routes::{IdempotencyHeader, TenantPath},
 };
 
@@ -31,55 +38,80 @@ pub async fn record(scope: TenantScope, new: Creating<NewUsageEvent>) -> ApiResu
         .await
 }
 
-/// Recorded usage events, newest first (a member: their own).
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/events", tag = "usage", params(TenantPath, PageQuery),
-    responses((status = 200, body = Paged<UsageEvent>)))]
+/// Recorded usage events, newest first (a member: their own); optionally between two
+/// times, of one assistant or provider. As CSV: the page's rows, with the next page's
+/// cursor in the `Next-Cursor` header.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/events", tag = "usage", params(TenantPath, PageQuery, TimesQuery, FilterQuery),
+    responses((status = 200, description = "JSON, or CSV with Accept: text/csv (the cursor of the next page, if any, in Next-Cursor)",
+               content((Paged<UsageEvent> = "application/json"), (String = "text/csv")),
+               headers(("Next-Cursor" = String, description = "CSV only: the next page's cursor"))),
+              (status = 422, body = Problem)))]
 pub async fn events(
     scope: TenantScope,
+    headers: HeaderMap,
     QueryParams(page): QueryParams<PageQuery>,
-) -> ApiResult<axum::Json<Paged<UsageEvent>>> {
-    let page = page.parse()?;
+    QueryParams(times): QueryParams<TimesQuery>,
+    QueryParams(filters): QueryParams<FilterQuery>,
+) -> ApiResult<Response> {
+    let (page, q) = EventSelection::parse(&page, &times, &filters)?;
     let events = scope
-        .read(async |tx| usage::events(tx, scope.tenant, &page).await)
+        .read(async |tx| usage::events(tx, scope.tenant, &q, &page).await)
         .await?;
-    Ok(axum::Json(events))
+    reply::table(&headers, &events)
 }
 
-/// Usage per day for the last `days` days (default 30), oldest first, in the tenant's
-/// time zone. Members see their own usage only.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/daily", tag = "usage", params(TenantPath, Days),
-    responses((status = 200, body = Vec<Usage>), (status = 422, body = Problem)))]
+/// Usage per day of the period (default: the last 30 days), oldest first, in the tenant's
+/// time zone; optionally of one assistant or provider. Members see their own usage only.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/daily", tag = "usage", params(TenantPath, PeriodQuery, FilterQuery),
+    responses((status = 200, description = "JSON, or CSV with Accept: text/csv",
+               content((Vec<Usage> = "application/json"), (String = "text/csv"))),
+              (status = 422, body = Problem)))]
 pub async fn daily(
     scope: TenantScope,
-    QueryParams(q): QueryParams<Days>,
-) -> ApiResult<axum::Json<Vec<Usage>>> {
-    let days = q.parse()?;
+    headers: HeaderMap,
+    QueryParams(period): QueryParams<PeriodQuery>,
+    QueryParams(filters): QueryParams<FilterQuery>,
+) -> ApiResult<Response> {
+    let q = Selection::parse(&period, &filters)?;
     let usage = scope
-        .read(async |tx| usage::daily(tx, scope.tenant, days).await)
+        .read(async |tx| usage::daily(tx, scope.tenant, &q).await)
         .await?;
-    Ok(axum::Json(usage))
+    reply::table(&headers, &usage)
 }
 
-/// Today's usage so far, in the tenant's time zone.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/today", tag = "usage", params(TenantPath),
-    responses((status = 200, body = Usage)))]
-pub async fn today(scope: TenantScope) -> ApiResult<axum::Json<Usage>> {
+/// Today's usage so far, in the tenant's time zone; optionally of one assistant or
+/// provider.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/today", tag = "usage", params(TenantPath, FilterQuery),
+    responses((status = 200, description = "JSON, or CSV (one line) with Accept: text/csv",
+               content((Usage = "application/json"), (String = "text/csv"))),
+              (status = 422, body = Problem)))]
+pub async fn today(
+    scope: TenantScope,
+    headers: HeaderMap,
+    QueryParams(filters): QueryParams<FilterQuery>,
+) -> ApiResult<Response> {
+    let q = Selection::parse(&PeriodQuery::default(), &filters)?;
     let usage = scope
-        .read(async |tx| usage::today(tx, scope.tenant).await)
+        .read(async |tx| usage::today(tx, scope.tenant, q.filters).await)
         .await?;
-    Ok(axum::Json(usage))
+    reply::table(&headers, &One(usage))
 }
 
-/// Usage per calendar month for the last `months` months (default 12), oldest first.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/monthly", tag = "usage", params(TenantPath, Months),
-    responses((status = 200, body = Vec<Usage>), (status = 422, body = Problem)))]
+/// Usage per calendar month of the period (default: the last 12 months), oldest first;
+/// optionally of one assistant or provider.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/monthly", tag = "usage", params(TenantPath, MonthsQuery, FilterQuery),
+    responses((status = 200, description = "JSON, or CSV with Accept: text/csv",
+               content((Vec<Usage> = "application/json"), (String = "text/csv"))),
+              (status = 422, body = Problem)))]
 pub async fn monthly(
     scope: TenantScope,
-    QueryParams(q): QueryParams<Months>,
-) -> ApiResult<axum::Json<Vec<Usage>>> {
-    let months = q.parse()?;
+    headers: HeaderMap,
+    QueryParams(months): QueryParams<MonthsQuery>,
+    QueryParams(filters): QueryParams<FilterQuery>,
+) -> ApiResult<Response> {
+    let q = Selection::parse_months(&months, &filters)?;
     let usage = scope
-        .read(async |tx| usage::monthly(tx, scope.tenant, months).await)
+        .read(async |tx| usage::monthly(tx, scope.tenant, &q).await)
         .await?;
-    Ok(axum::Json(usage))
+    reply::table(&headers, &usage)
 }
