@@ -1095,6 +1095,23 @@ async fn restore_and_migrate_down_refuse_without_a_say_so() {
     let (_, said) = token_for(&dir.0);
     assert!(said.contains("no server is running"), "{said}");
 
+    // On a terminal (util-linux `script` gives it one) it asks; an answer other than
+    // yes (here: the end of input) reverts nothing.
+    if Path::new("/usr/bin/script").exists() {
+        let asked = run(Command::new("/usr/bin/script")
+            .env("FRONTDESK_DATA_DIR", &dir.0)
+            .env("FRONTDESK_LOG", "warn")
+            .args(["-qec", &format!("{BIN} migrate down"), "/dev/null"]));
+        let said = String::from_utf8_lossy(&asked.stdout);
+        assert!(said.contains("type yes to go on"), "{asked:?}");
+        assert!(said.contains("nothing was reverted"), "{asked:?}");
+        let status_now = frontdesk(&dir.0, &["migrate", "status"]);
+        assert_eq!(
+            String::from_utf8_lossy(&status_before.stdout),
+            String::from_utf8_lossy(&status_now.stdout),
+            "migrate down reverted without a yes"
+        );
+    }
     let down = frontdesk(&dir.0, &["migrate", "down", "--yes"]);
     assert!(down.status.success(), "{down:?}");
     assert!(
