@@ -305,7 +305,8 @@ impl RequestContext {
 /// Errors of the database layer, kept as they are so the HTTP layer can map SQLSTATEs.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("no database connection available: {0}")]
+    /// Displayed with its causes (why a new connection failed: a refused password, say).
+    #[error("no database connection available: {}", error_chain(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
     /// Displayed with its causes: the server's severity, message and SQLSTATE for an
     /// error PostgreSQL raised (the driver alone says only "db error").
