@@ -10,6 +10,7 @@
 pub mod conversations;
 pub mod events;
 pub mod housekeeping;
+pub mod operations;
 pub mod platform;
 pub mod providers;
 pub mod tenancy;

@@ -95,7 +95,7 @@ impl Db {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Option<tokio_postgres::Row>, crate::DbError> {
-        let conn = self.app().get().await?;
+        let conn = Self::checkout(self.app(), "app").await?;
         if self.statement_mode() == StatementMode::Named {
             let statement = conn.prepare_cached(sql).await?;
             return Ok(conn.query_opt(&statement, params).await?);
@@ -104,13 +104,69 @@ impl Db {
             Some(types) => types,
             None => {
                 conn.batch_execute("begin").await?;
-                let types = self.learn_parameter_types(&conn, sql).await?;
+                let types = match self.learn_parameter_types(&conn, sql).await {
+                    Ok(types) => types,
+                    Err(error) => {
+                        // Never hand the connection back inside a failed transaction.
+                        if conn.batch_execute("rollback").await.is_err() {
+                            let _ = deadpool_postgres::Object::take(conn);
+                        }
+                        return Err(error.into());
+                    }
+                };
                 conn.batch_execute("commit").await?;
                 types
             }
         };
         let typed = crate::tx::typed(params, &types);
         Ok(conn.query_typed(sql, &typed).await?.into_iter().next())
+    }
+
+    /// A connection of `pool` (`app` or `operator`, the metrics label). A checkout that
+    /// finds no idle connection (it waits for one to come back or to be opened) counts in
+    /// `db_pool_wait_seconds{pool}` with the time it waited.
+    pub(crate) async fn checkout(
+        pool: &Pool,
+        label: &'static str,
+    ) -> Result<deadpool_postgres::Object, deadpool_postgres::PoolError> {
+        // Only a checkout that finds nothing idle reads the clock.
+        let waits = (pool.status().available == 0).then(std::time::Instant::now);
+        let got = pool.get().await;
+        if let Some(start) = waits {
+            metrics::histogram!("db_pool_wait_seconds", "pool" => label)
+                .record(start.elapsed().as_secs_f64());
+        }
+        if got.is_err() {
+            metrics::counter!("db_pool_checkout_failures_total", "pool" => label).increment(1);
+        }
+        got
+    }
+
+    /// A connection for `principal` (see `checkout`).
+    pub(crate) async fn connection_for(
+        &self,
+        principal: &Principal,
+    ) -> Result<deadpool_postgres::Object, deadpool_postgres::PoolError> {
+        match principal {
+            Principal::Operator => Self::checkout(self.operator(), "operator").await,
+            _ => Self::checkout(self.app(), "app").await,
+        }
+    }
+
+    /// A transaction as the operator with its request context, as the workers and
+    /// operator requests run them (`/readyz`): the operator pool logs in, the context
+    /// functions answer, a statement runs.
+    pub async fn probe_operator(&self) -> Result<(), crate::DbError> {
+        let context = crate::RequestContext {
+            tenant: None,
+            tenant_version: None,
+            principal: Principal::Operator,
+            read_only: true,
+        };
+        crate::Tx::run(self, &context, async |tx| {
+            tx.last().query("select 1", &[]).await.map(drop)
+        })
+        .await
     }
 
     /// Connections as `frontdesk_app`.

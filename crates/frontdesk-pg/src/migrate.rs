@@ -308,7 +308,9 @@ impl<'a> Migrator<'a> {
         result
     }
 
-    async fn down_locked(&self, to: Option<u32>) -> anyhow::Result<Vec<u32>> {
+    /// The migrations `down(to)` would revert, newest first, without reverting anything
+    /// (`frontdesk migrate down` shows them before it asks).
+    pub async fn down_plan(&self, to: Option<u32>) -> anyhow::Result<Vec<&'a Migration>> {
         let states = self.states(&self.applied().await?);
         Self::check(&states)?;
         let applied: Vec<u32> = states
@@ -320,12 +322,19 @@ impl<'a> Migrator<'a> {
             Some(v) => v,
             None => applied.iter().rev().nth(1).copied().unwrap_or(0),
         };
+        Ok(self
+            .migrations
+            .iter()
+            .rev()
+            .filter(|m| m.version > target && applied.contains(&m.version))
+            .collect())
+    }
+
+    async fn down_locked(&self, to: Option<u32>) -> anyhow::Result<Vec<u32>> {
+        let plan = self.down_plan(to).await?;
         let citus = citus::is_citus(self.client).await?;
         let mut done = Vec::new();
-        for m in self.migrations.iter().rev() {
-            if m.version <= target || !applied.contains(&m.version) {
-                continue;
-            }
+        for m in plan {
             let record = format!(
                 "delete from frontdesk_meta.schema_migrations where version = {}",
                 m.version
@@ -443,6 +452,20 @@ fn failed_statement(n: usize, statement: &str) -> String {
 
 /// The newest applied migration and whether one is dirty, on a pooled connection: what
 /// a readiness check compares with the migrations this binary knows.
+/// The `drop …` statements of a down script, each as its first line (what reverting the
+/// migration removes).
+pub fn drops(script: &str) -> Vec<String> {
+    script
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            l.get(..5)
+                .is_some_and(|head| head.eq_ignore_ascii_case("drop "))
+        })
+        .map(|l| l.trim_end_matches(';').to_owned())
+        .collect()
+}
+
 pub async fn applied(db: &crate::Db) -> Result<(i64, bool), crate::DbError> {
     use crate::RowExt;
     let row = db

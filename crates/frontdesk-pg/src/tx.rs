@@ -305,9 +305,12 @@ impl RequestContext {
 /// Errors of the database layer, kept as they are so the HTTP layer can map SQLSTATEs.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("no database connection available: {0}")]
+    /// Displayed with its causes (why a new connection failed: a refused password, say).
+    #[error("no database connection available: {}", error_chain(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error(transparent)]
+    /// Displayed with its causes: the server's severity, message and SQLSTATE for an
+    /// error PostgreSQL raised (the driver alone says only "db error").
+    #[error("{}", error_chain(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// A statement after the transaction was committed (a bug in the caller).
     #[error("the transaction is already committed")]
@@ -325,6 +328,35 @@ pub enum DbError {
         rust_type: &'static str,
         reason: String,
     },
+}
+
+/// An error and its causes on one line, `: `-separated; a server error with its
+/// SQLSTATE, its detail and hint after `;`.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        match e.downcast_ref::<tokio_postgres::error::DbError>() {
+            Some(db) => {
+                text.push_str(&format!(
+                    "{} {}: {}",
+                    db.severity(),
+                    db.code().code(),
+                    db.message()
+                ));
+                if let Some(detail) = db.detail() {
+                    text.push_str(&format!("; detail: {detail}"));
+                }
+                if let Some(hint) = db.hint() {
+                    text.push_str(&format!("; hint: {hint}"));
+                }
+            }
+            None => text.push_str(&e.to_string().replace('\n', "; ")),
+        }
+        cause = e.source();
+    }
+    text
 }
 
 fn table_of(table: Option<u32>) -> String {
@@ -370,7 +402,7 @@ impl Tx {
     /// Take a connection of the login role `context` needs. The context goes out with the
     /// first statement.
     pub async fn begin(db: &crate::Db, context: &RequestContext) -> Result<Self, DbError> {
-        let conn = db.pool_for(&context.principal).get().await?;
+        let conn = db.connection_for(&context.principal).await?;
         Ok(Self {
             conn: Some(conn),
             db: db.clone(),
@@ -578,10 +610,14 @@ impl Tx {
             },
         )
         .await;
+        // A COMMIT that went out ends the transaction whatever came back: should the
+        // context or the statement have failed, PostgreSQL turned it into a ROLLBACK. A
+        // rollback sent after it would only draw "WARNING: there is no transaction in
+        // progress".
+        self.finished = commit;
         pre?;
         let out = out?;
         committed?;
-        self.finished = commit;
         Ok(out)
     }
 
@@ -595,8 +631,10 @@ impl Tx {
             self.commit_with_next = true;
             return self.send(async |_| Ok(())).await;
         }
-        self.conn().batch_execute("commit").await?;
+        // Over once COMMIT is sent, even if it fails (a deferred constraint): PostgreSQL
+        // has rolled back, and no ROLLBACK must follow.
         self.finished = true;
+        self.conn().batch_execute("commit").await?;
         Ok(())
     }
 }

@@ -351,6 +351,11 @@ impl Auth {
             invalid(match e.kind() {
                 K::ExpiredSignature => "expired",
                 K::ImmatureSignature => "not valid yet",
+                // HS256: minted with another secret, e.g. `frontdesk token` run against
+                // another data directory than the server's.
+                K::InvalidSignature if header.alg == Algorithm::HS256 => {
+                    "signed with another secret than this server's"
+                }
                 K::InvalidSignature => "bad signature",
                 K::InvalidIssuer => "wrong issuer",
                 K::InvalidAudience => "wrong audience",

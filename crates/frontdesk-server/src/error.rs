@@ -272,6 +272,10 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Internal(message) => tracing::error!(error = %message, "request failed"),
             Self::Unavailable(message) => tracing::warn!(error = %message, "database unavailable"),
+            Self::LimitReached(l) => {
+                // The names are the database's limits: a fixed set, whatever a client sends.
+                metrics::counter!("limit_refusals_total", "limit" => l.name.clone()).increment(1)
+            }
             _ => {}
         }
         let errors = match &self {

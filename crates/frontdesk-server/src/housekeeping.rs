@@ -16,13 +16,18 @@ pub fn spawn(db: Db) -> tokio::task::JoinHandle<()> {
         let mut tick = tokio::time::interval(SWEEP_EVERY);
         loop {
             tick.tick().await;
+            metrics::counter!("background_job_runs_total", "job" => "housekeeping").increment(1);
             match sweep(&db).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     deleted = n,
                     "expired idempotency keys and reservations swept"
                 ),
-                Err(error) => tracing::warn!(%error, "sweeping failed"),
+                Err(error) => {
+                    metrics::counter!("background_job_failures_total", "job" => "housekeeping")
+                        .increment(1);
+                    tracing::warn!(%error, "sweeping failed")
+                }
             }
         }
     })
@@ -33,5 +38,5 @@ pub fn spawn(db: Db) -> tokio::task::JoinHandle<()> {
 pub async fn sweep(db: &Db) -> anyhow::Result<u64> {
     frontdesk_core::housekeeping::sweep(db)
         .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }

@@ -62,6 +62,7 @@ fn metrics_handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Another recorder may already be installed (tests embedding several apps).
             let _ = metrics::set_global_recorder(recorder);
+            routes::service::describe_metrics();
             handle
         })
         .clone()
@@ -89,6 +90,11 @@ pub fn app_with(db: Db, auth: AuthConfig, options: AppOptions) -> Router {
             .last()
             .map_or(0, |m| i64::from(m.version)),
         options: Arc::new(options),
+        events_counted_to: Arc::new(tokio::sync::Mutex::new(
+            frontdesk_core::operations::uuid_v7_floor(
+                std::time::SystemTime::now() - routes::service::EVENTS_SETTLE,
+            ),
+        )),
     };
     Router::new()
         .route("/healthz", get(routes::service::healthz))

@@ -18,6 +18,8 @@ pub struct AppState {
     /// The newest migration this binary knows: /readyz compares the database with it.
     pub schema_version: i64,
     pub options: Arc<AppOptions>,
+    /// Where `/metrics` counts events written from next (`routes::service::metrics`).
+    pub events_counted_to: Arc<tokio::sync::Mutex<uuid::Uuid>>,
 }
 
 /// Settings of the API beyond auth.

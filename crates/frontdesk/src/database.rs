@@ -196,6 +196,43 @@ impl Database {
         ))
     }
 
+    /// What says a server (`frontdesk serve` or `worker`) uses the database: the embedded
+    /// cluster was already running when this command opened it, and sessions of the
+    /// request path's logins (frontdesk_app, frontdesk_operator), which only servers and
+    /// workers use. Empty when nothing does.
+    pub async fn servers_using(&self) -> anyhow::Result<Vec<String>> {
+        let mut found = Vec::new();
+        if let Database::Embedded {
+            cluster,
+            started_here: false,
+            ..
+        } = self
+        {
+            found.push(format!(
+                "the embedded cluster in {} was already running",
+                cluster.pg_dir().display()
+            ));
+        }
+        let client = frontdesk_pg::pool::connect(&self.admin_config())
+            .await
+            .context("connecting")?;
+        let row = client
+            .query_one(
+                "select count(*), coalesce(string_agg(distinct usename::text, ', '), '')
+                   from pg_stat_activity
+                  where datname = current_database() and pid <> pg_backend_pid()
+                    and usename in ($1, $2)",
+                &[&roles::APP, &roles::OPERATOR],
+            )
+            .await
+            .context("looking for the server's sessions in pg_stat_activity")?;
+        let (sessions, logins): (i64, String) = (row.get(0), row.get(1));
+        if sessions > 0 {
+            found.push(format!("{sessions} session(s) of {logins}"));
+        }
+        Ok(found)
+    }
+
     /// One of PostgreSQL's client programs, pointed at the database.
     pub fn tool(&self, program: &str) -> anyhow::Result<Command> {
         match self {

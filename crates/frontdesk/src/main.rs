@@ -246,10 +246,14 @@ impl WebhookArgs {
 enum MigrateAction {
     /// Apply every pending migration.
     Up,
-    /// Revert the newest migration, or every one above --to.
+    /// Revert the newest migration, or every one above --to. Shows what it drops and asks
+    /// for confirmation on a terminal; elsewhere --yes is required.
     Down {
         #[arg(long)]
         to: Option<u32>,
+        /// Revert without asking (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// List migrations and their state.
     Status,
@@ -270,8 +274,14 @@ enum DbAction {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
-    /// Restore a backup made by `db dump` (replaces what is there; stop the server first).
-    Restore { file: PathBuf },
+    /// Restore a backup made by `db dump` (replaces what is there). Refused while a server
+    /// or worker uses the database: stop them first.
+    Restore {
+        file: PathBuf,
+        /// Restore even though a server or worker is using the database.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the SQL that creates Frontdesk's roles on an external server (for an
     /// administrator to run once), or with --apply run it on DATABASE_URL. Passwords come
     /// from FRONTDESK_APP_PASSWORD, FRONTDESK_OPERATOR_PASSWORD and FRONTDESK_OWNER_PASSWORD.
@@ -345,8 +355,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
             ttl,
         } => {
-            let secret = secrets::jwt_secret(&common)?;
             let ttl = parse_ttl(&ttl)?;
+            let secret = token_secret(&common)?;
             println!(
                 "{}",
                 secrets::mint_token(&secret, sub, email.as_deref(), name.as_deref(), ttl)?
@@ -354,6 +364,49 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The secret `frontdesk token` signs with, after saying on stderr which it is and
+/// whether a server uses it: a token minted with another data directory's secret than
+/// the server's is refused ("signed with another secret than this server's").
+fn token_secret(common: &Common) -> anyhow::Result<String> {
+    let (secret, source) = secrets::jwt_secret_with_source(common)?;
+    let (path, created) = match source {
+        secrets::SecretSource::Environment => {
+            eprintln!("signed with FRONTDESK_JWT_SECRET");
+            return Ok(secret);
+        }
+        secrets::SecretSource::File { path, created } => (path, created),
+    };
+    eprintln!("signed with the secret in {}", path.display());
+    let dir = path
+        .parent()
+        .unwrap_or(&common.data_dir)
+        .display()
+        .to_string();
+    if created {
+        eprintln!(
+            "warning: {dir} had no secret: a new one was generated, which no running server uses yet"
+        );
+    }
+    if common.database_url.is_some() {
+        // The server's database is elsewhere: nothing here says whether one runs.
+        return Ok(secret);
+    }
+    match frontdesk_pg::embedded::Cluster::new(&common.data_dir) {
+        Ok(cluster) if !cluster.is_initialized() => eprintln!(
+            "warning: {dir} holds no database cluster: no `frontdesk serve` has run with this \
+             data directory; a server using another one refuses this token (set \
+             FRONTDESK_DATA_DIR to the server's)"
+        ),
+        Ok(cluster) if !cluster.is_running() => eprintln!(
+            "warning: no server is running with {dir} (its database cluster is stopped); a \
+             server using another data directory refuses this token"
+        ),
+        Ok(_) => {}
+        Err(error) => eprintln!("warning: cannot tell whether a server runs with {dir}: {error:#}"),
+    }
+    Ok(secret)
 }
 
 async fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
@@ -493,7 +546,24 @@ async fn migrate(db: &Database, action: MigrateAction) -> anyhow::Result<ExitCod
             let done = migrator.up().await?;
             println!("applied {} migration(s){}", done.len(), list(&done));
         }
-        MigrateAction::Down { to } => {
+        MigrateAction::Down { to, yes } => {
+            let plan = migrator.down_plan(to).await?;
+            if plan.is_empty() {
+                println!("nothing to revert");
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!("this reverts, newest first:");
+            for m in &plan {
+                eprintln!("  {:04}_{}", m.version, m.name);
+                for drop in frontdesk_pg::migrate::drops(m.down) {
+                    eprintln!("      {drop}");
+                }
+            }
+            eprintln!("(data in what is dropped is lost; `frontdesk db dump` keeps a copy)");
+            if !yes && !confirm("revert these migrations?")? {
+                eprintln!("nothing was reverted");
+                return Ok(ExitCode::FAILURE);
+            }
             let done = migrator.down(to).await?;
             println!("reverted {} migration(s){}", done.len(), list(&done));
         }
@@ -523,6 +593,19 @@ async fn migrate(db: &Database, action: MigrateAction) -> anyhow::Result<ExitCod
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ask on the terminal; without one, refuse (the command needs `--yes`).
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        bail!("stdin is not a terminal: pass --yes to confirm");
+    }
+    eprint!("{question} type yes to go on: ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim().eq_ignore_ascii_case("yes"))
 }
 
 fn list(versions: &[u32]) -> String {
@@ -586,9 +669,17 @@ async fn db_tool(db: &Database, action: DbAction) -> anyhow::Result<ExitCode> {
             }
             c
         }
-        DbAction::Restore { file } => {
+        DbAction::Restore { file, force } => {
             if !file.is_file() {
                 bail!("{} is not a file", file.display());
+            }
+            let users = db.servers_using().await?;
+            if !users.is_empty() && !force {
+                bail!(
+                    "a server is using the database ({}): stop it before restoring, or pass \
+                     --force to restore under it (its requests fail or see half a restore)",
+                    users.join("; ")
+                );
             }
             let mut c = db.tool("pg_restore")?;
             c.args([

@@ -1,6 +1,11 @@
 //! Secrets generated once into the data directory when not configured, and dev tokens.
 
-use std::{io::Write, os::unix::fs::OpenOptionsExt, path::Path, time::Duration};
+use std::{
+    io::Write,
+    os::unix::fs::OpenOptionsExt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Context;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -43,10 +48,28 @@ pub fn embedded_passwords(data_dir: &Path) -> anyhow::Result<frontdesk_pg::roles
 }
 
 pub fn jwt_secret(common: &Common) -> anyhow::Result<String> {
+    Ok(jwt_secret_with_source(common)?.0)
+}
+
+/// Where the HS256 secret came from.
+pub enum SecretSource {
+    /// `FRONTDESK_JWT_SECRET`.
+    Environment,
+    /// The data directory's file; `created` when it was generated just now.
+    File { path: PathBuf, created: bool },
+}
+
+/// The HS256 secret and where it came from (`frontdesk token` says which it used).
+pub fn jwt_secret_with_source(common: &Common) -> anyhow::Result<(String, SecretSource)> {
     match &common.jwt_secret {
-        Some(secret) if secret.len() >= 32 => Ok(secret.clone()),
+        Some(secret) if secret.len() >= 32 => Ok((secret.clone(), SecretSource::Environment)),
         Some(_) => anyhow::bail!("FRONTDESK_JWT_SECRET must be at least 32 characters"),
-        None => Ok(load_or_create(&common.data_dir, "jwt-secret")?.0),
+        None => {
+            let (secret, created) = load_or_create(&common.data_dir, "jwt-secret")?;
+            let path = std::path::absolute(common.data_dir.join("jwt-secret"))
+                .unwrap_or_else(|_| common.data_dir.join("jwt-secret"));
+            Ok((secret, SecretSource::File { path, created }))
+        }
     }
 }
 

@@ -666,12 +666,26 @@ impl Lines {
     fn count(&self) -> usize {
         self.0.lock().unwrap().len()
     }
+
+    fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
 }
 
 /// Serve with request logging on (`tower_http=debug` logs a line as each request ends)
 /// in `format`; its stdout and stderr lines.
 fn serve_logging(dir: &Path, port: u16, format: &str) -> (Child, Lines, Lines) {
+    serve_logging_with(dir, port, format, &[])
+}
+
+fn serve_logging_with(
+    dir: &Path,
+    port: u16,
+    format: &str,
+    env: &[(&str, &str)],
+) -> (Child, Lines, Lines) {
     let mut child = Command::new(BIN)
+        .envs(env.iter().copied())
         .env("FRONTDESK_DATA_DIR", dir)
         .env("FRONTDESK_LISTEN", format!("127.0.0.1:{port}"))
         .env("FRONTDESK_LOG", "info,tower_http=debug")
@@ -758,4 +772,350 @@ async fn every_log_line_of_a_tenant_request_names_the_request_and_the_tenant_in_
         }
         terminate(&mut server);
     }
+}
+
+const SUB: &str = "0190f5e2-7c3a-7d2e-9b1a-3c4d5e6f7a8b";
+
+/// `frontdesk token` for SUB with `dir`: the token and what the command said on stderr.
+fn token_for(dir: &Path) -> (String, String) {
+    let out = frontdesk(dir, &["token", "--sub", SUB, "--ttl", "10m"]);
+    assert!(out.status.success(), "{out:?}");
+    (
+        String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// One sample of `/metrics`: the value of the series written exactly as `series`.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let r = request.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Issue 13, item 6: the token command says which secret it used and warns about a data
+/// directory no server uses; the server's 401 for another secret says so; the log of a
+/// server through a pipe has no colour codes and none of PostgreSQL's notices or warnings
+/// (nor does PostgreSQL's own log: no stray ROLLBACK); `/metrics` describes every metric
+/// and counts events, limit refusals and background passes.
+#[tokio::test]
+async fn tokens_name_their_secret_the_log_stays_quiet_and_metrics_say_what_happened() {
+    let dir = data_dir();
+    let elsewhere = data_dir();
+    let port = free_port();
+    let http = http_client();
+    // Webhooks to a closed port, retried only after an hour: one stays in the backlog.
+    let (mut server, _stdout, stderr) = serve_logging_with(
+        &dir.0,
+        port,
+        "text",
+        &[
+            ("FRONTDESK_WEBHOOK_ALLOW_PRIVATE", "true"),
+            ("FRONTDESK_WEBHOOK_RETRY_SCHEDULE", "1h"),
+        ],
+    );
+    wait_ready(port, &mut server).await;
+    let base = format!("http://127.0.0.1:{port}");
+
+    let (token, said) = token_for(&dir.0);
+    let secret_path = std::path::absolute(dir.0.join("jwt-secret")).unwrap();
+    assert!(
+        said.contains(&format!(
+            "signed with the secret in {}",
+            secret_path.display()
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("warning"), "{said}");
+    // Another data directory: a new secret no server uses, and the server says so.
+    let (stranger, said) = token_for(&elsewhere.0);
+    assert!(said.contains("a new one was generated"), "{said}");
+    assert!(said.contains("holds no database cluster"), "{said}");
+    let (status, problem) = send(
+        http.get(format!("{base}/v1/tenants"))
+            .bearer_auth(&stranger),
+    )
+    .await;
+    assert_eq!(status, 401, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("signed with another secret than this server's"),
+        "{problem}"
+    );
+
+    // Requests of every kind: created, conflicting, read, missing, refused by a limit.
+    let tenant = serde_json::json!({"slug": "quiet", "name": "Quiet"});
+    let (status, _) = send(
+        http.post(format!("{base}/v1/tenants"))
+            .bearer_auth(&token)
+            .json(&tenant),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = send(
+        http.post(format!("{base}/v1/tenants"))
+            .bearer_auth(&token)
+            .json(&tenant),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, _) = send(
+        http.get(format!("{base}/v1/tenants/quiet"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let closed = free_port();
+    let (status, _) = send(
+        http.post(format!("{base}/v1/tenants/quiet/webhook-endpoints"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "url": format!("http://127.0.0.1:{closed}/hook"),
+                "event_types": ["conversation.created"]
+            })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, assistant) = send(
+        http.post(format!("{base}/v1/tenants/quiet/assistants"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"name": "A"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = send(
+        http.post(format!("{base}/v1/tenants/quiet/conversations"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"assistant_id": assistant["id"]})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = send(
+        http.get(format!("{base}/v1/tenants/nowhere"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let missing = uuid::Uuid::now_v7();
+    let (status, _) = send(
+        http.put(format!(
+            "{base}/v1/tenants/quiet/messages/{missing}/feedback"
+        ))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"rating": 1})),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = send(
+        http.patch(format!("{base}/v1/tenants/quiet"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"daily_token_limit": 10})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, refused) = send(
+        http.post(format!("{base}/v1/tenants/quiet/limits/check"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"prompt_tokens": 100, "reserve": true})),
+    )
+    .await;
+    assert_eq!(status, 429, "{refused}");
+    assert_eq!(refused["limit_name"], "daily_token_limit");
+
+    // Events are counted once settled (a few seconds): exactly the one conversation
+    // created; its delivery failed once and waits for its retry.
+    let metrics = wait_until(
+        "/metrics to count the conversation.created event and its attempt",
+        Duration::from_secs(60),
+        || {
+            let http = http.clone();
+            let url = format!("{base}/metrics");
+            async move {
+                let text = http
+                    .get(url)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .text()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let counted = sample(&text, "events_written_total{type=\"conversation.created\"}");
+                let attempted = sample(&text, "webhook_delivery_attempts_total{outcome=\"retry\"}");
+                match (counted, attempted) {
+                    (Some(_), Some(_)) => Ok(text),
+                    _ => Err(format!(
+                        "not yet: {counted:?} events, {attempted:?} attempts"
+                    )),
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "events_written_total{type=\"conversation.created\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "webhook_delivery_attempts_total{outcome=\"retry\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "limit_refusals_total{limit=\"daily_token_limit\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "webhook_backlog_pending"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(
+        sample(&metrics, "webhook_backlog_oldest_seconds").is_some_and(|age| age > 0.0),
+        "{metrics}"
+    );
+    assert!(
+        sample(
+            &metrics,
+            "background_job_runs_total{job=\"webhook_delivery\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    assert!(
+        sample(&metrics, "db_pool_max_size{pool=\"operator\"}").is_some(),
+        "{metrics}"
+    );
+    // Every metric has its HELP.
+    let described: Vec<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# HELP "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let typed: Vec<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(typed.len() >= 10, "{metrics}");
+    for name in &typed {
+        assert!(described.contains(name), "no # HELP for {name}:\n{metrics}");
+    }
+
+    terminate(&mut server);
+    let log = stderr.all();
+    assert!(log.iter().any(|l| l.contains("serving")), "{log:?}");
+    for line in &log {
+        assert!(
+            !line.contains('\u{1b}'),
+            "a colour code in the log: {line:?}"
+        );
+        assert!(
+            !line.contains("WARNING") && !line.contains("NOTICE"),
+            "PostgreSQL's message in the server log: {line}"
+        );
+    }
+    let pg_log = std::fs::read_to_string(dir.0.join("run/postgresql.log")).unwrap();
+    assert!(
+        !pg_log.contains("there is no transaction in progress"),
+        "a ROLLBACK or COMMIT outside a transaction:\n{pg_log}"
+    );
+}
+
+/// Issue 13, item 6: `db restore` refuses while a server uses the database (`--force`
+/// overrides); `migrate down` shows what it drops and needs `--yes` without a terminal;
+/// `token` warns when no server runs with its data directory.
+#[tokio::test]
+async fn restore_and_migrate_down_refuse_without_a_say_so() {
+    let dir = data_dir();
+    let port = free_port();
+    let mut server = serve(&dir.0, port);
+    wait_ready(port, &mut server).await;
+
+    let dump = dir.0.join("backup.dump");
+    let dumped = frontdesk(&dir.0, &["db", "dump", "--output", dump.to_str().unwrap()]);
+    assert!(dumped.status.success(), "{dumped:?}");
+    let refused = frontdesk(&dir.0, &["db", "restore", dump.to_str().unwrap()]);
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("a server is using the database"), "{said}");
+    assert!(said.contains("--force"), "{said}");
+
+    let status_before = frontdesk(&dir.0, &["migrate", "status"]);
+    let down = frontdesk(&dir.0, &["migrate", "down"]);
+    assert!(!down.status.success(), "{down:?}");
+    let said = String::from_utf8_lossy(&down.stderr);
+    let newest = frontdesk_pg::migrate::MIGRATIONS.last().unwrap();
+    assert!(
+        said.contains(&format!("{:04}_{}", newest.version, newest.name)),
+        "{said}"
+    );
+    for drop in frontdesk_pg::migrate::drops(newest.down) {
+        assert!(said.contains(&drop), "{drop:?} not shown:\n{said}");
+    }
+    assert!(said.contains("--yes"), "{said}");
+    let status_after = frontdesk(&dir.0, &["migrate", "status"]);
+    assert_eq!(
+        String::from_utf8_lossy(&status_before.stdout),
+        String::from_utf8_lossy(&status_after.stdout),
+        "migrate down without --yes changed something"
+    );
+
+    let forced = frontdesk(
+        &dir.0,
+        &["db", "restore", "--force", dump.to_str().unwrap()],
+    );
+    assert!(forced.status.success(), "{forced:?}");
+
+    terminate(&mut server);
+    let (_, said) = token_for(&dir.0);
+    assert!(said.contains("no server is running"), "{said}");
+
+    // On a terminal (util-linux `script` gives it one) it asks; an answer other than
+    // yes (here: the end of input) reverts nothing.
+    if Path::new("/usr/bin/script").exists() {
+        let asked = run(Command::new("/usr/bin/script")
+            .env("FRONTDESK_DATA_DIR", &dir.0)
+            .env("FRONTDESK_LOG", "warn")
+            .args(["-qec", &format!("{BIN} migrate down"), "/dev/null"]));
+        let said = String::from_utf8_lossy(&asked.stdout);
+        assert!(said.contains("type yes to go on"), "{asked:?}");
+        assert!(said.contains("nothing was reverted"), "{asked:?}");
+        let status_now = frontdesk(&dir.0, &["migrate", "status"]);
+        assert_eq!(
+            String::from_utf8_lossy(&status_before.stdout),
+            String::from_utf8_lossy(&status_now.stdout),
+            "migrate down reverted without a yes"
+        );
+    }
+    let down = frontdesk(&dir.0, &["migrate", "down", "--yes"]);
+    assert!(down.status.success(), "{down:?}");
+    assert!(
+        String::from_utf8_lossy(&down.stdout).contains(&format!("{:04}", newest.version)),
+        "{down:?}"
+    );
 }

@@ -128,7 +128,13 @@ struct Beats {
     /// Milliseconds after `since` of the last completed pass; `u64::MAX` before the first.
     last_pass_ms: std::sync::atomic::AtomicU64,
     ended: std::sync::atomic::AtomicBool,
+    /// Passes that failed in a row since the last completed one.
+    failures: std::sync::atomic::AtomicU32,
 }
+
+/// After this many failed passes in a row (about a second apart) the worker is reported
+/// to `/readyz`: the database answers, but with errors.
+pub const FAILED_PASSES_NOT_READY: u32 = 3;
 
 impl Default for Heartbeat {
     fn default() -> Self {
@@ -136,6 +142,7 @@ impl Default for Heartbeat {
             since: std::time::Instant::now(),
             last_pass_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
             ended: std::sync::atomic::AtomicBool::new(false),
+            failures: std::sync::atomic::AtomicU32::new(0),
         }))
     }
 }
@@ -151,6 +158,16 @@ impl Heartbeat {
         self.0
             .last_pass_ms
             .store(ms, std::sync::atomic::Ordering::Relaxed);
+        self.0
+            .failures
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A pass failed (the error is logged where it happens).
+    fn failed(&self) {
+        self.0
+            .failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How long since the last completed pass (since the heartbeat was made, before the first).
@@ -172,11 +189,18 @@ impl Heartbeat {
         self.0.ended.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Why the worker is not healthy, if it is not: its loop ended, or it has not completed
-    /// a pass for longer than `stale_after`.
+    /// Why the worker is not healthy, if it is not: its loop ended, its last
+    /// `FAILED_PASSES_NOT_READY` passes failed, or it has not completed a pass for longer
+    /// than `stale_after`.
     pub fn problem(&self, stale_after: Duration) -> Option<String> {
         if self.ended() {
             return Some("the webhook delivery worker has stopped".to_owned());
+        }
+        let failures = self.0.failures.load(std::sync::atomic::Ordering::Relaxed);
+        if failures >= FAILED_PASSES_NOT_READY {
+            return Some(format!(
+                "the webhook delivery worker's last {failures} passes failed (the server log says why)"
+            ));
         }
         let quiet = self.since_last_pass();
         (quiet > stale_after).then(|| {
@@ -263,6 +287,8 @@ impl Worker {
                 let pass = std::panic::AssertUnwindSafe(self.run_once())
                     .catch_unwind()
                     .await;
+                metrics::counter!("background_job_runs_total", "job" => "webhook_delivery")
+                    .increment(1);
                 let pause = match pass {
                     // More may be due at once (the next event of each endpoint just sent).
                     Ok(Ok(n)) if n > 0 => {
@@ -274,10 +300,14 @@ impl Worker {
                         self.config.idle_poll
                     }
                     Ok(Err(error)) => {
-                        tracing::warn!(%error, "claiming webhook deliveries failed");
+                        self.heartbeat.failed();
+                        metrics::counter!("background_job_failures_total", "job" => "webhook_delivery").increment(1);
+                        tracing::warn!(error = %format!("{error:#}"), "claiming webhook deliveries failed");
                         Duration::from_secs(1)
                     }
                     Err(_) => {
+                        self.heartbeat.failed();
+                        metrics::counter!("background_job_failures_total", "job" => "webhook_delivery").increment(1);
                         tracing::error!("a webhook delivery pass panicked; carrying on");
                         Duration::from_secs(1)
                     }
@@ -300,7 +330,7 @@ impl Worker {
         let lease = self.config.timeout + Duration::from_secs(45);
         let due = delivery::claim(&self.db, self.id, self.config.batch, lease)
             .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(due
             .into_iter()
             .map(|d| Claimed {
@@ -410,6 +440,7 @@ impl Worker {
                 None => ("failed", None),
             },
         };
+        metrics::counter!("webhook_delivery_attempts_total", "outcome" => kind).increment(1);
         if kind != "delivered" {
             tracing::info!(tenant.id = %c.tenant, delivery.id = %c.delivery, attempt = c.attempt,
                            status = ?o.status, error = ?o.error, outcome = kind, "webhook attempt failed");
@@ -431,7 +462,7 @@ impl Worker {
             },
         )
         .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(())
     }
 }
