@@ -3,7 +3,9 @@
 use axum::{http::StatusCode, response::Response};
 use frontdesk_core::{
     platform::page::{PageQuery, Paged},
-    usage::usage::{self, Days, Months, NewUsageEvent, Usage, UsageDraft, UsageEvent},
+    usage::usage::{
+        self, Days, Months, NewUsageEvent, UnpricedModel, Usage, UsageDraft, UsageEvent,
+    },
 };
 
 use crate::{
@@ -80,4 +82,15 @@ pub async fn monthly(
         .read(async |tx| usage::monthly(tx, scope.tenant, months).await)
         .await?;
     Ok(axum::Json(usage))
+}
+
+/// The models used without a price (their calls costed 0), with how many calls and the
+/// first and last day, most calls first; from the daily rollups (a member: their own).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/unpriced", tag = "usage", params(TenantPath),
+    responses((status = 200, body = Vec<UnpricedModel>)))]
+pub async fn unpriced(scope: TenantScope) -> ApiResult<axum::Json<Vec<UnpricedModel>>> {
+    let models = scope
+        .read(async |tx| usage::unpriced(tx, scope.tenant).await)
+        .await?;
+    Ok(axum::Json(models))
 }
