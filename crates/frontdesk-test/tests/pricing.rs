@@ -41,7 +41,10 @@ async fn dated_model_names_are_priced_from_the_longest_price_list_name_they_exte
     assert_eq!(decimal(&haiku["cost_usd"]), dec("0.0028"));
     assert_eq!(haiku["cost_source"], "catalog_prefix");
     assert_eq!(haiku["priced_model"], "claude-3-5-haiku");
-    assert_eq!(haiku["model"], "claude-3-5-haiku-20241022", "the model is kept as sent");
+    assert_eq!(
+        haiku["model"], "claude-3-5-haiku-20241022",
+        "the model is kept as sent"
+    );
     // gpt-4o-mini-2024-07-18 is gpt-4o-mini (0.15/0.60), never gpt-4o.
     let mini = post(message("openai", "gpt-4o-mini-2024-07-18")).await;
     assert_eq!(decimal(&mini["cost_usd"]), dec("0.00045"));
@@ -74,7 +77,11 @@ async fn dated_model_names_are_priced_from_the_longest_price_list_name_they_exte
     // A tenant's price of the same length wins over the catalog's; a longer name wins
     // over a shorter one.
     for (model, input) in [("gpt-4o-mini", "1"), ("claude-3-5-haiku-2024", "2")] {
-        let provider = if model.starts_with("gpt") { "openai" } else { "anthropic" };
+        let provider = if model.starts_with("gpt") {
+            "openai"
+        } else {
+            "anthropic"
+        };
         let price = app
             .post("/v1/tenants/acme/prices", &t.owner_token,
                   json!({"provider": provider, "model": model, "input_usd_per_mtok": input, "output_usd_per_mtok": "0"}))
@@ -100,17 +107,29 @@ async fn dated_model_names_are_priced_from_the_longest_price_list_name_they_exte
                              "completion_tokens": 100, "reasoning_tokens": 60}))
     .await;
     assert_eq!(decimal(&cached["cost_usd"]), dec("0.003"));
-    assert_eq!((cached["cached_tokens"].as_i64(), cached["reasoning_tokens"].as_i64()), (Some(400), Some(60)));
-    assert_eq!(cached["total_tokens"], 1100, "parts are not added to the totals");
+    assert_eq!(
+        (
+            cached["cached_tokens"].as_i64(),
+            cached["reasoning_tokens"].as_i64()
+        ),
+        (Some(400), Some(60))
+    );
+    assert_eq!(
+        cached["total_tokens"], 1100,
+        "parts are not added to the totals"
+    );
     // A model without a cached-input price prices cached tokens as input.
     let turbo = post(json!({"role": "assistant", "content": "c", "provider": "openai",
                             "model": "gpt-3.5-turbo-0125", "prompt_tokens": 1000, "cached_tokens": 1000}))
     .await;
     assert_eq!(decimal(&turbo["cost_usd"]), dec("0.0005"));
     let bad = app
-        .post(&path, &t.full_key,
-              json!({"role": "assistant", "content": "x", "prompt_tokens": 10, "cached_tokens": 11,
-                     "reasoning_tokens": 1}))
+        .post(
+            &path,
+            &t.full_key,
+            json!({"role": "assistant", "content": "x", "prompt_tokens": 10, "cached_tokens": 11,
+                     "reasoning_tokens": 1}),
+        )
         .await;
     assert_eq!(bad.status, 422, "{}", bad.text);
     assert_eq!(bad.error_fields(), ["cached_tokens", "reasoning_tokens"]);
@@ -132,15 +151,20 @@ async fn dated_model_names_are_priced_from_the_longest_price_list_name_they_exte
     assert_eq!(bad_event.status, 422);
     assert_eq!(bad_event.error_fields(), ["cached_tokens"]);
     let check = app
-        .post("/v1/tenants/acme/limits/check", &t.full_key,
-              json!({"provider": "openai", "model": "gpt-4o-mini-2024-07-18", "prompt_tokens": 1000,
-                     "reserve": true, "ttl_seconds": 60}))
+        .post(
+            "/v1/tenants/acme/limits/check",
+            &t.full_key,
+            json!({"provider": "openai", "model": "gpt-4o-mini-2024-07-18", "prompt_tokens": 1000,
+                     "reserve": true, "ttl_seconds": 60}),
+        )
         .await;
     assert_eq!(check.status, 201, "{}", check.text);
     assert_eq!(check.body["cost_source"], "catalog_prefix");
 
     // The models seen without a price, with counts, from the rollups.
-    let unpriced = app.get("/v1/tenants/acme/usage/unpriced", &t.agent_token).await;
+    let unpriced = app
+        .get("/v1/tenants/acme/usage/unpriced", &t.agent_token)
+        .await;
     assert_eq!(unpriced.status, 200, "{}", unpriced.text);
     let rows = unpriced.body.as_array().unwrap();
     let count = |provider: &str, model: &str| {
@@ -151,9 +175,13 @@ async fn dated_model_names_are_priced_from_the_longest_price_list_name_they_exte
     assert_eq!(count("anthropic", "claude-sonnet-4-5-20250929"), Some(1));
     assert_eq!(count("openai", "claude-3-5-haiku-20241022"), Some(1));
     assert_eq!(count("anthropic", "claude-3-5-haiku-20241022"), None);
-    let today = app.get("/v1/tenants/acme/usage/today", &t.owner_token).await;
+    let today = app
+        .get("/v1/tenants/acme/usage/today", &t.owner_token)
+        .await;
     assert_eq!(
-        rows.iter().map(|r| r["unpriced_count"].as_i64().unwrap()).sum::<i64>(),
+        rows.iter()
+            .map(|r| r["unpriced_count"].as_i64().unwrap())
+            .sum::<i64>(),
         today.body["unpriced_count"].as_i64().unwrap()
     );
     assert!(rows.iter().all(|r| r["first_day"] == r["last_day"]));
@@ -224,16 +252,29 @@ async fn recost_after_a_back_dated_price_corrects_every_total_under_parallel_wri
     let other = seed_tenant(&app, "other").await;
     // A budget, so that the limit state counts the month's cost.
     let budget = app
-        .patch("/v1/tenants/acme", &t.owner_token, json!({"monthly_budget_usd": "100000"}))
+        .patch(
+            "/v1/tenants/acme",
+            &t.owner_token,
+            json!({"monthly_budget_usd": "100000"}),
+        )
         .await;
     assert_eq!(budget.status, 200, "{}", budget.text);
-    let started = app.db.admin().await.query_one("select now() - interval '1 minute'", &[]).await.unwrap()
+    let started = app
+        .db
+        .admin()
+        .await
+        .query_one("select now() - interval '1 minute'", &[])
+        .await
+        .unwrap()
         .get::<_, chrono::DateTime<chrono::Utc>>(0);
     let mut conversations = Vec::new();
     for i in 0..4 {
         let c = app
-            .post("/v1/tenants/acme/conversations", &t.full_key,
-                  json!({"assistant_id": t.assistant, "title": format!("c{i}")}))
+            .post(
+                "/v1/tenants/acme/conversations",
+                &t.full_key,
+                json!({"assistant_id": t.assistant, "title": format!("c{i}")}),
+            )
             .await;
         assert_eq!(c.status, 201, "{}", c.text);
         conversations.push(c.body["id"].as_str().unwrap().to_owned());
@@ -270,53 +311,106 @@ async fn recost_after_a_back_dated_price_corrects_every_total_under_parallel_wri
         .await;
     assert_eq!(theirs.status, 201);
     assert_consistent(&mismatches(&app, t.id).await);
-    let before: Decimal = decimal(&app.get("/v1/tenants/acme/usage/today", &t.owner_token).await.body["cost_usd"]);
-    let unpriced_before = app.get("/v1/tenants/acme/usage/unpriced", &t.owner_token).await.body;
-    assert!(unpriced_before.as_array().unwrap().iter().any(|r| r["model"] == "x-1"));
+    let before: Decimal = decimal(
+        &app.get("/v1/tenants/acme/usage/today", &t.owner_token)
+            .await
+            .body["cost_usd"],
+    );
+    let unpriced_before = app
+        .get("/v1/tenants/acme/usage/unpriced", &t.owner_token)
+        .await
+        .body;
+    assert!(
+        unpriced_before
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["model"] == "x-1")
+    );
 
     // Back-dated prices: the dated haiku's name (from a minute before the first write),
     // and x-1, which had none.
-    for (provider, model, input) in [("anthropic", "claude-3-5-haiku", "3"), ("acme-ai", "x-1", "7")] {
+    for (provider, model, input) in [
+        ("anthropic", "claude-3-5-haiku", "3"),
+        ("acme-ai", "x-1", "7"),
+    ] {
         let price = app
-            .post("/v1/tenants/acme/prices", &t.owner_token,
-                  json!({"provider": provider, "model": model, "input_usd_per_mtok": input,
+            .post(
+                "/v1/tenants/acme/prices",
+                &t.owner_token,
+                json!({"provider": provider, "model": model, "input_usd_per_mtok": input,
                          "output_usd_per_mtok": "11", "cached_input_usd_per_mtok": "0.5",
-                         "effective_from": started}))
+                         "effective_from": started}),
+            )
             .await;
         assert_eq!(price.status, 201, "{}", price.text);
     }
     let stale = mismatches(&app, t.id).await;
-    assert!(stale[0].1 > 0 && stale[1].1 > 0, "the facts are priced at the old prices: {stale:?}");
+    assert!(
+        stale[0].1 > 0 && stale[1].1 > 0,
+        "the facts are priced at the old prices: {stale:?}"
+    );
 
     // Who may, and what a window is.
     let body = json!({"from": started});
-    assert_eq!(app.post("/v1/tenants/acme/prices/recost", &t.agent_token, body.clone()).await.status, 403);
-    assert_eq!(app.post("/v1/tenants/acme/prices/recost", &t.full_key, body.clone()).await.status, 403);
-    for (bad, field) in [(json!({}), "from"), (json!({"from": started, "to": started}), "to"),
-                         (json!({"from": "2999-01-01T00:00:00Z"}), "from"),
-                         (json!({"from": started, "provider": "Acme AI"}), "provider"),
-                         (json!({"from": started, "colour": 1}), "colour")] {
-        let r = app.post("/v1/tenants/acme/prices/recost", &t.owner_token, bad).await;
+    assert_eq!(
+        app.post(
+            "/v1/tenants/acme/prices/recost",
+            &t.agent_token,
+            body.clone()
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        app.post("/v1/tenants/acme/prices/recost", &t.full_key, body.clone())
+            .await
+            .status,
+        403
+    );
+    for (bad, field) in [
+        (json!({}), "from"),
+        (json!({"from": started, "to": started}), "to"),
+        (json!({"from": "2999-01-01T00:00:00Z"}), "from"),
+        (json!({"from": started, "provider": "Acme AI"}), "provider"),
+        (json!({"from": started, "colour": 1}), "colour"),
+    ] {
+        let r = app
+            .post("/v1/tenants/acme/prices/recost", &t.owner_token, bad)
+            .await;
         assert_eq!(r.status, 422, "{}", r.text);
         assert_eq!(r.error_fields(), [field]);
     }
     // A window with one model only touches that model's facts.
     let narrow = app
-        .post("/v1/tenants/acme/prices/recost", &t.owner_token,
-              json!({"from": started, "provider": "acme-ai", "model": "x-1"}))
+        .post(
+            "/v1/tenants/acme/prices/recost",
+            &t.owner_token,
+            json!({"from": started, "provider": "acme-ai", "model": "x-1"}),
+        )
         .await;
     assert_eq!(narrow.status, 200, "{}", narrow.text);
     assert!(narrow.body["messages"].as_i64().unwrap() > 0);
 
     // The recost of everything, twice at once, while writes go on through both servers.
     let recost = |server: &TestApp| {
-        server.post_to("/v1/tenants/acme/prices/recost", &t.owner_token, json!({"from": started}))
+        server.post_to(
+            "/v1/tenants/acme/prices/recost",
+            &t.owner_token,
+            json!({"from": started}),
+        )
     };
     let mut batch = vec![recost(&app), recost(&second)];
     batch.extend(writes(200, "b"));
     let replies = post_all(&app.http, batch).await;
     for reply in &replies {
-        assert!(reply.status == 200 || reply.status == 201, "{} {}", reply.status, reply.text);
+        assert!(
+            reply.status == 200 || reply.status == 201,
+            "{} {}",
+            reply.status,
+            reply.text
+        );
     }
     // (the replies come in the order they finished: the recosts' have `limit_state`)
     let recosts: Vec<&Value> = replies
@@ -333,17 +427,32 @@ async fn recost_after_a_back_dated_price_corrects_every_total_under_parallel_wri
         - narrow.body["messages"].as_i64().unwrap()
         - narrow.body["usage_events"].as_i64().unwrap();
     let changed = |r: &Value| r["messages"].as_i64().unwrap() + r["usage_events"].as_i64().unwrap();
-    assert_eq!(changed(first) + changed(again), stale_left, "{first} {again}");
+    assert_eq!(
+        changed(first) + changed(again),
+        stale_left,
+        "{first} {again}"
+    );
     assert_eq!(
         first["limit_state"].as_i64().unwrap() + again["limit_state"].as_i64().unwrap(),
         1,
         "the month's cost moved once: {first} {again}"
     );
-    let after: Decimal = decimal(&app.get("/v1/tenants/acme/usage/today", &t.owner_token).await.body["cost_usd"]);
+    let after: Decimal = decimal(
+        &app.get("/v1/tenants/acme/usage/today", &t.owner_token)
+            .await
+            .body["cost_usd"],
+    );
     assert!(after > before);
-    let unpriced_after = app.get("/v1/tenants/acme/usage/unpriced", &t.owner_token).await.body;
+    let unpriced_after = app
+        .get("/v1/tenants/acme/usage/unpriced", &t.owner_token)
+        .await
+        .body;
     assert!(
-        !unpriced_after.as_array().unwrap().iter().any(|r| r["model"] == "x-1"),
+        !unpriced_after
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["model"] == "x-1"),
         "x-1 is priced now: {unpriced_after}"
     );
     // Client-provided costs stayed.
@@ -362,16 +471,32 @@ async fn recost_after_a_back_dated_price_corrects_every_total_under_parallel_wri
     assert_eq!(provided, 0);
     // Once more: nothing left to change.
     let idle = app
-        .post("/v1/tenants/acme/prices/recost", &t.owner_token, json!({"from": started}))
+        .post(
+            "/v1/tenants/acme/prices/recost",
+            &t.owner_token,
+            json!({"from": started}),
+        )
         .await;
     assert_eq!(idle.status, 200);
-    for table in ["messages", "usage_events", "conversations", "usage_daily", "limit_state"] {
+    for table in [
+        "messages",
+        "usage_events",
+        "conversations",
+        "usage_daily",
+        "limit_state",
+    ] {
         assert_eq!(idle.body[table], 0, "{}", idle.body);
     }
     assert_eq!(decimal(&idle.body["cost_usd_change"]), Decimal::ZERO);
     // The other tenant's fact is as it was.
     let theirs_now = app
-        .get(&format!("/v1/tenants/other/conversations/{}/messages?limit=1", other.conversation), &other.full_key)
+        .get(
+            &format!(
+                "/v1/tenants/other/conversations/{}/messages?limit=1",
+                other.conversation
+            ),
+            &other.full_key,
+        )
         .await;
     assert_eq!(theirs_now.body["data"][0]["cost_source"], "unpriced");
 }
@@ -381,13 +506,22 @@ async fn the_append_only_facts_refuse_cost_changes_outside_the_recost() {
     let app = spawn_app().await;
     let t = seed_tenant(&app, "acme").await;
     // Not even the operator's login may change a stored cost by hand.
-    let operator = app.db.config_as("frontdesk_operator").connect(tokio_postgres::NoTls).await;
+    let operator = app
+        .db
+        .config_as("frontdesk_operator")
+        .connect(tokio_postgres::NoTls)
+        .await;
     let (client, conn) = operator.unwrap();
     tokio::spawn(conn);
-    for sql in ["update app.messages set cost_usd = 1 where tenant_id = $1",
-                "update app.usage_events set cost_usd = 1 where tenant_id = $1"] {
+    for sql in [
+        "update app.messages set cost_usd = 1 where tenant_id = $1",
+        "update app.usage_events set cost_usd = 1 where tenant_id = $1",
+    ] {
         let e = client.execute(sql, &[&t.id]).await.unwrap_err();
-        let message = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
+        let message = e
+            .as_db_error()
+            .map(|d| d.message().to_owned())
+            .unwrap_or_default();
         assert!(message.contains("append-only"), "{e:?}");
     }
 }

@@ -262,7 +262,10 @@ pub fn token_parts(
         move |n: i64| match i32::try_from(n) {
             Ok(n) if n >= 0 && n <= whole.unwrap_or(0) => Ok(n),
             _ if whole.is_none() => Err(format!("needs {name}: it is a part of them")),
-            _ => Err(format!("must be between 0 and {name} ({})", whole.unwrap_or(0))),
+            _ => Err(format!(
+                "must be between 0 and {name} ({})",
+                whole.unwrap_or(0)
+            )),
         }
     };
     (

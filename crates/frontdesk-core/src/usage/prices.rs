@@ -331,7 +331,9 @@ impl TryFrom<RecostRequest> for RecostWindow {
         };
         match to {
             Some(to) if to <= from => e.push("to", "must be after from"),
-            None if from >= Utc::now() => e.push("from", "must be in the past (the window ends now)"),
+            None if from >= Utc::now() => {
+                e.push("from", "must be in the past (the window ends now)")
+            }
             _ => {}
         }
         e.finish(Self {
