@@ -188,7 +188,8 @@ async fn dated_model_names_are_priced_from_the_longest_price_list_name_they_exte
 }
 
 /// Facts whose stored cost is not what their price gives now, totals that differ from
-/// their facts: each check is a count of mismatches, all of which must be 0.
+/// their facts: each check is a count of mismatches, all of which must be 0. (The limit
+/// state counts the month's cost only while the tenant has a budget.)
 async fn mismatches(app: &TestApp, tenant: Uuid) -> Vec<(&'static str, i64)> {
     let admin = app.db.admin().await;
     let checks: [(&str, &str); 6] = [
@@ -223,7 +224,7 @@ async fn mismatches(app: &TestApp, tenant: Uuid) -> Vec<(&'static str, i64)> {
                       + (select coalesce(sum(cost_usd), 0) from app.usage_events where tenant_id = $1))::int::bigint"),
         ("month cost in the limit state", "select count(*) from app.limit_state x
            join app.tenants t on t.id = x.tenant_id
-          where x.tenant_id = $1
+          where x.tenant_id = $1 and t.monthly_budget_usd is not null
             and x.month_used <> (select coalesce(sum(u.cost_usd), 0) from app.usage_daily u
                                   where u.tenant_id = x.tenant_id
                                     and u.day >= (x.month_start at time zone t.timezone)::date
@@ -524,4 +525,53 @@ async fn the_append_only_facts_refuse_cost_changes_outside_the_recost() {
             .unwrap_or_default();
         assert!(message.contains("append-only"), "{e:?}");
     }
+}
+
+/// The usage events' append-only trigger lets the owner change their cost columns (the
+/// recost) and null a reference to a member who leaves (app.memberships_release): the
+/// member's deletion goes through, the event keeps its cost and its rollup row.
+#[tokio::test]
+async fn a_member_who_recorded_usage_can_leave_and_the_usage_stays() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    let event = app
+        .post(
+            "/v1/tenants/acme/usage",
+            &t.full_key,
+            json!({"user_id": t.member, "provider": "openai", "model": "gpt-4o", "prompt_tokens": 1000}),
+        )
+        .await;
+    assert_eq!(event.status, 201, "{}", event.text);
+    let today = app
+        .get("/v1/tenants/acme/usage/today", &t.owner_token)
+        .await
+        .body;
+    let gone = app
+        .delete(
+            &format!("/v1/tenants/acme/members/{}", t.member),
+            &t.owner_token,
+        )
+        .await;
+    assert_eq!(gone.status, 204, "{}", gone.text);
+    let id: Uuid = event.body["id"].as_str().unwrap().parse().unwrap();
+    let row = app
+        .db
+        .admin()
+        .await
+        .query_one(
+            "select user_id, cost_usd, rollup_id is not null from app.usage_events where tenant_id = $1 and id = $2",
+            &[&t.id, &id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<Uuid>>(0), None);
+    assert_eq!(row.get::<_, Decimal>(1).normalize(), dec("0.0025"));
+    assert!(row.get::<_, bool>(2));
+    assert_eq!(
+        app.get("/v1/tenants/acme/usage/today", &t.owner_token)
+            .await
+            .body,
+        today
+    );
+    assert_consistent(&mismatches(&app, t.id).await);
 }
