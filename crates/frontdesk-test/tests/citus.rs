@@ -736,3 +736,174 @@ async fn the_journey_runs_through_a_server_on_the_coordinator() {
         ),
     }
 }
+
+/// Pricing on Citus (issue 13): a dated model name priced from the catalog name it
+/// extends, then a back-dated tenant price and a recost, whose corrections of the facts,
+/// the conversation's total, the rollups and the month's cost add up.
+#[tokio::test]
+async fn dated_models_are_priced_and_a_recost_corrects_every_total() {
+    let Some((db, client)) = migrated("pricing").await else {
+        return;
+    };
+    let app = server_on_coordinator(db).await;
+    let token = user_token(Uuid::now_v7(), Some("owner@pricing.test"));
+    let failed = |what: &str, reply: &frontdesk_test::Reply, status: u16| {
+        assert_eq!(
+            reply.status.as_u16(),
+            status,
+            "{what} on Citus: {}\n\nerrors in the nodes' logs:\n{}",
+            reply.text,
+            cluster().unwrap().log_errors()
+        );
+    };
+    assert_eq!(app.get("/v1/me", &token).await.status, 200);
+    let tenant = app
+        .post(
+            "/v1/tenants",
+            &token,
+            json!({"slug": "priced", "name": "Priced"}),
+        )
+        .await;
+    failed("POST /v1/tenants", &tenant, 201);
+    let base = "/v1/tenants/priced";
+    let budget = app
+        .patch(base, &token, json!({"monthly_budget_usd": "1000"}))
+        .await;
+    failed("PATCH budget", &budget, 200);
+    let assistant = app
+        .post(
+            &format!("{base}/assistants"),
+            &token,
+            json!({"name": "A", "channel": "web"}),
+        )
+        .await;
+    failed("POST assistant", &assistant, 201);
+    let conversation = app
+        .post(
+            &format!("{base}/conversations"),
+            &token,
+            json!({"assistant_id": assistant.body["id"]}),
+        )
+        .await;
+    failed("POST conversation", &conversation, 201);
+    let path = format!(
+        "{base}/conversations/{}/messages",
+        conversation.body["id"].as_str().unwrap()
+    );
+    let started: chrono::DateTime<chrono::Utc> = client
+        .query_one("select now() - interval '1 minute'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let haiku = app
+        .post(
+            &path,
+            &token,
+            json!({"role": "assistant", "content": "a", "provider": "anthropic",
+                   "model": "claude-3-5-haiku-20241022", "prompt_tokens": 1000, "cached_tokens": 200,
+                   "completion_tokens": 500}),
+        )
+        .await;
+    failed("POST message", &haiku, 201);
+    assert_eq!(haiku.body["cost_source"], "catalog_prefix");
+    assert_eq!(haiku.body["priced_model"], "claude-3-5-haiku");
+    let unpriced = app
+        .post(
+            &path,
+            &token,
+            json!({"role": "assistant", "content": "b", "provider": "acme-ai", "model": "x-1",
+                   "prompt_tokens": 1000}),
+        )
+        .await;
+    failed("POST message", &unpriced, 201);
+    let event = app
+        .post(
+            &format!("{base}/usage"),
+            &token,
+            json!({"provider": "acme-ai", "model": "x-1", "prompt_tokens": 2000}),
+        )
+        .await;
+    failed("POST usage", &event, 201);
+    let seen = app.get(&format!("{base}/usage/unpriced"), &token).await;
+    failed("GET usage/unpriced", &seen, 200);
+    assert_eq!(seen.body[0]["unpriced_count"], 2, "{}", seen.body);
+    for model in ["claude-3-5-haiku", "x-1"] {
+        let provider = if model == "x-1" {
+            "acme-ai"
+        } else {
+            "anthropic"
+        };
+        let price = app
+            .post(
+                &format!("{base}/prices"),
+                &token,
+                json!({"provider": provider, "model": model, "input_usd_per_mtok": "5",
+                       "output_usd_per_mtok": "9", "effective_from": started}),
+            )
+            .await;
+        failed("POST price", &price, 201);
+    }
+    let recost = app
+        .post(
+            &format!("{base}/prices/recost"),
+            &token,
+            json!({"from": started}),
+        )
+        .await;
+    failed("POST prices/recost", &recost, 200);
+    assert_eq!(
+        (
+            recost.body["messages"].as_i64(),
+            recost.body["usage_events"].as_i64(),
+            recost.body["conversations"].as_i64(),
+            recost.body["limit_state"].as_i64()
+        ),
+        (Some(2), Some(1), Some(1), Some(1)),
+        "{}",
+        recost.body
+    );
+    let again = app
+        .post(
+            &format!("{base}/prices/recost"),
+            &token,
+            json!({"from": started}),
+        )
+        .await;
+    failed("POST prices/recost again", &again, 200);
+    assert_eq!(again.body["messages"], 0, "{}", again.body);
+    // 1000 × 5 + 500 × 9 = 0.0095 (the cached tokens at the input price: the new price
+    // has no cached-input price);
+    // 1000 × 5 = 0.005; the event 2000 × 5 = 0.01.
+    let tenant_id: Uuid = tenant.body["id"].as_str().unwrap().parse().unwrap();
+    let sums: (
+        rust_decimal::Decimal,
+        rust_decimal::Decimal,
+        rust_decimal::Decimal,
+        rust_decimal::Decimal,
+    ) = {
+        let row = client
+            .query_one(
+                "select (select sum(cost_usd) from app.messages where tenant_id = $1),
+                        (select cost_usd from app.conversations where tenant_id = $1),
+                        (select sum(cost_usd) from app.usage_daily where tenant_id = $1),
+                        (select month_used from app.limit_state where tenant_id = $1)",
+                &[&tenant_id],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1), row.get(2), row.get(3))
+    };
+    let messages: rust_decimal::Decimal = "0.0145".parse().unwrap();
+    let all: rust_decimal::Decimal = "0.0245".parse().unwrap();
+    assert_eq!(
+        (
+            sums.0.normalize(),
+            sums.1.normalize(),
+            sums.2.normalize(),
+            sums.3.normalize()
+        ),
+        (messages, messages, all, all)
+    );
+    let seen = app.get(&format!("{base}/usage/unpriced"), &token).await;
+    assert_eq!(seen.body, json!([]));
+}

@@ -37,11 +37,15 @@ crate::text_enum!(
 );
 
 crate::text_enum!(
-    /// Where a cost came from: provided (by the client), catalog (computed from the price
-    /// catalog at the time) or unpriced (tokens of a model without a price: costed 0).
+    /// Where a cost came from: provided (by the client), catalog (the model's own price at
+    /// the time, the tenant's or the catalog's), catalog_prefix (the price of the longest
+    /// name the model extends with a date or version suffix, e.g. `claude-3-5-haiku` for
+    /// `claude-3-5-haiku-20241022`) or unpriced (tokens of a model without a price: costed
+    /// 0). See docs/API.md, "Prices".
     pub enum CostSource {
         Provided = "provided",
         Catalog = "catalog",
+        CatalogPrefix = "catalog_prefix",
         Unpriced = "unpriced",
     }
 );
@@ -60,6 +64,10 @@ pub struct Message<'a> {
     pub completion_tokens: Option<i32>,
     /// prompt_tokens + completion_tokens.
     pub total_tokens: i32,
+    /// The part of prompt_tokens read from the provider's prompt cache.
+    pub cached_tokens: Option<i32>,
+    /// The part of completion_tokens spent reasoning.
+    pub reasoning_tokens: Option<i32>,
     #[schema(value_type = Option<String>)]
     pub model: Option<Cow<'a, str>>,
     #[schema(value_type = Option<String>)]
@@ -67,10 +75,14 @@ pub struct Message<'a> {
     /// USD, decimal string.
     #[schema(value_type = Option<String>, example = "0.0008")]
     pub cost_usd: Option<Decimal>,
-    /// provided (by the client), catalog (computed from the price catalog at the message's
-    /// time) or unpriced (tokens of a model without a price: costed 0); null without tokens
-    /// or cost.
+    /// provided (by the client), catalog (the model's price at the message's time),
+    /// catalog_prefix (the price of the longest name the model extends with a date or
+    /// version suffix) or unpriced (tokens of a model without a price: costed 0); null
+    /// without tokens or cost.
     pub cost_source: Option<CostSource>,
+    /// The price list's model name the cost was computed from (catalog and catalog_prefix).
+    #[schema(value_type = Option<String>, example = "claude-3-5-haiku")]
+    pub priced_model: Option<Cow<'a, str>>,
     pub latency_ms: Option<i32>,
     #[schema(value_type = Option<String>)]
     pub action_taken: Option<Cow<'a, str>>,
@@ -98,7 +110,7 @@ pub struct Message<'a> {
 const COLUMNS: &str =
     "id, conversation_id, role, content, prompt_tokens, completion_tokens, total_tokens,
     model, provider, cost_usd, latency_ms, action_taken, questions_asked, delegation_plan, metadata,
-    created_at, redacted_at, redacted_by, cost_source, over_limits";
+    created_at, redacted_at, redacted_by, cost_source, over_limits, cached_tokens, reasoning_tokens, priced_model";
 
 fn borrowed(s: Option<&str>) -> Option<Cow<'_, str>> {
     s.map(Cow::Borrowed)
@@ -136,6 +148,9 @@ impl<'a> Message<'a> {
             cost_source: row.col(18)?,
             over_limit,
             over_limits,
+            cached_tokens: row.col(20)?,
+            reasoning_tokens: row.col(21)?,
+            priced_model: borrowed(row.col(22)?),
         })
     }
 
@@ -145,6 +160,7 @@ impl<'a> Message<'a> {
             content: Cow::Owned(self.content.into_owned()),
             model: owned(self.model),
             provider: owned(self.provider),
+            priced_model: owned(self.priced_model),
             action_taken: owned(self.action_taken),
             questions_asked: owned(self.questions_asked),
             delegation_plan: owned(self.delegation_plan),
@@ -176,6 +192,17 @@ pub struct NewMessage {
     #[serde(default)]
     #[schema(value_type = Option<i64>)]
     pub completion_tokens: Field<i64>,
+    /// The part of `prompt_tokens` read from the provider's prompt cache (OpenAI's
+    /// `cached_tokens`; Anthropic's `cache_read_input_tokens`, counted in `prompt_tokens`
+    /// too): priced at the cached-input price. At most `prompt_tokens`.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub cached_tokens: Field<i64>,
+    /// The part of `completion_tokens` spent reasoning (priced as completion tokens). At
+    /// most `completion_tokens`.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub reasoning_tokens: Field<i64>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub model: Field<String>,
@@ -221,6 +248,8 @@ pub struct MessageDraft {
     pub content: String,
     pub prompt_tokens: Option<i32>,
     pub completion_tokens: Option<i32>,
+    pub cached_tokens: Option<i32>,
+    pub reasoning_tokens: Option<i32>,
     pub model: Option<String>,
     pub provider: Option<String>,
     pub cost_usd: Option<CostUsd>,
@@ -230,6 +259,34 @@ pub struct MessageDraft {
     pub delegation_plan: Option<Value>,
     pub metadata: Map<String, Value>,
     pub reservation_id: Option<Uuid>,
+}
+
+/// Check `cached_tokens` and `reasoning_tokens` into `e`: each a count that is a part of
+/// its whole (the prompt tokens, the completion tokens), so at most it. Shared by messages
+/// and usage events.
+pub fn token_parts(
+    e: &mut Invalid,
+    (cached, prompt): (Field<i64>, Option<i32>),
+    (reasoning, completion): (Field<i64>, Option<i32>),
+) -> (Option<i32>, Option<i32>) {
+    let part_of = |whole: Option<i32>, name: &'static str| {
+        move |n: i64| match i32::try_from(n) {
+            Ok(n) if n >= 0 && n <= whole.unwrap_or(0) => Ok(n),
+            _ if whole.is_none() => Err(format!("needs {name}: it is a part of them")),
+            _ => Err(format!(
+                "must be between 0 and {name} ({})",
+                whole.unwrap_or(0)
+            )),
+        }
+    };
+    (
+        e.optional("cached_tokens", cached, part_of(prompt, "prompt_tokens")),
+        e.optional(
+            "reasoning_tokens",
+            reasoning,
+            part_of(completion, "completion_tokens"),
+        ),
+    )
 }
 
 /// A rule: 1 to `max` characters, not blank.
@@ -268,6 +325,11 @@ impl NewMessage {
                 "prompt and completion tokens together are too many",
             );
         }
+        let (cached_tokens, reasoning_tokens) = token_parts(
+            &mut e,
+            (self.cached_tokens, prompt_tokens),
+            (self.reasoning_tokens, completion_tokens),
+        );
         let model = e.optional("model", self.model, short(200));
         let provider = e.optional("provider", self.provider, short(100));
         let cost_usd = e.optional("cost_usd", self.cost_usd.decimal(), CostUsd::parse);
@@ -285,6 +347,8 @@ impl NewMessage {
             content,
             prompt_tokens,
             completion_tokens,
+            cached_tokens,
+            reasoning_tokens,
             model,
             provider,
             cost_usd,
@@ -313,8 +377,9 @@ pub async fn create(
             &format!(
                 "insert into app.messages (tenant_id, id, conversation_id, role, content, prompt_tokens,
                      completion_tokens, model, provider, cost_usd, latency_ms, action_taken,
-                     questions_asked, delegation_plan, metadata, reservation_id)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                     questions_asked, delegation_plan, metadata, reservation_id, cached_tokens,
+                     reasoning_tokens)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
                  returning {COLUMNS}"
             ),
             &[
@@ -334,6 +399,8 @@ pub async fn create(
                 &m.delegation_plan,
                 &metadata,
                 &m.reservation_id,
+                &m.cached_tokens,
+                &m.reasoning_tokens,
             ],
         )
         .await;

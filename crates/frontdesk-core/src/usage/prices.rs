@@ -268,3 +268,130 @@ pub async fn add_for_tenant(
         })?;
     Price::from_row(&row)
 }
+
+/// `POST …/prices/recost`: price again the messages and usage events of a window, after a
+/// price was added with an `effective_from` in the past.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"from": "2026-01-01T00:00:00Z", "provider": "anthropic", "model": "claude-3-5-haiku"}))]
+pub struct RecostRequest {
+    /// The window's start (included).
+    #[serde(default)]
+    #[schema(value_type = DateTime<Utc>, required = true)]
+    pub from: Field<DateTime<Utc>>,
+    /// The window's end (excluded). Default: now.
+    #[serde(default)]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub to: Field<DateTime<Utc>>,
+    /// Only facts of this provider.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
+    pub provider: Field<String>,
+    /// Only facts of this model, or of a model that extends it with a date or version
+    /// suffix (`claude-3-5-haiku` takes in `claude-3-5-haiku-20241022`).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub model: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+/// A checked recost window.
+#[derive(Debug)]
+pub struct RecostWindow {
+    pub from: DateTime<Utc>,
+    pub to: Option<DateTime<Utc>>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+}
+
+impl TryFrom<RecostRequest> for RecostWindow {
+    type Error = Invalid;
+
+    fn try_from(w: RecostRequest) -> Result<Self, Invalid> {
+        let mut e = Invalid::new(w.unknown);
+        let from = e.required("from", w.from, timestamp);
+        let to = e.optional("to", w.to, timestamp);
+        let provider = e.optional("provider", w.provider, |p: String| {
+            if is_provider(&p) {
+                Ok(p)
+            } else {
+                Err(PROVIDER_RULE.to_owned())
+            }
+        });
+        let model = e.optional("model", w.model, |m: String| {
+            if m.trim().is_empty() || m.chars().count() > 200 {
+                Err("must be 1 to 200 characters, not blank".to_owned())
+            } else {
+                Ok(m)
+            }
+        });
+        let Some(from) = from else {
+            return Err(e);
+        };
+        match to {
+            Some(to) if to <= from => e.push("to", "must be after from"),
+            None if from >= Utc::now() => {
+                e.push("from", "must be in the past (the window ends now)")
+            }
+            _ => {}
+        }
+        e.finish(Self {
+            from,
+            to,
+            provider,
+            model,
+        })
+    }
+}
+
+/// What a recost changed: rows of each table, and the change of the cost total.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecostResult {
+    pub from: DateTime<Utc>,
+    /// The window's end: as given, or the time of the recost.
+    pub to: DateTime<Utc>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    /// Messages whose cost, cost_source or priced_model changed.
+    pub messages: i64,
+    /// Usage events whose cost, cost_source or priced_model changed.
+    pub usage_events: i64,
+    /// Conversations whose cost total changed.
+    pub conversations: i64,
+    /// Daily rollup rows whose cost or unpriced count changed.
+    pub usage_daily: i64,
+    /// 1 when the month's cost in the tenant's limit state changed, else 0.
+    pub limit_state: i64,
+    /// The change of the tenant's total cost (USD, may be negative).
+    #[schema(value_type = String, example = "0.0042")]
+    pub cost_usd_change: Decimal,
+}
+
+/// Price again, at their own times, the tenant's messages and usage events of the window
+/// that were costed from a price list or left unpriced, and correct their conversations'
+/// totals, daily rollups and the limit state's month cost in the same transaction (see
+/// migration 0012 and docs/API.md, "Prices"). Client-provided costs never change.
+pub async fn recost(tx: &mut Tx, w: &RecostWindow) -> Result<RecostResult, CoreError> {
+    let row = tx
+        .last()
+        .query_one(
+            "select r.messages, r.usage_events, r.conversations, r.usage_daily, r.limit_state,
+                    r.cost_usd_change, coalesce($2, now()) as upto
+             from app.recost_usage($1, $2, $3, $4) r",
+            &[&w.from, &w.to, &w.provider, &w.model],
+        )
+        .await?;
+    Ok(RecostResult {
+        from: w.from,
+        to: row.col("upto")?,
+        provider: w.provider.clone(),
+        model: w.model.clone(),
+        messages: row.col("messages")?,
+        usage_events: row.col("usage_events")?,
+        conversations: row.col("conversations")?,
+        usage_daily: row.col("usage_daily")?,
+        limit_state: row.col("limit_state")?,
+        cost_usd_change: row.col::<Decimal>("cost_usd_change")?.normalize(),
+    })
+}

@@ -188,6 +188,10 @@ pub struct UsageEvent {
     pub model: Option<String>,
     pub prompt_tokens: Option<i32>,
     pub completion_tokens: Option<i32>,
+    /// The part of prompt_tokens read from the provider's prompt cache.
+    pub cached_tokens: Option<i32>,
+    /// The part of completion_tokens spent reasoning.
+    pub reasoning_tokens: Option<i32>,
     pub unit: Option<String>,
     #[schema(value_type = Option<String>, example = "3.5")]
     pub quantity: Option<Decimal>,
@@ -195,8 +199,13 @@ pub struct UsageEvent {
     pub unit_price_usd: Option<Decimal>,
     #[schema(value_type = String, example = "0.07")]
     pub cost_usd: Decimal,
-    /// provided (given, or unit price × quantity), catalog, or unpriced (costed 0).
+    /// provided (given, or unit price × quantity), catalog (the model's own price),
+    /// catalog_prefix (the price of the longest name the model extends with a date or
+    /// version suffix), or unpriced (costed 0).
     pub cost_source: CostSource,
+    /// The price list's model name the cost was computed from (catalog and catalog_prefix).
+    #[schema(example = "text-embedding-3-small")]
+    pub priced_model: Option<String>,
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -209,7 +218,7 @@ pub struct UsageEvent {
 }
 
 const EVENT_COLUMNS: &str = "id, user_id, assistant_id, conversation_id, provider, model, prompt_tokens, \
-    completion_tokens, unit, quantity, unit_price_usd, cost_usd, cost_source, metadata, created_at, over_limits";
+    completion_tokens, unit, quantity, unit_price_usd, cost_usd, cost_source, metadata, created_at, over_limits, cached_tokens, reasoning_tokens, priced_model";
 
 impl UsageEvent {
     fn from_row(row: &Row) -> Result<Self, CoreError> {
@@ -233,6 +242,9 @@ impl UsageEvent {
             created_at: row.col(14)?,
             over_limit: !over_limits.is_empty(),
             over_limits,
+            cached_tokens: row.col(16)?,
+            reasoning_tokens: row.col(17)?,
+            priced_model: row.col(18)?,
         })
     }
 }
@@ -314,6 +326,15 @@ pub struct NewUsageEvent {
     #[serde(default)]
     #[schema(value_type = Option<i64>)]
     pub completion_tokens: Field<i64>,
+    /// The part of `prompt_tokens` read from the provider's prompt cache: priced at the
+    /// cached-input price. At most `prompt_tokens`.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub cached_tokens: Field<i64>,
+    /// The part of `completion_tokens` spent reasoning. At most `completion_tokens`.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub reasoning_tokens: Field<i64>,
     /// e.g. `minute`, `call`, `image`: 1–32 lower-case letters, digits, underscores.
     #[serde(default)]
     #[schema(value_type = Option<String>, pattern = "^[a-z][a-z0-9_]{0,31}$")]
@@ -347,6 +368,8 @@ pub struct UsageDraft {
     pub assistant_id: Option<Uuid>,
     pub conversation_id: Option<Uuid>,
     pub call: LlmCall,
+    pub cached_tokens: Option<i32>,
+    pub reasoning_tokens: Option<i32>,
     pub unit: Option<String>,
     pub quantity: Option<Decimal>,
     pub unit_price_usd: Option<Decimal>,
@@ -367,6 +390,11 @@ impl TryFrom<NewUsageEvent> for UsageDraft {
             w.completion_tokens,
             w.provider,
             w.model,
+        );
+        let (cached_tokens, reasoning_tokens) = crate::conversations::messages::token_parts(
+            &mut e,
+            (w.cached_tokens, call.prompt_tokens),
+            (w.reasoning_tokens, call.completion_tokens),
         );
         let (unit_sent, quantity_sent, price_sent) = (
             w.unit.is_sent(),
@@ -405,6 +433,8 @@ impl TryFrom<NewUsageEvent> for UsageDraft {
             assistant_id: e.optional("assistant_id", w.assistant_id, any),
             conversation_id: e.optional("conversation_id", w.conversation_id, any),
             call,
+            cached_tokens,
+            reasoning_tokens,
             unit,
             quantity,
             unit_price_usd,
@@ -427,8 +457,8 @@ pub async fn record(tx: &mut Tx, tenant: Uuid, e: &UsageDraft) -> Result<UsageEv
             &format!(
                 "insert into app.usage_events (tenant_id, id, user_id, assistant_id, conversation_id, provider,
                      model, prompt_tokens, completion_tokens, unit, quantity, unit_price_usd, cost_usd, metadata,
-                     reservation_id)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                     reservation_id, cached_tokens, reasoning_tokens)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
                  returning {EVENT_COLUMNS}"
             ),
             &[
@@ -447,6 +477,8 @@ pub async fn record(tx: &mut Tx, tenant: Uuid, e: &UsageDraft) -> Result<UsageEv
                 &e.cost_usd.map(CostUsd::get),
                 &metadata,
                 &e.reservation_id,
+                &e.cached_tokens,
+                &e.reasoning_tokens,
             ],
         )
         .await?;
@@ -490,4 +522,45 @@ pub async fn events(
         page.limit,
         |e: &UsageEvent| e.id,
     ))
+}
+
+/// A model used without a price: its calls costed 0, from the rollups.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnpricedModel {
+    /// Null when the calls named none.
+    pub provider: Option<String>,
+    /// Null when the calls named none.
+    pub model: Option<String>,
+    /// Calls (messages and usage events) costed 0 for want of a price.
+    pub unpriced_count: i64,
+    /// The first and last day (`YYYY-MM-DD`, the tenant's time zone) with such calls.
+    pub first_day: String,
+    pub last_day: String,
+}
+
+/// The models seen without a price, most unpriced calls first (a member: in their own
+/// usage). A price added later and a recost (`POST …/prices/recost`) take a model off.
+pub async fn unpriced(tx: &mut Tx, tenant: Uuid) -> Result<Vec<UnpricedModel>, CoreError> {
+    tx.last();
+    let rows = tx
+        .query(
+            "select provider, model, sum(unpriced_count)::bigint as unpriced_count,
+                    to_char(min(day), 'YYYY-MM-DD') as first_day, to_char(max(day), 'YYYY-MM-DD') as last_day
+             from app.usage_daily where tenant_id = $1 and unpriced_count > 0
+             group by provider, model
+             order by 3 desc, provider nulls last, model nulls last",
+            &[&tenant],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(UnpricedModel {
+                provider: row.col("provider")?,
+                model: row.col("model")?,
+                unpriced_count: row.col("unpriced_count")?,
+                first_day: row.col("first_day")?,
+                last_day: row.col("last_day")?,
+            })
+        })
+        .collect()
 }

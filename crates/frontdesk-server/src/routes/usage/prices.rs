@@ -1,7 +1,9 @@
 //! The model price catalog (`/v1/prices`) and a tenant's own prices (`…/prices`).
 
 use axum::{http::StatusCode, response::Response};
-use frontdesk_core::usage::prices::{self, NewPrice, Price, PriceDraft};
+use frontdesk_core::usage::prices::{
+    self, NewPrice, Price, PriceDraft, RecostRequest, RecostResult, RecostWindow,
+};
 
 use crate::{
     error::{ApiResult, Problem},
@@ -54,4 +56,24 @@ pub async fn add(scope: TenantScope, new: Creating<NewPrice>) -> ApiResult<Respo
             prices::add_for_tenant(tx, scope.tenant, &price, by).await
         })
         .await
+}
+
+/// Price again the tenant's messages and usage events of a window (`from`, `to`, default
+/// now), after a price was added with an `effective_from` in the past: those costed from a
+/// price list or left unpriced, at their own times; costs given by the client stay. Their
+/// conversations' totals, the daily rollups and the month's cost in the limit state are
+/// corrected in the same transaction. Returns how many rows of each changed. Running it
+/// again changes nothing.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/prices/recost", tag = "prices",
+    params(TenantPath), request_body = RecostRequest,
+    responses((status = 200, body = RecostResult), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn recost(
+    scope: TenantScope,
+    Json(body): Json<RecostRequest>,
+) -> ApiResult<axum::Json<RecostResult>> {
+    let window = RecostWindow::try_from(body)?;
+    let result = scope
+        .write(async |tx| prices::recost(tx, &window).await)
+        .await?;
+    Ok(axum::Json(result))
 }

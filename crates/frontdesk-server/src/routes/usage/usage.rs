@@ -9,7 +9,7 @@ use frontdesk_core::{
     platform::page::{PageQuery, Paged},
     usage::analytics::One,
     usage::period::{EventSelection, FilterQuery, MonthsQuery, PeriodQuery, Selection, TimesQuery},
-    usage::usage::{self, NewUsageEvent, Usage, UsageDraft, UsageEvent},
+    usage::usage::{self, NewUsageEvent, UnpricedModel, Usage, UsageDraft, UsageEvent},
 };
 
 use crate::{
@@ -114,4 +114,15 @@ pub async fn monthly(
         .read(async |tx| usage::monthly(tx, scope.tenant, &q).await)
         .await?;
     reply::table(&headers, &usage)
+}
+
+/// The models used without a price (their calls costed 0), with how many calls and the
+/// first and last day, most calls first; from the daily rollups (a member: their own).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/unpriced", tag = "usage", params(TenantPath),
+    responses((status = 200, body = Vec<UnpricedModel>)))]
+pub async fn unpriced(scope: TenantScope) -> ApiResult<axum::Json<Vec<UnpricedModel>>> {
+    let models = scope
+        .read(async |tx| usage::unpriced(tx, scope.tenant).await)
+        .await?;
+    Ok(axum::Json(models))
 }
