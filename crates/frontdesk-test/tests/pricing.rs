@@ -185,6 +185,33 @@ async fn dated_model_names_are_priced_from_the_longest_price_list_name_they_exte
         today.body["unpriced_count"].as_i64().unwrap()
     );
     assert!(rows.iter().all(|r| r["first_day"] == r["last_day"]));
+
+    // The same list as CSV, a line per model, in the same order.
+    let csv = frontdesk_test::Reply::of(
+        app.http
+            .get(format!("{}/v1/tenants/acme/usage/unpriced", app.base))
+            .bearer_auth(&t.agent_token)
+            .header("accept", "text/csv"),
+    )
+    .await;
+    assert_eq!(csv.status, 200, "{}", csv.text);
+    let mut lines = csv.text.split("\r\n");
+    assert_eq!(
+        lines.next(),
+        Some("provider,model,unpriced_count,first_day,last_day")
+    );
+    for row in rows {
+        let line = format!(
+            "{},{},{},{},{}",
+            row["provider"].as_str().unwrap_or(""),
+            row["model"].as_str().unwrap_or(""),
+            row["unpriced_count"],
+            row["first_day"].as_str().unwrap(),
+            row["last_day"].as_str().unwrap()
+        );
+        assert_eq!(lines.next(), Some(line.as_str()));
+    }
+    assert_eq!(lines.collect::<Vec<_>>(), [""]);
 }
 
 /// Facts whose stored cost is not what their price gives now, totals that differ from

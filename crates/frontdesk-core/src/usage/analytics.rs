@@ -14,7 +14,7 @@ use crate::{
     CoreError, Tx,
     platform::input::{Invalid, Param, any},
     usage::period::{self, FilterQuery, PeriodQuery, Selection},
-    usage::usage::{Usage, UsageEvent},
+    usage::usage::{UnpricedModel, Usage, UsageEvent},
 };
 
 /// An answer of analytics: rows that are sent as JSON, or as CSV with `columns`.
@@ -117,13 +117,27 @@ impl TableRow for UsageEvent {
         "model",
         "prompt_tokens",
         "completion_tokens",
+        "cached_tokens",
+        "reasoning_tokens",
         "unit",
         "quantity",
         "unit_price_usd",
         "cost_usd",
         "cost_source",
+        "priced_model",
+        "over_limit",
         "metadata",
         "created_at",
+    ];
+}
+
+impl TableRow for UnpricedModel {
+    const COLUMNS: &'static [&'static str] = &[
+        "provider",
+        "model",
+        "unpriced_count",
+        "first_day",
+        "last_day",
     ];
 }
 

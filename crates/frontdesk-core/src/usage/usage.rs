@@ -6,14 +6,14 @@ use frontdesk_pg::RowExt;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
     CoreError, Tx,
     conversations::messages::CostSource,
     platform::input::{
-        Field, Invalid, Param, Unknown, any, decimal_rule, int32_within, is_identifier, json_object,
+        Field, Invalid, Unknown, any, decimal_rule, int32_within, is_identifier, json_object,
     },
     platform::values::{CostUsd, LlmProvider},
     usage::limits::LimitName,
@@ -64,60 +64,6 @@ impl Usage {
             cost_usd: row.col::<Decimal>("cost_usd")?.normalize(),
             unpriced_count: row.col("unpriced_count")?,
         })
-    }
-}
-
-/// `?days=` (1–366, default 30): the last N days of the tenant, today included.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct Days {
-    #[serde(default)]
-    #[param(value_type = Option<i32>, minimum = 1, maximum = 366)]
-    pub days: Param<i32>,
-}
-
-impl Days {
-    /// Check `days` into `e` (default 30).
-    pub fn check(e: &mut Invalid, days: &Param<i32>) -> i32 {
-        e.param("days", days, |n| {
-            if (1..=366).contains(&n) {
-                Ok(n)
-            } else {
-                Err("must be between 1 and 366".to_owned())
-            }
-        })
-        .unwrap_or(30)
-    }
-
-    pub fn parse(&self) -> Result<i32, Invalid> {
-        let mut e = Invalid::default();
-        let days = Self::check(&mut e, &self.days);
-        e.finish(days)
-    }
-}
-
-/// `?months=` (1–36, default 12): the last N calendar months, this one included.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct Months {
-    #[serde(default)]
-    #[param(value_type = Option<i32>, minimum = 1, maximum = 36)]
-    pub months: Param<i32>,
-}
-
-impl Months {
-    pub fn parse(&self) -> Result<i32, Invalid> {
-        let mut e = Invalid::default();
-        let months = e
-            .param("months", &self.months, |n| {
-                if (1..=36).contains(&n) {
-                    Ok(n)
-                } else {
-                    Err("must be between 1 and 36".to_owned())
-                }
-            })
-            .unwrap_or(12);
-        e.finish(months)
     }
 }
 

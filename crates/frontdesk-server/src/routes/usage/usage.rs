@@ -119,10 +119,11 @@ pub async fn monthly(
 /// The models used without a price (their calls costed 0), with how many calls and the
 /// first and last day, most calls first; from the daily rollups (a member: their own).
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/usage/unpriced", tag = "usage", params(TenantPath),
-    responses((status = 200, body = Vec<UnpricedModel>)))]
-pub async fn unpriced(scope: TenantScope) -> ApiResult<axum::Json<Vec<UnpricedModel>>> {
+    responses((status = 200, description = "JSON, or CSV with Accept: text/csv",
+               content((Vec<UnpricedModel> = "application/json"), (String = "text/csv")))))]
+pub async fn unpriced(scope: TenantScope, headers: HeaderMap) -> ApiResult<Response> {
     let models = scope
         .read(async |tx| usage::unpriced(tx, scope.tenant).await)
         .await?;
-    Ok(axum::Json(models))
+    reply::table(&headers, &models)
 }
