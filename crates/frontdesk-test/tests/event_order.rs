@@ -65,7 +65,11 @@ fn received_sequences(received: &[Received]) -> Vec<i64> {
     received
         .iter()
         .filter(|r| seen.insert(r.header("webhook-id").to_owned()))
-        .map(|r| r.json()["sequence"].as_i64().expect("a sequence in the body"))
+        .map(|r| {
+            r.json()["sequence"]
+                .as_i64()
+                .expect("a sequence in the body")
+        })
         .collect()
 }
 
@@ -122,8 +126,14 @@ async fn delivered_order_per_endpoint_is_commit_order_for_1000_events_from_paral
                     .await
                     .unwrap();
                 let (count, max): (i64, i64) = (row.get(0), row.get(1));
-                assert_eq!(count, max, "a snapshot saw sequence {max} with only {count} events");
-                assert!(max >= last, "the events seen went back from {last} to {max}");
+                assert_eq!(
+                    count, max,
+                    "a snapshot saw sequence {max} with only {count} events"
+                );
+                assert!(
+                    max >= last,
+                    "the events seen went back from {last} to {max}"
+                );
                 last = max;
                 snapshots += 1;
             }
@@ -224,13 +234,12 @@ async fn delivered_order_per_endpoint_is_commit_order_for_1000_events_from_paral
         };
         let page = app.get(&path, &t.owner_token).await;
         assert_eq!(page.status, 200, "{}", page.text);
-        listed.extend(
-            page.body["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| (e["sequence"].as_i64().unwrap(), e["id"].as_str().unwrap().to_owned())),
-        );
+        listed.extend(page.body["data"].as_array().unwrap().iter().map(|e| {
+            (
+                e["sequence"].as_i64().unwrap(),
+                e["id"].as_str().unwrap().to_owned(),
+            )
+        }));
         match page.body["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,
@@ -261,7 +270,10 @@ async fn delivered_order_per_endpoint_is_commit_order_for_1000_events_from_paral
     assert_eq!(bulk_delivery["data"]["title"], "2026-12-02T10:00:00+07:00");
     let message_delivery = receiver.accepted("/messages")[0].json();
     assert_eq!(message_delivery["tenant_id"], json!(t.id));
-    for time in [&message_delivery["timestamp"], &message_delivery["data"]["created_at"]] {
+    for time in [
+        &message_delivery["timestamp"],
+        &message_delivery["data"]["created_at"],
+    ] {
         let time = time.as_str().unwrap();
         assert!(
             chrono::DateTime::parse_from_rfc3339(time).is_ok()
@@ -319,7 +331,10 @@ async fn a_failing_delivery_holds_back_the_endpoints_later_ones_until_it_is_deli
     receiver.answer(200);
     let got = receiver.wait_for("/hook", 5, WAIT).await;
     worker.abort();
-    assert_eq!(received_sequences(&got), queued_sequences(&app, &hook).await);
+    assert_eq!(
+        received_sequences(&got),
+        queued_sequences(&app, &hook).await
+    );
 }
 
 #[tokio::test]
@@ -336,11 +351,19 @@ async fn a_transition_records_its_reason_in_the_history_and_the_event() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = app
-        .post(&format!("{c}/transitions"), &t.full_key, json!({"to": "scoring"}))
+        .post(
+            &format!("{c}/transitions"),
+            &t.full_key,
+            json!({"to": "scoring"}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = app
-        .post(&format!("{c}/handoff"), &t.full_key, json!({"reason": "wants a discount"}))
+        .post(
+            &format!("{c}/handoff"),
+            &t.full_key,
+            json!({"reason": "wants a discount"}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let history = app.get(&format!("{c}/transitions"), &t.owner_token).await;
@@ -397,7 +420,11 @@ async fn patching_a_state_points_to_transitions_and_changes_nothing() {
     let t = seed_tenant(&app, "acme").await;
     let c = format!("{BASE}/conversations/{}", t.conversation);
     let r = app
-        .patch(&c, &t.full_key, json!({"state": "booking", "title": "new title"}))
+        .patch(
+            &c,
+            &t.full_key,
+            json!({"state": "booking", "title": "new title"}),
+        )
         .await;
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(r.error_fields(), ["state"]);
@@ -436,7 +463,11 @@ async fn events_since_a_date_start_at_midnight_utc_and_a_bad_time_is_refused() {
     let until = app
         .get(&format!("{BASE}/events?until={today}"), &t.owner_token)
         .await;
-    assert_eq!(until.body["data"], json!([]), "until a date: before its midnight");
+    assert_eq!(
+        until.body["data"],
+        json!([]),
+        "until a date: before its midnight"
+    );
 
     for bad in ["2026-13-02", "2026-12-02T25:00", "yesterday"] {
         let r = app
@@ -445,7 +476,10 @@ async fn events_since_a_date_start_at_midnight_utc_and_a_bad_time_is_refused() {
         assert_eq!(r.status, 422, "{bad}: {}", r.text);
         assert_eq!(r.error_fields(), ["since"]);
         let message = r.body["errors"][0]["message"].as_str().unwrap();
-        assert!(message.contains("RFC 3339") && message.contains("midnight UTC"), "{message}");
+        assert!(
+            message.contains("RFC 3339") && message.contains("midnight UTC"),
+            "{message}"
+        );
     }
 }
 
@@ -460,7 +494,10 @@ async fn a_cursor_used_with_another_order_is_refused() {
     // The same order (default desc, or named) continues; the other is refused.
     for ok in ["", "&order=desc"] {
         let r = app
-            .get(&format!("{BASE}/events?limit=1&cursor={cursor}{ok}"), &t.owner_token)
+            .get(
+                &format!("{BASE}/events?limit=1&cursor={cursor}{ok}"),
+                &t.owner_token,
+            )
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert!(
@@ -481,14 +518,23 @@ async fn a_cursor_used_with_another_order_is_refused() {
     let path = format!("{BASE}/conversations/{}/messages", t.conversation);
     for i in 0..3 {
         let r = app
-            .post(&path, &t.full_key, json!({"role": "user", "content": format!("m{i}")}))
+            .post(
+                &path,
+                &t.full_key,
+                json!({"role": "user", "content": format!("m{i}")}),
+            )
             .await;
         assert_eq!(r.status, 201, "{}", r.text);
     }
-    let page = app.get(&format!("{path}?order=asc&limit=1"), &t.owner_token).await;
+    let page = app
+        .get(&format!("{path}?order=asc&limit=1"), &t.owner_token)
+        .await;
     let cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
     let same = app
-        .get(&format!("{path}?order=asc&limit=1&cursor={cursor}"), &t.owner_token)
+        .get(
+            &format!("{path}?order=asc&limit=1&cursor={cursor}"),
+            &t.owner_token,
+        )
         .await;
     assert_eq!(same.status, 200, "{}", same.text);
     let other = app

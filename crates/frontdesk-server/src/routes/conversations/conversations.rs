@@ -78,8 +78,8 @@ pub async fn delete(
     records::delete::<Conversation>(&scope, path.id).await
 }
 
-/// Move the conversation to another state of its flow, optionally saying why (the reason
-/// is kept in its state history). 409 names the allowed targets.
+/// Move the conversation to another state of its flow, with an optional reason (kept in
+/// its state history). 409 names the allowed targets.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/conversations/{id}/transitions", tag = "conversations",
     params(IdPath), request_body = Transition,
     responses((status = 200, body = Conversation), (status = 404, body = Problem),
