@@ -514,6 +514,28 @@ async fn a_cursor_used_with_another_order_is_refused() {
     assert_eq!(r.error_fields(), ["cursor"]);
     assert!(r.text.contains("order=desc"), "{}", r.text);
 
+    // A poller's form: everything after the last sequence it saw, in order.
+    let last = first.body["data"][0]["sequence"].as_i64().unwrap();
+    let after = app
+        .get(
+            &format!("{BASE}/events?order=asc&after={}", last - 2),
+            &t.owner_token,
+        )
+        .await;
+    assert_eq!(after.status, 200, "{}", after.text);
+    let sequences: Vec<i64> = after.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sequence"].as_i64().unwrap())
+        .collect();
+    assert_eq!(sequences, [last - 1, last]);
+    let bad = app
+        .get(&format!("{BASE}/events?before=0&after=-1"), &t.owner_token)
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert_eq!(bad.error_fields(), ["after", "before"]);
+
     // Messages: the history's cursor too.
     let path = format!("{BASE}/conversations/{}/messages", t.conversation);
     for i in 0..3 {
