@@ -162,13 +162,14 @@ select tenant_id, bench.uuid_v7_at(started), id, null, 'open', started
 from bench_conversations
 order by started;
 
-insert into app.events (tenant_id, id, type, subject_id, data, created_at)
+-- (sequence: a placeholder until every event is in; numbered below)
+insert into app.events (tenant_id, id, type, subject_id, data, created_at, sequence)
 select c.tenant_id, bench.uuid_v7_at(c.started), 'conversation.created', c.id,
        jsonb_build_object('id', c.id, 'assistant_id', c.assistant_id, 'user_id', c.user_id,
                           'contact_id', null, 'channel', c.channel,
                           'title', format('Conversation %s', c.c_n + 1),
                           'flow', 'assistant', 'state', 'open', 'created_at', c.started),
-       c.started
+       c.started, -row_number() over (partition by c.tenant_id order by c.started)
 from bench_conversations c
 order by c.started;
 
@@ -259,7 +260,7 @@ order by m.created_at;
 
 -- What messages_90_event would have written: one message.created event each,
 -- with the trigger's payload.
-insert into app.events (tenant_id, id, type, subject_id, data, created_at)
+insert into app.events (tenant_id, id, type, subject_id, data, created_at, sequence)
 select m.tenant_id, bench.uuid_v7_at(m.created_at), 'message.created', m.id,
        jsonb_build_object(
            'id', m.id, 'conversation_id', m.conversation_id, 'role', m.role,
@@ -269,9 +270,18 @@ select m.tenant_id, bench.uuid_v7_at(m.created_at), 'message.created', m.id,
            'model', m.model, 'provider', m.provider, 'cost_usd', trim_scale(m.cost_usd)::text,
            'cost_source', m.cost_source, 'latency_ms', m.latency_ms,
            'action_taken', m.action_taken, 'metadata', m.metadata, 'created_at', m.created_at),
-       m.created_at
+       m.created_at, -1000000000 - row_number() over (partition by m.tenant_id order by m.created_at)
 from app.messages m
 order by m.created_at;
+
+-- What app.events_prepare would have numbered: each tenant's events in the order they
+-- were made, and the tenant's counter at the last one.
+update app.events e set sequence = n.sequence
+  from (select x.tenant_id, x.id, row_number() over (partition by x.tenant_id order by x.id) as sequence
+          from app.events x) n
+ where e.tenant_id = n.tenant_id and e.id = n.id;
+insert into app.event_counters (tenant_id, last_sequence)
+select tenant_id, max(sequence) from app.events group by tenant_id;
 
 -- What app.add_usage would have kept: the daily rollups (per tenant, day in the tenant's
 -- time zone, owner, assistant, provider, model), from the messages in one statement.

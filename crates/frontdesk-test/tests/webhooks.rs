@@ -642,8 +642,18 @@ async fn claims_go_tenant_by_tenant_longest_waiting_first_within_the_batch() {
     let a = seed_tenant(&app, "acme").await;
     let b = seed_tenant(&app, "beta").await;
     let admin = app.db.admin().await;
-    // Each seed left one delivery queued for a retry: make B's due first, then A's.
+    // Each seed left one delivery queued for a retry, holding its endpoint until then:
+    // make B's due first, then A's.
     for (tenant, ago) in [(b.id, 20.0), (a.id, 10.0)] {
+        let held = admin
+            .execute(
+                "update app.webhook_endpoints set held_until = now() - make_interval(secs => $2)
+                  where tenant_id = $1 and held_until is not null",
+                &[&tenant, &ago],
+            )
+            .await
+            .unwrap();
+        assert_eq!(held, 1);
         let queued = admin
             .execute(
                 "update app.webhook_queue set due_at = now() - make_interval(secs => $2)

@@ -253,7 +253,17 @@ impl TryFrom<ConversationInput> for ConversationChanges {
     type Error = Invalid;
 
     fn try_from(mut w: ConversationInput) -> Result<Self, Invalid> {
+        // A state is not a field: it changes along the flow, through /transitions.
+        let moves_state = w.unknown.0.iter().any(|name| name == "state");
+        w.unknown.0.retain(|name| name != "state");
         let mut e = Invalid::new(std::mem::take(&mut w.unknown));
+        if moves_state {
+            e.push(
+                "state",
+                "changes through POST /v1/tenants/{tenant}/conversations/{id}/transitions \
+                 with {\"to\": \"<state>\", \"reason\"?: \"…\"}, which checks the conversation's flow",
+            );
+        }
         for (name, absent) in [
             ("assistant_id", w.assistant_id.is_absent()),
             ("user_id", w.user_id.is_absent()),
@@ -499,12 +509,17 @@ pub async fn set_archived(
 
 /// `POST …/transitions`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[schema(example = json!({"to": "closed"}))]
+#[schema(example = json!({"to": "closed", "reason": "the customer confirmed the booking"}))]
 pub struct Transition {
     /// The state to move to; the flow must allow it from the current state.
     #[serde(default)]
     #[schema(value_type = String, required = true)]
     pub to: Field<String>,
+    /// Why (at most 2000 characters): recorded in the state history and the
+    /// conversation.state_changed event.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub reason: Field<String>,
     #[serde(flatten)]
     #[schema(ignore)]
     pub unknown: Unknown,
@@ -515,6 +530,18 @@ pub struct Transition {
 #[derive(Debug)]
 pub struct TransitionTo {
     pub to: String,
+    /// Trimmed, 1 to 2000 characters.
+    pub reason: Option<String>,
+}
+
+/// A rule: a reason of 1 to 2000 characters, not blank (trimmed).
+fn reason_text(s: String) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() || s.chars().count() > 2000 {
+        Err("must be 1 to 2000 characters, not blank".to_owned())
+    } else {
+        Ok(s.to_owned())
+    }
 }
 
 impl TryFrom<Transition> for TransitionTo {
@@ -522,8 +549,10 @@ impl TryFrom<Transition> for TransitionTo {
 
     fn try_from(w: Transition) -> Result<Self, Invalid> {
         let mut e = Invalid::new(w.unknown);
-        match e.required("to", w.to, any) {
-            Some(to) => e.finish(Self { to }),
+        let to = e.required("to", w.to, any);
+        let reason = e.optional("reason", w.reason, reason_text);
+        match to {
+            Some(to) => e.finish(Self { to, reason }),
             None => Err(e),
         }
     }
@@ -559,13 +588,14 @@ fn refuse(flow: &flows::Flow, from: &str, to: &str) -> CoreError {
 }
 
 /// Move a conversation to another state of its flow (409 with the allowed targets when
-/// the flow forbids it). The database records who moved it and emits the event.
+/// the flow forbids it). The database records who moved it and why, and emits the event.
 pub async fn transition(
     tx: &mut Tx,
     tenant: Uuid,
     id: Uuid,
-    to: &str,
+    t: &TransitionTo,
 ) -> Result<Conversation, CoreError> {
+    let to = t.to.as_str();
     let (from, flow) = lock(tx, tenant, id).await?;
     if !flow.targets(&from).iter().any(|s| s == to) {
         return Err(refuse(&flow, &from, to));
@@ -574,7 +604,10 @@ pub async fn transition(
         tx,
         tenant,
         id,
-        Map::from_iter([("state".to_owned(), json!(to))]),
+        Map::from_iter([
+            ("state".to_owned(), json!(to)),
+            ("state_reason".to_owned(), json!(t.reason)),
+        ]),
     )
     .await
 }
@@ -609,14 +642,7 @@ impl TryFrom<Handoff> for HandoffRequest {
 
     fn try_from(w: Handoff) -> Result<Self, Invalid> {
         let mut e = Invalid::new(w.unknown);
-        let reason = e.required("reason", w.reason, |s: String| {
-            let s = s.trim();
-            if s.is_empty() || s.chars().count() > 2000 {
-                Err("must be 1 to 2000 characters, not blank".to_owned())
-            } else {
-                Ok(s.to_owned())
-            }
-        });
+        let reason = e.required("reason", w.reason, reason_text);
         let assignee_id = e.optional("assignee_id", w.assignee_id, any);
         match reason {
             Some(reason) => e.finish(Self {
@@ -654,6 +680,7 @@ pub async fn handoff(
     tx.execute(
         "update app.conversations
             set state = coalesce($3, state), handoff_reason = $4, handoff_at = now(),
+                state_reason = case when $3::text is null then state_reason else $4 end,
                 assignee_id = coalesce($5, assignee_id)
           where tenant_id = $1 and id = $2",
         &[&tenant, &id, &to, &handoff.reason, &handoff.assignee_id],
@@ -669,6 +696,8 @@ pub struct StateChange {
     /// Null for the state the conversation started in.
     pub from: Option<String>,
     pub to: String,
+    /// The reason given with the change (a handoff's reason for a move into `handoff`).
+    pub reason: Option<String>,
     pub actor_user_id: Option<Uuid>,
     pub actor_key_id: Option<Uuid>,
     pub at: DateTime<Utc>,
@@ -679,7 +708,7 @@ pub async fn history(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Vec<StateCha
     let rows = tx
         .last()
         .query(
-            "select t.id, t.from_state, t.to_state, t.actor_user_id, t.actor_key_id, t.created_at
+            "select t.id, t.from_state, t.to_state, t.reason, t.actor_user_id, t.actor_key_id, t.created_at
              from app.conversations c
              left join app.conversation_transitions t on t.tenant_id = c.tenant_id and t.conversation_id = c.id
              where c.tenant_id = $1 and c.id = $2 order by t.id",
@@ -696,6 +725,7 @@ pub async fn history(tx: &mut Tx, tenant: Uuid, id: Uuid) -> Result<Vec<StateCha
                 id: r.col("id")?,
                 from: r.col("from_state")?,
                 to: r.col("to_state")?,
+                reason: r.col("reason")?,
                 actor_user_id: r.col("actor_user_id")?,
                 actor_key_id: r.col("actor_key_id")?,
                 at: r.col("created_at")?,

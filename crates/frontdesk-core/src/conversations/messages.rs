@@ -16,7 +16,7 @@ use crate::{
     platform::input::{
         Field, Invalid, Param, Unknown, any, int32_within, json_array, json_object, json_value,
     },
-    platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
+    platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Order, Ordered, Page, Paged},
     platform::values::CostUsd,
     usage::limits::LimitName,
 };
@@ -455,15 +455,15 @@ pub struct History {
 impl HistoryQuery {
     pub fn parse(&self) -> Result<History, Invalid> {
         let mut e = Invalid::default();
-        let newest_first = e
-            .param("order", &self.order, |o| match o.as_str() {
-                "desc" => Ok(true),
-                "asc" => Ok(false),
-                _ => Err("must be asc or desc".to_owned()),
-            })
-            .unwrap_or(true);
-        let page: Page<Uuid> =
-            Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
+        let (order, page) = Page::<Ordered<Uuid>>::parse_ordered(
+            &mut e,
+            &self.limit,
+            &self.cursor,
+            &self.order,
+            DEFAULT_LIMIT,
+            MAX_LIMIT,
+        );
+        let newest_first = order == Order::Desc;
         let (mut before, mut after) = (
             e.param("before", &self.before, any),
             e.param("after", &self.after, any),
@@ -566,7 +566,15 @@ pub async fn history_json(
         .map(|m| m.content.len() + m.content.len() / 8 + m.metadata.get().len() + 600)
         .sum::<usize>()
         + 64;
-    let page = Paged::from_rows(messages, h.page.limit, |m: &Message| m.id);
+    let order = if h.newest_first {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
+    let page = Paged::from_rows(messages, h.page.limit, |m: &Message| Ordered {
+        order,
+        key: m.id,
+    });
     let mut body = Vec::with_capacity(size);
     serde_json::to_writer(&mut body, &page)
         .map_err(|e| CoreError::Unavailable(format!("serializing a page: {e}")))?;

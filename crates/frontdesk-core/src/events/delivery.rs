@@ -32,12 +32,16 @@ pub struct Due {
 #[derive(Debug)]
 pub struct DueMessage {
     pub url: String,
+    /// The tenant the event belongs to.
+    pub tenant: Uuid,
     /// The endpoint's signing secret, and the previous one while it still signs.
     pub secrets: Vec<String>,
     pub event_id: Uuid,
     pub event_type: String,
     pub event_created_at: DateTime<Utc>,
     pub event_data: Value,
+    /// The event's place in its tenant's commit order.
+    pub event_sequence: i64,
 }
 
 /// Claim up to `batch` due deliveries for `worker`, each leased for `lease`: first the
@@ -80,7 +84,7 @@ pub async fn claim(
             tx.last()
                 .query(
                     "select tenant_id, delivery_id, attempt, url, secret, previous_secret, event_id,
-                            event_type, event_created_at, event_data
+                            event_type, event_created_at, event_data, event_sequence
                      from app.claim_deliveries($1, $2, $3, make_interval(secs => $4))",
                     &[&tenant, &worker, &left, &lease],
                 )
@@ -102,6 +106,7 @@ pub async fn claim(
             let message = (|| {
                 Ok::<_, frontdesk_pg::DbError>(DueMessage {
                     url: r.col(3)?,
+                    tenant,
                     secrets: [r.col::<Option<String>>(4)?, r.col(5)?]
                         .into_iter()
                         .flatten()
@@ -110,6 +115,7 @@ pub async fn claim(
                     event_type: r.col(7)?,
                     event_created_at: r.col(8)?,
                     event_data: r.col(9)?,
+                    event_sequence: r.col(10)?,
                 })
             })()
             .map_err(|e| format!("the event could not be read: {e}"));

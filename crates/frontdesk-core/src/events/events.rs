@@ -12,12 +12,15 @@ use uuid::Uuid;
 use crate::{
     CoreError, Tx,
     platform::input::{Invalid, Param},
-    platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Page, Paged},
+    platform::page::{DEFAULT_LIMIT, MAX_LIMIT, Order, Ordered, Page, Paged},
 };
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Event {
     pub id: Uuid,
+    /// The event's place in its tenant's commit order: 1, 2, 3, … Sequence order is the
+    /// order the writing transactions committed in, and the order of deliveries.
+    pub sequence: i64,
     /// e.g. conversation.created, message.created.
     #[serde(rename = "type")]
     pub kind: String,
@@ -34,6 +37,7 @@ impl Event {
     fn from_row(row: &Row) -> Result<Self, CoreError> {
         Ok(Self {
             id: row.col("id")?,
+            sequence: row.col("sequence")?,
             kind: row.col("type")?,
             subject_id: row.col("subject_id")?,
             data: row.col("data")?,
@@ -41,6 +45,26 @@ impl Event {
             actor_key_id: row.col("actor_key_id")?,
             created_at: row.col("created_at")?,
         })
+    }
+}
+
+/// A time as `since` and `until` take it: RFC 3339, or a date alone (midnight UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeOrDate(pub DateTime<Utc>);
+
+impl std::str::FromStr for TimeOrDate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(t) = s.parse::<DateTime<Utc>>() {
+            return Ok(Self(t));
+        }
+        match chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            Ok(day) if s.len() == 10 => Ok(Self(day.and_time(chrono::NaiveTime::MIN).and_utc())),
+            _ => Err(format!(
+                "{s:?} is neither an RFC 3339 time (2026-12-02T09:30:00Z) nor a date (2026-12-02, read as midnight UTC)"
+            )),
+        }
     }
 }
 
@@ -52,17 +76,32 @@ pub struct EventQuery {
     #[serde(rename = "type", default)]
     #[param(rename = "type", value_type = Option<String>)]
     pub kind: Param<String>,
-    /// Only events at or after this time (RFC 3339).
+    /// Only events at or after this time: RFC 3339 (`2026-12-02T09:30:00Z`), or a date
+    /// (`2026-12-02`), read as midnight UTC.
     #[serde(default)]
-    #[param(value_type = Option<DateTime<Utc>>)]
-    pub since: Param<DateTime<Utc>>,
-    /// Only events before this time (RFC 3339).
+    #[param(value_type = Option<String>, example = "2026-12-02")]
+    pub since: Param<TimeOrDate>,
+    /// Only events before this time: RFC 3339, or a date, read as midnight UTC.
     #[serde(default)]
-    #[param(value_type = Option<DateTime<Utc>>)]
-    pub until: Param<DateTime<Utc>>,
+    #[param(value_type = Option<String>, example = "2026-12-03T00:00:00Z")]
+    pub until: Param<TimeOrDate>,
+    /// Only events with a higher sequence than this (a poller passes the last one it saw,
+    /// with `order=asc`).
+    #[serde(default)]
+    #[param(value_type = Option<i64>, minimum = 0)]
+    pub after: Param<i64>,
+    /// Only events with a lower sequence than this.
+    #[serde(default)]
+    #[param(value_type = Option<i64>, minimum = 1)]
+    pub before: Param<i64>,
+    /// desc (the latest first, the default) or asc (in sequence order, as delivered).
+    #[serde(default)]
+    #[param(value_type = Option<String>, pattern = "^(asc|desc)$")]
+    pub order: Param<String>,
     #[serde(default)]
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Param<i64>,
+    /// `next_cursor` of the previous page, with the same `order`.
     #[serde(default)]
     #[param(value_type = Option<String>)]
     pub cursor: Param<String>,
@@ -74,18 +113,53 @@ pub struct EventFilter {
     pub kind: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// Only sequences above this.
+    pub after: Option<i64>,
+    /// Only sequences below this.
+    pub before: Option<i64>,
+    pub order: Order,
 }
 
 impl EventQuery {
     /// The filters and the page, checked.
-    pub fn parse(&self) -> Result<(EventFilter, Page<Uuid>), Invalid> {
+    pub fn parse(&self) -> Result<(EventFilter, Page<i64>), Invalid> {
         let mut e = Invalid::default();
-        let filter = EventFilter {
+        let time = |t: TimeOrDate| crate::platform::input::timestamp(t.0);
+        let (order, page) = Page::<Ordered<i64>>::parse_ordered(
+            &mut e,
+            &self.limit,
+            &self.cursor,
+            &self.order,
+            DEFAULT_LIMIT,
+            MAX_LIMIT,
+        );
+        let mut filter = EventFilter {
             kind: e.param("type", &self.kind, event_type_filter),
-            since: e.param("since", &self.since, crate::platform::input::timestamp),
-            until: e.param("until", &self.until, crate::platform::input::timestamp),
+            since: e.param("since", &self.since, time),
+            until: e.param("until", &self.until, time),
+            after: e.param("after", &self.after, |n| {
+                if n >= 0 {
+                    Ok(n)
+                } else {
+                    Err("must be a sequence number, 0 or more".to_owned())
+                }
+            }),
+            before: e.param("before", &self.before, |n| {
+                if n >= 1 {
+                    Ok(n)
+                } else {
+                    Err("must be a sequence number, 1 or more".to_owned())
+                }
+            }),
+            order,
         };
-        let page = Page::parse(&mut e, &self.limit, &self.cursor, DEFAULT_LIMIT, MAX_LIMIT);
+        // The cursor narrows the range in the direction of the list.
+        if let Some(at) = page.after {
+            match order {
+                Order::Desc => filter.before = Some(filter.before.map_or(at, |b| b.min(at))),
+                Order::Asc => filter.after = Some(filter.after.map_or(at, |a| a.max(at))),
+            }
+        }
         e.finish((filter, page))
     }
 }
@@ -106,12 +180,12 @@ fn event_type_filter(t: String) -> Result<String, String> {
     }
 }
 
-/// The tenant's events, newest first.
+/// The tenant's events in sequence order (the latest first unless `order=asc`).
 pub async fn list(
     tx: &mut Tx,
     tenant: Uuid,
     filter: &EventFilter,
-    page: &Page<Uuid>,
+    page: &Page<i64>,
 ) -> Result<Paged<Event>, CoreError> {
     let (exact, family) = match filter.kind.as_deref() {
         Some(k) => match k.strip_suffix(".*") {
@@ -120,20 +194,26 @@ pub async fn list(
         },
         None => (None, None),
     };
+    // Two statements rather than an ORDER BY CASE, so both directions walk the index.
+    let direction = filter.order.as_str();
     tx.last();
     let rows = tx
         .query(
-            "select id, type, subject_id, data, actor_user_id, actor_key_id, created_at
-             from app.events
-             where tenant_id = $1 and ($2::uuid is null or id < $2)
-               and ($3::text is null or type = $3)
-               and ($4::text is null or starts_with(type, $4))
-               and ($5::timestamptz is null or created_at >= $5)
-               and ($6::timestamptz is null or created_at < $6)
-             order by id desc limit $7",
+            &format!(
+                "select id, sequence, type, subject_id, data, actor_user_id, actor_key_id, created_at
+                 from app.events
+                 where tenant_id = $1 and ($2::bigint is null or sequence > $2)
+                   and ($3::bigint is null or sequence < $3)
+                   and ($4::text is null or type = $4)
+                   and ($5::text is null or starts_with(type, $5))
+                   and ($6::timestamptz is null or created_at >= $6)
+                   and ($7::timestamptz is null or created_at < $7)
+                 order by sequence {direction} limit $8"
+            ),
             &[
                 &tenant,
-                &page.after,
+                &filter.after,
+                &filter.before,
                 &exact,
                 &family,
                 &filter.since,
@@ -142,9 +222,13 @@ pub async fn list(
             ],
         )
         .await?;
+    let order = filter.order;
     Ok(Paged::from_rows(
         rows.iter().map(Event::from_row).collect::<Result<_, _>>()?,
         page.limit,
-        |e: &Event| e.id,
+        |e: &Event| Ordered {
+            order,
+            key: e.sequence,
+        },
     ))
 }

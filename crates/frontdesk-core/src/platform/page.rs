@@ -121,6 +121,108 @@ impl CursorKey for uuid::Uuid {
     }
 }
 
+impl CursorKey for i64 {
+    fn encode(&self) -> String {
+        self.to_string()
+    }
+    fn decode(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+}
+
+/// The direction of a list that offers `?order=asc|desc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Newest (or highest) first.
+    #[default]
+    Desc,
+    Asc,
+}
+
+impl Order {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Desc => "desc",
+            Self::Asc => "asc",
+        }
+    }
+
+    /// Check `?order=` into `e` (absent: `desc`).
+    pub fn parse(e: &mut Invalid, order: &Param<String>) -> Self {
+        e.param("order", order, |o| match o.as_str() {
+            "desc" => Ok(Self::Desc),
+            "asc" => Ok(Self::Asc),
+            _ => Err("must be asc or desc".to_owned()),
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// A position in a list read in one order: its cursors carry the order, so that a cursor
+/// is only ever used to continue the list in the direction it was made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ordered<K> {
+    pub order: Order,
+    pub key: K,
+}
+
+impl<K: CursorKey> CursorKey for Ordered<K> {
+    fn encode(&self) -> String {
+        format!("{}:{}", self.order.as_str(), self.key.encode())
+    }
+    fn decode(s: &str) -> Option<Self> {
+        let (order, key) = s.split_once(':')?;
+        let order = match order {
+            "desc" => Order::Desc,
+            "asc" => Order::Asc,
+            _ => return None,
+        };
+        Some(Self {
+            order,
+            key: K::decode(key)?,
+        })
+    }
+}
+
+impl<K: CursorKey> Page<Ordered<K>> {
+    /// Check `?limit=`, `?cursor=` and `?order=` into `e`: a cursor made for the other
+    /// order is refused. The order asked for, and the page with the cursor's position.
+    pub fn parse_ordered(
+        e: &mut Invalid,
+        limit: &Param<i64>,
+        cursor: &Param<String>,
+        order: &Param<String>,
+        default: i64,
+        max: i64,
+    ) -> (Order, Page<K>) {
+        let asked = Order::parse(e, order);
+        let page = Page::<Ordered<K>>::parse(e, limit, cursor, default, max);
+        let after = match page.after {
+            Some(c) if c.order != asked && !matches!(order, Param::Invalid(_)) => {
+                e.push(
+                    "cursor",
+                    format!(
+                        "continues the list in order={}, not order={}: repeat order={} with this cursor, or leave the cursor out to start again",
+                        c.order.as_str(),
+                        asked.as_str(),
+                        c.order.as_str()
+                    ),
+                );
+                None
+            }
+            Some(c) => Some(c.key),
+            None => None,
+        };
+        (
+            asked,
+            Page {
+                limit: page.limit,
+                after,
+            },
+        )
+    }
+}
+
 impl<K: CursorKey> Page<K> {
     /// Check `?limit=` (1 to `max`, default `default`) and `?cursor=` into `e`.
     pub fn parse(

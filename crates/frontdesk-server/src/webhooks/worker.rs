@@ -469,9 +469,14 @@ impl Worker {
 
 /// The request of a due delivery: its signed body, or why it cannot be built.
 fn build(d: delivery::DueMessage) -> Result<Ready, String> {
+    // The envelope of Standard Webhooks (type, timestamp, data), with the tenant and the
+    // event's sequence (its place in the tenant's commit order) beside them. Every time in
+    // it is RFC 3339 UTC with microseconds and a `Z` (the database writes `data`'s so).
     let body = serde_json::json!({
         "type": d.event_type,
         "timestamp": d.event_created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "tenant_id": d.tenant,
+        "sequence": d.event_sequence,
         "data": d.event_data,
     });
     let body =

@@ -81,7 +81,8 @@ pub async fn delete(
     records::delete::<Conversation>(&scope, path.id).await
 }
 
-/// Move the conversation to another state of its flow. 409 names the allowed targets.
+/// Move the conversation to another state of its flow, with an optional reason (kept in
+/// its state history). 409 names the allowed targets.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/conversations/{id}/transitions", tag = "conversations",
     params(IdPath), request_body = Transition,
     responses((status = 200, body = Conversation), (status = 404, body = Problem),
@@ -93,12 +94,12 @@ pub async fn transition(
 ) -> ApiResult<axum::Json<Conversation>> {
     let t = TransitionTo::try_from(t)?;
     let conversation = scope
-        .write(async |tx| conversations::transition(tx, scope.tenant, path.id, &t.to).await)
+        .write(async |tx| conversations::transition(tx, scope.tenant, path.id, &t).await)
         .await?;
     Ok(axum::Json(conversation))
 }
 
-/// Every state the conversation entered: who moved it, from where, when (oldest first).
+/// Every state the conversation entered: who moved it, from where, why, when (oldest first).
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/conversations/{id}/transitions", tag = "conversations",
     params(IdPath), responses((status = 200, body = Vec<StateChange>), (status = 404, body = Problem)))]
 pub async fn history(

@@ -11,8 +11,9 @@ use crate::{
     routes::TenantPath,
 };
 
-/// What happened in the tenant, newest first; filter by type (`message.created`,
-/// `conversation.*`) and time. Members see none.
+/// What happened in the tenant, in commit order (`sequence`), the latest first unless
+/// `order=asc`; filter by type (`message.created`, `conversation.*`), time and sequence.
+/// Members see none.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/events", tag = "events", params(TenantPath, EventQuery),
     responses((status = 200, body = Paged<Event>), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
