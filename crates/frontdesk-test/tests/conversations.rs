@@ -779,13 +779,20 @@ async fn one_open_conversation_per_contact_holds_under_parallel_creation() {
             )
         })
         .collect();
-    let mut statuses: Vec<u16> = post_all(&app.http, posts)
-        .await
-        .iter()
-        .map(|r| r.status.as_u16())
-        .collect();
+    let replies = post_all(&app.http, posts).await;
+    let mut statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
     statuses.sort();
     assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
+    // Each refusal names the one that was created.
+    let created = replies.iter().find(|r| r.status == 201).map(|r| id(&r.body));
+    for refused in replies.iter().filter(|r| r.status == 409) {
+        assert_eq!(
+            refused.body["conversation_id"],
+            json!(created),
+            "{}",
+            refused.text
+        );
+    }
     // Closing it frees the contact for a new one.
     let open = app
         .get(
@@ -1708,7 +1715,7 @@ async fn channel_ids_are_unique_per_tenant_and_channel_and_found_by_lookup() {
     assert_eq!(
         count(
             &app,
-            "select count(*) from app.contact_channels where tenant_id = $1 and external_id like '@rina%'",
+            &format!("select count(*) from app.contact_channels where tenant_id = $1 and contact_id = '{rina}'"),
             a.id
         )
         .await,

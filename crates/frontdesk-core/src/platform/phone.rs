@@ -93,12 +93,19 @@ impl PhoneText {
             (false, Some(c)) => format!("is not a valid phone number in {c} (the tenant's default_country)"),
             _ => "is not a valid phone number".to_owned(),
         };
-        let number = phonenumber::parse(country, &self.0).map_err(|_| invalid())?;
-        if number.extension().is_some() || !number.is_valid() {
-            return Err(invalid());
+        // (A client's text goes into a third-party parser: should it panic on some input,
+        // that input is refused like any other invalid number, never a 500.)
+        let read = std::panic::catch_unwind(|| {
+            let number = phonenumber::parse(country, &self.0).ok()?;
+            if number.extension().is_some() || !number.is_valid() {
+                return None;
+            }
+            Some(number.format().mode(phonenumber::Mode::E164).to_string())
+        });
+        match read {
+            Ok(Some(e164)) => E164::parse(e164).map_err(|_| invalid()),
+            _ => Err(invalid()),
         }
-        let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
-        E164::parse(e164).map_err(|_| invalid())
     }
 }
 
