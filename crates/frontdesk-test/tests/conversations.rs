@@ -784,7 +784,10 @@ async fn one_open_conversation_per_contact_holds_under_parallel_creation() {
     statuses.sort();
     assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
     // Each refusal names the one that was created.
-    let created = replies.iter().find(|r| r.status == 201).map(|r| id(&r.body));
+    let created = replies
+        .iter()
+        .find(|r| r.status == 201)
+        .map(|r| id(&r.body));
     for refused in replies.iter().filter(|r| r.status == 409) {
         assert_eq!(
             refused.body["conversation_id"],
@@ -1746,7 +1749,10 @@ async fn upsert_by_channel_makes_one_contact_under_parallel_first_messages() {
         ids.insert(id(&reply.body));
     }
     statuses.sort();
-    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 201]);
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 201]
+    );
     assert_eq!(ids.len(), 1, "one contact");
     let sari = *ids.iter().next().unwrap();
     assert_eq!(
@@ -1809,7 +1815,10 @@ async fn upsert_by_channel_makes_one_contact_under_parallel_first_messages() {
     assert_eq!(bad_body.status, 422, "{}", bad_body.text);
     // A read key and a member cannot; B's key makes B's own contact, A's stays A's.
     assert_eq!(put(&app, &path, &a.read_key, json!({})).await.status, 403);
-    assert_eq!(put(&app, &path, &a.member_token, json!({})).await.status, 403);
+    assert_eq!(
+        put(&app, &path, &a.member_token, json!({})).await.status,
+        403
+    );
     let in_b = put(
         &app,
         &format!("{}/contacts/by-channel/whatsapp/6281299990000", base(&b)),
@@ -1843,7 +1852,11 @@ async fn the_open_conversation_conflict_names_it_and_lists_filter_open_and_unass
     let body = json!({"assistant_id": assistant, "contact_id": t.contact});
     let first = id(&conversation(&app, &t, &t.full_key, body.clone()).await);
     let again = app
-        .post(&format!("{}/conversations", base(&t)), &t.full_key, body.clone())
+        .post(
+            &format!("{}/conversations", base(&t)),
+            &t.full_key,
+            body.clone(),
+        )
         .await;
     assert_eq!(again.status, 409, "{}", again.text);
     assert_eq!(again.body["conversation_id"], json!(first));
@@ -1862,13 +1875,15 @@ async fn the_open_conversation_conflict_names_it_and_lists_filter_open_and_unass
 
     let list = async |query: &str| -> Vec<Uuid> {
         let reply = app
-            .get(
-                &format!("{}/conversations?{query}", base(&t)),
-                &t.full_key,
-            )
+            .get(&format!("{}/conversations?{query}", base(&t)), &t.full_key)
             .await;
         assert_eq!(reply.status, 200, "{query}: {}", reply.text);
-        reply.body["data"].as_array().unwrap().iter().map(id).collect()
+        reply.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(id)
+            .collect()
     };
     let of_desk = format!("assistant_id={assistant}");
     assert_eq!(list(&format!("{of_desk}&open=true")).await, [first]);

@@ -1041,7 +1041,11 @@ async fn the_channel_migration_copies_existing_ids_and_refuses_shared_ones() {
         error.contains("contacts share an id on a channel") && error.contains(&copy.to_string()),
         "{error}"
     );
-    assert_eq!(catalog(&client).await, before, "the failed migration left changes");
+    assert_eq!(
+        catalog(&client).await,
+        before,
+        "the failed migration left changes"
+    );
     client
         .execute(
             "delete from app.contacts where tenant_id = $1 and id = $2",
@@ -1061,7 +1065,8 @@ async fn the_channel_migration_copies_existing_ids_and_refuses_shared_ones() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    let row = |id: Uuid, channel: &str, external: &str| (id, channel.to_owned(), external.to_owned());
+    let row =
+        |id: Uuid, channel: &str, external: &str| (id, channel.to_owned(), external.to_owned());
     assert_eq!(
         rows,
         [

@@ -316,8 +316,12 @@ pub async fn list(
     let phone_pattern = q.map(|q| format!("{}%", like_escape(&q.replace([' ', '-'], ""))));
     // Channel ids by their start: as typed (case-insensitive), and WhatsApp's digits.
     let id_pattern = q.map(|q| format!("{}%", like_escape(&q.to_lowercase())));
-    let digits_pattern =
-        q.map(|q| format!("{}%", like_escape(&q.replace([' ', '-', '+', '(', ')'], ""))));
+    let digits_pattern = q.map(|q| {
+        format!(
+            "{}%",
+            like_escape(&q.replace([' ', '-', '+', '(', ')'], ""))
+        )
+    });
     let rows = tx
         .last()
         .query(
@@ -470,7 +474,9 @@ pub async fn lookup(tx: &mut Tx, tenant: Uuid, key: &LookupKey) -> Result<Contac
             let row = tx
                 .last()
                 .query_opt(
-                    &format!("select {COLUMNS} from app.contacts where tenant_id = $1 and phone = $2"),
+                    &format!(
+                        "select {COLUMNS} from app.contacts where tenant_id = $1 and phone = $2"
+                    ),
                     &[&tenant, &phone.as_str()],
                 )
                 .await?

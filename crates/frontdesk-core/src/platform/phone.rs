@@ -90,7 +90,9 @@ impl PhoneText {
             default.map(|c| c.0)
         };
         let invalid = || match (international, default) {
-            (false, Some(c)) => format!("is not a valid phone number in {c} (the tenant's default_country)"),
+            (false, Some(c)) => {
+                format!("is not a valid phone number in {c} (the tenant's default_country)")
+            }
             _ => "is not a valid phone number".to_owned(),
         };
         // (A client's text goes into a third-party parser: should it panic on some input,
@@ -159,7 +161,8 @@ pub fn channel_id(channel: &str, id: &str, default: Option<Country>) -> Result<S
 /// Whether reading `id` on `channel` may need the tenant's default country.
 pub fn channel_id_needs_country(channel: &str, id: &str) -> bool {
     let id = id.trim();
-    channel == "whatsapp" && !(id.bytes().all(|b| b.is_ascii_digit()) && !id.starts_with('0'))
+    channel == "whatsapp"
+        && !(id.bytes().all(|b| b.is_ascii_digit()) && !id.starts_with('0'))
         && !is_e164(id)
 }
 
@@ -192,9 +195,17 @@ mod tests {
     #[test]
     fn without_a_default_country_only_international_numbers_are_read() {
         let local = PhoneText::parse("0812-3456-7890".into()).unwrap();
-        assert!(local.normalize(None).unwrap_err().contains("default_country"));
+        assert!(
+            local
+                .normalize(None)
+                .unwrap_err()
+                .contains("default_country")
+        );
         let international = PhoneText::parse("+62 812-3456-7890".into()).unwrap();
-        assert_eq!(international.normalize(None).unwrap().as_str(), "+6281234567890");
+        assert_eq!(
+            international.normalize(None).unwrap().as_str(),
+            "+6281234567890"
+        );
     }
 
     #[test]
@@ -230,7 +241,10 @@ mod tests {
         );
         assert!(channel_id("whatsapp", "0812-3456-7890", None).is_err());
         assert!(channel_id("whatsapp", "12", None).is_err());
-        assert_eq!(channel_id("email", " Ana@Warung.ID ", None).unwrap(), "ana@warung.id");
+        assert_eq!(
+            channel_id("email", " Ana@Warung.ID ", None).unwrap(),
+            "ana@warung.id"
+        );
         assert_eq!(channel_id("telegram", " @budi ", None).unwrap(), "@budi");
         assert!(channel_id("telegram", " ", None).is_err());
         assert!(channel_name("whatsapp").is_ok());

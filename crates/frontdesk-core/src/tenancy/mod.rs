@@ -49,7 +49,10 @@ pub(crate) const CONSTRAINTS: &Constraints = &[
     ),
     (
         "tenants_default_country_check",
-        Meaning::Field("default_country", "must be an ISO 3166-1 alpha-2 country code"),
+        Meaning::Field(
+            "default_country",
+            "must be an ISO 3166-1 alpha-2 country code",
+        ),
     ),
     (
         "tenants_phone_check",
