@@ -142,7 +142,7 @@ pub fn channel_id(channel: &str, id: &str, default: Option<Country>) -> Result<S
     }
     match channel {
         "whatsapp" => {
-            if id.bytes().all(|b| b.is_ascii_digit()) && !id.starts_with('0') {
+            if in_whatsapp_form(id) {
                 return if is_e164(&format!("+{id}")) {
                     Ok(id.to_owned())
                 } else {
@@ -158,12 +158,16 @@ pub fn channel_id(channel: &str, id: &str, default: Option<Country>) -> Result<S
     }
 }
 
+/// Whether `id` is written as WhatsApp writes its ids: digits only, no leading 0.
+fn in_whatsapp_form(id: &str) -> bool {
+    id.bytes().all(|b| b.is_ascii_digit()) && !id.starts_with('0')
+}
+
 /// Whether reading `id` on `channel` may need the tenant's default country.
 pub fn channel_id_needs_country(channel: &str, id: &str) -> bool {
     let id = id.trim();
-    channel == "whatsapp"
-        && !(id.bytes().all(|b| b.is_ascii_digit()) && !id.starts_with('0'))
-        && !is_e164(id)
+    let international = in_whatsapp_form(id) || is_e164(id);
+    channel == "whatsapp" && !international
 }
 
 #[cfg(test)]
