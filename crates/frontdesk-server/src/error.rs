@@ -27,6 +27,9 @@ pub struct Problem {
     current_state: Option<String>,
     /// …and the states its flow allows from there.
     allowed_transitions: Option<Vec<String>>,
+    /// On the 409 of a contact that already has an open conversation with the assistant:
+    /// that conversation.
+    conversation_id: Option<uuid::Uuid>,
     /// On 429: the limit reached (rate_limit_per_minute, daily_token_limit,
     /// monthly_budget_usd), its value, what was used, and when its window ends.
     limit_name: Option<String>,
@@ -94,6 +97,14 @@ pub enum ApiError {
     Conflict {
         field: Option<String>,
         message: String,
+    },
+    /// A conflict naming the existing record (its id as member `member`).
+    #[error("conflict: {message}")]
+    Exists {
+        field: Option<String>,
+        message: String,
+        member: &'static str,
+        id: uuid::Uuid,
     },
     #[error("invalid input")]
     Validation(Vec<FieldError>),
@@ -167,7 +178,9 @@ impl ApiError {
                 "method-not-allowed",
                 "Method not allowed",
             ),
-            Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::Conflict { .. } | Self::Exists { .. } => {
+                (StatusCode::CONFLICT, "conflict", "Conflict")
+            }
             Self::Transition { .. } => (
                 StatusCode::CONFLICT,
                 "transition-not-allowed",
@@ -219,7 +232,9 @@ impl ApiError {
                 format!("the path parameter {name} {message}, so it names nothing")
             }
             Self::MethodNotAllowed => "this path does not take that method".into(),
-            Self::Conflict { message, .. } | Self::Transition { message, .. } => message.clone(),
+            Self::Conflict { message, .. }
+            | Self::Exists { message, .. }
+            | Self::Transition { message, .. } => message.clone(),
             Self::Validation(errors) => {
                 let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
                 format!("invalid fields: {}", fields.join(", "))
@@ -256,6 +271,7 @@ impl ApiError {
             Self::Transition { from, allowed, .. } => Extensions::default()
                 .with("current_state", from)
                 .with("allowed_transitions", allowed),
+            Self::Exists { member, id, .. } => Extensions::default().with(member, id),
             Self::LimitReached(l) => Extensions::default()
                 .with("limit_name", &l.name)
                 .with("limit", &l.limit)
@@ -283,6 +299,11 @@ impl IntoResponse for ApiError {
             Self::Conflict {
                 field: Some(field),
                 message,
+            }
+            | Self::Exists {
+                field: Some(field),
+                message,
+                ..
             } => Some(vec![FieldError::new(field, message)]),
             _ => None,
         };
@@ -337,6 +358,17 @@ impl From<CoreError> for ApiError {
             CoreError::NotFound => Self::NotFound,
             CoreError::Forbidden(d) => Self::Forbidden(d),
             CoreError::Conflict { field, message } => Self::Conflict { field, message },
+            CoreError::Exists {
+                field,
+                message,
+                member,
+                id,
+            } => Self::Exists {
+                field,
+                message,
+                member,
+                id,
+            },
             CoreError::Invalid(errors) => Self::Validation(errors),
             CoreError::LimitReached(l) => Self::LimitReached(l),
             CoreError::Transition {

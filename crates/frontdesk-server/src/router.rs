@@ -522,6 +522,8 @@ pub fn api() -> Api {
     .route(TenantAdmin, routes!(assistants::delete))
     .route(TenantRead, routes!(contacts::list))
     .route(TenantWrite, routes!(contacts::create))
+    .route(TenantRead, routes!(contacts::lookup))
+    .route(TenantWrite, routes!(contacts::upsert_by_channel))
     .route(TenantRead, routes!(contacts::get))
     .route(TenantWrite, routes!(contacts::update))
     .route(TenantWrite, routes!(contacts::delete))

@@ -204,7 +204,8 @@ pub async fn seed_conversations(app: &TestApp, t: &Tenancy) -> Conversations {
         app.post(
             &format!("{base}/contacts"),
             &t.full_key,
-            json!({"name": "Budi", "phone": "+628111234567", "lead_temperature": "warm"}),
+            json!({"name": "Budi", "phone": "+628111234567", "lead_temperature": "warm",
+                   "channel_ids": {"whatsapp": "628111234567"}}),
         )
         .await,
         "contact",

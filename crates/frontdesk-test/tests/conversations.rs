@@ -779,13 +779,23 @@ async fn one_open_conversation_per_contact_holds_under_parallel_creation() {
             )
         })
         .collect();
-    let mut statuses: Vec<u16> = post_all(&app.http, posts)
-        .await
-        .iter()
-        .map(|r| r.status.as_u16())
-        .collect();
+    let replies = post_all(&app.http, posts).await;
+    let mut statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
     statuses.sort();
     assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
+    // Each refusal names the one that was created.
+    let created = replies
+        .iter()
+        .find(|r| r.status == 201)
+        .map(|r| id(&r.body));
+    for refused in replies.iter().filter(|r| r.status == 409) {
+        assert_eq!(
+            refused.body["conversation_id"],
+            json!(created),
+            "{}",
+            refused.text
+        );
+    }
     // Closing it frees the contact for a new one.
     let open = app
         .get(
@@ -1403,4 +1413,521 @@ async fn snippets_are_escaped_and_owners_must_be_members() {
         .clone();
     assert!(seeded["data"].get("content").is_none());
     assert_eq!(seeded["data"]["cost_usd"], "0.0004");
+}
+
+/// PUT a JSON body.
+async fn put(app: &TestApp, path: &str, token: &str, body: Value) -> frontdesk_test::Reply {
+    app.call("PUT", path, Some(token), Some(&body)).await
+}
+
+#[tokio::test]
+async fn phone_numbers_as_typed_are_stored_in_e164_with_the_tenants_default_country() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    let contacts = format!("{}/contacts", base(&t));
+    // No default country yet: a number without its country code names no number.
+    let refused = app
+        .post(&contacts, &t.full_key, json!({"phone": "0812-3456-7890"}))
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert_eq!(refused.error_fields(), ["phone"]);
+    assert!(refused.text.contains("default_country"), "{}", refused.text);
+    for bad in [json!("id"), json!("XX"), json!("IDN"), json!(62)] {
+        let reply = app
+            .patch(&base(&t), &t.owner_token, json!({"default_country": bad}))
+            .await;
+        assert_eq!(reply.status, 422, "{bad}: {}", reply.text);
+        assert_eq!(reply.error_fields(), ["default_country"]);
+    }
+    let tenant = app
+        .patch(&base(&t), &t.owner_token, json!({"default_country": "ID"}))
+        .await;
+    assert_eq!(tenant.status, 200, "{}", tenant.text);
+    assert_eq!(tenant.body["default_country"], "ID");
+    assert_eq!(
+        app.get(&base(&t), &t.full_key).await.body["default_country"],
+        "ID"
+    );
+    // `0812-3456-7890` in Indonesia is +6281234567890.
+    let created = app
+        .post(
+            &contacts,
+            &t.full_key,
+            json!({"name": "Sari", "phone": "0812-3456-7890"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.body["phone"], "+6281234567890");
+    let sari = id(&created.body);
+    // The same number in its other forms is the same number: taken.
+    for typed in ["+62 812-3456-7890", "6281234567890", "(0812) 3456 7890"] {
+        let reply = app
+            .post(&contacts, &t.full_key, json!({"phone": typed}))
+            .await;
+        assert_eq!(reply.status, 409, "{typed}: {}", reply.text);
+        assert_eq!(reply.error_fields(), ["phone"], "{typed}");
+    }
+    // Not a number of the country, or not a number at all.
+    for typed in ["0811", "phone me", "0812-3456-7890 ext 5"] {
+        let reply = app
+            .post(&contacts, &t.full_key, json!({"phone": typed}))
+            .await;
+        assert_eq!(reply.status, 422, "{typed}: {}", reply.text);
+        assert_eq!(reply.error_fields(), ["phone"], "{typed}");
+    }
+    // A lookup reads the number the same way.
+    for typed in ["0812%203456%207890", "%2B6281234567890", "6281234567890"] {
+        let found = app
+            .get(&format!("{contacts}/lookup?phone={typed}"), &t.full_key)
+            .await;
+        assert_eq!(found.status, 200, "{typed}: {}", found.text);
+        assert_eq!(id(&found.body), sari);
+    }
+    // PATCH too; clearing the default country refuses local numbers again.
+    let patched = app
+        .patch(
+            &format!("{contacts}/{sari}"),
+            &t.full_key,
+            json!({"phone": "0813 1111 2222"}),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    assert_eq!(patched.body["phone"], "+6281311112222");
+    let cleared = app
+        .patch(&base(&t), &t.owner_token, json!({"default_country": null}))
+        .await;
+    assert_eq!(cleared.status, 200, "{}", cleared.text);
+    assert_eq!(cleared.body["default_country"], Value::Null);
+    let refused = app
+        .patch(
+            &format!("{contacts}/{sari}"),
+            &t.full_key,
+            json!({"phone": "0813 1111 3333"}),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    let international = app
+        .patch(
+            &format!("{contacts}/{sari}"),
+            &t.full_key,
+            json!({"phone": "+62 813 1111 3333"}),
+        )
+        .await;
+    assert_eq!(international.status, 200, "{}", international.text);
+    assert_eq!(international.body["phone"], "+6281311113333");
+}
+
+#[tokio::test]
+async fn channel_ids_are_unique_per_tenant_and_channel_and_found_by_lookup() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "tenant-a").await;
+    let b = seed_tenant(&app, "tenant-b").await;
+    let contacts = format!("{}/contacts", base(&a));
+    let tenant = app
+        .patch(&base(&a), &a.owner_token, json!({"default_country": "ID"}))
+        .await;
+    assert_eq!(tenant.status, 200, "{}", tenant.text);
+    let created = app
+        .post(
+            &contacts,
+            &a.full_key,
+            json!({"name": "Rina", "channel_ids": {"whatsapp": "+62 812-7777-0001", "telegram": "@rina", "email": "Rina@Warung.ID"}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(
+        created.body["channel_ids"],
+        json!({"whatsapp": "6281277770001", "telegram": "@rina", "email": "rina@warung.id"})
+    );
+    let rina = id(&created.body);
+    // Two contacts with the same WhatsApp id, in any form: 409, nothing stored.
+    let before = count(
+        &app,
+        "select count(*) from app.contacts where tenant_id = $1",
+        a.id,
+    )
+    .await;
+    for whatsapp in ["6281277770001", "0812-7777-0001", "+6281277770001"] {
+        let reply = app
+            .post(
+                &contacts,
+                &a.full_key,
+                json!({"name": "Copy", "channel_ids": {"whatsapp": whatsapp}}),
+            )
+            .await;
+        assert_eq!(reply.status, 409, "{whatsapp}: {}", reply.text);
+        assert_eq!(reply.error_fields(), ["channel_ids"]);
+    }
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from app.contacts where tenant_id = $1",
+            a.id
+        )
+        .await,
+        before
+    );
+    // The same id on another channel is another id.
+    let other_channel = app
+        .post(
+            &contacts,
+            &a.full_key,
+            json!({"name": "Other", "channel_ids": {"instagram": "@rina"}}),
+        )
+        .await;
+    assert_eq!(other_channel.status, 201, "{}", other_channel.text);
+    // Bad channel names and ids.
+    for ids in [
+        json!({"WhatsApp": "6281277770002"}),
+        json!({"whatsapp": "12"}),
+        json!({"telegram": "  "}),
+        json!({"telegram": 5}),
+    ] {
+        let reply = app
+            .post(&contacts, &a.full_key, json!({"channel_ids": ids}))
+            .await;
+        assert_eq!(reply.status, 422, "{ids}: {}", reply.text);
+        assert!(
+            reply.error_fields()[0].starts_with("channel_ids"),
+            "{ids}: {}",
+            reply.text
+        );
+    }
+    // Lookups by channel, as typed.
+    for query in [
+        "channel=whatsapp&id=0812-7777-0001",
+        "channel=whatsapp&id=6281277770001",
+        "channel=telegram&id=%40rina",
+        "channel=email&id=RINA%40warung.id",
+    ] {
+        let found = app
+            .get(&format!("{contacts}/lookup?{query}"), &a.read_key)
+            .await;
+        assert_eq!(found.status, 200, "{query}: {}", found.text);
+        assert_eq!(id(&found.body), rina, "{query}");
+    }
+    let missing = app
+        .get(
+            &format!("{contacts}/lookup?channel=telegram&id=%40nobody"),
+            &a.full_key,
+        )
+        .await;
+    assert_eq!(missing.status, 404, "{}", missing.text);
+    for query in [
+        "",
+        "?channel=whatsapp",
+        "?id=6281277770001",
+        "?phone=%2B6281277770001&channel=whatsapp&id=6281277770001",
+        "?channel=Bad!&id=x",
+        "?channel=whatsapp&id=hello",
+    ] {
+        let reply = app
+            .get(&format!("{contacts}/lookup{query}"), &a.full_key)
+            .await;
+        assert_eq!(reply.status, 422, "{query}: {}", reply.text);
+    }
+    // Searchable: ?q= finds a contact by the start of a channel id.
+    let searched = app
+        .get(&format!("{contacts}?q=62812777"), &a.full_key)
+        .await;
+    assert_eq!(searched.status, 200, "{}", searched.text);
+    let ids: Vec<Uuid> = searched.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id)
+        .collect();
+    assert_eq!(ids, [rina]);
+    // Another tenant's contact is never found: B's credentials find nothing of A, and
+    // B may hold the same id for its own contact.
+    let b_contacts = format!("{}/contacts", base(&b));
+    let by_b = app
+        .get(
+            &format!("{b_contacts}/lookup?channel=telegram&id=%40rina"),
+            &b.full_key,
+        )
+        .await;
+    assert_eq!(by_b.status, 404, "{}", by_b.text);
+    let on_a = app
+        .get(
+            &format!("{contacts}/lookup?channel=telegram&id=%40rina"),
+            &b.full_key,
+        )
+        .await;
+    assert_eq!(on_a.status, 403, "{}", on_a.text);
+    let b_rina = app
+        .post(
+            &b_contacts,
+            &b.full_key,
+            json!({"name": "B's Rina", "channel_ids": {"telegram": "@rina"}}),
+        )
+        .await;
+    assert_eq!(b_rina.status, 201, "{}", b_rina.text);
+    let found = app
+        .get(
+            &format!("{b_contacts}/lookup?channel=telegram&id=%40rina"),
+            &b.full_key,
+        )
+        .await;
+    assert_eq!(id(&found.body), id(&b_rina.body));
+    // Both seeded tenants' contacts hold the same WhatsApp id; each finds its own.
+    for t in [&a, &b] {
+        let found = app
+            .get(
+                &format!(
+                    "{}/contacts/lookup?channel=whatsapp&id=628111234567",
+                    base(t)
+                ),
+                &t.full_key,
+            )
+            .await;
+        assert_eq!(found.status, 200, "{}", found.text);
+        assert_eq!(id(&found.body), t.contact);
+    }
+    // Members see no contacts, so find none.
+    let member = app
+        .get(
+            &format!("{contacts}/lookup?channel=telegram&id=%40rina"),
+            &a.member_token,
+        )
+        .await;
+    assert_eq!(member.status, 404, "{}", member.text);
+    // Changing a contact's ids frees the old ones; deleting it frees the rest.
+    let changed = app
+        .patch(
+            &format!("{contacts}/{rina}"),
+            &a.full_key,
+            json!({"channel_ids": {"telegram": "@rina2"}}),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(changed.body["channel_ids"], json!({"telegram": "@rina2"}));
+    let gone = app
+        .get(
+            &format!("{contacts}/lookup?channel=whatsapp&id=6281277770001"),
+            &a.full_key,
+        )
+        .await;
+    assert_eq!(gone.status, 404, "{}", gone.text);
+    assert_eq!(
+        app.delete(&format!("{contacts}/{rina}"), &a.full_key)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        count(
+            &app,
+            &format!("select count(*) from app.contact_channels where tenant_id = $1 and contact_id = '{rina}'"),
+            a.id
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn upsert_by_channel_makes_one_contact_under_parallel_first_messages() {
+    let app = spawn_app().await;
+    let a = seed_tenant(&app, "tenant-a").await;
+    let b = seed_tenant(&app, "tenant-b").await;
+    let path = format!("{}/contacts/by-channel/whatsapp/6281299990000", base(&a));
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..12 {
+        let request = app
+            .http
+            .put(format!("{}{path}", app.base))
+            .bearer_auth(&a.full_key)
+            .json(&json!({"name": format!("Sari {n}")}));
+        tasks.spawn(frontdesk_test::Reply::of(request));
+    }
+    let mut statuses = Vec::new();
+    let mut ids = HashSet::new();
+    while let Some(reply) = tasks.join_next().await {
+        let reply = reply.unwrap();
+        statuses.push(reply.status.as_u16());
+        ids.insert(id(&reply.body));
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 201]
+    );
+    assert_eq!(ids.len(), 1, "one contact");
+    let sari = *ids.iter().next().unwrap();
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from app.contact_channels where tenant_id = $1 and channel = 'whatsapp' and external_id = '6281299990000'",
+            a.id
+        )
+        .await,
+        1
+    );
+    // Again, in another form of the number: the fields given change, the rest stays.
+    let tenant = app
+        .patch(&base(&a), &a.owner_token, json!({"default_country": "ID"}))
+        .await;
+    assert_eq!(tenant.status, 200, "{}", tenant.text);
+    let again = put(
+        &app,
+        &format!("{}/contacts/by-channel/whatsapp/0812-9999-0000", base(&a)),
+        &a.full_key,
+        json!({"lead_score": 50, "channel_ids": {"whatsapp": "6281299990000", "telegram": "@sari"}}),
+    )
+    .await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(id(&again.body), sari);
+    assert_eq!(again.body["lead_score"], 50);
+    assert!(again.body["name"].as_str().unwrap().starts_with("Sari "));
+    assert_eq!(
+        again.body["channel_ids"],
+        json!({"whatsapp": "6281299990000", "telegram": "@sari"})
+    );
+    // The body's id on the path's channel must be the path's.
+    let differs = put(
+        &app,
+        &path,
+        &a.full_key,
+        json!({"channel_ids": {"whatsapp": "6281299990001"}}),
+    )
+    .await;
+    assert_eq!(differs.status, 422, "{}", differs.text);
+    assert_eq!(differs.error_fields(), ["channel_ids.whatsapp"]);
+    // A channel that cannot exist names nothing; a bad id or body is a 422.
+    let bad_channel = put(
+        &app,
+        &format!("{}/contacts/by-channel/Bad!/x", base(&a)),
+        &a.full_key,
+        json!({}),
+    )
+    .await;
+    assert_eq!(bad_channel.status, 404, "{}", bad_channel.text);
+    let bad_id = put(
+        &app,
+        &format!("{}/contacts/by-channel/whatsapp/hello", base(&a)),
+        &a.full_key,
+        json!({}),
+    )
+    .await;
+    assert_eq!(bad_id.status, 422, "{}", bad_id.text);
+    let bad_body = put(&app, &path, &a.full_key, json!({"lead_score": 101})).await;
+    assert_eq!(bad_body.status, 422, "{}", bad_body.text);
+    // A read key and a member cannot; B's key makes B's own contact, A's stays A's.
+    assert_eq!(put(&app, &path, &a.read_key, json!({})).await.status, 403);
+    assert_eq!(
+        put(&app, &path, &a.member_token, json!({})).await.status,
+        403
+    );
+    let in_b = put(
+        &app,
+        &format!("{}/contacts/by-channel/whatsapp/6281299990000", base(&b)),
+        &b.full_key,
+        json!({"name": "B's Sari"}),
+    )
+    .await;
+    assert_eq!(in_b.status, 201, "{}", in_b.text);
+    assert_ne!(id(&in_b.body), sari);
+    let on_a = put(&app, &path, &b.full_key, json!({"name": "hijack"})).await;
+    assert_eq!(on_a.status, 404, "{}", on_a.text);
+    let still = app
+        .get(&format!("{}/contacts/{sari}", base(&a)), &a.full_key)
+        .await;
+    assert!(still.body["name"].as_str().unwrap().starts_with("Sari "));
+}
+
+#[tokio::test]
+async fn the_open_conversation_conflict_names_it_and_lists_filter_open_and_unassigned() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    let assistant = app
+        .post(
+            &format!("{}/assistants", base(&t)),
+            &t.owner_token,
+            json!({"name": "Desk", "flow": "assistant", "one_open_conversation_per_contact": true}),
+        )
+        .await;
+    assert_eq!(assistant.status, 201, "{}", assistant.text);
+    let assistant = id(&assistant.body);
+    let body = json!({"assistant_id": assistant, "contact_id": t.contact});
+    let first = id(&conversation(&app, &t, &t.full_key, body.clone()).await);
+    let again = app
+        .post(
+            &format!("{}/conversations", base(&t)),
+            &t.full_key,
+            body.clone(),
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert_eq!(again.body["conversation_id"], json!(first));
+    assert_eq!(again.error_fields(), ["contact_id"]);
+    // Under an idempotency key too.
+    let keyed = app
+        .post_idempotent(
+            &format!("{}/conversations", base(&t)),
+            &t.full_key,
+            "second-try",
+            body.clone(),
+        )
+        .await;
+    assert_eq!(keyed.status, 409, "{}", keyed.text);
+    assert_eq!(keyed.body["conversation_id"], json!(first));
+
+    let list = async |query: &str| -> Vec<Uuid> {
+        let reply = app
+            .get(&format!("{}/conversations?{query}", base(&t)), &t.full_key)
+            .await;
+        assert_eq!(reply.status, 200, "{query}: {}", reply.text);
+        reply.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(id)
+            .collect()
+    };
+    let of_desk = format!("assistant_id={assistant}");
+    assert_eq!(list(&format!("{of_desk}&open=true")).await, [first]);
+    assert!(list(&format!("{of_desk}&open=false")).await.is_empty());
+    let closed = app
+        .post(
+            &format!("{}/conversations/{first}/transitions", base(&t)),
+            &t.full_key,
+            json!({"to": "closed"}),
+        )
+        .await;
+    assert_eq!(closed.status, 200, "{}", closed.text);
+    let second = id(&conversation(&app, &t, &t.full_key, body).await);
+    assert_eq!(list(&format!("{of_desk}&open=true")).await, [second]);
+    assert_eq!(list(&format!("{of_desk}&open=false")).await, [first]);
+    let mut both = list(&of_desk).await;
+    both.sort();
+    assert_eq!(both, [first, second]);
+
+    // Nobody is assigned yet; a handoff to the agent takes one off the unassigned list.
+    let unassigned = list("assignee_id=none").await;
+    assert!(unassigned.contains(&t.conversation) && unassigned.contains(&second));
+    let handoff = app
+        .post(
+            &format!("{}/conversations/{}/handoff", base(&t), t.conversation),
+            &t.full_key,
+            json!({"reason": "wants a person", "assignee_id": t.agent}),
+        )
+        .await;
+    assert_eq!(handoff.status, 200, "{}", handoff.text);
+    let unassigned = list("assignee_id=none").await;
+    assert!(!unassigned.contains(&t.conversation) && unassigned.contains(&second));
+    assert_eq!(
+        list(&format!("assignee_id={}", t.agent)).await,
+        [t.conversation]
+    );
+    assert_eq!(
+        list(&format!("assignee_id=none&open=true&{of_desk}")).await,
+        [second]
+    );
+    for bad in ["assignee_id=nobody", "open=maybe"] {
+        let reply = app
+            .get(&format!("{}/conversations?{bad}", base(&t)), &t.full_key)
+            .await;
+        assert_eq!(reply.status, 422, "{bad}: {}", reply.text);
+    }
 }

@@ -1006,3 +1006,85 @@ async fn slugs_and_key_hashes_are_kept_in_their_global_lookups() {
     assert_eq!(left, 0);
     assert!(resolve("lookup-renamed").await.is_none());
 }
+
+/// 0014 copies the channel ids contacts already hold into app.contact_channels (a WhatsApp
+/// id written as a number becomes its digits), and stops with a message naming contacts
+/// that share an id, changing nothing, rather than dropping one of them.
+#[tokio::test]
+async fn the_channel_migration_copies_existing_ids_and_refuses_shared_ones() {
+    let db = cluster().database(true).await;
+    let client = db.admin().await;
+    let migrator = Migrator::new(&client);
+    migrator.down(Some(13)).await.unwrap();
+    let before = catalog(&client).await;
+    let tenant = Uuid::now_v7();
+    client
+        .execute(
+            "insert into app.tenants (id, slug, name) values ($1, 'legacy-ids', 'Legacy')",
+            &[&tenant],
+        )
+        .await
+        .unwrap();
+    let (budi, sari, copy) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    client
+        .execute(
+            r#"insert into app.contacts (tenant_id, id, name, channel_ids) values
+                 ($1, $2, 'Budi', '{"whatsapp": "+62 811-1234-567", "telegram": "@budi"}'),
+                 ($1, $3, 'Sari', '{"whatsapp": "628111234568"}'),
+                 ($1, $4, 'Copy', '{"whatsapp": "628111234567"}')"#,
+            &[&tenant, &budi, &sari, &copy],
+        )
+        .await
+        .unwrap();
+    let error = format!("{:#}", migrator.up().await.unwrap_err());
+    assert!(
+        error.contains("contacts share an id on a channel") && error.contains(&copy.to_string()),
+        "{error}"
+    );
+    assert_eq!(
+        catalog(&client).await,
+        before,
+        "the failed migration left changes"
+    );
+    client
+        .execute(
+            "delete from app.contacts where tenant_id = $1 and id = $2",
+            &[&tenant, &copy],
+        )
+        .await
+        .unwrap();
+    migrator.up().await.unwrap();
+    let rows: Vec<(Uuid, String, String)> = client
+        .query(
+            "select contact_id, channel, external_id from app.contact_channels
+              where tenant_id = $1 order by contact_id, channel",
+            &[&tenant],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let row =
+        |id: Uuid, channel: &str, external: &str| (id, channel.to_owned(), external.to_owned());
+    assert_eq!(
+        rows,
+        [
+            row(budi, "telegram", "@budi"),
+            row(budi, "whatsapp", "628111234567"),
+            row(sari, "whatsapp", "628111234568"),
+        ]
+    );
+    let stored: serde_json::Value = client
+        .query_one(
+            "select channel_ids from app.contacts where tenant_id = $1 and id = $2",
+            &[&tenant, &budi],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        stored,
+        serde_json::json!({"whatsapp": "628111234567", "telegram": "@budi"})
+    );
+}

@@ -340,6 +340,62 @@ impl NewConversation {
     }
 }
 
+/// Create a conversation of checked `columns` (`NewConversation::columns_for`). A contact
+/// that already has an open conversation with an assistant allowing only one is a 409
+/// naming that conversation (`conversation_id`).
+pub async fn create(
+    tx: &mut Tx,
+    tenant: Uuid,
+    columns: Map<String, Value>,
+) -> Result<Conversation, CoreError> {
+    let id_of = |name: &str| {
+        columns
+            .get(name)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Uuid>().ok())
+    };
+    let (Some(assistant), Some(contact)) = (id_of("assistant_id"), id_of("contact_id")) else {
+        return Conversation::create(tx, tenant, columns).await;
+    };
+    // The insert under a savepoint: after the unique index refuses it, the transaction
+    // can still read which conversation is open.
+    tx.execute("savepoint conversation_create", &[]).await?;
+    match tx
+        .part(async |tx| Conversation::create(tx, tenant, columns).await)
+        .await
+    {
+        Err(CoreError::Conflict {
+            field: Some(field),
+            message,
+        }) if field == "contact_id" => {
+            tx.execute("rollback to savepoint conversation_create", &[])
+                .await?;
+            let open = tx
+                .last()
+                .query_opt(
+                    "select id from app.conversations
+                      where tenant_id = $1 and assistant_id = $2 and contact_id = $3
+                        and one_open_per_contact and completed_at is null",
+                    &[&tenant, &assistant, &contact],
+                )
+                .await?;
+            Err(match open {
+                Some(row) => CoreError::Exists {
+                    field: Some(field),
+                    message,
+                    member: "conversation_id",
+                    id: row.col("id")?,
+                },
+                None => CoreError::Conflict {
+                    field: Some(field),
+                    message,
+                },
+            })
+        }
+        other => other,
+    }
+}
+
 /// Keyset position in a list ordered by last activity, newest first.
 #[derive(Debug, Clone, Copy)]
 pub struct ActivityKey {
@@ -373,9 +429,15 @@ pub struct ConversationQuery {
     #[serde(default)]
     #[param(value_type = Option<Uuid>)]
     pub contact_id: Param<Uuid>,
+    /// A member's id, or `none` for conversations nobody is assigned.
     #[serde(default)]
-    #[param(value_type = Option<Uuid>)]
-    pub assignee_id: Param<Uuid>,
+    #[param(value_type = Option<String>)]
+    pub assignee_id: Param<String>,
+    /// Open conversations only (true: not in a terminal state of their flow) or completed
+    /// ones only (false); both when absent.
+    #[serde(default)]
+    #[param(value_type = Option<bool>)]
+    pub open: Param<bool>,
     /// Archived conversations only (true) or unarchived only (false, the default).
     #[serde(default)]
     #[param(value_type = Option<bool>)]
@@ -392,13 +454,32 @@ pub struct ConversationQuery {
     pub cursor: Param<String>,
 }
 
+/// The `assignee_id` filter: one member, or nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignee {
+    Member(Uuid),
+    Nobody,
+}
+
+impl Assignee {
+    pub fn parse(s: String) -> Result<Self, String> {
+        if s == "none" {
+            return Ok(Self::Nobody);
+        }
+        s.parse()
+            .map(Self::Member)
+            .map_err(|_| "must be a member's id (a UUID) or none".to_owned())
+    }
+}
+
 /// Checked `GET …/conversations` filters.
 #[derive(Debug, Default)]
 pub struct ConversationFilter {
     pub state: Option<String>,
     pub assistant_id: Option<Uuid>,
     pub contact_id: Option<Uuid>,
-    pub assignee_id: Option<Uuid>,
+    pub assignee: Option<Assignee>,
+    pub open: Option<bool>,
     pub archived: Option<bool>,
     pub updated_since: Option<DateTime<Utc>>,
 }
@@ -411,7 +492,8 @@ impl ConversationQuery {
             state: e.param("state", &self.state, any),
             assistant_id: e.param("assistant_id", &self.assistant_id, any),
             contact_id: e.param("contact_id", &self.contact_id, any),
-            assignee_id: e.param("assignee_id", &self.assignee_id, any),
+            assignee: e.param("assignee_id", &self.assignee_id, Assignee::parse),
+            open: e.param("open", &self.open, any),
             archived: e.param("archived", &self.archived, any),
             updated_since: e.param(
                 "updated_since",
@@ -438,6 +520,11 @@ pub async fn list(
         Some(k) => (Some(k.at), Some(k.id)),
         None => (None, None),
     };
+    let (assignee_id, unassigned) = match filter.assignee {
+        Some(Assignee::Member(id)) => (Some(id), false),
+        Some(Assignee::Nobody) => (None, true),
+        None => (None, false),
+    };
     let rows = tx
         .last()
         .query(
@@ -451,6 +538,8 @@ pub async fn list(
                    and ($8::uuid is null or assignee_id = $8)
                    and ($9::timestamptz is null or updated_at >= $9)
                    and ($11::uuid is null or user_id = $11)
+                   and (not $12 or assignee_id is null)
+                   and ($13::boolean is null or (completed_at is null) = $13)
                  order by last_activity_at desc, id desc limit $10"
             ),
             &[
@@ -461,10 +550,12 @@ pub async fn list(
                 &filter.state,
                 &filter.assistant_id,
                 &filter.contact_id,
-                &filter.assignee_id,
+                &assignee_id,
                 &filter.updated_since,
                 &(page.limit + 1),
                 &owner,
+                &unassigned,
+                &filter.open,
             ],
         )
         .await?;

@@ -40,6 +40,34 @@ pub(crate) const CONSTRAINTS: &Constraints = &[
         Meaning::Conflict(Some("phone"), "another contact has this phone number"),
     ),
     (
+        "contact_channels_external_id_key",
+        Meaning::Conflict(
+            Some("channel_ids"),
+            "another contact has this id on the channel",
+        ),
+    ),
+    (
+        "contact_channels_channel_check",
+        Meaning::Field(
+            "channel_ids",
+            "channel names are 1 to 32 lower-case letters, digits and underscores, starting with a letter",
+        ),
+    ),
+    (
+        "contact_channels_external_id_check",
+        Meaning::Field(
+            "channel_ids",
+            "ids are strings of 1 to 200 characters without surrounding spaces",
+        ),
+    ),
+    (
+        "contact_channels_whatsapp_check",
+        Meaning::Field(
+            "channel_ids",
+            "WhatsApp ids are the international number's digits, without +",
+        ),
+    ),
+    (
         "conversations_assistant_id_fkey",
         Meaning::Field("assistant_id", "no such assistant in this tenant"),
     ),

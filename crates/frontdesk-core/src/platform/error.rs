@@ -35,6 +35,15 @@ pub enum CoreError {
         field: Option<String>,
         message: String,
     },
+    /// A conflict with one existing record the client will want (e.g. the contact's open
+    /// conversation): its id travels in the problem as member `member`.
+    #[error("conflict: {message}")]
+    Exists {
+        field: Option<String>,
+        message: String,
+        member: &'static str,
+        id: uuid::Uuid,
+    },
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
     /// A state change the conversation's flow does not allow.

@@ -48,6 +48,13 @@ pub(crate) const CONSTRAINTS: &Constraints = &[
         Meaning::Field("email", "must be an email address"),
     ),
     (
+        "tenants_default_country_check",
+        Meaning::Field(
+            "default_country",
+            "must be an ISO 3166-1 alpha-2 country code",
+        ),
+    ),
+    (
         "tenants_phone_check",
         Meaning::Field("phone", "must be an E.164 number such as +628111234567"),
     ),

@@ -13,6 +13,7 @@ use crate::{
     CoreError, Tx,
     platform::input::{Field, Invalid, Patch, Unknown, any, json_object, text_of},
     platform::page::{Page, Paged},
+    platform::phone::Country,
     platform::values::{
         BudgetUsd, E164, Email, HttpUrl, Locale, PositiveI32, TenantSlug, TimeZone,
     },
@@ -58,6 +59,9 @@ pub struct Tenant {
     /// The text search configuration messages are searched with (e.g. english,
     /// indonesian; simple = no stemming).
     pub search_language: String,
+    /// ISO 3166-1 alpha-2: the country of phone numbers typed without a country code
+    /// (null: such numbers are refused).
+    pub default_country: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The caller's role in this tenant (in lists of the caller's tenants).
@@ -68,14 +72,14 @@ pub struct Tenant {
 const COLUMNS: &str = "id, slug, name, kind, timezone, locale, email, phone, address, website, logo_url, \
     llm_provider, llm_model, llm_temperature, llm_max_tokens, system_prompt, rate_limit_per_minute, \
     daily_token_limit, monthly_budget_usd, strict_limits, limit_warning_share, limits_on_new_conversations, \
-    features, branding, is_active, search_language, created_at, updated_at";
+    features, branding, is_active, search_language, default_country, created_at, updated_at";
 
 /// What an update may set: every column but the id (on Citus the distribution column,
 /// which an UPDATE may not name even to keep it) and the timestamps.
 const SETTABLE: &str = "slug, name, kind, timezone, locale, email, phone, address, website, logo_url, \
     llm_provider, llm_model, llm_temperature, llm_max_tokens, system_prompt, rate_limit_per_minute, \
     daily_token_limit, monthly_budget_usd, strict_limits, limit_warning_share, limits_on_new_conversations, \
-    features, branding, is_active, search_language";
+    features, branding, is_active, search_language, default_country";
 
 impl Tenant {
     fn from_row(row: &Row) -> Result<Self, CoreError> {
@@ -104,6 +108,7 @@ impl Tenant {
             branding: row.col("branding")?,
             is_active: row.col("is_active")?,
             search_language: row.col("search_language")?,
+            default_country: row.col("default_country")?,
             created_at: row.col("created_at")?,
             updated_at: row.col("updated_at")?,
             role: None,
@@ -204,6 +209,11 @@ pub struct TenantInput {
     #[serde(default)]
     #[schema(value_type = String, required = false)]
     pub search_language: Field<String>,
+    /// ISO 3166-1 alpha-2 (e.g. ID): phone numbers typed without a country code
+    /// (`0812-3456-7890`) are read in this country; null = such numbers are refused.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^[A-Z]{2}$")]
+    pub default_country: Field<String>,
     #[serde(flatten)]
     #[schema(ignore)]
     pub unknown: Unknown,
@@ -255,6 +265,8 @@ pub struct TenantChanges {
     pub is_active: Patch<bool>,
     #[serde(skip_serializing_if = "Patch::is_absent")]
     pub search_language: Patch<String>,
+    #[serde(skip_serializing_if = "Patch::is_absent")]
+    pub default_country: Patch<Country>,
 }
 
 impl TryFrom<TenantInput> for TenantChanges {
@@ -307,6 +319,7 @@ impl TryFrom<TenantInput> for TenantChanges {
             branding: e.patch_not_null("branding", w.branding, json_object),
             is_active: e.patch_not_null("is_active", w.is_active, any),
             search_language: e.patch_not_null("search_language", w.search_language, text_of(64)),
+            default_country: e.patch("default_country", w.default_country, Country::parse),
         };
         e.finish(changes)
     }
@@ -366,6 +379,19 @@ pub async fn get(tx: &mut Tx, tenant: Uuid) -> Result<Tenant, CoreError> {
         .await?
         .ok_or(CoreError::NotFound)?;
     Tenant::from_row(&row)
+}
+
+/// The tenant's default country: phone numbers typed without a country code are read in it.
+pub async fn default_country(tx: &mut Tx, tenant: Uuid) -> Result<Option<Country>, CoreError> {
+    let row = tx
+        .query_opt(
+            "select default_country from app.tenants where id = $1",
+            &[&tenant],
+        )
+        .await?
+        .ok_or(CoreError::NotFound)?;
+    let code: Option<String> = row.col("default_country")?;
+    Ok(code.and_then(|c| Country::parse(c).ok()))
 }
 
 /// Apply checked changes: fields absent from them keep their values.

@@ -16,7 +16,8 @@ use crate::{
     routes::{IdPath, IdempotencyHeader, TenantPath, records},
 };
 
-/// Conversations by last activity, newest first. Members see only their own.
+/// Conversations by last activity, newest first. Members see only their own. `open=true`
+/// keeps those not yet in a terminal state, `assignee_id=none` those nobody is assigned.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/conversations", tag = "conversations",
     params(TenantPath, ConversationQuery),
     responses((status = 200, body = Paged<Conversation>), (status = 403, body = Problem), (status = 422, body = Problem)))]
@@ -39,12 +40,16 @@ pub async fn list(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/conversations", tag = "conversations",
     params(TenantPath, IdempotencyHeader), request_body = ConversationInput,
     responses((status = 201, body = Conversation),
-              (status = 409, body = Problem, description = "the contact already has an open conversation with this assistant"),
+              (status = 409, body = Problem, description = "the contact already has an open conversation with this assistant: conversation_id names it"),
               (status = 422, body = Problem),
               (status = 429, body = Problem, description = "a limit in the tenant's limits_on_new_conversations has nothing left")))]
 pub async fn create(scope: TenantScope, new: Creating<ConversationInput>) -> ApiResult<Response> {
     let columns = NewConversation::try_from(new.body)?.columns_for(scope.viewer())?;
-    records::create::<Conversation>(&scope, new.idempotency, columns).await
+    scope
+        .create(new.idempotency, StatusCode::CREATED, async |tx| {
+            conversations::create(tx, scope.tenant, columns).await
+        })
+        .await
 }
 
 /// One conversation.
