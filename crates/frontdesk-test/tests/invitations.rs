@@ -155,7 +155,12 @@ async fn members_are_added_by_the_email_they_signed_in_with_and_only_that() {
     let t = seed_tenancy(&app, "emails").await;
     let path = format!("/v1/tenants/{}/members", t.slug);
     let lee = "google-oauth2|1093";
-    signed_in(&app, lee, json!({"email": "lee@example.com", "email_verified": true})).await;
+    signed_in(
+        &app,
+        lee,
+        json!({"email": "lee@example.com", "email_verified": true}),
+    )
+    .await;
     let added = app
         .post(
             &path,
@@ -205,7 +210,10 @@ async fn members_are_added_by_the_email_they_signed_in_with_and_only_that() {
         json!({"email": "unv@example.com", "email_verified": false}),
     )
     .await;
-    assert_eq!(app.get("/v1/me", &unverified).await.body["email"], Value::Null);
+    assert_eq!(
+        app.get("/v1/me", &unverified).await.body["email"],
+        Value::Null
+    );
     let reply = app
         .post(
             &path,
@@ -250,7 +258,10 @@ async fn an_invitation_is_accepted_once_by_the_signed_in_user_with_its_email() {
     let secret = created.body["token"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("fdi_"), "{secret}");
     let link = created.body["link"].as_str().unwrap().to_owned();
-    assert_eq!(link, format!("/v1/tenants/{}/invitations/{id}/accept", t.id));
+    assert_eq!(
+        link,
+        format!("/v1/tenants/{}/invitations/{id}/accept", t.id)
+    );
     assert_eq!(created.body["status"], "pending");
     assert_eq!(created.body["role"], "agent");
     assert_eq!(created.body["created_by"], t.admin.to_string());
@@ -277,7 +288,10 @@ async fn an_invitation_is_accepted_once_by_the_signed_in_user_with_its_email() {
 
     // Listed, without the token.
     let listed = app
-        .get(&format!("/v1/tenants/{}/invitations", t.slug), &t.owner_token)
+        .get(
+            &format!("/v1/tenants/{}/invitations", t.slug),
+            &t.owner_token,
+        )
         .await;
     assert_eq!(listed.status, 200, "{}", listed.text);
     assert!(!listed.text.contains(&secret));
@@ -292,10 +306,15 @@ async fn an_invitation_is_accepted_once_by_the_signed_in_user_with_its_email() {
 
     // Sam signs in (their provider writes the email in lower case) and accepts.
     let sam_sub = "auth0|sam";
-    let sam = token(sam_sub, json!({"email": "sam@example.com", "email_verified": true}));
+    let sam = token(
+        sam_sub,
+        json!({"email": "sam@example.com", "email_verified": true}),
+    );
     let sam_id = user_id_for_sub(sam_sub);
     assert_eq!(
-        app.get(&format!("/v1/tenants/{}", t.slug), &sam).await.status,
+        app.get(&format!("/v1/tenants/{}", t.slug), &sam)
+            .await
+            .status,
         404,
         "not a member yet"
     );
@@ -313,7 +332,10 @@ async fn an_invitation_is_accepted_once_by_the_signed_in_user_with_its_email() {
     assert_problem(&again, 409, "already accepted");
     assert_eq!(memberships_of(&app, t.id, sam_id).await, 1);
     let listed = app
-        .get(&format!("/v1/tenants/{}/invitations", t.slug), &t.admin_token)
+        .get(
+            &format!("/v1/tenants/{}/invitations", t.slug),
+            &t.admin_token,
+        )
         .await;
     let mine = listed.body["data"]
         .as_array()
@@ -326,7 +348,10 @@ async fn an_invitation_is_accepted_once_by_the_signed_in_user_with_its_email() {
     assert_eq!(mine["accepted_by"], sam_id.to_string());
     // An accepted invitation is not revoked: the member is removed instead.
     let revoke = app
-        .delete(&format!("/v1/tenants/{}/invitations/{id}", t.slug), &t.admin_token)
+        .delete(
+            &format!("/v1/tenants/{}/invitations/{id}", t.slug),
+            &t.admin_token,
+        )
         .await;
     assert_problem(&revoke, 409, "accepted");
 
@@ -362,7 +387,14 @@ async fn a_wrong_token_email_or_caller_or_a_dead_invitation_is_refused_and_chang
     let other = seed_tenancy(&app, "elsewhere").await;
     let refusals: Vec<(&str, String, String, Value, u16, &str)> = vec![
         // (who, token, path, body, status, detail)
-        ("a wrong token", ana.clone(), link.clone(), json!({"token": "fdi_wrong"}), 404, ""),
+        (
+            "a wrong token",
+            ana.clone(),
+            link.clone(),
+            json!({"token": "fdi_wrong"}),
+            404,
+            "",
+        ),
         (
             "an unknown invitation",
             ana.clone(),
@@ -422,7 +454,14 @@ async fn a_wrong_token_email_or_caller_or_a_dead_invitation_is_refused_and_chang
             403,
             "",
         ),
-        ("an API key", t.full_key.clone(), link.clone(), json!({"token": secret}), 403, ""),
+        (
+            "an API key",
+            t.full_key.clone(),
+            link.clone(),
+            json!({"token": secret}),
+            403,
+            "",
+        ),
         (
             "the operator",
             OPERATOR_TOKEN.to_owned(),
@@ -469,7 +508,10 @@ async fn a_wrong_token_email_or_caller_or_a_dead_invitation_is_refused_and_chang
     let expired = app.post(&link, &ana, json!({"token": secret})).await;
     assert_problem(&expired, 409, "expired");
     let listed = app
-        .get(&format!("/v1/tenants/{}/invitations", t.slug), &t.owner_token)
+        .get(
+            &format!("/v1/tenants/{}/invitations", t.slug),
+            &t.owner_token,
+        )
         .await;
     assert!(
         listed.body["data"]
@@ -483,7 +525,11 @@ async fn a_wrong_token_email_or_caller_or_a_dead_invitation_is_refused_and_chang
 
     // Revoked: refused, and revoking again is fine.
     let fresh = invite(&app, &t, &t.admin_token, "ana@example.com", "agent").await;
-    let fresh_path = format!("/v1/tenants/{}/invitations/{}", t.slug, fresh.body["id"].as_str().unwrap());
+    let fresh_path = format!(
+        "/v1/tenants/{}/invitations/{}",
+        t.slug,
+        fresh.body["id"].as_str().unwrap()
+    );
     for _ in 0..2 {
         let revoked = app.delete(&fresh_path, &t.admin_token).await;
         assert_eq!(revoked.status, 204, "{}", revoked.text);
@@ -551,7 +597,9 @@ async fn owners_invite_owners_admins_manage_invitations_and_nobody_else_does() {
         .await;
     assert_eq!(accepted.status, 200, "{}", accepted.text);
     assert_eq!(
-        app.get(&format!("/v1/tenants/{}", t.slug), &boss).await.body["role"],
+        app.get(&format!("/v1/tenants/{}", t.slug), &boss)
+            .await
+            .body["role"],
         "owner"
     );
 
@@ -559,7 +607,12 @@ async fn owners_invite_owners_admins_manage_invitations_and_nobody_else_does() {
     let pending = invite(&app, &t, &t.admin_token, "x@example.com", "member").await;
     let pending_path = format!("{base}/{}", pending.body["id"].as_str().unwrap());
     for who in [&t.agent_token, &t.member_token, &t.full_key, &t.read_key] {
-        assert_eq!(invite(&app, &t, who, "y@example.com", "member").await.status, 403);
+        assert_eq!(
+            invite(&app, &t, who, "y@example.com", "member")
+                .await
+                .status,
+            403
+        );
         assert_eq!(app.get(&base, who).await.status, 403);
         assert_eq!(app.delete(&pending_path, who).await.status, 403);
     }
@@ -589,7 +642,14 @@ async fn owners_invite_owners_admins_manage_invitations_and_nobody_else_does() {
 
     // Paged like other lists, newest first.
     for i in 0..3 {
-        invite(&app, &t, &t.admin_token, &format!("p{i}@example.com"), "member").await;
+        invite(
+            &app,
+            &t,
+            &t.admin_token,
+            &format!("p{i}@example.com"),
+            "member",
+        )
+        .await;
     }
     let first = app.get(&format!("{base}?limit=2"), &t.admin_token).await;
     assert_eq!(first.body["data"].as_array().unwrap().len(), 2);

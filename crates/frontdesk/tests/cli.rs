@@ -771,7 +771,13 @@ async fn token_takes_an_identity_providers_sub_and_the_server_maps_it_to_its_use
         .env("FRONTDESK_DATA_DIR", &dir.0)
         .env("FRONTDESK_LOG", "warn")
         .env("FRONTDESK_JWT_SECRET", frontdesk_test::JWT_SECRET)
-        .args(["token", "--sub", "auth0|65f1c2", "--email", "sam@example.com"]));
+        .args([
+            "token",
+            "--sub",
+            "auth0|65f1c2",
+            "--email",
+            "sam@example.com",
+        ]));
     assert!(minted.status.success(), "{minted:?}");
     let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
     // The claim is the sub as given.
@@ -792,9 +798,13 @@ async fn token_takes_an_identity_providers_sub_and_the_server_maps_it_to_its_use
     // An owner adds the same person by that sub: the token now works in the tenant.
     let owner = frontdesk_test::user_token(uuid::Uuid::now_v7(), None);
     assert_eq!(
-        app.post("/v1/tenants", &owner, serde_json::json!({"slug": "subs", "name": "Subs"}))
-            .await
-            .status,
+        app.post(
+            "/v1/tenants",
+            &owner,
+            serde_json::json!({"slug": "subs", "name": "Subs"})
+        )
+        .await
+        .status,
         201
     );
     let added = app

@@ -106,7 +106,10 @@ pub(crate) const CONSTRAINTS: &Constraints = &[
     ),
     (
         "invitations_email_check",
-        Meaning::Field("email", "must be an email address of at most 320 characters"),
+        Meaning::Field(
+            "email",
+            "must be an email address of at most 320 characters",
+        ),
     ),
     (
         "invitations_role_check",

@@ -54,7 +54,10 @@ pub async fn create(
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/invitations/{id}", tag = "invitations",
     params(IdPath),
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
-pub async fn revoke(scope: TenantScope, PathParams(path): PathParams<IdPath>) -> ApiResult<StatusCode> {
+pub async fn revoke(
+    scope: TenantScope,
+    PathParams(path): PathParams<IdPath>,
+) -> ApiResult<StatusCode> {
     scope
         .write(async |tx| invitations::revoke(tx, scope.tenant, path.id).await)
         .await?;
@@ -78,7 +81,10 @@ pub async fn accept(
     Json(body): Json<AcceptInvitation>,
 ) -> ApiResult<axum::Json<Joined>> {
     let token = PresentedToken::try_from(body)?;
-    let Caller::User { id: user, email, .. } = &scope.caller else {
+    let Caller::User {
+        id: user, email, ..
+    } = &scope.caller
+    else {
         return Err(ApiError::Forbidden(
             "invitations are accepted by the invited person, signed in".into(),
         ));
