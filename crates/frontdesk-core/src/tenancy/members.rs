@@ -250,36 +250,64 @@ async fn user_by_email(tx: &mut Tx, email: &Email) -> Result<Uuid, CoreError> {
     }
 }
 
-pub async fn add(tx: &mut Tx, tenant: Uuid, new: &NewMembership) -> Result<Member, CoreError> {
+/// The person a new membership is for, with their profile: found (by email) or
+/// provisioned (by id, created with the given profile if they have not signed in yet).
+#[derive(Debug)]
+pub struct Provisioned {
+    pub user_id: Uuid,
+    email: Option<String>,
+    name: Option<String>,
+    last_active_at: DateTime<Utc>,
+}
+
+/// The first step of adding a member, in a transaction of its own: find or create the
+/// user (SECURITY DEFINER functions writing the global `app.users`). On Citus a
+/// membership's foreign key to that row is checked on the tenant's shard by another
+/// connection than the one that wrote it, so the row must be committed before the
+/// membership is inserted (`add`).
+pub async fn provision(tx: &mut Tx, new: &NewMembership) -> Result<Provisioned, CoreError> {
     let user_id = match &new.person {
         Person::Id(id) => *id,
         Person::Email(email) => user_by_email(tx, email).await?,
     };
-    // The profile first (a SECURITY DEFINER function), then the membership as the caller;
-    // the member is composed from both, not read back through `app.tenant_members` (on
-    // Citus a transaction may not read a tenant's shards as the owner after the request
-    // role wrote them).
     let profile = tx
         .query_one(
             "select email, name, last_active_at from app.provision_user($1, $2, $3)",
             &[&user_id, &new.email.as_ref().map(Email::as_str), &new.name],
         )
         .await?;
+    Ok(Provisioned {
+        user_id,
+        email: profile.col("email")?,
+        name: profile.col("name")?,
+        last_active_at: profile.col("last_active_at")?,
+    })
+}
+
+/// Add the provisioned user as a member. The member is composed from the profile and the
+/// new row, not read back through `app.tenant_members` (on Citus a transaction may not
+/// read a tenant's shards as the owner after the request role wrote them).
+pub async fn add(
+    tx: &mut Tx,
+    tenant: Uuid,
+    user: &Provisioned,
+    role: MemberRole,
+) -> Result<Member, CoreError> {
     let membership = tx
         .query_one(
             "insert into app.memberships (tenant_id, user_id, role) values ($1, $2, $3) \
              returning role, created_at, updated_at",
-            &[&tenant, &user_id, &new.role.as_str()],
+            &[&tenant, &user.user_id, &role.as_str()],
         )
         .await?;
     Ok(Member {
-        user_id,
+        user_id: user.user_id,
         role: membership.col("role")?,
-        email: profile.col("email")?,
-        name: profile.col("name")?,
+        email: user.email.clone(),
+        name: user.name.clone(),
         created_at: membership.col("created_at")?,
         updated_at: membership.col("updated_at")?,
-        last_active_at: profile.col("last_active_at")?,
+        last_active_at: user.last_active_at,
     })
 }
 
