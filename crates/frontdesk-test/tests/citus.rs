@@ -755,8 +755,12 @@ async fn members_by_sub_or_email_and_invitations_work_through_the_coordinator() 
     let owner = user_token(Uuid::now_v7(), Some("owner@citus.test"));
     check(
         "POST /v1/tenants",
-        &app.post("/v1/tenants", &owner, json!({"slug": "team", "name": "Team"}))
-            .await,
+        &app.post(
+            "/v1/tenants",
+            &owner,
+            json!({"slug": "team", "name": "Team"}),
+        )
+        .await,
         201,
     );
     let base = "/v1/tenants/team";
@@ -807,7 +811,11 @@ async fn members_by_sub_or_email_and_invitations_work_through_the_coordinator() 
             409,
         );
         let tenant = app.get(base, &sam).await;
-        let status = if tenant.body["role"] == "admin" { 200 } else { 0 };
+        let status = if tenant.body["role"] == "admin" {
+            200
+        } else {
+            0
+        };
         check("GET tenant as the new admin (role admin)", &tenant, status);
     }
     let other = app
@@ -821,7 +829,8 @@ async fn members_by_sub_or_email_and_invitations_work_through_the_coordinator() 
     if let Some(id) = other.body["id"].as_str() {
         check(
             "DELETE invitation",
-            &app.delete(&format!("{base}/invitations/{id}"), &owner).await,
+            &app.delete(&format!("{base}/invitations/{id}"), &owner)
+                .await,
             204,
         );
     }

@@ -264,8 +264,19 @@ pub struct Provisioned {
 /// user (SECURITY DEFINER functions writing the global `app.users`). On Citus a
 /// membership's foreign key to that row is checked on the tenant's shard by another
 /// connection than the one that wrote it, so the row must be committed before the
-/// membership is inserted (`add`).
-pub async fn provision(tx: &mut Tx, new: &NewMembership) -> Result<Provisioned, CoreError> {
+/// membership is inserted (`add`). What would refuse the membership for the caller's
+/// role is refused here first, so a refused request creates no user (`adder`: the
+/// caller's role; none for the operator).
+pub async fn provision(
+    tx: &mut Tx,
+    new: &NewMembership,
+    adder: Option<MemberRole>,
+) -> Result<Provisioned, CoreError> {
+    if new.role == MemberRole::Owner && adder.is_some_and(|r| r != MemberRole::Owner) {
+        return Err(CoreError::Forbidden(
+            "only an owner can add an owner".into(),
+        ));
+    }
     let user_id = match &new.person {
         Person::Id(id) => *id,
         Person::Email(email) => user_by_email(tx, email).await?,

@@ -48,7 +48,7 @@ pub async fn add(scope: TenantScope, new: Creating<NewMember>) -> ApiResult<Resp
     let member = NewMembership::try_from(new.body)?;
     // The user first, committed (see `members::provision`), then the membership.
     let user = scope
-        .write(async |tx| members::provision(tx, &member).await)
+        .write(async |tx| members::provision(tx, &member, scope.role()).await)
         .await?;
     scope
         .create(new.idempotency, StatusCode::CREATED, async |tx| {
