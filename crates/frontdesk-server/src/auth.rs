@@ -492,3 +492,35 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_email_the_provider_marks_unverified_is_not_taken_in_either_form() {
+        let claims = |verified: Option<serde_json::Value>| -> Claims {
+            let mut value = serde_json::json!({"sub": "auth0|1", "exp": 1, "email": "a@b.co"});
+            if let Some(verified) = verified {
+                value["email_verified"] = verified;
+            }
+            serde_json::from_value(value).unwrap()
+        };
+        use serde_json::json;
+        for (verified, unverified) in [
+            (None, false),
+            (Some(json!(true)), false),
+            (Some(json!("true")), false),
+            (Some(json!(null)), false),
+            (Some(json!(false)), true),
+            (Some(json!("false")), true),
+            (Some(json!("no")), true),
+        ] {
+            assert_eq!(
+                claims(verified.clone()).email_unverified(),
+                unverified,
+                "{verified:?}"
+            );
+        }
+    }
+}
