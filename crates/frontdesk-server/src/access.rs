@@ -8,7 +8,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Access {
-    /// A signed-in person, or the operator; no tenant in the path.
+    /// A signed-in person, or the operator; no tenant context (the path names no tenant,
+    /// or one the caller need not belong to, as when accepting an invitation).
     User,
     /// Any member of the tenant, any of its keys, the operator. Runs read-only.
     TenantRead,

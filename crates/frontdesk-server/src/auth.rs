@@ -86,9 +86,24 @@ struct Claims {
     email: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    /// OpenID Connect's `email_verified`: a boolean (Cognito sends `"true"`/`"false"`).
+    #[serde(default)]
+    email_verified: Option<serde_json::Value>,
 }
 
 impl Claims {
+    /// Whether the identity provider marked the email unverified (`email_verified`
+    /// false). Such an email is not the user's: it is not recorded and accepts no
+    /// invitation. Tokens without the claim (ours, `frontdesk token`) are taken as they are.
+    fn email_unverified(&self) -> bool {
+        use serde_json::Value;
+        match &self.email_verified {
+            Some(Value::Bool(verified)) => !verified,
+            Some(Value::String(verified)) => verified != "true",
+            _ => false,
+        }
+    }
+
     /// The first claim kept from a token that holds a NUL character (PostgreSQL stores no
     /// NUL in text, so such a token is refused before anything reaches it).
     fn holding_nul(&self) -> Option<&'static str> {
@@ -103,15 +118,8 @@ impl Claims {
     }
 }
 
-/// Namespace for users whose `sub` is not a UUID (Auth0's `auth0|…`, Keycloak's names):
-/// their id is the UUIDv5 of `sub` in it, stable across sign-ins.
-const SUB_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_0e37_52d4_4c4b_9a2e_7d1b_f0c3_8e55);
-
-/// The user id for a JWT `sub`.
-pub fn user_id_for_sub(sub: &str) -> Uuid {
-    sub.parse()
-        .unwrap_or_else(|_| Uuid::new_v5(&SUB_NAMESPACE, sub.as_bytes()))
-}
+/// The user id for a JWT `sub` (the mapping `POST …/members` uses too).
+pub use frontdesk_core::tenancy::users::user_id_for_sub;
 
 /// A small map whose entries expire.
 pub struct TtlCache<K, V> {
@@ -372,10 +380,11 @@ impl Auth {
         if claims.sub.is_empty() {
             return Err(invalid("empty sub"));
         }
+        let unverified = claims.email_unverified();
         let clip = |s: Option<String>| s.filter(|s| !s.is_empty() && s.len() <= 320);
         let caller = Caller::User {
             id: user_id_for_sub(&claims.sub),
-            email: clip(claims.email),
+            email: clip(claims.email).filter(|_| !unverified),
             name: clip(claims.name),
         };
         Ok((caller, claims.exp))
@@ -487,4 +496,36 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         .zip(b.iter())
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_email_the_provider_marks_unverified_is_not_taken_in_either_form() {
+        let claims = |verified: Option<serde_json::Value>| -> Claims {
+            let mut value = serde_json::json!({"sub": "auth0|1", "exp": 1, "email": "a@b.co"});
+            if let Some(verified) = verified {
+                value["email_verified"] = verified;
+            }
+            serde_json::from_value(value).unwrap()
+        };
+        use serde_json::json;
+        for (verified, unverified) in [
+            (None, false),
+            (Some(json!(true)), false),
+            (Some(json!("true")), false),
+            (Some(json!(null)), false),
+            (Some(json!(false)), true),
+            (Some(json!("false")), true),
+            (Some(json!("no")), true),
+        ] {
+            assert_eq!(
+                claims(verified.clone()).email_unverified(),
+                unverified,
+                "{verified:?}"
+            );
+        }
+    }
 }

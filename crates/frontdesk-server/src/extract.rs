@@ -353,6 +353,21 @@ impl UserScope {
     pub fn user_id(&self) -> Option<Uuid> {
         self.caller.user_id()
     }
+
+    /// The id of the tenant a path's `{tenant}` (id or slug) names, for a route whose
+    /// caller need not belong to it (accepting an invitation); 404 when it names none.
+    /// The request's context stays without a tenant.
+    pub async fn tenant_id(&self, reference: &str) -> ApiResult<Uuid> {
+        if reference.contains('\0') {
+            return Err(ApiError::NotFound);
+        }
+        self.state
+            .auth
+            .resolve(reference, self.user_id())
+            .await?
+            .map(|found| found.tenant)
+            .ok_or(ApiError::NotFound)
+    }
 }
 
 impl FromRequestParts<AppState> for UserScope {

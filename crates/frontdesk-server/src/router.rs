@@ -27,7 +27,7 @@ use crate::{
         conversations::{assistants, contacts, conversations, feedback, flows, messages, search},
         events::{events, webhooks},
         providers::{callbacks, secrets},
-        tenancy::{api_keys, me, members, tenants},
+        tenancy::{api_keys, invitations, me, members, tenants},
         usage::{analytics, limits, prices, usage},
     },
     state::AppState,
@@ -508,6 +508,11 @@ pub fn api() -> Api {
     .route(TenantAdmin, routes!(members::get))
     .route(TenantAdmin, routes!(members::update))
     .route(TenantAdmin, routes!(members::remove))
+    .route(TenantAdmin, routes!(invitations::list))
+    .route(TenantAdmin, routes!(invitations::create))
+    .route(TenantAdmin, routes!(invitations::revoke))
+    // The invitee is not a member yet: a signed-in user, outside the tenant's context.
+    .route(User, routes!(invitations::accept))
     .route(TenantAdmin, routes!(api_keys::list))
     .route(TenantAdmin, routes!(api_keys::create))
     .route(TenantAdmin, routes!(api_keys::get))

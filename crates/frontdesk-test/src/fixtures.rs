@@ -109,7 +109,7 @@ fn created(reply: crate::Reply, what: &str) -> Uuid {
 }
 
 /// Tenancy: the tenant, its owner, an admin, an agent and a member (memberships, users),
-/// a full key and a read key.
+/// a full key and a read key, and a pending invitation.
 pub async fn seed_tenancy(app: &TestApp, slug: &str) -> Tenancy {
     let owner = Uuid::now_v7();
     let owner_token = user_token(owner, Some(&format!("owner@{slug}.test")));
@@ -153,6 +153,15 @@ pub async fn seed_tenancy(app: &TestApp, slug: &str) -> Tenancy {
             uuid_of(&key.body, "id"),
         ));
     }
+    // A pending invitation (invitations).
+    let invited = app
+        .post(
+            &format!("/v1/tenants/{slug}/invitations"),
+            &owner_token,
+            json!({"email": format!("invitee@{slug}.test"), "role": "agent"}),
+        )
+        .await;
+    assert_eq!(invited.status, 201, "invite: {}", invited.text);
     let [
         (admin, admin_token),
         (agent, agent_token),

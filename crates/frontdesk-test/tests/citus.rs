@@ -907,3 +907,108 @@ async fn dated_models_are_priced_and_a_recost_corrects_every_total() {
     let seen = app.get(&format!("{base}/usage/unpriced"), &token).await;
     assert_eq!(seen.body, json!([]));
 }
+
+/// Members by `sub` and by email, and an invitation created, listed, accepted (once) and
+/// revoked, through a server on the coordinator: `app.user_by_email` and
+/// `app.accept_invitation` run as the owner on the shards. Each failure is listed.
+#[tokio::test]
+async fn members_by_sub_or_email_and_invitations_work_through_the_coordinator() {
+    let Some((db, _client)) = migrated("invitations").await else {
+        return;
+    };
+    let app = server_on_coordinator(db).await;
+    let mut failures = Vec::new();
+    let mut check = |what: &str, reply: &frontdesk_test::Reply, status: u16| {
+        if reply.status.as_u16() != status {
+            failures.push(format!("{what}: {} {}", reply.status, reply.text));
+        }
+    };
+    let owner = user_token(Uuid::now_v7(), Some("owner@citus.test"));
+    check(
+        "POST /v1/tenants",
+        &app.post(
+            "/v1/tenants",
+            &owner,
+            json!({"slug": "team", "name": "Team"}),
+        )
+        .await,
+        201,
+    );
+    let base = "/v1/tenants/team";
+    let by_sub = app
+        .post(
+            &format!("{base}/members"),
+            &owner,
+            json!({"user_id": "auth0|65f1c2", "role": "agent"}),
+        )
+        .await;
+    check("POST member by sub", &by_sub, 201);
+    let lee = user_token(Uuid::now_v7(), Some("lee@citus.test"));
+    check("GET /v1/me", &app.get("/v1/me", &lee).await, 200);
+    let by_email = app
+        .post(
+            &format!("{base}/members"),
+            &owner,
+            json!({"email": "lee@citus.test", "role": "member"}),
+        )
+        .await;
+    check("POST member by email", &by_email, 201);
+    let invited = app
+        .post(
+            &format!("{base}/invitations"),
+            &owner,
+            json!({"email": "sam@citus.test", "role": "admin"}),
+        )
+        .await;
+    check("POST invitation", &invited, 201);
+    check(
+        "GET invitations",
+        &app.get(&format!("{base}/invitations"), &owner).await,
+        200,
+    );
+    if let (Some(link), Some(token)) = (
+        invited.body["link"].as_str(),
+        invited.body["token"].as_str(),
+    ) {
+        let sam = user_token(Uuid::now_v7(), Some("sam@citus.test"));
+        check(
+            "POST accept",
+            &app.post(link, &sam, json!({"token": token})).await,
+            200,
+        );
+        check(
+            "POST accept again",
+            &app.post(link, &sam, json!({"token": token})).await,
+            409,
+        );
+        let tenant = app.get(base, &sam).await;
+        let status = if tenant.body["role"] == "admin" {
+            200
+        } else {
+            0
+        };
+        check("GET tenant as the new admin (role admin)", &tenant, status);
+    }
+    let other = app
+        .post(
+            &format!("{base}/invitations"),
+            &owner,
+            json!({"email": "kim@citus.test", "role": "member"}),
+        )
+        .await;
+    check("POST another invitation", &other, 201);
+    if let Some(id) = other.body["id"].as_str() {
+        check(
+            "DELETE invitation",
+            &app.delete(&format!("{base}/invitations/{id}"), &owner)
+                .await,
+            204,
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "requests that failed on Citus:\n{}\n\nerrors in the nodes' logs:\n{}",
+        failures.join("\n"),
+        cluster().unwrap().log_errors()
+    );
+}

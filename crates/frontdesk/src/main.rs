@@ -143,9 +143,10 @@ enum Command {
     },
     /// Mint a development user JWT signed with the HS256 secret.
     Token {
-        /// The user's id (the JWT's `sub`).
-        #[arg(long)]
-        sub: uuid::Uuid,
+        /// The JWT's `sub`, as an identity provider issues it: a UUID (the user id
+        /// itself) or any other id such as `auth0|65f1c2`, which the server maps to a user id.
+        #[arg(long, value_parser = parse_sub)]
+        sub: String,
         #[arg(long)]
         email: Option<String>,
         #[arg(long)]
@@ -359,7 +360,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let secret = token_secret(&common)?;
             println!(
                 "{}",
-                secrets::mint_token(&secret, sub, email.as_deref(), name.as_deref(), ttl)?
+                secrets::mint_token(&secret, &sub, email.as_deref(), name.as_deref(), ttl)?
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -518,6 +519,15 @@ async fn worker(common: &Common, args: WebhookArgs) -> anyhow::Result<()> {
 }
 
 /// A duration above zero, written as the webhook settings are (e.g. 500ms, 30s, 2m).
+/// A `sub` claim: 1 to 255 characters, no control character.
+fn parse_sub(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.chars().count() > 255 || text.chars().any(char::is_control) {
+        Err("must be 1 to 255 characters without control characters: a UUID or an identity provider's id such as auth0|65f1c2".into())
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
 fn positive_duration(text: &str) -> Result<Duration, String> {
     match frontdesk_server::webhooks::worker::parse_duration(text)? {
         d if d.is_zero() => Err("must be more than zero".into()),

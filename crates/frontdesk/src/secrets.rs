@@ -87,7 +87,7 @@ pub fn operator_token(data_dir: &Path) -> anyhow::Result<String> {
 
 #[derive(Serialize)]
 struct Claims<'a> {
-    sub: String,
+    sub: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,14 +98,14 @@ struct Claims<'a> {
 
 pub fn mint_token(
     secret: &str,
-    sub: uuid::Uuid,
+    sub: &str,
     email: Option<&str>,
     name: Option<&str>,
     ttl: Duration,
 ) -> anyhow::Result<String> {
     let now = jsonwebtoken::get_current_timestamp();
     let claims = Claims {
-        sub: sub.to_string(),
+        sub,
         email,
         name,
         iat: now,

@@ -289,11 +289,12 @@ async fn serve_stops_its_cluster_on_sigterm_keeps_data_and_tools_work_while_stop
 #[test]
 fn token_refuses_a_bad_ttl_and_sub() {
     let dir = data_dir();
-    assert!(
-        !frontdesk(&dir.0, &["token", "--sub", "not-a-uuid"])
-            .status
-            .success()
-    );
+    for sub in ["", "two\nlines"] {
+        assert!(
+            !frontdesk(&dir.0, &["token", "--sub", sub]).status.success(),
+            "{sub:?}"
+        );
+    }
     assert!(
         !frontdesk(
             &dir.0,
@@ -1118,4 +1119,64 @@ async fn restore_and_migrate_down_refuse_without_a_say_so() {
         String::from_utf8_lossy(&down.stdout).contains(&format!("{:04}", newest.version)),
         "{down:?}"
     );
+}
+
+/// `frontdesk token --sub` takes an identity provider's id as given; the server maps it to
+/// the same user id as `POST …/members` does.
+#[tokio::test]
+async fn token_takes_an_identity_providers_sub_and_the_server_maps_it_to_its_user_id() {
+    let app = frontdesk_test::spawn_app().await;
+    let dir = data_dir();
+    let minted = run(Command::new(BIN)
+        .env("FRONTDESK_DATA_DIR", &dir.0)
+        .env("FRONTDESK_LOG", "warn")
+        .env("FRONTDESK_JWT_SECRET", frontdesk_test::JWT_SECRET)
+        .args([
+            "token",
+            "--sub",
+            "auth0|65f1c2",
+            "--email",
+            "sam@example.com",
+        ]));
+    assert!(minted.status.success(), "{minted:?}");
+    let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    // The claim is the sub as given.
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], "auth0|65f1c2");
+    let expected = frontdesk_core::tenancy::users::user_id_for_sub("auth0|65f1c2");
+    assert_eq!(expected.get_version_num(), 5);
+    let me = app.get("/v1/me", &token).await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(me.body["id"], expected.to_string());
+    // An owner adds the same person by that sub: the token now works in the tenant.
+    let owner = frontdesk_test::user_token(uuid::Uuid::now_v7(), None);
+    assert_eq!(
+        app.post(
+            "/v1/tenants",
+            &owner,
+            serde_json::json!({"slug": "subs", "name": "Subs"})
+        )
+        .await
+        .status,
+        201
+    );
+    let added = app
+        .post(
+            "/v1/tenants/subs/members",
+            &owner,
+            serde_json::json!({"user_id": "auth0|65f1c2", "role": "agent"}),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.text);
+    assert_eq!(added.body["user_id"], expected.to_string());
+    let tenant = app.get("/v1/tenants/subs", &token).await;
+    assert_eq!(tenant.status, 200, "{}", tenant.text);
+    assert_eq!(tenant.body["role"], "agent");
 }

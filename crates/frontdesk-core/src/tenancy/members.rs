@@ -42,19 +42,27 @@ impl Member {
     }
 }
 
-/// `POST …/members`: add a user (by their identity provider's `sub`) with a role. A user
-/// who has not signed in yet is created with the given email and name.
+/// `POST …/members`: add a person with a role, named by their identity provider's `sub`
+/// (`user_id`) or, when `user_id` is left out, by the email they signed in with. A user
+/// named by `sub` who has not signed in yet is created with the given email and name.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[schema(example = json!({"user_id": "0190f5e2-7c3a-7d2e-9b1a-3c4d5e6f7a8b", "role": "agent", "email": "sam@example.com"}))]
+#[schema(example = json!({"user_id": "auth0|65f1c2", "role": "agent", "email": "sam@example.com"}))]
 pub struct NewMember {
-    /// The person's user id; not the nil UUID.
+    /// The person's `sub` as their identity provider issues it: a UUID is the user id
+    /// itself; any other text (`auth0|65f1c2`, `google-oauth2|1093…`) maps to the user id
+    /// its tokens will carry (docs/API.md, "Users and their ids"). Not the nil UUID; 1 to
+    /// 255 characters. Leave it out to name the person by `email` instead.
     #[serde(default)]
-    #[schema(value_type = Uuid, required = true)]
-    pub user_id: Field<Uuid>,
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
+    pub user_id: Field<String>,
     /// owner, admin, agent or member.
     #[serde(default)]
     #[schema(value_type = String, required = true, pattern = "^(owner|admin|agent|member)$")]
     pub role: Field<String>,
+    /// With `user_id`: the profile of a user who has not signed in yet (an existing
+    /// user's is kept). Without it: the person is the one user who signed in with this
+    /// email (their own token's, compared case-insensitively); if nobody or several did,
+    /// a 422 (invite them instead: `POST …/invitations`).
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub email: Field<String>,
@@ -83,13 +91,34 @@ fn parse_role(role: String) -> Result<MemberRole, String> {
     MemberRole::parse(&role).ok_or_else(|| "must be one of owner, admin, agent, member".into())
 }
 
+/// Who is added: a user id (from a `sub`), or the user who signed in with an email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Person {
+    Id(Uuid),
+    Email(Email),
+}
+
 /// A checked new membership.
 #[derive(Debug)]
 pub struct NewMembership {
-    pub user_id: Uuid,
+    pub person: Person,
     pub role: MemberRole,
+    /// The profile of a user created now (only with `Person::Id`).
     pub email: Option<Email>,
     pub name: Option<String>,
+}
+
+/// A `sub` as sent in `user_id`, mapped to its user id.
+fn parse_sub(sub: String) -> Result<Uuid, String> {
+    if sub.is_empty() || sub.chars().count() > 255 {
+        return Err("must be 1 to 255 characters: the identity provider's sub".into());
+    }
+    let id = super::users::user_id_for_sub(&sub);
+    if id.is_nil() {
+        Err("must not be the nil UUID".into())
+    } else {
+        Ok(id)
+    }
 }
 
 impl TryFrom<NewMember> for NewMembership {
@@ -97,15 +126,32 @@ impl TryFrom<NewMember> for NewMembership {
 
     fn try_from(w: NewMember) -> Result<Self, Invalid> {
         let mut e = Invalid::new(w.unknown);
-        let user_id = e.required("user_id", w.user_id, |id: Uuid| {
-            if id.is_nil() {
-                Err("must not be the nil UUID".to_owned())
+        let by_email = w.user_id.is_absent();
+        let user_id = if by_email {
+            None
+        } else {
+            e.required("user_id", w.user_id, parse_sub)
+        };
+        let role = e.required("role", w.role, parse_role);
+        let email = if by_email && w.email.is_absent() {
+            e.push(
+                "user_id",
+                "is required: the identity provider's sub (or name the person by email)",
+            );
+            None
+        } else if by_email {
+            e.required("email", w.email, Email::parse)
+        } else {
+            e.optional("email", w.email, Email::parse)
+        };
+        let email = email.and_then(|email| {
+            if email.as_str().len() > 320 {
+                e.push("email", "must be at most 320 characters");
+                None
             } else {
-                Ok(id)
+                Some(email)
             }
         });
-        let role = e.required("role", w.role, parse_role);
-        let email = e.optional("email", w.email, Email::parse);
         let name = e.optional("name", w.name, |s: String| {
             if s.trim().is_empty() || s.chars().count() > 200 {
                 Err("must be 1 to 200 characters, not blank".to_owned())
@@ -113,14 +159,22 @@ impl TryFrom<NewMember> for NewMembership {
                 Ok(s)
             }
         });
-        match (user_id, role) {
-            (Some(user_id), Some(role)) => e.finish(Self {
-                user_id,
-                role,
-                email,
+        let person = match (user_id, by_email) {
+            (Some(id), _) => Person::Id(id),
+            (None, true) => match email.clone() {
+                Some(email) => Person::Email(email),
+                None => return Err(e),
+            },
+            (None, false) => return Err(e),
+        };
+        match role {
+            Some(role) => e.finish(Self {
+                email: email.filter(|_| matches!(person, Person::Id(_))),
                 name,
+                person,
+                role,
             }),
-            _ => Err(e),
+            None => Err(e),
         }
     }
 }
@@ -173,36 +227,98 @@ pub async fn get(tx: &mut Tx, user: Uuid) -> Result<Member, CoreError> {
     Member::from_row(&row)
 }
 
-pub async fn add(tx: &mut Tx, tenant: Uuid, new: &NewMembership) -> Result<Member, CoreError> {
-    // The profile first (a SECURITY DEFINER function), then the membership as the caller;
-    // the member is composed from both, not read back through `app.tenant_members` (on
-    // Citus a transaction may not read a tenant's shards as the owner after the request
-    // role wrote them).
+/// The user who signed in with `email` (their own token's): exactly one, else a 422 on
+/// `email` saying why.
+async fn user_by_email(tx: &mut Tx, email: &Email) -> Result<Uuid, CoreError> {
+    let row = tx
+        .query_one(
+            "select user_id, matches from app.user_by_email($1)",
+            &[&email.as_str()],
+        )
+        .await?;
+    let matches: i64 = row.col("matches")?;
+    match (matches, row.col::<Option<Uuid>>("user_id")?) {
+        (1, Some(id)) => Ok(id),
+        (0, _) => Err(CoreError::invalid(
+            "email",
+            "nobody has signed in with this email yet: invite them (POST …/invitations) or give their user_id",
+        )),
+        _ => Err(CoreError::invalid(
+            "email",
+            "several users have signed in with this email: give the user_id of the one to add",
+        )),
+    }
+}
+
+/// The person a new membership is for, with their profile: found (by email) or
+/// provisioned (by id, created with the given profile if they have not signed in yet).
+#[derive(Debug)]
+pub struct Provisioned {
+    pub user_id: Uuid,
+    email: Option<String>,
+    name: Option<String>,
+    last_active_at: DateTime<Utc>,
+}
+
+/// The first step of adding a member, in a transaction of its own: find or create the
+/// user (SECURITY DEFINER functions writing the global `app.users`). On Citus a
+/// membership's foreign key to that row is checked on the tenant's shard by another
+/// connection than the one that wrote it, so the row must be committed before the
+/// membership is inserted (`add`). What would refuse the membership for the caller's
+/// role is refused here first, so a refused request creates no user (`adder`: the
+/// caller's role; none for the operator).
+pub async fn provision(
+    tx: &mut Tx,
+    new: &NewMembership,
+    adder: Option<MemberRole>,
+) -> Result<Provisioned, CoreError> {
+    if new.role == MemberRole::Owner && adder.is_some_and(|r| r != MemberRole::Owner) {
+        return Err(CoreError::Forbidden(
+            "only an owner can add an owner".into(),
+        ));
+    }
+    let user_id = match &new.person {
+        Person::Id(id) => *id,
+        Person::Email(email) => user_by_email(tx, email).await?,
+    };
     let profile = tx
         .query_one(
             "select email, name, last_active_at from app.provision_user($1, $2, $3)",
-            &[
-                &new.user_id,
-                &new.email.as_ref().map(Email::as_str),
-                &new.name,
-            ],
+            &[&user_id, &new.email.as_ref().map(Email::as_str), &new.name],
         )
         .await?;
+    Ok(Provisioned {
+        user_id,
+        email: profile.col("email")?,
+        name: profile.col("name")?,
+        last_active_at: profile.col("last_active_at")?,
+    })
+}
+
+/// Add the provisioned user as a member. The member is composed from the profile and the
+/// new row, not read back through `app.tenant_members` (on Citus a transaction may not
+/// read a tenant's shards as the owner after the request role wrote them).
+pub async fn add(
+    tx: &mut Tx,
+    tenant: Uuid,
+    user: &Provisioned,
+    role: MemberRole,
+) -> Result<Member, CoreError> {
     let membership = tx
         .query_one(
             "insert into app.memberships (tenant_id, user_id, role) values ($1, $2, $3) \
              returning role, created_at, updated_at",
-            &[&tenant, &new.user_id, &new.role.as_str()],
+            &[&tenant, &user.user_id, &role.as_str()],
         )
         .await?;
     Ok(Member {
-        user_id: new.user_id,
+        user_id: user.user_id,
         role: membership.col("role")?,
-        email: profile.col("email")?,
-        name: profile.col("name")?,
+        email: user.email.clone(),
+        name: user.name.clone(),
         created_at: membership.col("created_at")?,
         updated_at: membership.col("updated_at")?,
-        last_active_at: profile.col("last_active_at")?,
+        last_active_at: user.last_active_at,
     })
 }
 

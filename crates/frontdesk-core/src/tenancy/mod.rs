@@ -1,9 +1,10 @@
 //! Tenancy: who the tenants are and who may act in them — tenants (profile, LLM
 //! defaults, limits), users (as last seen in their tokens), memberships with their
-//! roles, and the tenant's API keys; and the lookups that authenticate a request (`auth`).
+//! roles, invitations to join, and the tenant's API keys; and the lookups that authenticate a request (`auth`).
 
 pub mod api_keys;
 pub mod auth;
+pub mod invitations;
 pub mod llm;
 pub mod members;
 pub mod tenants;
@@ -120,6 +121,17 @@ pub(crate) const CONSTRAINTS: &Constraints = &[
     (
         "memberships_user_id_fkey",
         Meaning::Field("user_id", "no such user: they must sign in once first"),
+    ),
+    (
+        "invitations_email_check",
+        Meaning::Field(
+            "email",
+            "must be an email address of at most 320 characters",
+        ),
+    ),
+    (
+        "invitations_role_check",
+        Meaning::Field("role", "must be one of owner, admin, agent, member"),
     ),
     (
         "api_keys_name_check",

@@ -46,9 +46,13 @@ pub async fn list(
               (status = 422, body = Problem)))]
 pub async fn add(scope: TenantScope, new: Creating<NewMember>) -> ApiResult<Response> {
     let member = NewMembership::try_from(new.body)?;
+    // The user first, committed (see `members::provision`), then the membership.
+    let user = scope
+        .write(async |tx| members::provision(tx, &member, scope.role()).await)
+        .await?;
     scope
         .create(new.idempotency, StatusCode::CREATED, async |tx| {
-            members::add(tx, scope.tenant, &member).await
+            members::add(tx, scope.tenant, &user, member.role).await
         })
         .await
 }
