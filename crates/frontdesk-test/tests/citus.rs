@@ -1012,3 +1012,136 @@ async fn members_by_sub_or_email_and_invitations_work_through_the_coordinator() 
         cluster().unwrap().log_errors()
     );
 }
+
+/// Contacts by channel and events in commit order through a server on the coordinator
+/// (issue 13): a phone as typed with the tenant's default country, an upsert by WhatsApp
+/// id (twice: one contact), lookups, a duplicate refused; the tenant's events numbered
+/// 1, 2, 3, … with no gap across parallel transactions, listed in that order, their times
+/// in the one `Z` format. Each failure is listed.
+#[tokio::test]
+async fn contacts_by_channel_and_events_in_order_work_through_the_coordinator() {
+    let Some((db, client)) = migrated("channels").await else {
+        return;
+    };
+    let app = server_on_coordinator(db).await;
+    let mut failures = Vec::new();
+    let mut check = |what: &str, reply: &frontdesk_test::Reply, status: u16| {
+        if reply.status.as_u16() != status {
+            failures.push(format!("{what}: {} {}", reply.status, reply.text));
+        }
+    };
+    let token = user_token(Uuid::now_v7(), Some("owner@channels.test"));
+    check("GET /v1/me", &app.get("/v1/me", &token).await, 200);
+    let tenant = app
+        .post(
+            "/v1/tenants",
+            &token,
+            json!({"slug": "channels", "name": "Channels"}),
+        )
+        .await;
+    check("POST /v1/tenants", &tenant, 201);
+    let base = "/v1/tenants/channels";
+    let country = app
+        .patch(base, &token, json!({"default_country": "ID"}))
+        .await;
+    check("PATCH default_country", &country, 200);
+    let sari = app
+        .post(
+            &format!("{base}/contacts"),
+            &token,
+            json!({"name": "Sari", "phone": "0812-3456-7890"}),
+        )
+        .await;
+    check("POST contact", &sari, 201);
+    assert_eq!(sari.body["phone"], "+6281234567890", "{}", sari.text);
+    let upsert = format!("{base}/contacts/by-channel/whatsapp/6281277770001");
+    let body = json!({"name": "Rina"});
+    let first = app.call("PUT", &upsert, Some(&token), Some(&body)).await;
+    check("PUT by-channel (new)", &first, 201);
+    let again = app.call("PUT", &upsert, Some(&token), Some(&body)).await;
+    check("PUT by-channel (known)", &again, 200);
+    assert_eq!(first.body["id"], again.body["id"]);
+    let by_id = app
+        .get(
+            &format!("{base}/contacts/lookup?channel=whatsapp&id=0812-7777-0001"),
+            &token,
+        )
+        .await;
+    check("GET lookup by channel", &by_id, 200);
+    assert_eq!(by_id.body["id"], first.body["id"]);
+    let by_phone = app
+        .get(
+            &format!("{base}/contacts/lookup?phone=%2B6281234567890"),
+            &token,
+        )
+        .await;
+    check("GET lookup by phone", &by_phone, 200);
+    assert_eq!(by_phone.body["id"], sari.body["id"]);
+    let duplicate = app
+        .post(
+            &format!("{base}/contacts"),
+            &token,
+            json!({"channel_ids": {"whatsapp": "+62 812-7777-0001"}}),
+        )
+        .await;
+    check("POST a duplicate WhatsApp id", &duplicate, 409);
+
+    // Conversations created in parallel: each transaction writes events.
+    let assistant = app
+        .post(
+            &format!("{base}/assistants"),
+            &token,
+            json!({"name": "A", "channel": "whatsapp"}),
+        )
+        .await;
+    check("POST assistant", &assistant, 201);
+    let posts = (0..16)
+        .map(|_| frontdesk_test::Post {
+            url: format!("{}{base}/conversations", app.base),
+            token: token.clone(),
+            body: json!({"assistant_id": assistant.body["id"]}),
+            idempotency_key: None,
+        })
+        .collect();
+    for reply in frontdesk_test::post_all(&app.http, posts).await {
+        check("POST conversation (parallel)", &reply, 201);
+    }
+    let listed = app
+        .get(&format!("{base}/events?order=asc&limit=200"), &token)
+        .await;
+    check("GET events", &listed, 200);
+    assert!(
+        failures.is_empty(),
+        "requests that failed on Citus:\n{}\n\nerrors in the nodes' logs:\n{}",
+        failures.join("\n"),
+        cluster().unwrap().log_errors()
+    );
+    let sequences: Vec<i64> = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sequence"].as_i64().unwrap())
+        .collect();
+    let stored: Vec<i64> = client
+        .query(
+            "select e.sequence from app.events e join app.tenants t on t.id = e.tenant_id \
+             where t.slug = 'channels' order by e.sequence",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(stored.len() >= 16, "{stored:?}");
+    assert_eq!(stored, (1..=stored.len() as i64).collect::<Vec<_>>());
+    assert_eq!(sequences, stored, "listed in sequence order");
+    for event in listed.body["data"].as_array().unwrap() {
+        let created = event["data"]["created_at"].as_str();
+        assert!(
+            created.is_none_or(|t| t.ends_with('Z')),
+            "{}",
+            event["data"]
+        );
+    }
+}
