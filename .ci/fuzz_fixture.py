@@ -5,10 +5,11 @@ Usage: fuzz_fixture.py BASE_URL OWNER_JWT OUT_DIR
 
 Creates, as the owner: a tenant, a second member (an agent), an assistant, a contact, a
 conversation with a message and its feedback, a `full` API key, a webhook endpoint (to a
-closed loopback port) with one test delivery, a provider secret for `test`, and a
-limit reservation. Writes OUT_DIR/schemathesis.toml, which pins every path parameter to
-one of these ids (so generated requests reach real rows, not only 404s), and
-OUT_DIR/key with the API key's secret. Standard library only.
+closed loopback port) with one test delivery, a provider secret for `test`, a limit
+reservation, an invitation, and a contact known by a WhatsApp id. Writes
+OUT_DIR/schemathesis.toml, which pins every path parameter to one of these ids (so
+generated requests reach real rows, not only 404s), and OUT_DIR/key with the API key's
+secret. Standard library only.
 """
 
 import json
@@ -85,6 +86,10 @@ def main():
     reservation = post(
         f"{t}/limits/check", {"prompt_tokens": 10, "completion_tokens": 10, "reserve": True}
     )["reservation"]["id"]
+    invitation = post(f"{t}/invitations", {"email": "invitee@example.com", "role": "agent"})["id"]
+    # A contact known by its WhatsApp id, for the upsert by channel.
+    whatsapp = "628111234999"
+    call(base, token, "PUT", f"{t}/contacts/by-channel/whatsapp/{whatsapp}", {"name": "Fuzz WhatsApp"})
 
     # Which `{id}` each family of paths takes.
     ids = [
@@ -96,6 +101,7 @@ def main():
         (r"/webhook-endpoints/\{id\}", endpoint),
         (r"/webhook-deliveries/\{id\}", delivery),
         (r"/limits/reservations/\{id\}", reservation),
+        (r"/invitations/\{id\}", invitation),
     ]
     lines = [
         "# Written by .ci/fuzz_fixture.py: path parameters pinned to the fixture's rows.",
@@ -117,6 +123,13 @@ def main():
             f'parameters = {{ id = "{value}" }}',
             "",
         ]
+    # The upsert by channel: a channel and an id it takes, the fixture's contact.
+    lines += [
+        "[[operations]]",
+        "include-path-regex = '/contacts/by-channel/'",
+        f'parameters = {{ channel = "whatsapp", id = "{whatsapp}" }}',
+        "",
+    ]
     # Operations that would destroy or lock the fixture the others need (see .ci/fuzz).
     for method, path in EXCLUDED:
         lines += [
