@@ -146,10 +146,8 @@ fn known_inexact_down(migration: &Migration, before: &str, back: &str) -> bool {
     if (migration.version, migration.name) != (9, "citus_fixes") {
         return false;
     }
-    let differing: std::collections::BTreeSet<String> = catalog_diff(before, back)
-        .lines()
-        .map(object_of)
-        .collect();
+    let differing: std::collections::BTreeSet<String> =
+        catalog_diff(before, back).lines().map(object_of).collect();
     let expected: std::collections::BTreeSet<String> =
         INEXACT_DOWN_0009.iter().map(|s| s.to_string()).collect();
     if differing != expected {
