@@ -737,6 +737,37 @@ async fn the_journey_runs_through_a_server_on_the_coordinator() {
     }
 }
 
+/// Fails the test unless `reply` has `status`, with the nodes' logged errors.
+fn expect(what: &str, reply: &frontdesk_test::Reply, status: u16) {
+    assert_eq!(
+        reply.status.as_u16(),
+        status,
+        "{what} on Citus: {}\n\nerrors in the nodes' logs:\n{}",
+        reply.text,
+        cluster().unwrap().log_errors()
+    );
+}
+
+/// A new user who creates tenant `slug` through `app`, with `settings` set on it: the
+/// user's token, the tenant's path and its id.
+async fn new_tenant(
+    app: &frontdesk_test::TestApp,
+    slug: &str,
+    settings: serde_json::Value,
+) -> (String, String, Uuid) {
+    let token = user_token(Uuid::now_v7(), Some(&format!("owner@{slug}.test")));
+    expect("GET /v1/me", &app.get("/v1/me", &token).await, 200);
+    let tenant = app
+        .post("/v1/tenants", &token, json!({"slug": slug, "name": slug}))
+        .await;
+    expect("POST /v1/tenants", &tenant, 201);
+    let base = format!("/v1/tenants/{slug}");
+    let patched = app.patch(&base, &token, settings).await;
+    expect("PATCH the tenant", &patched, 200);
+    let id = tenant.body["id"].as_str().unwrap().parse().unwrap();
+    (token, base, id)
+}
+
 /// Pricing on Citus (issue 13): a dated model name priced from the catalog name it
 /// extends, then a back-dated tenant price and a recost, whose corrections of the facts,
 /// the conversation's total, the rollups and the month's cost add up.
@@ -746,30 +777,8 @@ async fn dated_models_are_priced_and_a_recost_corrects_every_total() {
         return;
     };
     let app = server_on_coordinator(db).await;
-    let token = user_token(Uuid::now_v7(), Some("owner@pricing.test"));
-    let failed = |what: &str, reply: &frontdesk_test::Reply, status: u16| {
-        assert_eq!(
-            reply.status.as_u16(),
-            status,
-            "{what} on Citus: {}\n\nerrors in the nodes' logs:\n{}",
-            reply.text,
-            cluster().unwrap().log_errors()
-        );
-    };
-    assert_eq!(app.get("/v1/me", &token).await.status, 200);
-    let tenant = app
-        .post(
-            "/v1/tenants",
-            &token,
-            json!({"slug": "priced", "name": "Priced"}),
-        )
-        .await;
-    failed("POST /v1/tenants", &tenant, 201);
-    let base = "/v1/tenants/priced";
-    let budget = app
-        .patch(base, &token, json!({"monthly_budget_usd": "1000"}))
-        .await;
-    failed("PATCH budget", &budget, 200);
+    let (token, base, tenant_id) =
+        new_tenant(&app, "priced", json!({"monthly_budget_usd": "1000"})).await;
     let assistant = app
         .post(
             &format!("{base}/assistants"),
@@ -777,7 +786,7 @@ async fn dated_models_are_priced_and_a_recost_corrects_every_total() {
             json!({"name": "A", "channel": "web"}),
         )
         .await;
-    failed("POST assistant", &assistant, 201);
+    expect("POST assistant", &assistant, 201);
     let conversation = app
         .post(
             &format!("{base}/conversations"),
@@ -785,7 +794,7 @@ async fn dated_models_are_priced_and_a_recost_corrects_every_total() {
             json!({"assistant_id": assistant.body["id"]}),
         )
         .await;
-    failed("POST conversation", &conversation, 201);
+    expect("POST conversation", &conversation, 201);
     let path = format!(
         "{base}/conversations/{}/messages",
         conversation.body["id"].as_str().unwrap()
@@ -804,7 +813,7 @@ async fn dated_models_are_priced_and_a_recost_corrects_every_total() {
                    "completion_tokens": 500}),
         )
         .await;
-    failed("POST message", &haiku, 201);
+    expect("POST message", &haiku, 201);
     assert_eq!(haiku.body["cost_source"], "catalog_prefix");
     assert_eq!(haiku.body["priced_model"], "claude-3-5-haiku");
     let unpriced = app
@@ -815,7 +824,7 @@ async fn dated_models_are_priced_and_a_recost_corrects_every_total() {
                    "prompt_tokens": 1000}),
         )
         .await;
-    failed("POST message", &unpriced, 201);
+    expect("POST message", &unpriced, 201);
     let event = app
         .post(
             &format!("{base}/usage"),
@@ -823,9 +832,9 @@ async fn dated_models_are_priced_and_a_recost_corrects_every_total() {
             json!({"provider": "acme-ai", "model": "x-1", "prompt_tokens": 2000}),
         )
         .await;
-    failed("POST usage", &event, 201);
+    expect("POST usage", &event, 201);
     let seen = app.get(&format!("{base}/usage/unpriced"), &token).await;
-    failed("GET usage/unpriced", &seen, 200);
+    expect("GET usage/unpriced", &seen, 200);
     assert_eq!(seen.body[0]["unpriced_count"], 2, "{}", seen.body);
     for model in ["claude-3-5-haiku", "x-1"] {
         let provider = if model == "x-1" {
@@ -841,7 +850,7 @@ async fn dated_models_are_priced_and_a_recost_corrects_every_total() {
                        "output_usd_per_mtok": "9", "effective_from": started}),
             )
             .await;
-        failed("POST price", &price, 201);
+        expect("POST price", &price, 201);
     }
     let recost = app
         .post(
@@ -850,7 +859,7 @@ async fn dated_models_are_priced_and_a_recost_corrects_every_total() {
             json!({"from": started}),
         )
         .await;
-    failed("POST prices/recost", &recost, 200);
+    expect("POST prices/recost", &recost, 200);
     assert_eq!(
         (
             recost.body["messages"].as_i64(),
@@ -869,12 +878,11 @@ async fn dated_models_are_priced_and_a_recost_corrects_every_total() {
             json!({"from": started}),
         )
         .await;
-    failed("POST prices/recost again", &again, 200);
+    expect("POST prices/recost again", &again, 200);
     assert_eq!(again.body["messages"], 0, "{}", again.body);
     // 1000 × 5 + 500 × 9 = 0.0095 (the cached tokens at the input price: the new price
     // has no cached-input price);
     // 1000 × 5 = 0.005; the event 2000 × 5 = 0.01.
-    let tenant_id: Uuid = tenant.body["id"].as_str().unwrap().parse().unwrap();
     let sums: (
         rust_decimal::Decimal,
         rust_decimal::Decimal,
@@ -1024,27 +1032,13 @@ async fn contacts_by_channel_and_events_in_order_work_through_the_coordinator() 
         return;
     };
     let app = server_on_coordinator(db).await;
+    let (token, base, _) = new_tenant(&app, "channels", json!({"default_country": "ID"})).await;
     let mut failures = Vec::new();
     let mut check = |what: &str, reply: &frontdesk_test::Reply, status: u16| {
         if reply.status.as_u16() != status {
             failures.push(format!("{what}: {} {}", reply.status, reply.text));
         }
     };
-    let token = user_token(Uuid::now_v7(), Some("owner@channels.test"));
-    check("GET /v1/me", &app.get("/v1/me", &token).await, 200);
-    let tenant = app
-        .post(
-            "/v1/tenants",
-            &token,
-            json!({"slug": "channels", "name": "Channels"}),
-        )
-        .await;
-    check("POST /v1/tenants", &tenant, 201);
-    let base = "/v1/tenants/channels";
-    let country = app
-        .patch(base, &token, json!({"default_country": "ID"}))
-        .await;
-    check("PATCH default_country", &country, 200);
     let sari = app
         .post(
             &format!("{base}/contacts"),
