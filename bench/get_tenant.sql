@@ -26,6 +26,6 @@ select '' as key_id, '' as key_scope \gset
 \startpipeline
 begin read only;
 select set_config('frontdesk.caller_kind', :caller_kind, true), set_config('frontdesk.tenant_id', :tenant, true), set_config('frontdesk.user_id', :user, true), set_config('frontdesk.member_role', :member_role, true), set_config('frontdesk.key_id', :key_id, true), set_config('frontdesk.key_scope', :key_scope, true), set_config('frontdesk.tenant_version', :tenant_version, true), app.assert_principal();
-select id, slug, name, kind, timezone, locale, email, phone, address, website, logo_url, llm_provider, llm_model, llm_temperature, llm_max_tokens, system_prompt, rate_limit_per_minute, daily_token_limit, monthly_budget_usd, features, branding, is_active, search_language, created_at, updated_at from app.tenants where id = :tenant;
+select id, slug, name, kind, timezone, locale, email, phone, address, website, logo_url, llm_provider, llm_model, llm_temperature, llm_max_tokens, system_prompt, rate_limit_per_minute, daily_token_limit, monthly_budget_usd, strict_limits, limit_warning_share, limits_on_new_conversations, features, branding, is_active, search_language, default_country, created_at, updated_at from app.tenants where id = :tenant;
 commit;
 \endpipeline

@@ -17,6 +17,6 @@ set local frontdesk.user_id = '@USER@';
 set local frontdesk.member_role = 'owner';
 set local frontdesk.tenant_version = '0';
 select app.assert_principal();
-select id, slug, name, kind, timezone, locale, email, phone, address, website, logo_url, llm_provider, llm_model, llm_temperature, llm_max_tokens, system_prompt, rate_limit_per_minute, daily_token_limit, monthly_budget_usd, features, branding, is_active, search_language, created_at, updated_at from app.tenants where id = :tenant;
+select id, slug, name, kind, timezone, locale, email, phone, address, website, logo_url, llm_provider, llm_model, llm_temperature, llm_max_tokens, system_prompt, rate_limit_per_minute, daily_token_limit, monthly_budget_usd, strict_limits, limit_warning_share, limits_on_new_conversations, features, branding, is_active, search_language, default_country, created_at, updated_at from app.tenants where id = :tenant;
 commit;
 \endpipeline
