@@ -110,8 +110,6 @@ create or replace function app.resolve_tenant(p_ref text, p_user uuid)
 #variable_conflict use_column
 declare
     found_id uuid;
-    active boolean;
-    role_ text;
     by_slug boolean := p_ref !~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 begin
     if by_slug then
@@ -119,22 +117,13 @@ begin
     else
         found_id := p_ref::uuid;
     end if;
-    if found_id is null then
-        return;
-    end if;
     -- A slug resolves only while its tenant still holds it (a row left by a tenant since
-    -- deleted or renamed outside app.claim_slug resolves to nothing). Two plain reads by
-    -- the tenant, not an outer join: Citus cannot always plan that one.
-    select t.is_active into active from app.tenants t
-     where t.id = found_id and (not by_slug or t.slug = p_ref);
-    if not found then
-        return;
-    end if;
-    if p_user is not null then
-        select m.role into role_ from app.memberships m
-         where m.tenant_id = found_id and m.user_id = p_user;
-    end if;
-    return query select found_id, role_, active;
+    -- deleted or renamed outside app.claim_slug resolves to nothing).
+    return query
+    select t.id, m.role, t.is_active
+    from app.tenants t
+    left join app.memberships m on m.tenant_id = t.id and m.user_id = p_user
+    where t.id = found_id and (not by_slug or t.slug = p_ref);
 end
 $$;
 
@@ -383,62 +372,41 @@ create or replace function app.limit_status()
     language plpgsql stable security definer
     set search_path = pg_catalog
     as $$
--- Step by step, each read filtered by the tenant itself (one query joining the tenant,
--- its reservations, state and rollups crashed a Citus 13.2 coordinator).
-declare
-    v_tenant uuid := app.current_tenant();
-    v_zone text;
-    v_rate numeric;
-    v_daily numeric;
-    v_budget numeric;
-    v_local timestamp;
-    v_minute timestamptz := date_trunc('minute', now());
-    v_day timestamptz;
-    v_month timestamptz;
-    v_month_first date;
-    v_minute_all bigint;
-    v_minute_live bigint;
-    v_day_live numeric;
-    v_month_live numeric;
-    v_minute_used numeric;
-    v_day_used numeric;
-    v_month_used numeric;
+#variable_conflict use_column
 begin
-    if v_tenant is null then
-        return;
-    end if;
-    select t.timezone, t.rate_limit_per_minute, t.daily_token_limit, t.monthly_budget_usd
-      into v_zone, v_rate, v_daily, v_budget
-      from app.tenants t where t.id = v_tenant;
-    if not found then
-        return;
-    end if;
-    v_local := now() at time zone v_zone;
-    v_day := date_trunc('day', v_local) at time zone v_zone;
-    v_month := date_trunc('month', v_local) at time zone v_zone;
-    v_month_first := date_trunc('month', v_local)::date;
+    return query
+    with w as (
+        select t.id, t.rate_limit_per_minute::numeric as rate, t.daily_token_limit::numeric as daily,
+               t.monthly_budget_usd as budget, date_trunc('minute', now()) as minute_start,
+               date_trunc('day', l.local_now) at time zone t.timezone as day_start,
+               (date_trunc('day', l.local_now) + interval '1 day') at time zone t.timezone as day_end,
+               date_trunc('month', l.local_now) at time zone t.timezone as month_start,
+               (date_trunc('month', l.local_now) + interval '1 month') at time zone t.timezone as month_end,
+               l.local_now::date as today, date_trunc('month', l.local_now)::date as month_first
+          from app.tenants t cross join lateral (select now() at time zone t.timezone as local_now) l
+         where t.id = app.current_tenant()),
     -- Active reservations: all of them are in the minute counter; live ones still hold.
-    select count(*) filter (where r.minute_window = v_minute),
-           count(*) filter (where r.minute_window = v_minute and r.expires_at > now()),
-           coalesce(sum(r.tokens) filter (where r.day_window = v_day and r.expires_at > now()), 0),
-           coalesce(sum(r.cost_usd) filter (where r.month_window = v_month and r.expires_at > now()), 0)
-      into v_minute_all, v_minute_live, v_day_live, v_month_live
-      from app.limit_reservations r where r.tenant_id = v_tenant and r.status = 'active';
-    select coalesce(max(s.minute_used), 0) into v_minute_used
-      from app.limit_state s where s.tenant_id = v_tenant and s.minute_start = v_minute;
-    select coalesce(sum(u.total_tokens), 0) into v_day_used
-      from app.usage_daily u where u.tenant_id = v_tenant and u.day = v_local::date;
-    select coalesce(sum(u.cost_usd), 0) into v_month_used
-      from app.usage_daily u
-     where u.tenant_id = v_tenant and u.day >= v_month_first
-       and u.day < (v_month_first + interval '1 month')::date;
-    return query values
-        ('rate_limit_per_minute', v_rate, greatest(v_minute_used - v_minute_all, 0),
-         v_minute_live::numeric, v_minute, v_minute + interval '1 minute'),
-        ('daily_token_limit', v_daily, v_day_used, v_day_live, v_day,
-         (date_trunc('day', v_local) + interval '1 day') at time zone v_zone),
-        ('monthly_budget_usd', v_budget, v_month_used, v_month_live, v_month,
-         (date_trunc('month', v_local) + interval '1 month') at time zone v_zone);
+    held as (
+        select count(*) filter (where r.minute_window = w.minute_start) as minute_all,
+               count(*) filter (where r.minute_window = w.minute_start and r.expires_at > now()) as minute_live,
+               coalesce(sum(r.tokens) filter (where r.day_window = w.day_start and r.expires_at > now()), 0) as day_live,
+               coalesce(sum(r.cost_usd) filter (where r.month_window = w.month_start and r.expires_at > now()), 0) as month_live
+          from w left join app.limit_reservations r on r.tenant_id = w.id and r.status = 'active')
+    select x.name, x.lim, x.used, x.reserved, x.window_start, x.resets_at
+      from w cross join held cross join lateral (values
+        ('rate_limit_per_minute', w.rate,
+         greatest(coalesce((select s.minute_used from app.limit_state s where s.tenant_id = w.id
+                            and s.minute_start = w.minute_start), 0) - held.minute_all, 0)::numeric,
+         held.minute_live::numeric, w.minute_start, w.minute_start + interval '1 minute'),
+        ('daily_token_limit', w.daily,
+         (select coalesce(sum(u.total_tokens), 0)::numeric from app.usage_daily u
+           where u.tenant_id = w.id and u.day = w.today),
+         held.day_live::numeric, w.day_start, w.day_end),
+        ('monthly_budget_usd', w.budget,
+         (select coalesce(sum(u.cost_usd), 0) from app.usage_daily u
+           where u.tenant_id = w.id and u.day >= w.month_first
+             and u.day < (w.month_first + interval '1 month')::date),
+         held.month_live, w.month_start, w.month_end)) x (name, lim, used, reserved, window_start, resets_at);
 end
 $$;
 
@@ -517,13 +485,11 @@ create function app.take_reservation(p_tenant uuid, p_id uuid, p_settled_by uuid
 #variable_conflict use_column
 declare
     found_status text;
-    -- The clock read once: Citus refuses now() inside a CASE of an UPDATE.
-    v_now timestamptz := now();
 begin
     update app.limit_reservations x
-       set status = case when x.expires_at > v_now then 'settled' else 'expired' end,
-           settled_at = case when x.expires_at > v_now then v_now end,
-           settled_by = case when x.expires_at > v_now then p_settled_by end
+       set status = case when x.expires_at > now() then 'settled' else 'expired' end,
+           settled_at = case when x.expires_at > now() then now() end,
+           settled_by = case when x.expires_at > now() then p_settled_by end
      where x.tenant_id = p_tenant and x.id = p_id and x.status = 'active'
     returning x.minute_window, x.day_window, x.tokens, x.month_window, x.cost_usd
          into take_reservation.minute_window, take_reservation.day_window, take_reservation.tokens,
@@ -566,9 +532,6 @@ declare
     back_cost numeric := 0;
     held record;
     s app.limit_state;
-    first_minute integer;
-    first_day bigint;
-    first_month numeric;
 begin
     if p_reservation is not null then
         select * into held from app.take_reservation(p_tenant, p_reservation, p_settled_by);
@@ -594,21 +557,19 @@ begin
          where x.tenant_id = p_tenant
         returning x.* into s;
         exit when found;
-        -- The tenant's first charge since a limit was set: start from the facts (read
-        -- first, each call on its own: Citus takes no subquery and no table-reading call
-        -- inside INSERT … VALUES, nor a call that reads tables in a query routed to a shard).
-        first_minute := app.reserved_in(p_tenant, 'minute', w_minute, false)::integer;
-        first_day := app.reserved_in(p_tenant, 'day', w_day, false)::bigint;
-        first_month := app.reserved_in(p_tenant, 'month', w_month, false);
-        select first_day + coalesce(sum(u.total_tokens), 0) into first_day
-          from app.usage_daily u where u.tenant_id = p_tenant and u.day = local_now::date;
-        select first_month + coalesce(sum(u.cost_usd), 0) into first_month
-          from app.usage_daily u
-         where u.tenant_id = p_tenant and u.day >= date_trunc('month', local_now)::date
-           and u.day < (date_trunc('month', local_now) + interval '1 month')::date;
+        -- The tenant's first charge since a limit was set: start from the facts.
         insert into app.limit_state (tenant_id, minute_start, minute_used, day_start, day_used,
                                      month_start, month_used)
-        values (p_tenant, w_minute, first_minute, w_day, first_day, w_month, first_month)
+        values (p_tenant, w_minute, app.reserved_in(p_tenant, 'minute', w_minute, false)::integer,
+                w_day,
+                app.reserved_in(p_tenant, 'day', w_day, false)::bigint
+                + (select coalesce(sum(u.total_tokens), 0) from app.usage_daily u
+                    where u.tenant_id = p_tenant and u.day = local_now::date),
+                w_month,
+                app.reserved_in(p_tenant, 'month', w_month, false)
+                + (select coalesce(sum(u.cost_usd), 0) from app.usage_daily u
+                    where u.tenant_id = p_tenant and u.day >= date_trunc('month', local_now)::date
+                      and u.day < (date_trunc('month', local_now) + interval '1 month')::date))
         on conflict (tenant_id) do nothing;
         -- (then charge it, or the row a concurrent first charge made, with the update)
     end loop;
@@ -648,10 +609,6 @@ create function app.reserve_limits(p_id uuid, p_tokens bigint, p_cost numeric, p
 declare
     t app.tenants;
     w record;
-    -- (values computed before the INSERT: it carries no call on Citus)
-    expires timestamptz := now() + make_interval(secs => p_ttl_seconds);
-    actor_user uuid := app.current_user_id();
-    actor_key uuid := app.current_key_id();
 begin
     if app.current_tenant() is null or not app.can_write() then
         raise exception 'reserving needs a tenant context that may write' using errcode = 'insufficient_privilege';
@@ -662,7 +619,7 @@ begin
     insert into app.limit_reservations as x (tenant_id, id, tokens, cost_usd, cost_source, minute_window,
                                              day_window, month_window, expires_at, actor_user_id, actor_key_id)
     values (t.id, p_id, p_tokens, p_cost, p_cost_source, w.minute_window, w.day_window, w.month_window,
-            expires, actor_user, actor_key)
+            now() + make_interval(secs => p_ttl_seconds), app.current_user_id(), app.current_key_id())
     returning x.tenant_id, x.id, x.tokens, x.cost_usd, x.cost_source, x.minute_window, x.day_window,
               x.month_window, x.status, x.expires_at, x.settled_at, x.settled_by, x.actor_user_id,
               x.actor_key_id, x.created_at
@@ -796,7 +753,6 @@ create function app.claim_deliveries(p_tenant uuid, p_worker uuid, p_limit integ
 #variable_conflict use_column
 declare
     ids uuid[];
-    v_now timestamptz := now();
 begin
     -- (Every table is filtered by p_tenant itself: Citus routes a locking query to one
     -- shard only when each of its tables is.)
@@ -841,7 +797,7 @@ begin
          where q.tenant_id = p_tenant and q.delivery_id = h.delivery_id
         returning q.tenant_id, q.delivery_id, q.endpoint_id)
     select l.tenant_id, l.delivery_id, l.endpoint_id, d.attempts + 1, e.url, e.secret,
-           case when e.previous_secret_until > v_now then e.previous_secret end,
+           case when e.previous_secret_until > now() then e.previous_secret end,
            v.id, v.type, v.created_at, v.data
       from leased l
       join app.webhook_deliveries d on d.tenant_id = l.tenant_id and d.id = l.delivery_id

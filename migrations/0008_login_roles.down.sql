@@ -109,8 +109,7 @@ create function app.user_tenants(p_after_id uuid, p_limit bigint)
 $$;
 revoke execute on function app.user_tenants(uuid, bigint) from public;
 grant execute on function app.user_tenants(uuid, bigint) to frontdesk_user;
-drop function app.provision_user(uuid, text, text);
-create function app.provision_user(p_id uuid, p_email text, p_name text) returns void
+create or replace function app.provision_user(p_id uuid, p_email text, p_name text) returns void
     language plpgsql volatile security definer
     set search_path = pg_catalog
     as $$
@@ -123,8 +122,6 @@ begin
     on conflict (id) do nothing;
 end
 $$;
-revoke execute on function app.provision_user(uuid, text, text) from public;
-grant execute on function app.provision_user(uuid, text, text) to frontdesk_user, frontdesk_operator;
 create function app.tenant_members(p_after_user uuid, p_limit bigint, p_user uuid)
     returns table (user_id uuid, role text, email text, name text,
                    created_at timestamptz, updated_at timestamptz, last_active_at timestamptz)
@@ -259,85 +256,6 @@ create trigger api_keys_hash after insert or delete or update of tenant_id, id, 
 comment on table app.tenant_slugs is 'global: every tenant''s slug, unique across tenants (a reference table on Citus); kept by the tenants_slug trigger, read by app.resolve_tenant';
 comment on table app.api_key_hashes is 'global: the SHA-256 of every API key''s secret, unique across tenants (a reference table on Citus); kept by the api_keys_hash trigger, read by app.authenticate_key';
 drop function app.take_slug(uuid, text);
-
-create or replace function app.finish_attempt(p_tenant uuid, p_delivery uuid, p_worker uuid, p_started timestamptz,
-                                   p_duration_ms integer, p_status integer, p_excerpt text, p_error text,
-                                   p_outcome text, p_next timestamptz, p_disable_after interval)
-    returns boolean
-    language plpgsql volatile
-    as $$
-declare
-    d app.webhook_deliveries;
-    e app.webhook_endpoints;
-    mine boolean;
-    reason text;
-begin
-    select * into d from app.webhook_deliveries x where x.tenant_id = p_tenant and x.id = p_delivery for update;
-    if not found then
-        return false; -- deleted with its endpoint meanwhile
-    end if;
-    insert into app.webhook_attempts (tenant_id, id, delivery_id, attempt, started_at, duration_ms, status_code,
-                                      response_excerpt, error)
-    values (p_tenant, app.uuid_v7(), p_delivery, d.attempts + 1, p_started, greatest(p_duration_ms, 0), p_status,
-            left(p_excerpt, 1000), left(p_error, 1000));
-    select exists (select 1 from app.webhook_queue q where q.tenant_id = p_tenant and q.delivery_id = p_delivery
-                   and q.lease_worker = p_worker) into mine;
-    update app.webhook_deliveries x
-       set attempts = x.attempts + 1, last_attempt_at = p_started, last_status = p_status, last_error = left(p_error, 1000),
-           status = case when not mine then x.status
-                         when p_outcome = 'delivered' then 'delivered'
-                         when p_outcome = 'retry' then 'pending' else 'failed' end,
-           delivered_at = case when mine and p_outcome = 'delivered' then now() else x.delivered_at end,
-           next_attempt_at = case when not mine then x.next_attempt_at
-                                  when p_outcome = 'retry' then p_next end
-     where x.tenant_id = p_tenant and x.id = p_delivery;
-    if not mine then
-        return false;
-    end if;
-    -- The endpoint before the queue row: the claimers' lock order.
-    if p_outcome = 'delivered' then
-        update app.webhook_endpoints w set failing_since = null
-         where w.tenant_id = p_tenant and w.id = d.endpoint_id and w.failing_since is not null;
-    else
-        update app.webhook_endpoints w set failing_since = coalesce(w.failing_since, p_started)
-         where w.tenant_id = p_tenant and w.id = d.endpoint_id
-        returning w.* into e;
-        if e.enabled and p_outcome = 'gone' then
-            reason := 'the endpoint answered 410 Gone';
-        elsif e.enabled and e.failing_since < now() - p_disable_after then
-            reason := format('every attempt failed since %s', e.failing_since);
-        end if;
-        if reason is not null then
-            update app.webhook_endpoints w set enabled = false, disabled_at = now(), disabled_reason = reason
-             where w.tenant_id = p_tenant and w.id = e.id;
-            perform app.emit_event(p_tenant, 'webhook_endpoint.disabled', e.id, jsonb_build_object(
-                'id', e.id, 'url', e.url, 'reason', reason, 'failing_since', e.failing_since,
-                'disabled_at', now()));
-        end if;
-    end if;
-    if p_outcome = 'retry' then
-        update app.webhook_queue q set due_at = p_next, leased_until = null, lease_worker = null
-         where q.tenant_id = p_tenant and q.delivery_id = p_delivery;
-    else
-        delete from app.webhook_queue q where q.tenant_id = p_tenant and q.delivery_id = p_delivery;
-    end if;
-    return true;
-end
-$$;
-
-create or replace function app.rotate_webhook_secret(p_endpoint uuid, p_secret text, p_grace interval) returns boolean
-    language plpgsql volatile security definer
-    set search_path = pg_catalog
-    as $$
-begin
-    update app.webhook_endpoints e
-       set previous_secret = case when p_grace > interval '0' then e.secret end,
-           previous_secret_until = case when p_grace > interval '0' then now() + p_grace end,
-           secret = p_secret
-     where e.tenant_id = app.assert_tenant_admin() and e.id = p_endpoint;
-    return found;
-end
-$$;
 
 -- ---------------------------------------------------------------------------------------
 -- Policies back to the request roles.

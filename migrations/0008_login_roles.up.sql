@@ -447,15 +447,8 @@ begin
 end
 $$;
 
--- Create a user row for a member an admin adds before that person has signed in (never
--- changing an existing user), and return the user's profile: the caller composes the new
--- member from it and the membership row it writes, without reading the membership back
--- through a SECURITY DEFINER function (on Citus, a transaction may not touch a tenant's
--- shards as the owner after the request role wrote them).
--- replaces app.provision_user (the caller kinds instead of roles; returns the profile)
-drop function app.provision_user(uuid, text, text);
-create function app.provision_user(p_id uuid, p_email text, p_name text)
-    returns table (email text, name text, last_active_at timestamptz)
+-- replaces app.provision_user (the operator and people are caller kinds)
+create or replace function app.provision_user(p_id uuid, p_email text, p_name text) returns void
     language plpgsql volatile security definer
     set search_path = pg_catalog
     as $$
@@ -466,11 +459,8 @@ begin
     end if;
     insert into app.users (id, email, name) values (p_id, p_email, p_name)
     on conflict (id) do nothing;
-    return query select u.email, u.name, u.last_active_at from app.users u where u.id = p_id;
 end
 $$;
-revoke execute on function app.provision_user(uuid, text, text) from public;
-grant execute on function app.provision_user(uuid, text, text) to frontdesk_app, frontdesk_operator;
 
 -- ---------------------------------------------------------------------------------------
 -- The global lookups (0007) are written by the statement's caller, not by triggers: on
@@ -588,7 +578,6 @@ create function app.create_tenant(p_id uuid, p_fields jsonb, p_owner uuid)
 declare
     kind_ text := app.caller_kind();
     owner_id uuid := coalesce(app.current_user_id(), p_owner);
-    new_slug text;
 begin
     if kind_ is distinct from 'user' and kind_ is distinct from 'operator' then
         raise exception 'only people and the operator create tenants' using errcode = 'insufficient_privilege';
@@ -607,14 +596,11 @@ begin
            f.rate_limit_per_minute, f.daily_token_limit, f.monthly_budget_usd,
            coalesce(f.features, '{}'), coalesce(f.branding, '{}'), coalesce(f.is_active, true),
            coalesce(f.search_language, 'simple')
-    from jsonb_populate_record(null::app.tenants, p_fields) f
-    returning app.tenants.slug into new_slug;
+    from jsonb_populate_record(null::app.tenants, p_fields) f;
     if owner_id is not null then
         insert into app.memberships (tenant_id, user_id, role) values (p_id, owner_id, 'owner');
     end if;
-    -- (The slug as a value: a statement naming app.tenants would be routed whole, the
-    -- call included, to the tenant's shard on Citus, where it cannot write the global table.)
-    perform app.take_slug(p_id, new_slug);
+    perform app.take_slug(p_id, (select t.slug from app.tenants t where t.id = p_id));
     return query
     select t.id, t.slug, t.name, t.kind, t.timezone, t.locale, t.email, t.phone, t.address, t.website,
            t.logo_url, t.llm_provider, t.llm_model, t.llm_temperature, t.llm_max_tokens, t.system_prompt,
@@ -717,108 +703,5 @@ begin
     return query
     select s.secret, s.fingerprint from app.provider_secrets s
     where s.tenant_id = p_tenant and s.provider = p_provider;
-end
-$$;
-
--- ---------------------------------------------------------------------------------------
--- INSERT as a table privilege where the first design granted it by column. Citus fills in
--- a new row's defaults on the coordinator and sends every column to the shard, so an
--- INSERT needs the privilege on the defaulted columns as well ("permission denied for
--- table webhook_endpoints_102105"). What the column grants kept out of a request's new
--- row is now a condition of the insert policy.
-grant insert on app.webhook_endpoints, app.provider_secrets, app.provider_callbacks to frontdesk_app;
-grant insert on app.provider_secrets to frontdesk_operator;
-alter policy webhook_endpoints_insert on app.webhook_endpoints
-    with check (app.caller_kind() = 'user' and tenant_id = app.current_tenant() and app.is_tenant_admin()
-                and previous_secret is null and previous_secret_until is null and failing_since is null
-                and disabled_at is null and disabled_reason is null);
-
--- replaces app.finish_attempt (the clock read into a variable before the UPDATE: Citus
--- refuses a volatile function inside its CASE)
-create or replace function app.finish_attempt(p_tenant uuid, p_delivery uuid, p_worker uuid, p_started timestamptz,
-                                   p_duration_ms integer, p_status integer, p_excerpt text, p_error text,
-                                   p_outcome text, p_next timestamptz, p_disable_after interval)
-    returns boolean
-    language plpgsql volatile
-    as $$
-declare
-    d app.webhook_deliveries;
-    e app.webhook_endpoints;
-    mine boolean;
-    reason text;
-    -- The clock read once: Citus refuses now() inside a CASE of an UPDATE.
-    v_now timestamptz := now();
-begin
-    select * into d from app.webhook_deliveries x where x.tenant_id = p_tenant and x.id = p_delivery for update;
-    if not found then
-        return false; -- deleted with its endpoint meanwhile
-    end if;
-    insert into app.webhook_attempts (tenant_id, id, delivery_id, attempt, started_at, duration_ms, status_code,
-                                      response_excerpt, error)
-    values (p_tenant, app.uuid_v7(), p_delivery, d.attempts + 1, p_started, greatest(p_duration_ms, 0), p_status,
-            left(p_excerpt, 1000), left(p_error, 1000));
-    select exists (select 1 from app.webhook_queue q where q.tenant_id = p_tenant and q.delivery_id = p_delivery
-                   and q.lease_worker = p_worker) into mine;
-    update app.webhook_deliveries x
-       set attempts = x.attempts + 1, last_attempt_at = p_started, last_status = p_status, last_error = left(p_error, 1000),
-           status = case when not mine then x.status
-                         when p_outcome = 'delivered' then 'delivered'
-                         when p_outcome = 'retry' then 'pending' else 'failed' end,
-           delivered_at = case when mine and p_outcome = 'delivered' then v_now else x.delivered_at end,
-           next_attempt_at = case when not mine then x.next_attempt_at
-                                  when p_outcome = 'retry' then p_next end
-     where x.tenant_id = p_tenant and x.id = p_delivery;
-    if not mine then
-        return false;
-    end if;
-    -- The endpoint before the queue row: the claimers' lock order.
-    if p_outcome = 'delivered' then
-        update app.webhook_endpoints w set failing_since = null
-         where w.tenant_id = p_tenant and w.id = d.endpoint_id and w.failing_since is not null;
-    else
-        update app.webhook_endpoints w set failing_since = coalesce(w.failing_since, p_started)
-         where w.tenant_id = p_tenant and w.id = d.endpoint_id
-        returning w.* into e;
-        if e.enabled and p_outcome = 'gone' then
-            reason := 'the endpoint answered 410 Gone';
-        elsif e.enabled and e.failing_since < now() - p_disable_after then
-            reason := format('every attempt failed since %s', e.failing_since);
-        end if;
-        if reason is not null then
-            update app.webhook_endpoints w set enabled = false, disabled_at = now(), disabled_reason = reason
-             where w.tenant_id = p_tenant and w.id = e.id;
-            perform app.emit_event(p_tenant, 'webhook_endpoint.disabled', e.id, jsonb_build_object(
-                'id', e.id, 'url', e.url, 'reason', reason, 'failing_since', e.failing_since,
-                'disabled_at', now()));
-        end if;
-    end if;
-    if p_outcome = 'retry' then
-        update app.webhook_queue q set due_at = p_next, leased_until = null, lease_worker = null
-         where q.tenant_id = p_tenant and q.delivery_id = p_delivery;
-    else
-        delete from app.webhook_queue q where q.tenant_id = p_tenant and q.delivery_id = p_delivery;
-    end if;
-    return true;
-end
-$$;
-
--- replaces app.rotate_webhook_secret (the clock read into a variable before the UPDATE:
--- Citus refuses a volatile function inside its CASE)
-create or replace function app.rotate_webhook_secret(p_endpoint uuid, p_secret text, p_grace interval) returns boolean
-    language plpgsql volatile security definer
-    set search_path = pg_catalog
-    as $$
-declare
-    -- Computed before the UPDATE: Citus refuses a function that is not immutable (the
-    -- clock, timestamptz arithmetic) inside its CASE.
-    v_until timestamptz := case when p_grace > interval '0' then now() + p_grace end;
-    v_tenant uuid := app.assert_tenant_admin();
-begin
-    update app.webhook_endpoints e
-       set previous_secret = case when p_grace > interval '0' then e.secret end,
-           previous_secret_until = v_until,
-           secret = p_secret
-     where e.tenant_id = v_tenant and e.id = p_endpoint;
-    return found;
 end
 $$;

@@ -1,8 +1,7 @@
 //! The migration runner: embedded `NNNN_name.up.sql` / `.down.sql` files, applied in
 //! order as `frontdesk_owner`, each recorded with the SHA-256 of its up script.
 //!
-//! - An applied migration whose file changed is refused (its checksum no longer matches),
-//!   but for the few former texts listed in [`FORMER_CHECKSUMS`].
+//! - An applied migration whose file changed is refused (its checksum no longer matches).
 //! - A session advisory lock makes concurrent runs (two servers starting) wait in turn.
 //! - A migration whose first line is `-- no-transaction` runs outside a transaction (for
 //!   `CREATE INDEX CONCURRENTLY`); it is recorded `dirty` first and cleared after, so a
@@ -39,32 +38,6 @@ impl Migration {
             .next()
             .is_some_and(|l| l.trim() == "-- no-transaction")
     }
-}
-
-/// Up scripts that once landed with another text than the one embedded now, each accepted
-/// as applied by that version (SHA-256, hex). 0007 and 0008 first landed with the Citus
-/// fixes in them; a later change put back an earlier, never-landed text and moved the
-/// fixes to 0009_citus_fixes, and that text landed twice before the first one was
-/// restored. A database migrated with it has run 0009 as well, so its schema is the same
-/// as one migrated now (docs/ARCHITECTURE.md, "Migrations"). Nothing else is added here:
-/// a landed migration is never edited.
-pub const FORMER_CHECKSUMS: &[(u32, &str)] = &[
-    (
-        7,
-        "8cf1a9638cbef103f4ba57fc7a7346f55e8d9be5cadd7be89137df8f0c7dd9fa",
-    ),
-    (
-        8,
-        "6e0373a6ba104d048eace179649c376cb860b520486c021d706b69adcc0d97bd",
-    ),
-];
-
-/// Whether `checksum` is the migration's, or a former text of it in [`FORMER_CHECKSUMS`].
-fn same_migration(m: &Migration, checksum: &[u8]) -> bool {
-    checksum == m.checksum().as_slice()
-        || FORMER_CHECKSUMS
-            .iter()
-            .any(|(version, hex)| *version == m.version && hex::encode(checksum) == *hex)
 }
 
 /// Arbitrary but fixed: the key of the advisory lock held while migrating.
@@ -207,7 +180,7 @@ impl<'a> Migrator<'a> {
                 let state = match applied.get(&m.version) {
                     None => State::Pending,
                     Some(a) if a.dirty => State::Dirty,
-                    Some(a) if !same_migration(m, &a.checksum) => State::Edited,
+                    Some(a) if a.checksum != m.checksum() => State::Edited,
                     Some(a) => State::Applied {
                         applied_at: a.applied_at.clone(),
                     },

@@ -100,62 +100,6 @@ fn catalog_diff(a: &str, b: &str) -> String {
     out
 }
 
-/// The catalog objects a diff line is about: `fn app.name`, `pol table.policy`,
-/// `rel table`, `col table.column`, …
-fn object_of(line: &str) -> String {
-    let line = &line[2..];
-    let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
-    let name = match kind {
-        "fn" => rest
-            .trim_start_matches("CREATE OR REPLACE FUNCTION ")
-            .split('(')
-            .next()
-            .unwrap_or(""),
-        _ => rest.split(' ').next().unwrap_or(""),
-    };
-    format!("{kind} {name}")
-}
-
-/// The one down that does not restore its predecessor exactly, and the objects where it
-/// differs (docs/ARCHITECTURE.md, "The migration runner"). 0009_citus_fixes was written
-/// on a text of 0007 and 0008 that never landed alone: a change had put it back in place of
-/// the landed one, which has since been restored. Its up changes nothing on the landed
-/// 0008, and its down (landed, so as it is) goes back to that other text's functions,
-/// INSERT grants by column and insert policy. Exactly these objects may differ; any other
-/// difference, or one of these missing, is a finding.
-/// (These are what 0009's up replaces: its ten functions, the three tables' INSERT grants,
-/// the policy.)
-const INEXACT_DOWN_0009: &[&str] = &[
-    "fn app.charge_limits",
-    "fn app.claim_deliveries",
-    "fn app.create_tenant",
-    "fn app.finish_attempt",
-    "fn app.limit_status",
-    "fn app.provision_user",
-    "fn app.reserve_limits",
-    "fn app.resolve_tenant",
-    "fn app.rotate_webhook_secret",
-    "fn app.take_reservation",
-    "pol webhook_endpoints.webhook_endpoints_insert",
-    "rel provider_callbacks",
-    "rel provider_secrets",
-    "rel webhook_endpoints",
-];
-
-fn known_inexact_down(migration: &Migration, before: &str, back: &str) -> bool {
-    if (migration.version, migration.name) != (9, "citus_fixes") {
-        return false;
-    }
-    let differing: std::collections::BTreeSet<String> =
-        catalog_diff(before, back).lines().map(object_of).collect();
-    let expected: std::collections::BTreeSet<String> =
-        INEXACT_DOWN_0009.iter().map(|s| s.to_string()).collect();
-    if differing != expected {
-        eprintln!("0009's down differs in: {differing:?}");
-    }
-    differing == expected
-}
-
 /// Steps through `migrations[applied..]` (the first `applied` are already applied): for
 /// each version v, migrates up to v, takes one step down and checks the catalog is the one
 /// after v−1, then goes up again. Returns the first down that does not restore its
@@ -173,7 +117,7 @@ async fn check_each_down_step(
         let after = catalog(client).await;
         assert_eq!(migrator.down(None).await.unwrap(), vec![migration.version]);
         let back = catalog(client).await;
-        if back != before && !known_inexact_down(migration, &before, &back) {
+        if back != before {
             return Err(format!(
                 "the down of {:04}_{} does not restore the catalog of the migration before it:\n{}",
                 migration.version,
@@ -346,42 +290,6 @@ async fn an_edited_applied_migration_is_refused() {
         .await
         .unwrap();
     assert_eq!(status[0].state, State::Edited);
-}
-
-/// A database migrated while 0007 and 0008 had their other landed text (recorded with its
-/// checksum) is accepted as it is; that checksum under another version is an edit.
-#[tokio::test]
-async fn the_former_texts_of_0007_and_0008_are_accepted_and_nothing_else() {
-    let db = cluster().database(true).await;
-    let client = db.admin().await;
-    let record = async |version: i64, hex: &str| {
-        client
-            .execute(
-                "update frontdesk_meta.schema_migrations set checksum = decode($2, 'hex') \
-                 where version = $1",
-                &[&version, &hex],
-            )
-            .await
-            .unwrap();
-    };
-    for (version, hex) in frontdesk_pg::migrate::FORMER_CHECKSUMS {
-        record(i64::from(*version), hex).await;
-    }
-    let migrator = Migrator::new(&client);
-    let status = migrator.status().await.unwrap();
-    assert!(
-        status
-            .iter()
-            .all(|s| matches!(s.state, State::Applied { .. })),
-        "{status:?}"
-    );
-    assert_eq!(migrator.up().await.unwrap(), Vec::<u32>::new());
-    // 0007's former text recorded as 0009's: edited.
-    record(9, frontdesk_pg::migrate::FORMER_CHECKSUMS[0].1).await;
-    let status = migrator.status().await.unwrap();
-    assert_eq!(status[8].version, 9);
-    assert_eq!(status[8].state, State::Edited);
-    assert!(migrator.up().await.is_err());
 }
 
 #[tokio::test]
