@@ -200,8 +200,13 @@ begin
         return false;
     end if;
     select v.sequence into v_sequence from app.events v where v.tenant_id = t and v.id = d.event_id;
-    update app.webhook_endpoints w set held_until = null
-     where w.tenant_id = t and w.id = d.endpoint_id and w.held_until is not null;
+    -- The endpoint goes on now, unless an earlier delivery of it still waits for its retry
+    -- (then that one keeps holding it).
+    if not exists (select 1 from app.webhook_queue q
+                    where q.tenant_id = t and q.endpoint_id = d.endpoint_id and q.sequence < v_sequence) then
+        update app.webhook_endpoints w set held_until = null
+         where w.tenant_id = t and w.id = d.endpoint_id and w.held_until is not null;
+    end if;
     insert into app.webhook_queue as q (tenant_id, delivery_id, endpoint_id, due_at, sequence)
     values (t, d.id, d.endpoint_id, now(), v_sequence)
     on conflict (tenant_id, delivery_id) do update set due_at = excluded.due_at;

@@ -337,6 +337,98 @@ async fn a_failing_delivery_holds_back_the_endpoints_later_ones_until_it_is_deli
     );
 }
 
+/// Retrying a later delivery by hand keeps the endpoint held while an earlier one waits
+/// for its retry; retrying that earlier one lets the endpoint go on.
+#[tokio::test]
+async fn a_retry_of_a_later_delivery_keeps_the_endpoint_held_behind_an_earlier_one() {
+    let app = spawn_app().await;
+    let t = seed_tenant(&app, "acme").await;
+    let receiver = Receiver::start().await;
+    receiver.answer(503);
+    let hook = endpoint(
+        &app,
+        &t,
+        format!("{}/hook", receiver.base),
+        json!(["message.created"]),
+    )
+    .await;
+    for i in 0..2 {
+        let r = app
+            .post(
+                &format!("{BASE}/conversations/{}/messages", t.conversation),
+                &t.full_key,
+                json!({"role": "user", "content": format!("held {i}")}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    // The first attempt fails and its retry is an hour away: the endpoint is held.
+    let config = WorkerConfig {
+        retry_schedule: parse_schedule("1h").unwrap(),
+        ..quick()
+    };
+    let worker = app.worker(config).spawn();
+    let receiver_ref = &receiver;
+    wait_until("the first attempt", WAIT, move || async move {
+        match receiver_ref.received().len() {
+            0 => Err("no attempt yet".to_owned()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+    worker.abort();
+    let admin = app.db.admin().await;
+    let endpoint_id: Uuid = hook.parse().unwrap();
+    let deliveries: Vec<Uuid> = admin
+        .query(
+            "select d.id from app.webhook_deliveries d
+               join app.events v on v.tenant_id = d.tenant_id and v.id = d.event_id
+              where d.endpoint_id = $1 order by v.sequence",
+            &[&endpoint_id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(deliveries.len(), 2);
+    let held = async || -> bool {
+        admin
+            .query_one(
+                "select held_until is not null from app.webhook_endpoints where id = $1",
+                &[&endpoint_id],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    };
+    wait_until("the endpoint held", WAIT, async || {
+        if held().await {
+            Ok(())
+        } else {
+            Err("not held".to_owned())
+        }
+    })
+    .await;
+    let retry = |id: Uuid| format!("{BASE}/webhook-deliveries/{id}/retry");
+    let later = app
+        .post(&retry(deliveries[1]), &t.owner_token, json!({}))
+        .await;
+    assert_eq!(later.status, 202, "{}", later.text);
+    assert!(
+        held().await,
+        "a later retry let the endpoint go ahead of its first delivery"
+    );
+    let first = app
+        .post(&retry(deliveries[0]), &t.owner_token, json!({}))
+        .await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    assert!(
+        !held().await,
+        "retrying the first delivery lets the endpoint go on"
+    );
+}
+
 #[tokio::test]
 async fn a_transition_records_its_reason_in_the_history_and_the_event() {
     let app = spawn_app().await;
