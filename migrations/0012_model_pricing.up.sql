@@ -111,20 +111,11 @@ begin
     if p_model is null then
         return;
     end if;
-    select t.input_usd_per_mtok, t.output_usd_per_mtok, t.cached_input_usd_per_mtok
+    -- (app.price_at: the tenant's price, else the catalog's; a price's input is never null.)
+    select p.input_usd_per_mtok, p.output_usd_per_mtok, p.cached_input_usd_per_mtok
       into input_usd_per_mtok, output_usd_per_mtok, cached_input_usd_per_mtok
-      from app.tenant_model_prices t
-     where t.tenant_id = p_tenant and t.provider = p_provider and t.model = p_model
-       and t.effective_from <= p_at
-     order by t.effective_from desc limit 1;
-    if not found then
-        select g.input_usd_per_mtok, g.output_usd_per_mtok, g.cached_input_usd_per_mtok
-          into input_usd_per_mtok, output_usd_per_mtok, cached_input_usd_per_mtok
-          from app.model_prices g
-         where g.provider = p_provider and g.model = p_model and g.effective_from <= p_at
-         order by g.effective_from desc limit 1;
-    end if;
-    if found then
+      from app.price_at(p_tenant, p_provider, p_model, p_at) p;
+    if input_usd_per_mtok is not null then
         priced_model := p_model;
         exact := true;
         return;
@@ -138,24 +129,18 @@ begin
       from app.model_prices g
      where g.provider = p_provider and g.effective_from <= p_at and app.model_extends(p_model, g.model)
      order by length(g.model) desc limit 1;
+    -- The longer name, the tenant's at equal length. (A tenant price under the catalog's
+    -- name would have made it the tenant's name, so price_at finds the same price.)
     if tenant_base is not null and length(tenant_base) >= coalesce(length(catalog_base), 0) then
-        select t.input_usd_per_mtok, t.output_usd_per_mtok, t.cached_input_usd_per_mtok
-          into input_usd_per_mtok, output_usd_per_mtok, cached_input_usd_per_mtok
-          from app.tenant_model_prices t
-         where t.tenant_id = p_tenant and t.provider = p_provider and t.model = tenant_base
-           and t.effective_from <= p_at
-         order by t.effective_from desc limit 1;
         priced_model := tenant_base;
     elsif catalog_base is not null then
-        select g.input_usd_per_mtok, g.output_usd_per_mtok, g.cached_input_usd_per_mtok
-          into input_usd_per_mtok, output_usd_per_mtok, cached_input_usd_per_mtok
-          from app.model_prices g
-         where g.provider = p_provider and g.model = catalog_base and g.effective_from <= p_at
-         order by g.effective_from desc limit 1;
         priced_model := catalog_base;
     else
         return;
     end if;
+    select p.input_usd_per_mtok, p.output_usd_per_mtok, p.cached_input_usd_per_mtok
+      into input_usd_per_mtok, output_usd_per_mtok, cached_input_usd_per_mtok
+      from app.price_at(p_tenant, p_provider, priced_model, p_at) p;
     exact := false;
 end
 $$;

@@ -534,10 +534,8 @@ pub async fn upsert_by_channel(
         ids.insert(channel.to_owned(), Value::String(id.clone()));
     }
     tx.execute("savepoint contact_by_channel", &[]).await?;
-    match tx
-        .part(async |tx| Contact::create(tx, tenant, create).await)
-        .await
-    {
+    // (The insert fails before the read that may carry the COMMIT is sent.)
+    match Contact::create(tx, tenant, create).await {
         Ok(contact) => Ok((contact, true)),
         Err(conflict @ CoreError::Conflict { .. }) => {
             // Another call created it meanwhile (it committed: the unique check waited

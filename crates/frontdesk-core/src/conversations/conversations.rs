@@ -360,10 +360,8 @@ pub async fn create(
     // The insert under a savepoint: after the unique index refuses it, the transaction
     // can still read which conversation is open.
     tx.execute("savepoint conversation_create", &[]).await?;
-    match tx
-        .part(async |tx| Conversation::create(tx, tenant, columns).await)
-        .await
-    {
+    // (The insert fails before the read that may carry the COMMIT is sent.)
+    match Conversation::create(tx, tenant, columns).await {
         Err(CoreError::Conflict {
             field: Some(field),
             message,

@@ -61,10 +61,6 @@ impl PhoneText {
         }
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// Whether it is already in E.164, so no country is needed to read it.
     pub fn is_e164(&self) -> bool {
         is_e164(&self.0)
