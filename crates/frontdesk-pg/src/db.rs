@@ -147,10 +147,11 @@ impl Db {
         &self,
         principal: &Principal,
     ) -> Result<deadpool_postgres::Object, deadpool_postgres::PoolError> {
-        match principal {
-            Principal::Operator => Self::checkout(self.operator(), "operator").await,
-            _ => Self::checkout(self.app(), "app").await,
-        }
+        let label = match principal {
+            Principal::Operator => "operator",
+            Principal::User { .. } | Principal::Key { .. } | Principal::Callback { .. } => "app",
+        };
+        Self::checkout(self.pool_for(principal), label).await
     }
 
     /// A transaction as the operator with its request context, as the workers and

@@ -450,8 +450,6 @@ fn failed_statement(n: usize, statement: &str) -> String {
     format!("statement {} of the script: {head}", n + 1)
 }
 
-/// The newest applied migration and whether one is dirty, on a pooled connection: what
-/// a readiness check compares with the migrations this binary knows.
 /// The `drop …` statements of a down script, each as its first line (what reverting the
 /// migration removes).
 pub fn drops(script: &str) -> Vec<String> {
@@ -466,6 +464,8 @@ pub fn drops(script: &str) -> Vec<String> {
         .collect()
 }
 
+/// The newest applied migration and whether one is dirty, on a pooled connection: what
+/// a readiness check compares with the migrations this binary knows.
 pub async fn applied(db: &crate::Db) -> Result<(i64, bool), crate::DbError> {
     use crate::RowExt;
     let row = db

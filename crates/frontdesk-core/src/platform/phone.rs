@@ -111,12 +111,7 @@ impl PhoneText {
 /// `email`, or any other of 1 to 32 lower-case letters, digits and underscores starting with
 /// a letter.
 pub fn channel_name(s: &str) -> Result<(), String> {
-    let b = s.as_bytes();
-    let ok = (1..=32).contains(&b.len())
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_');
-    if ok {
+    if crate::platform::input::is_identifier(s, 1, 32) {
         Ok(())
     } else {
         Err("channel names are 1 to 32 lower-case letters, digits and underscores, starting with a letter".into())

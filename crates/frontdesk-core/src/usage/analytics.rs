@@ -453,17 +453,6 @@ async fn top_from_rollups(
     Ok(top)
 }
 
-/// A UUIDv7 that sorts before every id made at `at` or later (and after those made
-/// before it): its time, nothing else.
-fn uuid_v7_floor(at: DateTime<Utc>) -> Uuid {
-    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0) & 0xFFFF_FFFF_FFFF;
-    let mut bytes = [0u8; 16];
-    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-    bytes[6] = 0x70;
-    bytes[8] = 0x80;
-    Uuid::from_bytes(bytes)
-}
-
 /// Contacts and conversations: from the messages and usage events of the period (no
 /// rollup holds them), read as ranges of their primary keys.
 async fn top_from_facts(tx: &mut Tx, tenant: Uuid, q: &Top) -> Result<Vec<TopSpender>, CoreError> {
@@ -484,7 +473,8 @@ async fn top_from_facts(tx: &mut Tx, tenant: Uuid, q: &Top) -> Result<Vec<TopSpe
     // Ids are made by the servers, created_at by the database: an hour either side
     // covers any clock difference between them; created_at decides.
     let margin = chrono::Duration::hours(1);
-    let (low, high) = (uuid_v7_floor(start - margin), uuid_v7_floor(end + margin));
+    let floor = |at: DateTime<Utc>| crate::operations::uuid_v7_floor(at.into());
+    let (low, high) = (floor(start - margin), floor(end + margin));
     let (id, name) = match q.by {
         TopBy::Contacts => ("k.id", "k.name"),
         _ => ("c.id", "coalesce(nullif(c.title, ''), k.name)"),
@@ -796,7 +786,7 @@ mod tests {
         };
         let made_at = Uuid::new_v7(ms(at));
         let made_before = Uuid::new_v7(ms(at - chrono::Duration::milliseconds(1)));
-        let floor = uuid_v7_floor(at);
+        let floor = crate::operations::uuid_v7_floor(at.into());
         assert!(
             made_before < floor && floor <= made_at,
             "{made_before} {floor} {made_at}"
